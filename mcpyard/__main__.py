@@ -1,0 +1,3 @@
+from mcpyard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""Problem: one thing wrong with one resource, named by resource and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """A problem, reported as ``<namespace>/<Kind>/<name>: <field path>: <message>``.
+
+    ``source`` (a file and line, when the resource came from a file) only helps a person find
+    it; ``workspace`` lets an adapter hold back just the workspace at fault.
+    """
+
+    namespace: str
+    kind: str
+    name: str
+    field: str
+    message: str
+    severity: Literal["error", "warning"] = "error"
+    source: str | None = None
+    workspace: str | None = None
+    """The name of the workspace the resource belongs to, when known."""
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/{self.kind}/{self.name}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+def field_path(loc: tuple[Any, ...]) -> str:
+    """A pydantic error location as a field path: ``spec.secrets[0].as``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif str(part).startswith(("function-after[", "function-before[")):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out

@@ -1,0 +1,94 @@
+"""mcpyard.io/v1alpha1: Workspace, MCPServer, Member, EncryptedSecret.
+
+:func:`parse` turns one decoded manifest into its model, or raises
+:class:`~mcpyard.errors.InvalidResource` with every problem named by field path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from mcpyard import errors
+from mcpyard.api._problem import Problem, field_path
+from mcpyard.api.v1alpha1 import conditions
+from mcpyard.api.v1alpha1._base import API_VERSION, GROUP, VERSION, Condition, ObjectMeta, Resource
+from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecret, EncryptedSecretSpec
+from mcpyard.api.v1alpha1.mcpserver import (
+    HostedSource,
+    HubSource,
+    MCPServer,
+    MCPServerSpec,
+    ProxySource,
+    SecretInjection,
+    SecretKeyRef,
+    ToolFilter,
+)
+from mcpyard.api.v1alpha1.member import Access, Member, MemberRateLimit, MemberSpec
+from mcpyard.api.v1alpha1.workspace import (
+    PLAN_REQUESTS_PER_MINUTE,
+    Workspace,
+    WorkspaceRateLimit,
+    WorkspaceSpec,
+)
+
+KINDS: dict[str, type[Resource]] = {
+    cls.KIND: cls for cls in (Workspace, MCPServer, Member, EncryptedSecret)
+}
+
+
+def parse(obj: dict[str, Any]) -> Resource:
+    """Validate one manifest of a mcpyard kind; raise InvalidResource naming each field."""
+    kind = obj.get("kind")
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    namespace = str(meta.get("namespace") or "default")
+    name = str(meta.get("name") or "<unnamed>")
+    if obj.get("apiVersion") != API_VERSION or kind not in KINDS:
+        raise errors.InvalidResource(
+            [Problem(namespace, str(kind), name, "kind",
+                     f"{obj.get('apiVersion')}/{kind} is not a mcpyard kind "
+                     f"(expected {API_VERSION} {', '.join(sorted(KINDS))})")]
+        )
+    cls = KINDS[str(kind)]
+    try:
+        return cls.model_validate(obj)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            message = str(err["msg"]).removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown field"
+            problems.append(Problem(namespace, str(kind), name, field_path(err["loc"]), message))
+        raise errors.InvalidResource(problems) from None
+
+
+__all__ = [
+    "API_VERSION",
+    "GROUP",
+    "KINDS",
+    "PLAN_REQUESTS_PER_MINUTE",
+    "VERSION",
+    "Access",
+    "Condition",
+    "EncryptedSecret",
+    "EncryptedSecretSpec",
+    "HostedSource",
+    "HubSource",
+    "MCPServer",
+    "MCPServerSpec",
+    "Member",
+    "MemberRateLimit",
+    "MemberSpec",
+    "ObjectMeta",
+    "ProxySource",
+    "Resource",
+    "SecretInjection",
+    "SecretKeyRef",
+    "ToolFilter",
+    "Workspace",
+    "WorkspaceRateLimit",
+    "WorkspaceSpec",
+    "conditions",
+    "parse",
+]

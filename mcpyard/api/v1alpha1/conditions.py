@@ -1,0 +1,28 @@
+"""Condition types and reasons: constants, never string literals in handlers."""
+
+from __future__ import annotations
+
+ACCEPTED = "Accepted"
+RESOLVED_REFS = "ResolvedRefs"
+PROGRAMMED = "Programmed"
+READY = "Ready"
+TYPES = (ACCEPTED, RESOLVED_REFS, PROGRAMMED, READY)
+
+# Reasons, CamelCase as the Kubernetes API conventions ask.
+VALID = "Valid"
+INVALID = "Invalid"
+RESOLVED = "Resolved"
+WORKSPACE_NOT_FOUND = "WorkspaceNotFound"
+SECRET_NOT_FOUND = "SecretNotFound"
+HUB_ENTRY_NOT_FOUND = "HubEntryNotFound"
+CONFLICT = "Conflict"
+DEPENDENCIES_NOT_READY = "DependenciesNotReady"
+CONFIG_GENERATED = "ConfigGenerated"
+NOT_PROGRAMMED = "NotProgrammed"
+PENDING = "Pending"
+SERVING = "Serving"
+DEGRADED = "Degraded"
+DISABLED = "Disabled"
+EXPIRED = "Expired"
+DECRYPTION_FAILED = "DecryptionFailed"
+UNSUPPORTED = "Unsupported"

@@ -1,0 +1,62 @@
+"""Workspace: a named set of MCP servers exposed at one gateway URL."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from mcpyard.api.v1alpha1._base import Condition, Model, Resource
+
+Plan = Literal["free", "starter", "pro", "business"]
+
+PLAN_REQUESTS_PER_MINUTE: dict[str, int] = {
+    "free": 60,
+    "starter": 300,
+    "pro": 1200,
+    "business": 6000,
+}
+
+
+class WorkspaceRateLimit(Model):
+    requests_per_minute: int | None = Field(default=None, ge=1)
+    """Gateway requests per minute for the whole workspace; overrides the plan's figure."""
+    per_member_requests_per_minute: int | None = Field(default=None, ge=1)
+    """Gateway requests per minute for each member, unless the Member sets its own limit."""
+
+
+class WorkspaceSpec(Model):
+    display_name: str | None = Field(default=None, max_length=128)
+    """A human-readable name shown to clients as the server's title."""
+    plan: Plan = "free"
+    """free, starter, pro or business: 60, 300, 1200 or 6000 requests per minute."""
+    rate_limit: WorkspaceRateLimit | None = None
+    """Optional overrides of the plan's limits."""
+    tool_search: bool = False
+    """Expose the gateway's own tool-search tool in this workspace."""
+
+
+class WorkspaceStatus(Model):
+    observed_generation: int | None = None
+    """The metadata.generation the status was computed from."""
+    url: str | None = None
+    """The workspace's MCP endpoint path on the gateway, /ws/NAME/mcp."""
+    servers: int | None = None
+    """How many MCP servers are accepted in the workspace."""
+    members: int | None = None
+    """How many members can use the workspace now (not disabled, not expired)."""
+    tools: int | None = None
+    """How many namespaced tools the workspace exposes (known ones)."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Accepted, ResolvedRefs, Programmed and Ready."""
+
+
+class Workspace(Resource):
+    """A named set of MCP servers exposed at one gateway URL, /ws/NAME/mcp."""
+
+    KIND: ClassVar[str] = "Workspace"
+    PLURAL: ClassVar[str] = "workspaces"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("mws",)
+
+    kind: Literal["Workspace"] = "Workspace"
+    spec: WorkspaceSpec = Field(default_factory=WorkspaceSpec)

@@ -1,0 +1,29 @@
+"""The list of subcommand modules, in the order ``mcpyard --help`` shows them."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+_NAMES = (
+    "serve",
+    "validate",
+    "render",
+    "access",
+    "token",
+    "secret",
+    "crds",
+    "hub",
+)
+
+
+def modules() -> list[ModuleType]:
+    """Import every subcommand module that exists (each is ``mcpyard.cli._<name>``)."""
+    out = []
+    for name in _NAMES:
+        try:
+            out.append(importlib.import_module(f"mcpyard.cli._{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"mcpyard.cli._{name}":
+                raise
+    return out

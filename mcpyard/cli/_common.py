@@ -1,0 +1,59 @@
+"""What several subcommands share: reading manifests and compiling them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcpyard import compiler, hub, manifests
+from mcpyard.api._problem import Problem
+from mcpyard.compiler._compile import Target
+
+
+@dataclass(frozen=True)
+class Result:
+    loaded: manifests.Loaded
+    compiled: compiler.Compilation
+
+    @property
+    def problems(self) -> list[Problem]:
+        return sorted({*self.loaded.problems, *self.compiled.problems})
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.loaded.errors) or any(p.severity == "error" for p in self.problems)
+
+
+def compile_loaded(loaded: manifests.Loaded, *, target: Target = "cluster") -> Result:
+    compiled = compiler.compile(loaded.resources, now=datetime.now(UTC), catalog=hub.catalog(),
+                                target=target)
+    return Result(loaded, compiled)
+
+
+def compile_paths(paths: Sequence[Path], *, target: Target = "cluster") -> Result:
+    return compile_loaded(manifests.load(paths), target=target)
+
+
+def print_problems(result: Result, *, warnings: bool = True) -> None:
+    """Errors one per line on stdout, warnings on stderr (they don't fail a check)."""
+    for line in result.loaded.errors:
+        print(line)
+    for p in result.problems:
+        if p.severity == "error":
+            print(p)
+        elif warnings:
+            print(f"warning: {p}", file=sys.stderr)
+
+
+def dump(data: Any, output: str) -> str:
+    if output == "json":
+        import json
+
+        return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)

@@ -1,0 +1,100 @@
+"""The compiled gateway configuration: what one workspace looks like to the gateway.
+
+This is a wire format (the operator stores it in a Secret, ``serve`` builds it in memory), so it
+is pydantic, frozen, and carries no secret value: secrets are referenced by identity
+(namespace/secret/key) and resolved by the gateway's vault at request time.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SecretRef(_Frozen):
+    """A secret value by identity; the associated data of its AES-GCM envelope."""
+
+    namespace: str
+    name: str
+    key: str
+
+    @property
+    def identity(self) -> str:
+        return f"{self.namespace}/{self.name}/{self.key}"
+
+
+class Injection(_Frozen):
+    """Where a secret value goes on the upstream hop."""
+
+    ref: SecretRef
+    as_: Literal["bearer", "header", "env"]
+    target: str
+    """The header name (``Authorization`` for bearer) or the environment variable."""
+
+
+class ToolFilter(_Frozen):
+    include: tuple[str, ...] = ("*",)
+    exclude: tuple[str, ...] = ()
+
+
+class ServerConfig(_Frozen):
+    """One upstream MCP server of a workspace."""
+
+    slug: str
+    name: str
+    """The MCPServer's metadata.name."""
+    namespace: str
+    mode: Literal["proxy", "hosted", "hub"]
+    transport: Literal["streamable-http", "sse", "stdio"]
+    url: str | None = None
+    """Where to reach an HTTP server (proxy, or hosted in a cluster / on a local port)."""
+    command: tuple[str, ...] | None = None
+    """The stdio command `serve` spawns (or that runs a local streamable-http server)."""
+    env: dict[str, str] = Field(default_factory=dict)
+    """Plain environment of a spawned server."""
+    timeout_seconds: float = 30
+    tools: ToolFilter = ToolFilter()
+    injections: tuple[Injection, ...] = ()
+    hub_entry: str | None = None
+
+
+class MemberConfig(_Frozen):
+    """A member of the workspace; the gateway refuses disabled and expired ones per request."""
+
+    name: str
+    user: str
+    role: Literal["admin", "member"]
+    token_hash: str | None
+    """sha256:HEX, or None until the operator mints a token."""
+    allow: tuple[str, ...] = ("*",)
+    deny: tuple[str, ...] = ()
+    requests_per_minute: int | None
+    """The member's effective limit, None for no per-member limit."""
+    expires: datetime | None = None
+    disabled: bool = False
+
+
+class WorkspaceConfig(_Frozen):
+    """Everything the gateway needs to serve one workspace at /ws/NAME/mcp."""
+
+    name: str
+    namespace: str
+    display_name: str
+    plan: str
+    requests_per_minute: int
+    """The workspace's effective limit (plan, or the override)."""
+    tool_search: bool = False
+    servers: tuple[ServerConfig, ...] = ()
+    members: tuple[MemberConfig, ...] = ()
+    revision: str = ""
+    """A hash of everything above; equal configurations have equal revisions."""
+
+    @property
+    def path(self) -> str:
+        return f"/ws/{self.name}/mcp"

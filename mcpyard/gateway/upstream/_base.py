@@ -1,0 +1,95 @@
+"""The contract between the router and the upstream clients.
+
+One :class:`Upstream` per server of a workspace. The router calls :meth:`Upstream.request` with
+a JSON-RPC method and params already renamed for the upstream (original tool name), and gets
+back the JSON-RPC ``result`` object untouched. A JSON-RPC error from the upstream raises
+:class:`UpstreamRPCError` (the router passes code, message and data through); a transport
+failure or timeout raises :class:`mcpyard.errors.UpstreamError` with a message fit for a client
+(no secret, no URL query string).
+
+Sessions: a stateful upstream session belongs to one :class:`Owner` (member, downstream session)
+and is never shared between members. ``owner=None`` is the gateway's own session, used for
+discovery (tools/list for the cache). An expired upstream session (HTTP 404 on a request that
+carried ``Mcp-Session-Id``) is re-established and the request retried once, transparently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, NamedTuple, Protocol
+
+from mcpyard import errors
+from mcpyard.compiler.config import SecretRef, ServerConfig
+
+
+class Owner(NamedTuple):
+    """Who an upstream session belongs to."""
+
+    member: str
+    """``namespace/name`` of the Member."""
+    session: str
+    """The downstream session id (or a per-request id for sessionless clients)."""
+
+
+class UpstreamRPCError(errors.UpstreamError):
+    """The upstream answered with a JSON-RPC error; passed through to the client as is."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.rpc_message = message
+        self.data = data
+
+
+class SecretSource(Protocol):
+    """Reveals a secret value just in time (the gateway's vault)."""
+
+    def reveal(self, ref: SecretRef) -> str: ...
+
+
+# (server slug, JSON-RPC notification message) for notifications the upstream sends outside a
+# request, e.g. notifications/tools/list_changed.
+NotificationHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+class Upstream(Protocol):
+    server: ServerConfig
+
+    @property
+    def healthy(self) -> bool:
+        """False after the last attempt to reach the server failed."""
+        ...
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the server is unhealthy, fit for /readyz and logs (no secrets)."""
+        ...
+
+    async def start(self) -> None:
+        """Connect or spawn; never raises: failure shows in ``healthy`` / ``last_error``."""
+        ...
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        owner: Owner | None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send one request and return its ``result``; see the module docstring for errors."""
+        ...
+
+    async def notify(
+        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+    ) -> None:
+        """Send one notification (e.g. notifications/cancelled) on the owner's session."""
+        ...
+
+    async def release(self, owner: Owner) -> None:
+        """Close the owner's upstream session (the downstream session ended)."""
+        ...
+
+    async def close(self) -> None:
+        """Close every session and stop any process; leaves no child behind."""
+        ...

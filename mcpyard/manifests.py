@@ -1,0 +1,177 @@
+"""Reading manifests: folders of YAML files and git revisions -> validated resources.
+
+The one place that turns files into :mod:`mcpyard.api` models for the adapters (``cli``,
+``serve``). Non-mcpyard kinds are skipped; malformed YAML and invalid mcpyard resources are
+reported, never fatal: the valid resources still come back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mcpyard import errors
+from mcpyard.api import v1alpha1
+from mcpyard.api._problem import Problem
+
+Key = tuple[str, str, str]
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    resources: tuple[v1alpha1.Resource, ...] = ()
+    """Valid mcpyard resources, in file order."""
+    documents: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    """Each resource's document as parsed from YAML (sops verifies the MAC over it)."""
+    sources: dict[Key, str] = field(default_factory=dict)
+    """``file:line`` each resource came from."""
+    problems: tuple[Problem, ...] = ()
+    """Invalid mcpyard resources (left out of ``resources``) and duplicates."""
+    errors: tuple[str, ...] = ()
+    """Files that could not be read: ``file:line: message``."""
+    files: tuple[str, ...] = ()
+    """Every manifest file read."""
+
+
+class _Loader(yaml.SafeLoader):
+    """A SafeLoader that records the line each document starts on."""
+
+
+def _files(root: Path) -> list[Path]:
+    if root.is_file():
+        return [root]
+    return sorted(
+        p for p in root.rglob("*")
+        if p.suffix in SUFFIXES and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def _documents(text: str, name: str) -> Iterator[tuple[int, Any]]:
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            yield node.start_mark.line + 1, loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise errors.ManifestError(f"{name}:{line}: invalid YAML: {problem}") from None
+    finally:
+        loader.dispose()
+
+
+def _workspace_of(doc: dict[str, Any]) -> str | None:
+    if doc.get("kind") == "Workspace":
+        name = (doc.get("metadata") or {}).get("name")
+        return str(name) if name else None
+    spec = doc.get("spec")
+    if isinstance(spec, dict) and isinstance(spec.get("workspace"), str):
+        return str(spec["workspace"])
+    return None
+
+
+def parse_texts(texts: Sequence[tuple[str, str]]) -> Loaded:
+    """Parse ``(name, yaml text)`` pairs; the core of :func:`load` and :func:`load_revision`."""
+    resources: list[v1alpha1.Resource] = []
+    documents: dict[Key, dict[str, Any]] = {}
+    sources: dict[Key, str] = {}
+    problems: list[Problem] = []
+    errs: list[str] = []
+    for name, text in texts:
+        try:
+            docs = list(_documents(text, name))
+        except errors.ManifestError as exc:
+            errs.append(str(exc))
+            continue
+        for line, doc in docs:
+            where = f"{name}:{line}"
+            if doc is None:
+                continue
+            if not isinstance(doc, dict):
+                errs.append(f"{where}: a manifest must be a mapping, got {type(doc).__name__}")
+                continue
+            api_version = str(doc.get("apiVersion", ""))
+            if not api_version.startswith(f"{v1alpha1.GROUP}/"):
+                continue  # another tool's manifest (a Kustomization, a ConfigMap): not ours
+            try:
+                resource = v1alpha1.parse(doc)
+            except errors.InvalidResource as exc:
+                ws = _workspace_of(doc)
+                problems.extend(_at(p, where, ws) for p in exc.problems)
+                continue
+            if resource.key in sources:
+                problems.append(Problem(
+                    *resource.key, "metadata.name",
+                    f"defined twice: {sources[resource.key]} and {where}",
+                    source=where, workspace=_workspace_of(doc),
+                ))
+                continue
+            resources.append(resource)
+            documents[resource.key] = doc
+            sources[resource.key] = where
+    return Loaded(tuple(resources), documents, sources, tuple(problems), tuple(errs),
+                  tuple(name for name, _ in texts))
+
+
+def _at(problem: Problem, where: str, workspace: str | None) -> Problem:
+    return Problem(problem.namespace, problem.kind, problem.name, problem.field, problem.message,
+                   problem.severity, where, workspace)
+
+
+def load(paths: Sequence[Path]) -> Loaded:
+    """Read every ``*.yaml`` / ``*.yml`` below each path (recursively, multi-document).
+
+    Hidden files and folders (``.sops.yaml``, ``.git``) are skipped.
+    """
+    texts: list[tuple[str, str]] = []
+    errs: list[str] = []
+    for root in paths:
+        if not root.exists():
+            errs.append(f"{root}: no such file or directory")
+            continue
+        for path in _files(root):
+            try:
+                texts.append((str(path), path.read_text(encoding="utf-8")))
+            except (OSError, UnicodeDecodeError) as exc:
+                errs.append(f"{path}:1: cannot read: {exc.__class__.__name__}")
+    loaded = parse_texts(texts)
+    if errs:
+        return Loaded(loaded.resources, loaded.documents, loaded.sources, loaded.problems,
+                      tuple(errs) + loaded.errors, loaded.files)
+    return loaded
+
+
+def load_revision(revision: str, paths: Sequence[str] = (".",), *, repo: Path = Path()) -> Loaded:
+    """Read the manifests below ``paths`` at a git revision of the repository at ``repo``."""
+    try:
+        listing = _git(repo, "ls-tree", "-r", "-z", "--name-only", revision, "--", *paths)
+    except errors.ManifestError as exc:
+        raise errors.ManifestError(f"{revision}: {exc}") from None
+    texts = []
+    for name in sorted(n for n in listing.split("\0") if n.endswith(SUFFIXES)):
+        if any(part.startswith(".") for part in Path(name).parts):
+            continue
+        texts.append((f"{revision}:{name}", _git(repo, "show", f"{revision}:{name}")))
+    return parse_texts(texts)
+
+
+def _git(repo: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                              check=False)
+    except FileNotFoundError:
+        raise errors.ManifestError("git is not installed") from None
+    if done.returncode != 0:
+        raise errors.ManifestError(done.stderr.strip().splitlines()[-1] if done.stderr else
+                                   f"git {args[0]} failed")
+    return done.stdout
