@@ -52,7 +52,7 @@ def hosted(
         secret_name = object_name(name, "env")
         objects.append({
             "apiVersion": "v1", "kind": "Secret",
-            "metadata": {"name": secret_name, "namespace": ns, "labels": labels,
+            "metadata": {"name": secret_name, "namespace": ns, "labels": dict(labels),
                          "annotations": {SECRET_REFS_ANNOTATION: json.dumps(refs,
                                                                             sort_keys=True)}},
             "type": "Opaque",
@@ -75,12 +75,12 @@ def hosted(
     spec_hash = hashlib.sha256(json.dumps([container, refs], sort_keys=True).encode())
     objects.append({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": object_name(name), "namespace": ns, "labels": labels},
+        "metadata": {"name": object_name(name), "namespace": ns, "labels": dict(labels)},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/instance": object_name(name)}},
             "template": {
-                "metadata": {"labels": labels,
+                "metadata": {"labels": dict(labels),
                              "annotations": {CONFIG_HASH_ANNOTATION: spec_hash.hexdigest()[:16]}},
                 "spec": {"containers": [container], "automountServiceAccountToken": False},
             },
@@ -88,7 +88,7 @@ def hosted(
     })
     objects.append({
         "apiVersion": "v1", "kind": "Service",
-        "metadata": {"name": object_name(name), "namespace": ns, "labels": labels},
+        "metadata": {"name": object_name(name), "namespace": ns, "labels": dict(labels)},
         "spec": {"selector": {"app.kubernetes.io/instance": object_name(name)},
                  "ports": [{"name": "mcp", "port": port, "targetPort": "mcp"}]},
     })

@@ -92,6 +92,8 @@ class _Run:
     reports: dict[Key, Report] = field(default_factory=dict)
     workspaces: dict[NsName, Workspace] = field(default_factory=dict)
     """Accepted workspaces by (namespace, name)."""
+    taken: dict[NsName, str] = field(default_factory=dict)
+    """Workspaces refused for a name conflict -> the namespace that holds the name."""
     secrets: dict[NsName, EncryptedSecret] = field(default_factory=dict)
     servers: dict[NsName, list[ServerConfig]] = field(default_factory=lambda: defaultdict(list))
     members: dict[NsName, list[MemberConfig]] = field(default_factory=lambda: defaultdict(list))
@@ -126,6 +128,7 @@ def _workspaces(run: _Run) -> None:
         run.report(winner).workspace = name
         run.workspaces[(winner.metadata.namespace, name)] = winner
         for ws in losers:
+            run.taken[(ws.metadata.namespace, name)] = winner.metadata.namespace
             rep = run.report(ws)
             rep.workspace = None  # the name belongs to the winner; don't hold it back
             rep.conflict = True
@@ -140,8 +143,10 @@ def _workspace_ref(run: _Run, resource: Any, rep: Report) -> Workspace | None:
     ws = run.workspaces.get((ns, wanted))
     if ws is None:
         rep.unresolved_reason = c.WORKSPACE_NOT_FOUND
-        rep.problem("spec.workspace", f"Workspace {wanted} not found in namespace {ns}",
-                    refs=True)
+        holder = run.taken.get((ns, wanted))
+        rep.problem("spec.workspace", f"Workspace {wanted} not found in namespace {ns}"
+                    if holder is None else f"Workspace {wanted} in namespace {ns} is not "
+                    f"accepted: its name is already used in namespace {holder}", refs=True)
     return ws
 
 
@@ -236,7 +241,10 @@ def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> Serv
                             "pass secrets as bearer or header, not env")
             return ServerConfig(**base, mode="hub", transport=entry.transport, url=entry.url,
                                 injections=injections)
-        return _hosted(run, rep, base, mode="hub", image=entry.image,
+        # A stdio entry runs behind the bridge in the runner image: the project's own image
+        # (if any) has no `mcpyard bridge` in it.
+        return _hosted(run, rep, base, mode="hub",
+                       image=entry.image if entry.transport != "stdio" else None,
                        command=tuple(entry.command) if entry.command else None,
                        transport=entry.transport, port=entry.port, path="/mcp",
                        env={**entry.env, **spec.hub.env}, replicas=1, timeout=30,

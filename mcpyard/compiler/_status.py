@@ -86,7 +86,8 @@ class Report:
                  self.not_programmed_message or blocked),
             cond(c.READY, ready,
                  c.SERVING if ready else self.ready_reason if programmed else c.NOT_PROGRAMMED,
-                 self.ready_message if programmed else f"not programmed: {blocked}"
+                 (self.ready_message or "not observed yet") if programmed
+                 else f"not programmed: {blocked}"
                  if not resolved else self.not_programmed_message),
         ]
         return {"observedGeneration": self.generation, **self.fields, "conditions": conds}

@@ -44,7 +44,8 @@ class ProxySource(Model):
 
 class HostedSource(Model):
     image: str | None = Field(default=None, min_length=1)
-    """The container image run in a cluster."""
+    """The container image run in a cluster; default the runner image. A stdio server's image
+    must contain `mcpyard bridge` (build it FROM the runner image)."""
     command: list[str] | None = Field(default=None, min_length=1)
     """The command that starts a stdio server: spawned by `mcpyard serve`, run behind
     `mcpyard bridge` in a cluster."""
