@@ -26,7 +26,9 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.namespace}/{self.kind}/{self.name}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        if not self.field:
+            return f"{where}: {self.message}"
+        return f"{where}: {self.field}: {self.message}"
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

@@ -121,7 +121,7 @@ def _schema(model: type[Any]) -> dict[str, Any]:
 
 def definition(kind: type[Resource]) -> dict[str, Any]:
     status_model, columns, rules = _KINDS[kind]
-    spec_model = kind.model_fields["spec"].annotation
+    spec_model: Any = kind.model_fields["spec"].annotation
     spec = _schema(spec_model)
     if rules:
         spec["x-kubernetes-validations"] = rules

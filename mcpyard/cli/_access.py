@@ -91,10 +91,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {line}", file=sys.stderr)
         results.append(result)
     known = _tools(args.tools)
-    result = access_diff.diff(results[0].compiled.workspaces, results[1].compiled.workspaces,
-                              old_tools=known, new_tools=known)
+    changes = access_diff.diff(results[0].compiled.workspaces, results[1].compiled.workspaces,
+                               old_tools=known, new_tools=known)
     if args.format == "json":
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        sys.stdout.write(json.dumps(changes.to_dict(), indent=2) + "\n")
     else:
-        sys.stdout.write(render_text(result, markdown=args.format == "markdown"))
-    return 1 if args.exit_code and not result.empty else 0
+        sys.stdout.write(render_text(changes, markdown=args.format == "markdown"))
+    return 1 if args.exit_code and not changes.empty else 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mcpyard.compiler import access, config, naming
 from mcpyard.compiler._compile import Child, Compilation, Observed
-from mcpyard.compiler._compile import compile_resources as compile  # noqa: A001
+from mcpyard.compiler._compile import compile_resources as compile
 from mcpyard.compiler._status import merge as merge_conditions
 
 __all__ = [

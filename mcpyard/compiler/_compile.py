@@ -271,7 +271,7 @@ def _hosted(run: _Run, rep: Report, base: dict[str, Any], *, mode: Literal["host
             rep.problem("spec.hosted.command", rep.not_programmed_message, warning=True)
             return None
         url = f"http://127.0.0.1:{port}{path}" if transport == "streamable-http" else None
-        return ServerConfig(**base, mode=mode, transport=transport,  # type: ignore[arg-type]
+        return ServerConfig(**base, mode=mode, transport=transport,
                             url=url, command=command, env=env, timeout_seconds=timeout,
                             injections=injections)
     # In a cluster a stdio server runs behind `mcpyard bridge`, which speaks streamable HTTP.
@@ -419,10 +419,10 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
             rep.ready_message = f"servers not serving: {', '.join(degraded)}"
         elif all(health):
             rep.ready, rep.ready_message = True, f"serving {len(servers)} servers"
-        for member_cfg, member in ((m, r) for m in members for r in run.of(Member)
-                                   if r.metadata.namespace == ns and r.metadata.name == m.name):
-            run.report(member).fields["tools"] = sum(
-                1 for t in tools if access.member_may_use(member_cfg, t))
+        if any((s.namespace, s.name) in run.observed.tools for s in servers):
+            for member_cfg in members:
+                run.reports[(ns, "Member", member_cfg.name)].fields["tools"] = sum(
+                    1 for t in tools if access.member_may_use(member_cfg, t))
     return out
 
 

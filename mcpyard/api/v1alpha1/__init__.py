@@ -41,7 +41,8 @@ KINDS: dict[str, type[Resource]] = {
 def parse(obj: dict[str, Any]) -> Resource:
     """Validate one manifest of a mcpyard kind; raise InvalidResource naming each field."""
     kind = obj.get("kind")
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    raw_meta = obj.get("metadata")
+    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     namespace = str(meta.get("namespace") or "default")
     name = str(meta.get("name") or "<unnamed>")
     if obj.get("apiVersion") != API_VERSION or kind not in KINDS:

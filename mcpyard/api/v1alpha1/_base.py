@@ -118,7 +118,7 @@ class Resource(Model):
     PLURAL: ClassVar[str]
     SHORT_NAMES: ClassVar[tuple[str, ...]]
 
-    api_version: Literal["mcpyard.io/v1alpha1"] = API_VERSION
+    api_version: Literal["mcpyard.io/v1alpha1"] = "mcpyard.io/v1alpha1"
     """Always mcpyard.io/v1alpha1."""
     kind: str
     metadata: ObjectMeta
