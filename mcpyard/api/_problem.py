@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True, order=True)
 class Problem:
@@ -29,6 +31,17 @@ class Problem:
         if not self.field:
             return f"{where}: {self.message}"
         return f"{where}: {self.field}: {self.message}"
+
+
+def validation_messages(exc: ValidationError) -> list[tuple[str, str]]:
+    """``(field path, message)`` for each error pydantic found, in words a user reads."""
+    out = []
+    for err in exc.errors(include_url=False):
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            message = "unknown field"
+        out.append((field_path(err["loc"]), message))
+    return out
 
 
 def field_path(loc: tuple[Any, ...]) -> str:

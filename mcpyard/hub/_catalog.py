@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError
 
 from mcpyard import errors
-from mcpyard.api._problem import field_path
+from mcpyard.api._problem import validation_messages
 from mcpyard.api.hub import HubEntry
 
 _SUFFIX = ".yaml"
@@ -106,14 +106,10 @@ def _load(file: Traversable) -> HubEntry:
     try:
         entry = HubEntry.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field"
-            path = field_path(err["loc"])
-            problems.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
-        raise errors.ManifestError("; ".join(problems)) from None
+        raise errors.ManifestError("; ".join(
+            f"{where}: {path}: {message}" if path else f"{where}: {message}"
+            for path, message in validation_messages(exc)
+        )) from None
     if file.name != f"{entry.name}{_SUFFIX}":
         raise errors.ManifestError(
             f"{where}: name: {entry.name!r} does not match the file name "

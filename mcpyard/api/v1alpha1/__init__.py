@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from mcpyard import errors
-from mcpyard.api._problem import Problem, field_path
+from mcpyard.api._problem import Problem, validation_messages
 from mcpyard.api.v1alpha1 import conditions
 from mcpyard.api.v1alpha1._base import API_VERSION, GROUP, VERSION, Condition, ObjectMeta, Resource
 from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecret, EncryptedSecretSpec
@@ -55,13 +55,10 @@ def parse(obj: dict[str, Any]) -> Resource:
     try:
         return cls.model_validate(obj)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors(include_url=False):
-            message = str(err["msg"]).removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                message = "unknown field"
-            problems.append(Problem(namespace, str(kind), name, field_path(err["loc"]), message))
-        raise errors.InvalidResource(problems) from None
+        raise errors.InvalidResource([
+            Problem(namespace, str(kind), name, path, message)
+            for path, message in validation_messages(exc)
+        ]) from None
 
 
 __all__ = [
