@@ -51,6 +51,10 @@ PROXY = {"url": "https://mcp.example.com/mcp"}
     pytest.param(server(proxy=PROXY, secrets=[{"secretRef": {"name": "k", "key": "t"},
                                                "as": "cookie"}]),
                  "spec.secrets[0].as", "'bearer', 'header' or 'env'", id="as-unknown"),
+    pytest.param(server(proxy=PROXY, secrets=[
+        {"secretRef": {"name": "k", "key": "a"}, "as": "header", "header": "X-Key"},
+        {"secretRef": {"name": "k", "key": "b"}, "as": "header", "header": "x-key"}]),
+        "spec", "secrets[1]: x-key is already set by secrets[0]", id="same-header-twice"),
     pytest.param(server(hosted={"command": ["x"], "transport": "streamable-http"}),
                  "spec.hosted", "needs port", id="http-needs-port"),
     pytest.param(server(hosted={"transport": "stdio"}), "spec.hosted", "set image",

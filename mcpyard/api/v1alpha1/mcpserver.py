@@ -152,6 +152,13 @@ class MCPServerSpec(Model):
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"
             raise ValueError(f"set exactly one of proxy, hosted, hub (found: {found})")
+        seen: dict[tuple[str, str], int] = {}
+        for i, s in enumerate(self.secrets):
+            target = (s.as_, (s.header or "").lower() if s.as_ == "header" else s.env or "")
+            if target in seen:
+                where = {"bearer": "Authorization", "header": s.header, "env": s.env}[s.as_]
+                raise ValueError(f"secrets[{i}]: {where} is already set by secrets[{seen[target]}]")
+            seen[target] = i
         if self.proxy is not None:
             for i, s in enumerate(self.secrets):
                 if s.as_ == "env":
