@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""Benchmark: the gateway against its upstream called directly, same run, alternating.
+
+    python bench/gateway.py [--seconds 8] [--rounds 1] [--concurrency 1,16,64] [--out FILE]
+                            [--profile cprofile|py-spy]
+
+Starts the echo upstream (``../shared/bench/echo_server.py --stateless --json``), writes a
+temporary folder of manifests (a workspace proxying it, one member with a fresh token), runs
+``mcpyard serve`` on it, then runs ``../shared/bench/loadgen.py`` at each concurrency, direct
+and through the gateway, alternating. Prints a table with the ratio gateway/direct
+(``../shared/bench/fmt.py``) and the p50 latency the gateway adds at c=1; writes the JSON lines
+to ``--out`` (default ``bench/results/gateway-<time>.jsonl``). With ``--profile`` the gateway
+runs under cProfile (stats written next to the results) or py-spy (a flame graph SVG).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = (ROOT / ".." / "shared" / "bench").resolve()
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import urllib.error
+    import urllib.request
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"process for {url} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                body = r.read()
+                if b'"healthy"' in body or url.endswith("/mcp"):
+                    return
+        except urllib.error.HTTPError as exc:
+            if url.endswith("/mcp") and exc.code in (400, 405, 406):
+                return  # the upstream answers: it is up
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], **kw: object) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(cmd, **kw)  # type: ignore[call-overload]
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def manifests(folder: Path, upstream: str, token_hash: str) -> None:
+    (folder / "bench.yaml").write_text(f"""\
+apiVersion: mcpyard.io/v1alpha1
+kind: Workspace
+metadata: {{name: bench, namespace: bench}}
+spec: {{displayName: Benchmark, plan: business}}
+---
+apiVersion: mcpyard.io/v1alpha1
+kind: MCPServer
+metadata: {{name: echo, namespace: bench}}
+spec:
+  workspace: bench
+  proxy: {{url: "{upstream}", transport: streamable-http, timeoutSeconds: 30}}
+---
+apiVersion: mcpyard.io/v1alpha1
+kind: Member
+metadata: {{name: bench, namespace: bench}}
+spec:
+  workspace: bench
+  user: bench@example.com
+  tokenHash: {token_hash}
+""")
+
+
+def loadgen(url: str, tool: str, c: int, seconds: float, label: str, out: Path,
+            token: str | None, pids: list[int]) -> dict[str, object]:
+    cmd = [PY, str(SHARED / "loadgen.py"), "--url", url, "--tool", tool,
+           "--args", '{"text":"hello"}', "--concurrency", str(c), "--seconds", str(seconds),
+           "--label", label, "--out", str(out), "--watch-pids", ",".join(map(str, pids))]
+    if token:
+        cmd += ["--token", token]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    line = [x for x in done.stdout.splitlines() if x.startswith("{")][-1]
+    result: dict[str, object] = json.loads(line)
+    return result
+
+
+def run(args: argparse.Namespace, levels: list[int], direct: str, via: str, token: str,
+        out: Path, upstream: subprocess.Popen[bytes],
+        gateway: subprocess.Popen[bytes]) -> list[dict[str, object]]:
+    rows = []
+    for _ in range(args.rounds):
+        for c in levels:
+            rows.append(loadgen(direct, "echo", c, args.seconds, "direct", out, None,
+                                [upstream.pid]))
+            rows.append(loadgen(via, "echo__echo", c, args.seconds, "gateway", out, token,
+                                [gateway.pid, upstream.pid]))
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=8)
+    ap.add_argument("--rounds", type=int, default=1, help="repeat the whole alternation")
+    ap.add_argument("--concurrency", default="1,16,64")
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--profile", choices=["cprofile", "py-spy"])
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    from mcpyard.crypto import tokens
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.out or ROOT / "bench" / "results" / f"gateway-{stamp}.jsonl"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    levels = [int(c) for c in args.concurrency.split(",")]
+    token = tokens.new()
+    up_port, gw_port = free_port(), free_port()
+    direct = f"http://127.0.0.1:{up_port}/mcp"
+    via = f"http://127.0.0.1:{gw_port}/ws/bench/mcp"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "manifests"
+        folder.mkdir()
+        manifests(folder, direct, tokens.hash(token))
+        gw_cmd = [PY, "-m", "mcpyard", "serve", str(folder), "--port", str(gw_port),
+                  "--state-dir", str(Path(tmp) / "state"), "--log-level", "warning",
+                  "--no-watch"]
+        prof_out = out.with_suffix(".prof" if args.profile == "cprofile" else ".svg")
+        if args.profile == "cprofile":
+            gw_cmd = [PY, "-m", "cProfile", "-o", str(prof_out), *gw_cmd[1:]]
+        elif args.profile == "py-spy":
+            gw_cmd = ["py-spy", "record", "-o", str(prof_out), "--", *gw_cmd]
+        with process([PY, str(SHARED / "echo_server.py"), "--port", str(up_port),
+                      "--stateless", "--json"]) as upstream:
+            wait_ready(direct, upstream)
+            with process(gw_cmd, env=env, stdout=subprocess.DEVNULL) as gateway:
+                wait_ready(f"http://127.0.0.1:{gw_port}/readyz", gateway)
+                rows = run(args, levels, direct, via, token, out, upstream, gateway)
+                if args.profile == "cprofile":
+                    gateway.send_signal(signal.SIGINT)  # cProfile writes stats on a clean exit
+                    gateway.wait(30)
+    subprocess.run([PY, str(SHARED / "fmt.py"), "--ratio-to", "direct", str(out)], check=True)
+    for c in levels:
+        d = [r for r in rows if r["label"] == "direct" and r["concurrency"] == c]
+        g = [r for r in rows if r["label"] == "gateway" and r["concurrency"] == c]
+        ratio = sum(float(x["calls_per_s"]) for x in g) / max(
+            1e-9, sum(float(x["calls_per_s"]) for x in d))
+        added = (sum(float(x["p50_ms"]) for x in g) - sum(float(x["p50_ms"]) for x in d)) / len(g)
+        print(f"c={c:<3d} gateway/direct = {ratio:.2f}x   p50 added = {added:.2f} ms")
+    print(f"results: {out}")
+    if args.profile:
+        print(f"profile: {prof_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""``mcpyard serve DIR``: run the gateway on a folder of manifests, reloading on change."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the gateway on a folder of manifests",
+        description="Serve every workspace of DIR at http://HOST:PORT/ws/NAME/mcp (and the "
+                    "legacy /ws/NAME/sse), reloading when a manifest changes. Options fall back "
+                    "to MCPYARD_* environment variables; the age identity for EncryptedSecrets "
+                    "also comes from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, as with sops.")
+    p.add_argument("folder", type=Path, metavar="DIR", nargs="?",
+                   default=_env("MCPYARD_DIR"), help="folder of manifests (MCPYARD_DIR)")
+    p.add_argument("--host", default=_env("MCPYARD_HOST", "127.0.0.1"),
+                   help="listen address (MCPYARD_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=int(_env("MCPYARD_PORT", "8080") or 8080),
+                   help="listen port (MCPYARD_PORT, default 8080)")
+    p.add_argument("--age-key-file", type=Path,
+                   default=_env("MCPYARD_AGE_KEY_FILE") or _env("SOPS_AGE_KEY_FILE"),
+                   help="age identity file (MCPYARD_AGE_KEY_FILE, SOPS_AGE_KEY_FILE)")
+    p.add_argument("--state-dir", type=Path,
+                   default=Path(_env("MCPYARD_STATE_DIR", ".mcpyard") or ".mcpyard"),
+                   help="where the vault's master key lives (MCPYARD_STATE_DIR, "
+                        "default ./.mcpyard)")
+    p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                   default=[o for o in (_env("MCPYARD_ALLOWED_ORIGINS") or "").split(",") if o],
+                   help="a browser origin allowed besides loopback ones; repeatable "
+                        "(MCPYARD_ALLOWED_ORIGINS, comma-separated)")
+    p.add_argument("--log-level", default=_env("MCPYARD_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"],
+                   help="(MCPYARD_LOG_LEVEL, default info)")
+    p.add_argument("--no-watch", action="store_true", help="do not reload on change")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcpyard.gateway import Settings
+    from mcpyard.gateway._server import run as serve
+
+    if args.folder is None:
+        print("mcpyard serve: a folder of manifests is required (DIR or MCPYARD_DIR)",
+              file=sys.stderr)
+        return 2
+    if not args.folder.is_dir():
+        print(f"mcpyard serve: {args.folder}: not a folder", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings(
+        manifests=args.folder, host=args.host, port=args.port, state_dir=args.state_dir,
+        age_key_file=args.age_key_file,
+        age_key=None if args.age_key_file else os.environ.get("SOPS_AGE_KEY") or None,
+        allowed_origins=tuple(args.allow_origin), watch=not args.no_watch)
+    serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
+    return 0
+
+
+def _banner(app: Any, settings: Any) -> None:
+    runtime = app.state.runtime
+    lines = [f"mcpyard gateway on {settings.base_url} (manifests: {settings.manifests})"]
+    if not runtime.live:
+        lines.append("  no workspace is serving yet; see /readyz and the log for why")
+    for _, live in sorted(runtime.live.items()):
+        members = sum(1 for m in live.config.members if live.member_active(m.name))
+        lines.append(f"  {live.config.display_name}: {settings.base_url}{live.config.path}"
+                     f"   ({len(live.config.servers)} servers, {members} members)")
+    lines += [
+        "Clients send 'Authorization: Bearer mwt_...'. To get a token: run `mcpyard token new`,",
+        "put its tokenHash in your Member manifest (spec.tokenHash), and give the token to the",
+        f"member. Health: {settings.base_url}/readyz",
+    ]
+    print("\n".join(lines), flush=True)

@@ -1,0 +1,25 @@
+"""The gateway: one MCP server per workspace in front of many upstream MCP servers.
+
+It serves each workspace at ``/ws/<name>/mcp`` (streamable HTTP) and ``/ws/<name>/sse`` (the
+legacy HTTP+SSE transport), plus ``/healthz`` and ``/readyz``. Per request it checks the
+member's token against the live configuration, filters and namespaces tools by the compiler's
+rules (:mod:`mcpyard.compiler.naming`, :mod:`mcpyard.compiler.access`), routes a call to its
+server under the tool's own name, injects that server's secrets on the upstream hop, and
+passes results back untouched. It reloads its manifests when they change and keeps the last
+good configuration of a workspace whose new one has errors.
+
+What it must not do: re-implement a rule the compiler owns; forward a member's token upstream
+or log it; let a secret value reach a log line, an error, a response or a file; share an
+upstream session between members; let one failing upstream take a workspace down.
+
+Inside: transports (``_streamable``, ``_sse``) parse HTTP into JSON-RPC messages; ``_router``
+is the only module that knows both downstream sessions and upstream servers; ``_runtime`` holds
+the live configuration; ``upstream/`` holds the clients of upstream servers.
+"""
+
+from __future__ import annotations
+
+from mcpyard.gateway._app import build_app
+from mcpyard.gateway._settings import Settings
+
+__all__ = ["Settings", "build_app"]

@@ -1,0 +1,128 @@
+"""The one factory of the gateway application: :func:`build_app`.
+
+Routes are one list; the lifespan owns every long-lived resource (the vault, the upstreams,
+the reloader, the session sweeper, the health loop) and closes them all on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from mcpyard.crypto import vault as vault_
+from mcpyard.gateway import _secrets
+from mcpyard.gateway._origin import OriginMiddleware
+from mcpyard.gateway._reload import Reloader
+from mcpyard.gateway._router import Router
+from mcpyard.gateway._runtime import Runtime
+from mcpyard.gateway._settings import Settings
+from mcpyard.gateway._sse import SSEMessages, SSEStream
+from mcpyard.gateway._streamable import StreamableHTTP
+
+log = logging.getLogger("mcpyard.gateway")
+
+
+class _Gateway(Starlette):
+    """Starlette, with a short way in for ``/ws/<name>/mcp``, the hot path.
+
+    Every MCP call would otherwise walk three middleware layers and the route table before
+    reaching a raw ASGI endpoint; the short way applies the same Origin check and calls the
+    same endpoint. Everything else (and any path it does not recognise) takes the full way.
+    """
+
+    def __init__(self, *args: Any, fast: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fast = fast
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith("/ws/") and path.endswith("/mcp"):
+                name = path[4:-4]
+                if name and "/" not in name:
+                    scope["path_params"] = {"workspace": name}
+                    await self._fast(scope, receive, send)
+                    return
+        await super().__call__(scope, receive, send)
+
+
+class _Unsealed:
+    """The secret source until the lifespan opened the vault."""
+
+    def reveal(self, ref: Any) -> str:
+        from mcpyard import errors
+
+        raise errors.SecretError("the vault is not open yet")
+
+
+def build_app(settings: Settings) -> Starlette:
+    """The gateway as an ASGI application; ``app.state.runtime`` is its live configuration."""
+    workdir = (settings.manifests or Path.cwd()).absolute()
+    runtime = Runtime(factory=settings.upstream_factory, secrets=_Unsealed(), workdir=workdir,
+                      session_idle_seconds=settings.session_idle_seconds,
+                      health_interval=settings.health_interval)
+    router = Router(runtime, page_size=settings.page_size)
+
+    async def healthz(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> JSONResponse:
+        serving, body = runtime.readiness()
+        return JSONResponse(body, status_code=200 if serving else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
+        vault = vault_.Vault(key)
+        runtime.secrets = vault
+        loops: list[asyncio.Task[Any]] = []
+        try:
+            if settings.manifests is not None:
+                decryptor = _secrets.Decryptor(vault, age_key_file=settings.age_key_file,
+                                               age_key=settings.age_key)
+                reloader = Reloader(runtime, settings.manifests, decryptor,
+                                    debounce_ms=settings.reload_debounce_ms)
+                app.state.reloader = reloader
+                await reloader.reload()
+                if settings.watch:
+                    loops.append(asyncio.create_task(reloader.watch(), name="mcpyard-watch"))
+                    # One pass of the loop lets the watcher register before startup completes
+                    # (watchfiles sets up inotify before its first await).
+                    await asyncio.sleep(0)
+            else:
+                state = _secrets.seal_static(vault, dict(settings.secrets))
+                runtime.apply(dict(settings.workspaces or {}), secrets=state)
+            loops.append(asyncio.create_task(runtime.sessions.run_sweeper(),
+                                             name="mcpyard-sweeper"))
+            loops.append(asyncio.create_task(runtime.run_health(), name="mcpyard-health"))
+            yield
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            await runtime.close()
+
+    mcp = StreamableHTTP(runtime, router)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/ws/{workspace}/mcp", mcp),
+        Route("/ws/{workspace}/sse", SSEStream(runtime)),
+        Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
+    ]
+    app = _Gateway(routes=routes, lifespan=lifespan,
+                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins)],
+                   fast=OriginMiddleware(mcp, settings.allowed_origins))
+    app.state.runtime = runtime
+    app.state.settings = settings
+    return app

@@ -1,0 +1,77 @@
+"""JSON-RPC 2.0 for the gateway: error codes, message builders, and the one error mapping.
+
+Messages are plain dicts (parsed with orjson); builders return dicts, the transports encode
+them. :func:`error_from` is the single place that maps mcpyard errors to JSON-RPC errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcpyard import errors
+
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
+INVALID_PARAMS = -32602
+INTERNAL_ERROR = -32603
+UPSTREAM_UNAVAILABLE = -32000
+"""Implementation-defined server error: the upstream server failed or is not serving."""
+REQUEST_TIMEOUT = -32001
+"""The upstream did not answer in time (the code the MCP SDKs use for timeouts)."""
+
+Id = str | int | None
+
+
+def result(id_: Id, value: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": id_, "result": value}
+
+
+def error(id_: Id, code: int, message: str, data: Any = None) -> dict[str, Any]:
+    err: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        err["data"] = data
+    return {"jsonrpc": "2.0", "id": id_, "error": err}
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        msg["params"] = params
+    return msg
+
+
+def is_request(msg: Any) -> bool:
+    return isinstance(msg, dict) and isinstance(msg.get("method"), str) and "id" in msg
+
+
+def is_notification(msg: Any) -> bool:
+    return isinstance(msg, dict) and isinstance(msg.get("method"), str) and "id" not in msg
+
+
+def is_response(msg: Any) -> bool:
+    return (isinstance(msg, dict) and "method" not in msg and "id" in msg
+            and ("result" in msg or "error" in msg))
+
+
+def valid_id(value: Any) -> bool:
+    # JSON-RPC allows strings and numbers; MCP forbids null ids for requests.
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def error_from(id_: Id, exc: errors.MCPyardError, *, slug: str) -> dict[str, Any]:
+    """The JSON-RPC error for a failure on the upstream hop of server ``slug``.
+
+    An upstream's own JSON-RPC error passes through as is; anything else becomes a gateway
+    error naming the server (upstream messages are already free of secrets and URL queries).
+    """
+    from mcpyard.gateway.upstream._base import UpstreamRPCError
+
+    if isinstance(exc, UpstreamRPCError):
+        return error(id_, exc.code, exc.rpc_message, exc.data)
+    if isinstance(exc, TimeoutError):
+        return error(id_, REQUEST_TIMEOUT, f"server {slug} did not answer in time")
+    text = str(exc) or exc.__class__.__name__
+    if "timed out" in text or "timeout" in text.lower():
+        return error(id_, REQUEST_TIMEOUT, f"server {slug}: {text}")
+    return error(id_, UPSTREAM_UNAVAILABLE, f"server {slug} is unavailable: {text}")

@@ -1,0 +1,67 @@
+"""Running the gateway under uvicorn: uvloop + httptools, no access log, clean shutdown.
+
+uvicorn waits for open responses before it runs the lifespan shutdown, and a GET stream or an
+SSE session never ends on its own; so a shutdown first hangs up every stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import signal
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+
+from mcpyard.gateway._app import build_app
+from mcpyard.gateway._settings import Settings
+
+
+class Server(uvicorn.Server):
+    """A uvicorn server for the gateway app that ends open streams when asked to exit."""
+
+    def __init__(self, app: Starlette, settings: Settings, *, log_level: str = "info",
+                 on_ready: Callable[[Starlette], None] | None = None) -> None:
+        fast = importlib.util.find_spec("uvloop") is not None
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, access_log=False, log_config=None,
+            log_level=log_level, lifespan="on", timeout_graceful_shutdown=10,
+            proxy_headers=False, server_header=False,
+            loop="uvloop" if fast else "asyncio",
+            http="httptools" if importlib.util.find_spec("httptools") else "h11")
+        super().__init__(config)
+        self.app = app
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: Any = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._on_ready is not None:
+            self._on_ready(self.app)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.app.state.runtime.sessions.hangup()
+        super().handle_exit(sig, frame)
+
+    async def stop(self) -> None:
+        """Ask the server to exit (from inside its event loop, e.g. in tests)."""
+        self.app.state.runtime.sessions.hangup()
+        self.should_exit = True
+        await asyncio.sleep(0)
+
+
+def run(settings: Settings, *, log_level: str = "info",
+        on_ready: Callable[[Starlette], None] | None = None) -> None:
+    """Serve until SIGINT / SIGTERM; closes every upstream (and child process) before returning."""
+    server = Server(build_app(settings), settings, log_level=log_level, on_ready=on_ready)
+    # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers it
+    # found; these make that a normal return (exit status 0) instead of death by signal.
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT,
+                                                                     signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,52 @@
+"""Settings of one gateway process: where the configuration comes from and how it serves."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcpyard.compiler.config import WorkspaceConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What :func:`mcpyard.gateway.build_app` needs.
+
+    The configuration comes either from a folder of manifests (``manifests``; watched and
+    reloaded) or, for embedding and tests, from ready :class:`WorkspaceConfig` objects
+    (``workspaces``, with plain ``secrets`` values by identity ``namespace/name/key``).
+    """
+
+    manifests: Path | None = None
+    """The folder of manifests ``mcpyard serve`` runs on; also the workdir of spawned servers."""
+    workspaces: Mapping[str, WorkspaceConfig] | None = None
+    """A fixed configuration, used when ``manifests`` is None."""
+    secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Secret values by identity for a fixed configuration; sealed into the vault at start."""
+    host: str = "127.0.0.1"
+    port: int = 8080
+    state_dir: Path = Path(".mcpyard")
+    """Holds the master key of the vault."""
+    age_key_file: Path | None = None
+    age_key: str | None = field(default=None, repr=False)
+    allowed_origins: tuple[str, ...] = ()
+    """Origins allowed besides loopback ones (``https://app.example.com``); ``*`` allows any."""
+    session_idle_seconds: float = 1800.0
+    """A session unused this long (and without an open stream) expires: its id answers 404."""
+    page_size: int = 100
+    """Tools per tools/list page."""
+    watch: bool = True
+    """Reload when a file below ``manifests`` changes."""
+    reload_debounce_ms: int = 300
+    health_interval: float = 5.0
+    """How often servers that are down are retried (with backoff up to 60 s)."""
+    upstream_factory: Callable[..., Any] | None = None
+    """``create(server, *, secrets, on_notification, workdir) -> Upstream``; the default is
+    :func:`mcpyard.gateway.upstream.create`."""
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

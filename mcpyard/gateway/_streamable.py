@@ -1,0 +1,233 @@
+"""The streamable HTTP transport at ``/ws/<workspace>/mcp`` (handshake era).
+
+POST carries JSON-RPC messages (a batch only under 2025-03-26) and is answered with JSON;
+GET opens the session's stream of server notifications (``notifications/tools/list_changed``);
+DELETE ends the session. ``Mcp-Session-Id`` is required after initialize: 400 when missing,
+404 when unknown or expired or when it belongs to another member (the session's existence is
+not revealed to anyone else; the client re-initializes). ``MCP-Protocol-Version`` absent means
+2025-03-26; an unsupported one is refused with 400.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from mcpyard.gateway import _auth, _http
+from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway._router import (
+    BATCH_VERSIONS,
+    DEFAULT_HEADER_VERSION,
+    STREAMABLE_VERSIONS,
+    Router,
+    initialize_result,
+    negotiate,
+)
+from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway._sessions import Session
+
+log = logging.getLogger("mcpyard.gateway")
+
+_SUPPORTED = frozenset(v.encode() for v in STREAMABLE_VERSIONS)
+_ALLOW = [(b"allow", b"GET, POST, DELETE")]
+
+
+class StreamableHTTP:
+    """Raw ASGI endpoint for ``/ws/{workspace}/mcp``."""
+
+    def __init__(self, runtime: Runtime, router: Router) -> None:
+        self.runtime = runtime
+        self.router = router
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        auth = sid = version = accept = ctype = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                auth = value
+            elif key == b"mcp-session-id":
+                sid = value
+            elif key == b"mcp-protocol-version":
+                version = value
+            elif key == b"accept":
+                accept = value
+            elif key == b"content-type":
+                ctype = value
+        name = scope["path_params"]["workspace"]
+        live = self.runtime.live.get(name)
+        if live is None:
+            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
+            return
+        member = _auth.authenticate(live.members, auth)
+        if isinstance(member, bytes):
+            await _http.unauthorized(send, member)
+            return
+        method = scope["method"]
+        if method == "POST":
+            await self._post(live, member, receive, send, sid, version, accept, ctype)
+        elif method == "GET":
+            await self._get(live, member, receive, send, sid, version, accept)
+        elif method == "DELETE":
+            session = await self._session(live, member, send, sid, version)
+            if session is not None:
+                await self.runtime.sessions.end(session)
+                await _http.respond(send, 200)
+        else:
+            await _http.respond(send, 405, b"", _ALLOW)
+
+    async def _session(self, live: Live, member: _auth.Member, send: Send, sid: bytes | None,
+                       version: bytes | None) -> Session | None:
+        """The request's session, or None after answering 400 / 404."""
+        if sid is None:
+            await _http.respond_error(send, 400, rpc.INVALID_REQUEST,
+                                      "Bad Request: Mcp-Session-Id header is required")
+            return None
+        session = self.runtime.sessions.get(sid.decode("latin-1"))
+        if (session is None or session.workspace != live.config.name
+                or session.member != member.name or session.transport != "streamable-http"):
+            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, "Session not found")
+            return None
+        if version is not None and version not in _SUPPORTED:
+            await _http.respond_error(
+                send, 400, rpc.INVALID_REQUEST,
+                f"Bad Request: unsupported MCP-Protocol-Version "
+                f"{version.decode('latin-1')!r} (supported: {', '.join(STREAMABLE_VERSIONS)})")
+            return None
+        return session
+
+    async def _post(self, live: Live, member: _auth.Member, receive: Receive, send: Send,
+                    sid: bytes | None, version: bytes | None, accept: bytes | None,
+                    ctype: bytes | None) -> None:
+        if not _http.accepts(accept, b"application/json"):
+            await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
+                                      "Not Acceptable: the client must accept application/json")
+            return
+        if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
+            await _http.respond_error(send, 415, rpc.INVALID_REQUEST,
+                                      "Unsupported Media Type: send application/json")
+            return
+        try:
+            body = await _http.read_body(receive)
+        except _http.BodyTooLarge:
+            await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
+            return
+        except ConnectionResetError:
+            return
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
+            return
+
+        if isinstance(payload, dict):
+            if payload.get("method") == "initialize" and "id" in payload:
+                await self._initialize(live, member, send, payload)
+                return
+            session = await self._session(live, member, send, sid, version)
+            if session is None:
+                return
+            problem = _invalid(payload)
+            if problem is not None:
+                await _http.respond_json(send, 400, problem)
+            elif "method" not in payload or "id" not in payload:
+                if "method" in payload:
+                    await self.router.notification(live, member, session, payload)
+                await _http.respond(send, 202)
+            else:
+                reply = await self.router.request(live, member, session, payload)
+                await _http.respond_json(send, 200, reply)
+            return
+
+        if not isinstance(payload, list) or not payload:
+            await _http.respond_json(send, 400, rpc.error(None, rpc.INVALID_REQUEST,
+                                                          "Invalid Request"))
+            return
+        session = await self._session(live, member, send, sid, version)
+        if session is None:
+            return
+        era = (version.decode("latin-1") if version is not None else
+               session.protocol or DEFAULT_HEADER_VERSION)
+        if era not in BATCH_VERSIONS or session.protocol not in BATCH_VERSIONS:
+            await _http.respond_json(send, 400, rpc.error(
+                None, rpc.INVALID_REQUEST,
+                "Invalid Request: JSON-RPC batches are only part of protocol 2025-03-26"))
+            return
+        await self._batch(live, member, session, send, payload)
+
+    async def _batch(self, live: Live, member: _auth.Member, session: Session, send: Send,
+                     batch: list[Any]) -> None:
+        replies: list[dict[str, Any]] = []
+        calls = []
+        for msg in batch:
+            problem = _invalid(msg)
+            if problem is not None:
+                replies.append(problem)
+            elif msg.get("method") == "initialize":
+                replies.append(rpc.error(msg.get("id"), rpc.INVALID_REQUEST,
+                                         "initialize must not be part of a batch"))
+            elif "method" in msg and "id" in msg:
+                calls.append(self.router.request(live, member, session, msg))
+            elif "method" in msg:
+                await self.router.notification(live, member, session, msg)
+        replies.extend(await asyncio.gather(*calls))
+        if replies:
+            await _http.respond_json(send, 200, replies)
+        else:
+            await _http.respond(send, 202)
+
+    async def _initialize(self, live: Live, member: _auth.Member, send: Send,
+                          msg: dict[str, Any]) -> None:
+        problem = _invalid(msg)
+        if problem is not None:
+            await _http.respond_json(send, 400, problem)
+            return
+        params = msg.get("params")
+        requested = params.get("protocolVersion") if isinstance(params, dict) else None
+        version = negotiate(requested, STREAMABLE_VERSIONS)
+        session = self.runtime.sessions.open(live.config.name, member.name, member.key,
+                                             version, "streamable-http")
+        log.info("workspace %s: member %s opened a session (protocol %s)", live.config.name,
+                 member.key, version)
+        await _http.respond_json(send, 200, rpc.result(msg["id"], initialize_result(live,
+                                                                                    version)),
+                                 [(b"mcp-session-id", session.id.encode())])
+
+    async def _get(self, live: Live, member: _auth.Member, receive: Receive, send: Send,
+                   sid: bytes | None, version: bytes | None, accept: bytes | None) -> None:
+        if accept is None or not _http.accepts(accept, b"text/event-stream"):
+            await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
+                                      "Not Acceptable: the client must accept text/event-stream")
+            return
+        session = await self._session(live, member, send, sid, version)
+        if session is None:
+            return
+        if session.streams:
+            await _http.respond_error(send, 409, rpc.INVALID_REQUEST,
+                                      "Conflict: this session already has a GET stream")
+            return
+        session.streams += 1
+        try:
+            await _http.stream(receive, send, None, session.next)
+        finally:
+            session.streams -= 1
+
+
+def _invalid(msg: Any) -> dict[str, Any] | None:
+    """The JSON-RPC error for a message that is not valid JSON-RPC 2.0, else None."""
+    if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
+        return rpc.error(msg.get("id") if isinstance(msg, dict) and rpc.valid_id(msg.get("id"))
+                         else None, rpc.INVALID_REQUEST, "Invalid Request")
+    if "method" in msg:
+        if not isinstance(msg["method"], str) or ("id" in msg and not rpc.valid_id(msg["id"])):
+            return rpc.error(None, rpc.INVALID_REQUEST, "Invalid Request")
+        params = msg.get("params")
+        if params is not None and not isinstance(params, dict):
+            return rpc.error(msg.get("id"), rpc.INVALID_REQUEST,
+                             "Invalid Request: params must be an object")
+        return None
+    if rpc.is_response(msg):
+        return None
+    return rpc.error(None, rpc.INVALID_REQUEST, "Invalid Request")

@@ -1,0 +1,190 @@
+"""What every upstream client shares: health, background tasks, notification delivery,
+single-flight session setup and secret headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, TypeVar
+
+from mcpyard import errors
+from mcpyard.compiler.config import SecretRef, ServerConfig
+from mcpyard.gateway.upstream import _wire
+from mcpyard.gateway.upstream._base import NotificationHandler, Owner, SecretSource
+
+log = logging.getLogger("mcpyard.gateway.upstream")
+
+T = TypeVar("T")
+
+_MAX_QUEUED_NOTIFICATIONS = 1000
+
+
+class UpstreamBase:
+    """Health, tasks and notifications of one upstream; the transports subclass it."""
+
+    def __init__(
+        self,
+        server: ServerConfig,
+        *,
+        secrets: SecretSource,
+        on_notification: NotificationHandler,
+    ) -> None:
+        self.server = server
+        self._slug = server.slug
+        self._secrets = secrets
+        self._on_notification = on_notification
+        self._healthy = False
+        self._last_error: str | None = "not started"
+        self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._flights: dict[Hashable, asyncio.Task[Any]] = {}
+        self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        # (header, prefix, secret) for every header injection; the value is revealed per request.
+        self._inject: tuple[tuple[str, str, SecretRef], ...] = tuple(
+            (inj.target or "Authorization", "Bearer ", inj.ref)
+            if inj.as_ == "bearer"
+            else (inj.target, "", inj.ref)
+            for inj in server.injections
+            if inj.as_ in ("bearer", "header")
+        )
+
+    # -- health ----------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        return self._healthy
+
+    @property
+    def last_error(self) -> str | None:
+        return self._last_error
+
+    def _ok(self) -> None:
+        if not self._healthy:
+            log.info("%s: upstream is serving", self._slug)
+        self._healthy = True
+        self._last_error = None
+
+    def _fail(self, message: str) -> None:
+        if self._healthy or self._last_error != message:
+            log.warning("%s", message)
+        self._healthy = False
+        self._last_error = message
+
+    def _set_closed(self) -> None:
+        self._healthy = False
+        self._last_error = f"{self._slug}: closed"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.UpstreamError(f"{self._slug}: the upstream client is closed")
+
+    def _timed_out(self, seconds: float) -> errors.UpstreamError:
+        return errors.UpstreamError(f"{self._slug}: timed out after {seconds:g}s")
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """A background task that ``close()`` cancels and whose failure is logged, not lost."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self._slug}: {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+        return task
+
+    def _reap(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        exc = None if task.cancelled() else task.exception()
+        # Session setup failures reach their waiters; anything else is a bug to see.
+        if exc is not None and not isinstance(exc, errors.MCPyardError):
+            log.error("%s", task.get_name(), exc_info=exc)
+
+    async def _single(self, key: Hashable, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run ``factory()`` once for concurrent callers with the same key; all get its result.
+
+        The shared task is shielded: a caller that gives up (its own timeout) does not cancel
+        the setup the others wait for; the setup carries its own time limit.
+        """
+        task = self._flights.get(key)
+        if task is None:
+            task = self._spawn(factory(), f"setup {key}")
+            self._flights[key] = task
+            task.add_done_callback(functools.partial(self._landed, key))
+        return await asyncio.shield(task)
+
+    def _landed(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+        if self._flights.get(key) is task:
+            del self._flights[key]
+
+    async def _cancel_tasks(self) -> None:
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- messages from the upstream ----------------------------------------------------------
+
+    def _notify(self, message: dict[str, Any]) -> None:
+        """Queue a notification for ``on_notification``.
+
+        Delivered in order by one task, never inline: a handler that calls back into this
+        upstream (tools/list on list_changed) must not wait on the reader that delivers it.
+        """
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = asyncio.Queue()
+            self._spawn(self._deliver(queue), "notifications")
+        if queue.qsize() >= _MAX_QUEUED_NOTIFICATIONS:
+            log.warning("%s: notification dropped, the handler is behind", self._slug)
+            return
+        queue.put_nowait(message)
+
+    async def _deliver(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            message = await queue.get()
+            try:
+                await self._on_notification(self._slug, message)
+            except Exception:
+                log.exception("%s: notification handler failed", self._slug)
+
+    def _answer(self, message: dict[str, Any], owner: Owner | None) -> bytes:
+        """Answer a request the upstream sent (ping; sampling, roots, elicitation refused).
+
+        The hook for relaying server-to-client requests to the member behind ``owner``.
+        """
+        return _wire.answer(message)
+
+    # -- secrets ---------------------------------------------------------------------------
+
+    def _headers(self, base: dict[str, str]) -> dict[str, str]:
+        """``base`` plus the injected secret headers, revealed now and for this request only."""
+        if not self._inject:
+            return base
+        headers = dict(base)
+        for name, prefix, ref in self._inject:
+            value = self._reveal(ref)
+            if "\r" in value or "\n" in value:
+                raise errors.UpstreamError(
+                    f"{self._slug}: secret {ref.identity} cannot be a header value (line break)"
+                )
+            headers[name] = prefix + value
+        return headers
+
+    def _reveal(self, ref: SecretRef) -> str:
+        try:
+            return self._secrets.reveal(ref)
+        except errors.MCPyardError as exc:
+            # Our own errors never carry a value; anything else might, so only its type shows.
+            raise errors.UpstreamError(f"{self._slug}: secret {ref.identity}: {exc}") from None
+        except Exception as exc:
+            raise errors.UpstreamError(
+                f"{self._slug}: secret {ref.identity} is not available ({type(exc).__name__})"
+            ) from None
+
+
+def quiet(future: asyncio.Future[Any]) -> None:
+    """Mark a future's exception as retrieved (nobody may be waiting any more)."""
+    if not future.cancelled():
+        future.exception()

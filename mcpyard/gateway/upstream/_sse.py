@@ -1,0 +1,346 @@
+"""The legacy HTTP+SSE client (MCP 2024-11-05): one GET event stream per owner.
+
+Per owner: GET the server's stream, wait for its ``endpoint`` event, POST JSON-RPC messages to
+that URL (relative to the stream's), and match responses arriving on the stream by id. The
+handshake asks for protocol version 2024-11-05, which old servers expect, and keeps what the
+server answers. A stream that drops fails its pending requests with ``UpstreamError``; the next
+request of that owner opens a new one. The endpoint must be on the stream's own origin: the
+gateway's credentials are never sent to another host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from typing import Any
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from mcpyard import errors
+from mcpyard.compiler.config import ServerConfig
+from mcpyard.gateway.upstream import _wire
+from mcpyard.gateway.upstream._base import (
+    NotificationHandler,
+    Owner,
+    SecretSource,
+    UpstreamRPCError,
+)
+from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
+from mcpyard.gateway.upstream._http import KEEPALIVE, POOL_LIMIT
+
+_GET = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+_POST = {"Content-Type": "application/json"}
+
+
+class _Stream:
+    """One owner's event stream and what waits on it."""
+
+    __slots__ = ("endpoint", "pending", "reader", "version")
+
+    def __init__(self) -> None:
+        self.endpoint: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.endpoint.add_done_callback(quiet)
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.reader: asyncio.Task[None] | None = None
+        self.version = _wire.LEGACY_VERSION
+
+
+class _Gone(Exception):
+    """HTTP 404 on a POST: the server no longer knows this stream's session."""
+
+
+class LegacySSEUpstream(UpstreamBase):
+    def __init__(
+        self,
+        server: ServerConfig,
+        *,
+        secrets: SecretSource,
+        on_notification: NotificationHandler,
+    ) -> None:
+        super().__init__(server, secrets=secrets, on_notification=on_notification)
+        if not server.url:
+            raise ValueError(f"{server.slug}: an sse server needs a url")
+        self._url = URL(server.url)
+        self._where = _wire.where(self._url)
+        self._http: aiohttp.ClientSession | None = None
+        self._streams: dict[Owner | None, tuple[_Stream, URL]] = {}
+        self._ids = itertools.count(1)
+
+    # -- the contract ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._closed:
+            return
+        limit = self.server.timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                await self._stream_for(None)
+        except TimeoutError:
+            self._fail(f"{self._slug}: timed out after {limit:g}s")
+        except errors.UpstreamError:
+            pass  # recorded in last_error
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        owner: Owner | None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        limit = timeout or self.server.timeout_seconds
+        rid = next(self._ids)
+        body = _wire.request(rid, method, params)
+        try:
+            async with asyncio.timeout(limit):
+                stream, endpoint = self._streams.get(owner) or await self._stream_for(owner)
+                try:
+                    message = await self._exchange(stream, endpoint, rid, body)
+                except _Gone:
+                    self._drop(owner, stream)
+                    stream, endpoint = await self._stream_for(owner)
+                    try:
+                        message = await self._exchange(stream, endpoint, rid, body)
+                    except _Gone:
+                        raise errors.UpstreamError(
+                            f"{self._slug}: the upstream forgot a session it had just created"
+                        ) from None
+        except TimeoutError:
+            raise self._timed_out(limit) from None
+        if not self._healthy:
+            self._ok()
+        return _wire.result_of(message, self._slug)
+
+    async def notify(
+        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+    ) -> None:
+        found = self._streams.get(owner)
+        if found is None:
+            return
+        limit = self.server.timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                await self._post(found[1], _wire.notification(method, params))
+        except TimeoutError:
+            raise self._timed_out(limit) from None
+        except _Gone:
+            self._drop(owner, found[0])
+
+    async def release(self, owner: Owner) -> None:
+        found = self._streams.pop(owner, None)
+        if found is not None and found[0].reader is not None:
+            found[0].reader.cancel()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._streams.clear()
+        await self._cancel_tasks()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+        self._set_closed()
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _exchange(
+        self, stream: _Stream, endpoint: URL, rid: int, body: bytes
+    ) -> dict[str, Any]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        if stream.reader is None or stream.reader.done():
+            raise errors.UpstreamError(f"{self._slug}: the event stream closed")
+        stream.pending[rid] = future
+        try:
+            await self._post(endpoint, body)
+            return await future
+        except asyncio.CancelledError:
+            if not future.done():
+                cancel = _wire.cancelled(rid, "the gateway's client cancelled")
+                self._spawn(self._post_quietly(endpoint, cancel), "cancel")
+            raise
+        finally:
+            stream.pending.pop(rid, None)
+
+    async def _post(self, endpoint: URL, body: bytes) -> None:
+        http = self._http or self._open_http()
+        headers = self._headers(_POST)
+        try:
+            async with http.post(endpoint, data=body, headers=headers) as resp:
+                if resp.status in (200, 202, 204):
+                    return
+                if resp.status == 404:
+                    raise _Gone
+                raise self._refusal(resp.status)
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._broken(exc) from None
+
+    async def _post_quietly(self, endpoint: URL, body: bytes) -> None:
+        try:
+            async with asyncio.timeout(self.server.timeout_seconds):
+                await self._post(endpoint, body)
+        except (errors.UpstreamError, _Gone, TimeoutError) as exc:
+            log.debug("%s: could not post to the upstream: %s", self._slug, type(exc).__name__)
+
+    # -- streams ---------------------------------------------------------------------------
+
+    async def _stream_for(self, owner: Owner | None) -> tuple[_Stream, URL]:
+        self._check_open()
+        found = self._streams.get(owner)
+        if found is not None:
+            return found
+        return await self._single(owner, lambda: self._connect(owner))
+
+    def _drop(self, owner: Owner | None, stream: _Stream) -> None:
+        found = self._streams.get(owner)
+        if found is not None and found[0] is stream:
+            del self._streams[owner]
+        if stream.reader is not None:
+            stream.reader.cancel()
+
+    async def _connect(self, owner: Owner | None) -> tuple[_Stream, URL]:
+        limit = self.server.timeout_seconds
+        stream = _Stream()
+        try:
+            async with asyncio.timeout(limit):
+                endpoint = await self._open(stream, owner)
+                rid = next(self._ids)
+                params = _wire.initialize_params(_wire.LEGACY_VERSION)
+                message = await self._exchange(
+                    stream, endpoint, rid, _wire.request(rid, "initialize", params)
+                )
+                result = _wire.result_of(message, self._slug)
+                await self._post(endpoint, _wire.INITIALIZED)
+        except BaseException as exc:
+            if stream.reader is not None:
+                stream.reader.cancel()
+            if isinstance(exc, TimeoutError):
+                error = errors.UpstreamError(
+                    f"{self._slug}: no answer to initialize after {limit:g}s"
+                )
+            elif isinstance(exc, UpstreamRPCError):
+                error = errors.UpstreamError(
+                    f"{self._slug}: initialize refused: {_wire.clip(exc.rpc_message)}"
+                )
+            elif isinstance(exc, _Gone):
+                error = errors.UpstreamError(f"{self._slug}: the upstream lost the new session")
+            elif isinstance(exc, errors.UpstreamError):
+                error = exc
+            else:
+                raise
+            self._fail(str(error))
+            raise error from None
+        version = result.get("protocolVersion")
+        if isinstance(version, str):
+            stream.version = version
+        found = self._streams[owner] = (stream, endpoint)
+        self._ok()
+        return found
+
+    async def _open(self, stream: _Stream, owner: Owner | None) -> URL:
+        """GET the event stream, start its reader, and return the endpoint it announces."""
+        http = self._http or self._open_http()
+        try:
+            resp = await http.get(self._url, headers=self._headers(_GET))
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._broken(exc) from None
+        if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(
+            "text/event-stream"
+        ):
+            resp.release()
+            raise self._refusal(resp.status)
+        stream.reader = self._spawn(self._read(stream, resp, owner), "event stream")
+        endpoint = self._url.join(URL(await stream.endpoint))
+        if endpoint.origin() != self._url.origin():
+            raise errors.UpstreamError(
+                f"{self._slug}: the upstream's endpoint is on another origin; "
+                "the gateway does not send its credentials there"
+            )
+        return endpoint
+
+    async def _read(
+        self, stream: _Stream, resp: aiohttp.ClientResponse, owner: Owner | None
+    ) -> None:
+        reason = "the upstream closed the event stream"
+        try:
+            parser = _wire.SSEParser()
+            async for chunk in resp.content.iter_any():
+                for event, data in parser.feed(chunk):
+                    if event == b"endpoint":
+                        if not stream.endpoint.done():
+                            stream.endpoint.set_result(data.decode("utf-8", "replace").strip())
+                    elif event == b"message":
+                        self._dispatch(stream, data, owner)
+        except (aiohttp.ClientError, OSError) as exc:
+            reason = f"the event stream broke ({type(exc).__name__})"
+        except asyncio.CancelledError:
+            reason = "the event stream was closed"
+            raise
+        finally:
+            resp.close()
+            error = errors.UpstreamError(f"{self._slug}: {reason}")
+            if not stream.endpoint.done():
+                stream.endpoint.set_exception(error)
+            pending, stream.pending = stream.pending, {}
+            for future in pending.values():
+                if not future.done():
+                    future.set_exception(error)
+            found = self._streams.get(owner)
+            if found is not None and found[0] is stream:
+                del self._streams[owner]
+
+    def _dispatch(self, stream: _Stream, data: bytes, owner: Owner | None) -> None:
+        try:
+            message = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            log.debug("%s: skipped an event that is not JSON", self._slug)
+            return
+        if type(message) is not dict:
+            return
+        if "method" not in message:
+            future = stream.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif "id" in message:
+            found = self._streams.get(owner)
+            if found is not None:
+                answer = self._answer(message, owner)
+                self._spawn(self._post_quietly(found[1], answer), "reply")
+        else:
+            self._notify(message)
+
+    # -- errors and plumbing -----------------------------------------------------------------
+
+    def _open_http(self) -> aiohttp.ClientSession:
+        self._check_open()
+        connector = aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE)
+        self._http = aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
+        )
+        return self._http
+
+    def _refusal(self, status: int) -> errors.UpstreamError:
+        if status in (401, 403):
+            text = (
+                f"{self._slug}: the upstream refused the gateway's credentials "
+                f"(HTTP {status}); check the secret configured for this server"
+                if self._inject
+                else f"{self._slug}: the upstream requires credentials (HTTP {status}) "
+                "and none are configured for this server"
+            )
+        else:
+            text = f"{self._slug}: the upstream answered HTTP {status}"
+        self._fail(text)
+        return errors.UpstreamError(text)
+
+    def _broken(self, exc: BaseException) -> errors.UpstreamError:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = _wire.os_reason(exc.os_error)
+            text = f"{self._slug}: cannot connect to {self._where}: {reason}"
+        else:
+            reason = _wire.os_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
+            text = f"{self._slug}: request to {self._where} failed ({reason})"
+        self._fail(text)
+        return errors.UpstreamError(text)

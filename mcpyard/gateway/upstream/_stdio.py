@@ -1,0 +1,238 @@
+"""The stdio client: one supervised process per server, JSON-RPC as lines on stdin/stdout.
+
+Known property: a stdio process has exactly one MCP session, so every owner shares it. The
+per-owner isolation the HTTP clients give does not exist here: whatever state the server keeps
+(a working directory it was told to use, a login) is common to all members of the workspace.
+``owner`` is accepted and ignored, and ``release`` has nothing to close.
+
+Ids: the gateway numbers its requests with one counter per process client, so requests of
+different owners never collide; responses are matched back by that id. The handshake
+(``initialize`` + ``notifications/initialized``) runs once per process. Requests from the server
+(``ping``; sampling, roots, elicitation, refused for now) are answered from the reader so the
+server never waits on us. If the process exits, pending requests fail with
+``"<slug>: server process exited with code N"`` and the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mcpyard import errors
+from mcpyard.compiler.config import ServerConfig
+from mcpyard.gateway.upstream import _process, _wire
+from mcpyard.gateway.upstream._base import (
+    NotificationHandler,
+    Owner,
+    SecretSource,
+    UpstreamRPCError,
+)
+from mcpyard.gateway.upstream._common import UpstreamBase, log
+
+
+class StdioUpstream(UpstreamBase):
+    def __init__(
+        self,
+        server: ServerConfig,
+        *,
+        secrets: SecretSource,
+        on_notification: NotificationHandler,
+        workdir: Path | None = None,
+    ) -> None:
+        super().__init__(server, secrets=secrets, on_notification=on_notification)
+        self._supervisor = _process.Supervisor(
+            server,
+            secrets=secrets,
+            workdir=workdir,
+            stdio=True,
+            on_spawn=self._handshake,
+            on_exit=self._exited,
+            on_error=self._fail,
+        )
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._stdin: asyncio.StreamWriter | None = None
+        """Set while a process is up and past its handshake."""
+        self._handshake_failed = False
+        self.protocol_version: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The current process's id (None while none runs)."""
+        process = self._supervisor.process
+        return process.pid if process is not None else None
+
+    async def start(self) -> None:
+        if self._closed:
+            return
+        self._supervisor.start()
+        try:
+            async with asyncio.timeout(self.server.timeout_seconds):
+                await self._ready()
+        except TimeoutError:
+            self._fail(
+                f"{self._slug}: no answer to initialize after {self.server.timeout_seconds:g}s"
+            )
+        except errors.UpstreamError:
+            pass  # already in last_error
+
+    async def request(
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        *,
+        owner: Owner | None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        limit = timeout or self.server.timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                stdin = self._stdin or await self._ready()
+                message = await self._exchange(stdin, method, params)
+        except TimeoutError:
+            raise self._timed_out(limit) from None
+        return _wire.result_of(message, self._slug)
+
+    async def notify(
+        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+    ) -> None:
+        stdin = self._stdin
+        if stdin is None:
+            raise errors.UpstreamError(f"{self._slug}: server process is not running")
+        await self._write(stdin, _wire.notification(method, params))
+
+    async def release(self, owner: Owner) -> None:
+        """Nothing to do: every owner shares the one process session."""
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stdin = None
+        await self._supervisor.close()
+        self._fail_pending(f"{self._slug}: the upstream client is closed")
+        await self._cancel_tasks()
+        self._set_closed()
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _ready(self) -> asyncio.StreamWriter:
+        """Wait until a process is past its handshake (a restart after a crash, say)."""
+        while True:
+            self._check_open()
+            if self._stdin is not None:
+                return self._stdin
+            if self._supervisor.spawn_error is not None:
+                raise errors.UpstreamError(self._supervisor.spawn_error)
+            await self._supervisor.changed.wait()
+
+    async def _exchange(
+        self, stdin: asyncio.StreamWriter, method: str, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        rid = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[rid] = future
+        try:
+            await self._write(stdin, _wire.request(rid, method, params))
+            return await future
+        except asyncio.CancelledError:
+            # Timed out or the caller gave up: tell the server to stop working on it.
+            if not future.done() and self._stdin is stdin:
+                stdin.write(_wire.cancelled(rid, "the gateway's client cancelled") + b"\n")
+            raise
+        finally:
+            self._pending.pop(rid, None)
+
+    async def _write(self, stdin: asyncio.StreamWriter, body: bytes) -> None:
+        try:
+            stdin.write(body + b"\n")
+            await stdin.drain()
+        except (ConnectionError, RuntimeError) as exc:
+            raise errors.UpstreamError(
+                f"{self._slug}: server process is not running ({type(exc).__name__})"
+            ) from None
+
+    def _fail_pending(self, message: str) -> None:
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(errors.UpstreamError(message))
+
+    # -- process lifecycle (called by the supervisor) ---------------------------------------
+
+    async def _handshake(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._handshake_failed = True
+        self._spawn(self._read(process.stdout, process.stdin), "stdout")
+        limit = self.server.timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                message = await self._exchange(
+                    process.stdin, "initialize", _wire.initialize_params(_wire.HANDSHAKE_VERSION)
+                )
+                result = _wire.result_of(message, self._slug)
+                await self._write(process.stdin, _wire.INITIALIZED)
+        except TimeoutError:
+            raise errors.UpstreamError(
+                f"{self._slug}: no answer to initialize after {limit:g}s"
+            ) from None
+        except UpstreamRPCError as exc:
+            raise errors.UpstreamError(
+                f"{self._slug}: initialize refused: {_wire.clip(exc.rpc_message)}"
+            ) from None
+        version = result.get("protocolVersion")
+        self.protocol_version = version if isinstance(version, str) else None
+        self._handshake_failed = False
+        self._stdin = process.stdin
+        self._ok()
+
+    def _exited(self, code: int) -> None:
+        self._stdin = None
+        message = f"{self._slug}: server process exited with code {code}"
+        self._fail_pending(message)
+        if self._closed:
+            return
+        if self._handshake_failed and self._last_error:
+            return  # keep the handshake's reason, it says more than the exit code
+        self._fail(message)
+
+    async def _read(self, stdout: asyncio.StreamReader, stdin: asyncio.StreamWriter) -> None:
+        """Read messages until EOF: responses to their futures, the rest answered or queued."""
+        while True:
+            try:
+                line = await stdout.readline()
+            except ValueError:
+                log.error(
+                    "%s: a message exceeded %d bytes; dropped", self._slug, _process.STREAM_LIMIT
+                )
+                continue
+            if not line:
+                return
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if not line.isspace():
+                    log.debug(
+                        "%s stdout (not JSON): %s",
+                        self._slug,
+                        _wire.clip(line.decode("utf-8", "replace")),
+                    )
+                continue
+            for item in message if type(message) is list else (message,):
+                if type(item) is dict:
+                    self._dispatch(item, stdin)
+
+    def _dispatch(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
+        if "method" not in message:
+            rid = message.get("id")
+            future = self._pending.pop(rid, None) if type(rid) is int else None
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif "id" in message:
+            stdin.write(self._answer(message, None) + b"\n")
+        else:
+            self._notify(message)

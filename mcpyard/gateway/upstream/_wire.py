@@ -1,0 +1,169 @@
+"""What goes over the wire to an upstream: JSON-RPC messages, text/event-stream parsing, and
+text that is safe to show (a URL without its query). No I/O here.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import orjson
+from yarl import URL
+
+import mcpyard
+from mcpyard import errors
+from mcpyard.gateway.upstream._base import UpstreamRPCError
+
+HANDSHAKE_VERSION = "2025-11-25"
+"""What the streamable HTTP and stdio clients ask for in ``initialize``."""
+LEGACY_VERSION = "2024-11-05"
+"""What the legacy HTTP+SSE client asks for: old servers expect it."""
+
+METHOD_NOT_FOUND = -32601
+NOT_SUPPORTED = "not supported through the gateway yet"
+
+CLIENT_INFO = {"name": "mcpyard", "version": mcpyard.__version__}
+
+_MAX_TEXT = 300
+
+
+def request(rid: int, method: str, params: dict[str, Any] | None) -> bytes:
+    if params is None:
+        return orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method})
+    return orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+
+
+def notification(method: str, params: dict[str, Any] | None = None) -> bytes:
+    if params is None:
+        return orjson.dumps({"jsonrpc": "2.0", "method": method})
+    return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
+
+
+def initialize_params(version: str) -> dict[str, Any]:
+    return {"protocolVersion": version, "capabilities": {}, "clientInfo": CLIENT_INFO}
+
+
+INITIALIZED = notification("notifications/initialized")
+
+
+def cancelled(rid: int, reason: str) -> bytes:
+    return notification("notifications/cancelled", {"requestId": rid, "reason": reason})
+
+
+def answer(message: dict[str, Any]) -> bytes:
+    """The gateway's answer to a request the upstream sent it (server-to-client).
+
+    ``ping`` gets its empty result; everything else (sampling, roots, elicitation) gets
+    "method not found" so the upstream never waits for an answer that will not come.
+    Routing these to the member whose call caused them is the caller's hook to add.
+    """
+    rid = message.get("id")
+    if message.get("method") == "ping":
+        return orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": {}})
+    error = {"code": METHOD_NOT_FOUND, "message": NOT_SUPPORTED}
+    return orjson.dumps({"jsonrpc": "2.0", "id": rid, "error": error})
+
+
+def result_of(message: Any, slug: str) -> dict[str, Any]:
+    """The ``result`` of a JSON-RPC response; its ``error`` raised as UpstreamRPCError."""
+    if type(message) is dict:
+        result = message.get("result")
+        if type(result) is dict:
+            return result
+        error = message.get("error")
+        if error is not None:
+            raise rpc_error(error)
+    raise errors.UpstreamError(f"{slug}: the upstream sent a malformed JSON-RPC response")
+
+
+def rpc_error(error: Any) -> UpstreamRPCError:
+    if not isinstance(error, dict):
+        return UpstreamRPCError(-32603, "malformed error from the upstream")
+    code = error.get("code")
+    message = error.get("message")
+    return UpstreamRPCError(
+        code if type(code) is int else -32603,
+        message if isinstance(message, str) else "error without a message",
+        error.get("data"),
+    )
+
+
+def is_response(message: dict[str, Any]) -> bool:
+    return "method" not in message and ("result" in message or "error" in message)
+
+
+def where(url: URL) -> str:
+    """``host:port`` of a URL: what errors may name (never a query or credentials)."""
+    host = url.host or "?"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{url.port}"
+
+
+def os_reason(exc: OSError) -> str:
+    """The system's words for a socket error ("Connection refused"), nothing from a URL."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return type(exc).__name__
+
+
+def clip(text: str) -> str:
+    """Bound text from an upstream before it goes into an error message or log line."""
+    text = text.replace("\n", " ").replace("\r", " ")
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "..."
+
+
+class SSEParser:
+    """Incremental ``text/event-stream`` parser (lines end with LF or CRLF).
+
+    ``feed`` takes the bytes as they arrive and returns the events they complete, as
+    ``(event type, data)``. A partial line waits in a bytearray, scanned once, so a message of
+    many megabytes arriving in small chunks costs linear time. ``last_id`` and ``retry_ms``
+    keep the stream's ``id`` and ``retry`` fields for a caller that resumes a stream.
+    """
+
+    __slots__ = ("_buf", "_data", "_event", "_scanned", "last_id", "retry_ms")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._scanned = 0
+        self._data: list[bytes] = []
+        self._event = b""
+        self.last_id: str | None = None
+        self.retry_ms: int | None = None
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
+        buf = self._buf
+        buf += chunk
+        events: list[tuple[bytes, bytes]] = []
+        start = 0
+        while True:
+            end = buf.find(b"\n", self._scanned)
+            if end < 0:
+                self._scanned = len(buf)
+                break
+            line = bytes(buf[start:end])
+            start = self._scanned = end + 1
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if not line:
+                if self._data:
+                    events.append((self._event or b"message", b"\n".join(self._data)))
+                self._data = []
+                self._event = b""
+            elif line[0] != 0x3A:  # a line starting with ":" is a comment (keep-alive)
+                name, _, value = line.partition(b":")
+                if value[:1] == b" ":
+                    value = value[1:]
+                if name == b"data":
+                    self._data.append(value)
+                elif name == b"event":
+                    self._event = value
+                elif name == b"id" and b"\0" not in value:
+                    self.last_id = value.decode("utf-8", "replace")
+                elif name == b"retry" and value.isdigit():
+                    self.retry_ms = int(value)
+        if start:
+            del buf[:start]
+            self._scanned -= start
+        return events

@@ -1,0 +1,35 @@
+"""Fixtures of the chart tests; the helpers live in helmrender.py (a unique module name, since
+every test folder has its own conftest)."""
+
+from __future__ import annotations
+
+import pytest
+from helmrender import VALUE_SETS, Render, Rendered, render
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "needs_cluster_commands: checks an mcpyard subcommand or extra the images use that the "
+        "cluster work (operator, gateway, bridge) has not landed yet",
+    )
+
+
+@pytest.fixture(scope="session")
+def default_render() -> Rendered:
+    pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
+    return render()
+
+
+@pytest.fixture
+def chart_render() -> Render:
+    """``chart_render(values, namespace=..., name=...)``: a fresh render."""
+    pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
+    return render
+
+
+@pytest.fixture(params=list(VALUE_SETS), scope="session")
+def option_render(request: pytest.FixtureRequest) -> tuple[str, Rendered]:
+    """(name, render) for every value set in VALUE_SETS."""
+    pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
+    return request.param, render(VALUE_SETS[request.param])

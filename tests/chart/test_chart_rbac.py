@@ -1,0 +1,208 @@
+"""The chart grants the operator and the gateway exactly the permissions mcpyard.kube says they
+need: no less (a call would fail) and no more (least privilege).
+
+charts/mcpyard/files/rbac.yaml is mcpyard.kube.RBAC_RULES and GATEWAY_RBAC_RULES as YAML; the
+templates build every Role and ClusterRole from it. While mcpyard.kube has no RBAC_RULES, the
+file is checked against EXPECTED below instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import pytest
+import yaml
+from helmrender import NAMESPACE, RBAC_FILE, VALUE_SETS, Render, Rendered, rbac_document
+
+Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
+
+# What the chart expected before mcpyard.kube.RBAC_RULES existed; used only in its absence.
+_CRS = ["workspaces", "mcpservers", "members", "encryptedsecrets"]
+EXPECTED: dict[str, list[dict[str, Any]]] = {
+    "operator": [
+        {
+            "scope": "cluster",
+            "apiGroups": ["mcpyard.io"],
+            "resources": _CRS,
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": ["mcpyard.io"],
+            "resources": [f"{r}/status" for r in _CRS],
+            "verbs": ["get", "patch"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": ["apps"],
+            "resources": ["deployments"],
+            "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": [""],
+            "resources": ["services", "secrets"],
+            "verbs": ["get", "create", "patch", "delete"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": ["", "events.k8s.io"],
+            "resources": ["events"],
+            "verbs": ["create"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": [""],
+            "resources": ["namespaces"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": ["apiextensions.k8s.io"],
+            "resources": ["customresourcedefinitions"],
+            "verbs": ["get", "list", "watch"],
+        },
+        {
+            "scope": "cluster",
+            "apiGroups": ["kopf.dev"],
+            "resources": ["clusterkopfpeerings", "kopfpeerings"],
+            "verbs": ["get", "list", "watch", "patch"],
+        },
+        {
+            "scope": "operator-namespace",
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "list", "create", "patch", "delete"],
+        },
+    ],
+    "gateway": [
+        {
+            "scope": "operator-namespace",
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "verbs": ["get", "list", "watch"],
+        },
+    ],
+}
+
+CLUSTER_SCOPED = {"namespaces", "customresourcedefinitions", "clusterkopfpeerings"}
+
+
+def _package_rules() -> dict[str, list[dict[str, Any]]] | None:
+    kube = importlib.import_module("mcpyard.kube")
+    if not hasattr(kube, "RBAC_RULES"):
+        return None
+    return rbac_document(kube.RBAC_RULES, getattr(kube, "GATEWAY_RBAC_RULES", ()))
+
+
+def _chart_rules() -> dict[str, list[dict[str, Any]]]:
+    doc: dict[str, list[dict[str, Any]]] = yaml.safe_load(RBAC_FILE.read_text())
+    return doc
+
+
+def _triples(rules: list[dict[str, Any]], scope: str | None = None) -> set[Triple]:
+    return {
+        (g, r, v)
+        for rule in rules
+        if scope is None or rule.get("scope") == scope
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+
+
+def test_chart_rules_are_the_package_rules() -> None:
+    package = _package_rules()
+    chart = _chart_rules()
+    if package is None:  # mcpyard.kube.RBAC_RULES has not landed: check against EXPECTED
+        for who in EXPECTED:
+            for scope in ("cluster", "operator-namespace"):
+                assert _triples(chart[who], scope) == _triples(EXPECTED[who], scope), (who, scope)
+        return
+    for who in ("operator", "gateway"):
+        for scope in ("cluster", "operator-namespace"):
+            missing = _triples(package[who], scope) - _triples(chart[who], scope)
+            extra = _triples(chart[who], scope) - _triples(package[who], scope)
+            assert not missing and not extra, (
+                f"charts/mcpyard/files/rbac.yaml differs from mcpyard.kube for the {who}, "
+                f"scope {scope}: the chart lacks {sorted(missing)} and grants {sorted(extra)} "
+                f"beyond it. Regenerate: python tests/chart/helmrender.py write-rbac"
+            )
+    assert chart == package, (
+        "charts/mcpyard/files/rbac.yaml is not mcpyard.kube's rules as "
+        "written; regenerate: python tests/chart/helmrender.py write-rbac"
+    )
+
+
+def _granted(r: Rendered, kind: str, namespace: str | None, sa: str) -> set[Triple]:
+    """What the RoleBindings/ClusterRoleBindings of ``kind`` grant ServiceAccount ``sa``."""
+    binding_kind = {"ClusterRole": "ClusterRoleBinding", "Role": "RoleBinding"}[kind]
+    roles = {(d["metadata"].get("namespace"), d["metadata"]["name"]): d for d in r.of_kind(kind)}
+    out: set[Triple] = set()
+    for b in r.of_kind(binding_kind):
+        if namespace is not None and b["metadata"].get("namespace") != namespace:
+            continue
+        if not any(
+            s["kind"] == "ServiceAccount" and s["name"] == sa and s["namespace"] == NAMESPACE
+            for s in b["subjects"]
+        ):
+            continue
+        role = roles[
+            (b["metadata"].get("namespace") if kind == "Role" else None, b["roleRef"]["name"])
+        ]
+        out |= _triples(role["rules"])
+    return out
+
+
+def _split(triples: set[Triple]) -> tuple[set[Triple], set[Triple]]:
+    cluster = {t for t in triples if t[1].split("/")[0] in CLUSTER_SCOPED}
+    return cluster, triples - cluster
+
+
+def test_cluster_wide_operator_gets_exactly_its_rules(default_render: Rendered) -> None:
+    rules = _chart_rules()["operator"]
+    assert _granted(default_render, "ClusterRole", None, "mcpyard-operator") == _triples(
+        rules, "cluster"
+    )
+    assert _granted(default_render, "Role", NAMESPACE, "mcpyard-operator") == _triples(
+        rules, "operator-namespace"
+    )
+
+
+def test_namespaced_operator_gets_roles_in_its_namespaces(chart_render: Render) -> None:
+    r = chart_render(VALUE_SETS["served-namespaces"])
+    rules = _chart_rules()["operator"]
+    cluster_scoped, namespaced = _split(_triples(rules, "cluster"))
+    # Only what a Role cannot grant stays cluster-wide.
+    assert _granted(r, "ClusterRole", None, "mcpyard-operator") == cluster_scoped
+    for ns in ("team-eng", "team-data"):
+        assert _granted(r, "Role", ns, "mcpyard-operator") == namespaced, ns
+    assert _granted(r, "Role", NAMESPACE, "mcpyard-operator") == _triples(
+        rules, "operator-namespace"
+    )
+
+
+def test_gateway_reads_secrets_in_the_release_namespace_only(default_render: Rendered) -> None:
+    rules = _chart_rules()["gateway"]
+    assert (
+        _granted(default_render, "Role", NAMESPACE, "mcpyard-gateway")
+        == _triples(rules, "operator-namespace")
+        == {("", "secrets", v) for v in ("get", "list", "watch")}
+    )
+    assert not _granted(default_render, "ClusterRole", None, "mcpyard-gateway")
+
+
+def test_no_wildcards(option_render: tuple[str, Rendered]) -> None:
+    _, r = option_render
+    for role in r.of_kind("ClusterRole") + r.of_kind("Role"):
+        for g, res, v in _triples(role["rules"]):
+            assert "*" not in (g, res, v), role["metadata"]["name"]
+
+
+@pytest.mark.parametrize("component", ["operator", "gateway"])
+def test_service_accounts_are_bound(default_render: Rendered, component: str) -> None:
+    dep = default_render.one("Deployment", f"mcpyard-{component}")
+    sa = dep["spec"]["template"]["spec"]["serviceAccountName"]
+    assert default_render.one("ServiceAccount", sa)
+    assert _granted(default_render, "Role", NAMESPACE, sa)
