@@ -15,9 +15,11 @@ revealed secret beyond building one request or spawning one process; put a secre
 a URL's query string into an error, a log line or ``last_error``; share a stateful upstream
 session between owners; leave a child process behind after ``close()``.
 
-Measured on the hot path (echo server ``--stateless --json``, 2 cores): the streamable HTTP
-client costs about as much CPU per call as a bare aiohttp POST loop plus a few microseconds;
-see the report in the repository history for the figures.
+Measured on the hot path (``tests/gateway/upstream/bench_upstream.py``: echo server
+``--stateless --json`` on loopback, 2 cores, CPU of the client process per ``tools/call``): the
+streamable HTTP client costs what a bare aiohttp POST loop costs, within the noise of about
+15 µs (c=1: ~165-185 µs both; c=64: ~130-140 µs both). A new owner's first call on a stateless
+server costs ~140 µs CPU with the shared initialization vs ~410 µs with a handshake per owner.
 """
 
 from __future__ import annotations
