@@ -137,6 +137,7 @@ def test_the_image_entrypoint_and_serve_exist() -> None:
     )
 
 
+@pytest.mark.needs_cluster_commands
 def test_operator_command_the_chart_runs_exists(chart_render: Render) -> None:
     parser = _needs("operator")
     for values in (
