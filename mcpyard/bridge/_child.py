@@ -1,0 +1,394 @@
+"""The one MCP session with the child: JSON-RPC lines on its stdin/stdout, shared by all callers.
+
+The bridge is the child's only client. It initializes the child once per process (at the
+newest handshake version, declaring sampling, elicitation and roots so the child may use
+them), keeps its ``initialize`` result (what HTTP clients are shown), and multiplexes every
+caller's requests onto the one session:
+
+- ids: each forwarded request gets a bridge id; the answer is matched back by it and given the
+  caller's own id again, so two callers may both use id 1;
+- progress tokens are renamed the same way, so ``notifications/progress`` reaches the caller
+  whose request carried the token;
+- ``notifications/message`` (logs) carries no request id on stdio: it goes to the caller of the
+  only request in flight, otherwise to every connected session;
+- server-to-client requests (sampling, elicitation, roots) go to the most recent caller in
+  flight that can answer them (stdio does not say which request caused one), else to a
+  connected session that can, else they are refused with a JSON-RPC error; the answer goes back
+  under the child's own id; ``ping`` is answered here;
+- list_changed and ``resources/updated`` go to every connected session.
+
+If the process exits, requests in flight fail with a JSON-RPC error and new requests wait
+(bounded) for the restarted process's handshake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from mcpyard.bridge import _process
+
+log = logging.getLogger("mcpyard.bridge")
+
+HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
+INTERNAL_ERROR = -32603
+METHOD_NOT_FOUND = -32601
+UNAVAILABLE = -32000
+"""Server error range: the child is not running (restarting, or cannot start)."""
+
+_CAPABILITY_OF = {
+    "sampling/createMessage": "sampling",
+    "elicitation/create": "elicitation",
+    "roots/list": "roots",
+}
+
+
+class Caller(Protocol):
+    """Who a forwarded request belongs to (a session, or one modern-era request)."""
+
+    def can_answer(self, method: str) -> bool: ...
+
+
+@dataclass(eq=False)
+class Call:
+    """One request forwarded to the child; ``events`` ends with the response."""
+
+    caller: Caller
+    request_id: Any
+    bid: int
+    token: Any = None
+    method: Any = None
+    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    done: bool = False
+
+    def put(self, message: dict[str, Any]) -> None:
+        self.events.put_nowait(message)
+
+
+def error(rid: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
+
+
+def can_answer(capabilities: Any, method: str) -> bool:
+    """Whether a client that declared ``capabilities`` answers the server request ``method``."""
+    name = _CAPABILITY_OF.get(method)
+    return name is not None and isinstance(capabilities, dict) and name in capabilities
+
+
+class Child:
+    """The shared session; see the module docstring.
+
+    ``broadcast(message)`` delivers a notification to every connected session;
+    ``deliver(message)`` offers a server request to a session that can answer it (True if
+    taken). ``on_ready()`` runs after each handshake but the first.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        *,
+        broadcast: Callable[[dict[str, Any]], None],
+        deliver: Callable[[dict[str, Any]], bool],
+        startup_wait: float = 10.0,
+        timeout: float = 30.0,
+    ) -> None:
+        self.supervisor = _process.Supervisor(command, self._serve)
+        self._broadcast = broadcast
+        self._deliver = deliver
+        self._startup_wait = startup_wait
+        self._timeout = timeout
+        self.init_result: dict[str, Any] | None = None
+        """The child's ``initialize`` result (kept across restarts for ``server/discover``)."""
+        self._stdin: asyncio.StreamWriter | None = None
+        self._ready = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._calls: dict[int, Call] = {}
+        self._tokens: dict[int, Call] = {}
+        self._relayed: dict[int, tuple[Any, Call | None]] = {}
+        """Outward id of a server request -> (the child's id, the call it went to)."""
+        self._handshakes = 0
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self._stdin is not None
+
+    @property
+    def pid(self) -> int | None:
+        process = self.supervisor.process
+        return process.pid if process is not None else None
+
+    @property
+    def state(self) -> str:
+        return "ready" if self.ready else self.supervisor.state
+
+    @property
+    def protocol_version(self) -> str:
+        version = (self.init_result or {}).get("protocolVersion")
+        return version if isinstance(version, str) else HANDSHAKE_VERSIONS[0]
+
+    def start(self) -> None:
+        self.supervisor.start()
+
+    async def close(self) -> None:
+        self._stdin = None
+        await self.supervisor.close()
+        self.fail_all("the bridge is shutting down")
+
+    async def wait_ready(self) -> asyncio.StreamWriter:
+        """The child's stdin once it is past its handshake; UnavailableError after a bound."""
+        if self._stdin is not None:
+            return self._stdin
+        try:
+            async with asyncio.timeout(self._startup_wait):
+                while self._stdin is None:
+                    self._ready.clear()
+                    await self._ready.wait()
+        except TimeoutError:
+            raise UnavailableError(
+                f"the MCP server is not ready: {self.supervisor.state}"
+            ) from None
+        return self._stdin
+
+    # -- from callers ----------------------------------------------------------------------
+
+    async def call(self, message: dict[str, Any], caller: Caller) -> Call:
+        """Forward one request; its events (and finally its response) arrive on the Call."""
+        stdin = await self.wait_ready()
+        bid = next(self._ids)
+        call = Call(caller, message.get("id"), bid)
+        out = dict(message)
+        out["id"] = bid
+        params = out.get("params")
+        if isinstance(params, dict):
+            meta = params.get("_meta")
+            if isinstance(meta, dict) and "progressToken" in meta:
+                call.token = meta["progressToken"]
+                out["params"] = {**params, "_meta": {**meta, "progressToken": bid}}
+                self._tokens[bid] = call
+        self._calls[bid] = call
+        self._write(stdin, out)
+        return call
+
+    def finish(self, call: Call, *, cancel: str | None = None) -> None:
+        """The caller is done with ``call``; with ``cancel``, tell the child to stop on it."""
+        self._calls.pop(call.bid, None)
+        self._tokens.pop(call.bid, None)
+        if cancel is not None and not call.done and self._stdin is not None:
+            params = {"requestId": call.bid, "reason": cancel}
+            self._write(
+                self._stdin,
+                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params},
+            )
+        call.done = True
+
+    def cancel_by_caller(self, caller: Caller, request_id: Any, reason: Any) -> None:
+        for call in list(self._calls.values()):
+            if call.caller is caller and call.request_id == request_id:
+                self.finish(call, cancel=reason if isinstance(reason, str) else "cancelled")
+
+    def answer(self, message: dict[str, Any]) -> bool:
+        """A caller's response to a server request this bridge relayed; False if unknown."""
+        rid = message.get("id")
+        entry = self._relayed.pop(rid, None) if type(rid) is int else None
+        if entry is None:
+            return False
+        if self._stdin is not None:
+            self._write(self._stdin, {**message, "id": entry[0]})
+        return True
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """A caller's notification for the child (roots changed, progress...)."""
+        if self._stdin is not None:
+            self._write(self._stdin, message)
+
+    # -- the process (called by the supervisor) ---------------------------------------------
+
+    async def _serve(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+        reader = asyncio.get_running_loop().create_task(self._read(process.stdout, stdin))
+        try:
+            try:
+                await self._handshake(stdin)
+            except UnavailableError:
+                if not reader.done():
+                    raise
+                # The process ended during the handshake: its exit code says more.
+            await reader
+        finally:
+            self._stdin = None
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+            code = process.returncode
+            why = "exited" if code is None else f"exited with code {code}"
+            self.fail_all(f"the MCP server process {why}; it is being restarted")
+
+    async def _handshake(self, stdin: asyncio.StreamWriter) -> None:
+        bid = next(self._ids)
+        call = Call(_Nobody(), bid, bid)
+        self._calls[bid] = call
+        params = {
+            "protocolVersion": HANDSHAKE_VERSIONS[-1],
+            "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": True}},
+            "clientInfo": {"name": "mcpyard-bridge", "version": "0.1.0"},
+        }
+        self._write(stdin, {"jsonrpc": "2.0", "id": bid, "method": "initialize", "params": params})
+        try:
+            async with asyncio.timeout(self._timeout):
+                while "method" in (reply := await call.events.get()):
+                    pass
+        except TimeoutError:
+            raise UnavailableError(
+                f"initialize failed: no answer after {self._timeout:g}s"
+            ) from None
+        finally:
+            self.finish(call)
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            detail = reply.get("error")
+            text = detail.get("message") if isinstance(detail, dict) else None
+            raise UnavailableError(f"initialize failed: {text or detail}"[:300])
+        self._write(stdin, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        self.init_result = result
+        self._stdin = stdin
+        self._ready.set()
+        self._handshakes += 1
+        info = result.get("serverInfo") or {}
+        log.info(
+            "initialized %s (protocol %s)",
+            info.get("name", "server"),
+            result.get("protocolVersion"),
+        )
+        if self._handshakes > 1:
+            self._announce_restart(result)
+
+    def _announce_restart(self, result: dict[str, Any]) -> None:
+        # A new process may offer other tools; clients re-list what they cache.
+        capabilities = result.get("capabilities") or {}
+        for name in ("tools", "resources", "prompts"):
+            entry = capabilities.get(name)
+            if isinstance(entry, dict) and entry.get("listChanged"):
+                self._broadcast({"jsonrpc": "2.0", "method": f"notifications/{name}/list_changed"})
+
+    async def _read(self, stdout: asyncio.StreamReader, stdin: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                line = await stdout.readline()
+            except ValueError:
+                log.error(
+                    "a message from the server exceeded %d bytes; dropped", _process.STREAM_LIMIT
+                )
+                continue
+            if not line:
+                # Whatever waits (the handshake included) learns now, not at its timeout.
+                self._stdin = None
+                self.fail_all("the MCP server process closed its stdout; it is being restarted")
+                return
+            try:
+                message = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if not line.isspace():
+                    log.warning(
+                        "server stdout (not JSON): %s", line[:500].decode("utf-8", "replace")
+                    )
+                continue
+            for item in message if type(message) is list else (message,):
+                if type(item) is dict:
+                    self._dispatch(item, stdin)
+
+    def _dispatch(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
+        method = message.get("method")
+        if method is None:
+            rid = message.get("id")
+            call = self._calls.pop(rid, None) if type(rid) is int else None
+            if call is not None:
+                self._tokens.pop(call.bid, None)
+                call.done = True
+                call.put({**message, "id": call.request_id})
+        elif "id" in message:
+            self._server_request(message, stdin)
+        elif method == "notifications/progress":
+            params = message.get("params")
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            call = self._tokens.get(token) if type(token) is int else None
+            if call is not None and isinstance(params, dict):
+                call.put({**message, "params": {**params, "progressToken": call.token}})
+        elif method == "notifications/message":
+            calls = [c for c in self._calls.values() if not isinstance(c.caller, _Nobody)]
+            if len(calls) == 1:
+                calls[0].put(message)
+            else:
+                self._broadcast(message)
+        elif method == "notifications/cancelled":
+            params = message.get("params")
+            rid = params.get("requestId") if isinstance(params, dict) else None
+            for outward, (child_id, call) in list(self._relayed.items()):
+                if child_id == rid and call is not None and isinstance(params, dict):
+                    del self._relayed[outward]
+                    call.put({**message, "params": {**params, "requestId": outward}})
+        else:
+            self._broadcast(message)
+
+    def _server_request(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
+        method = message["method"]
+        if method == "ping":
+            self._write(stdin, {"jsonrpc": "2.0", "id": message["id"], "result": {}})
+            return
+        outward = next(self._ids)
+        relayed = {**message, "id": outward}
+        for call in reversed(list(self._calls.values())):
+            if call.caller.can_answer(method):
+                self._relayed[outward] = (message["id"], call)
+                call.put(relayed)
+                return
+        self._relayed[outward] = (message["id"], None)
+        if self._deliver(relayed):
+            return
+        del self._relayed[outward]
+        self._write(
+            stdin,
+            error(
+                message["id"],
+                METHOD_NOT_FOUND,
+                f"no connected client of the bridge can answer {method}",
+            ),
+        )
+
+    def refuse(self, outward: int, reason: str) -> None:
+        """A relayed server request cannot reach its client: answer the child with an error."""
+        entry = self._relayed.pop(outward, None)
+        if entry is not None and self._stdin is not None:
+            self._write(self._stdin, error(entry[0], INTERNAL_ERROR, reason))
+
+    def _write(self, stdin: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+        # A process that is gone: the supervisor fails the calls and restarts it.
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            stdin.write(orjson.dumps(message) + b"\n")
+
+    def fail_all(self, reason: str) -> None:
+        calls, self._calls = self._calls, {}
+        self._tokens.clear()
+        self._relayed.clear()
+        for call in calls.values():
+            call.done = True
+            call.put(error(call.request_id, UNAVAILABLE, reason))
+
+
+class UnavailableError(Exception):
+    """The child is not running or not initialized (within the wait bound)."""
+
+
+class _Nobody:
+    """The bridge's own requests (the handshake): nobody to relay anything to."""
+
+    def can_answer(self, method: str) -> bool:
+        return False
