@@ -3,6 +3,7 @@
 
     python bench/gateway.py [--seconds 8] [--rounds 1] [--concurrency 1,16,64] [--out FILE]
                             [--profile cprofile|py-spy]
+    python bench/gateway.py --compare records [--rounds 5] [--concurrency 16,64]
 
 Starts the echo upstream (``../shared/bench/echo_server.py --stateless --json``), writes a
 temporary folder of manifests (a workspace proxying it, one member with a fresh token), runs
@@ -11,6 +12,13 @@ and through the gateway, alternating. Prints a table with the ratio gateway/dire
 (``../shared/bench/fmt.py``) and the p50 latency the gateway adds at c=1; writes the JSON lines
 to ``--out`` (default ``bench/results/gateway-<time>.jsonl``). With ``--profile`` the gateway
 runs under cProfile (stats written next to the results) or py-spy (a flame graph SVG).
+
+``--compare records`` measures what the call records cost instead: two gateways on the same
+manifests and upstream, one keeping records (SQLite call log; metrics and rate limits as
+always) and one with ``--no-records``, alternating at each concurrency for ``--rounds``
+rounds. It prints, per concurrency, the median throughput of each and the median of the
+per-round ratios with their range, and the gateway's CPU per call (from loadgen's
+``--watch-pids``), which a busy machine disturbs less than throughput.
 """
 
 from __future__ import annotations
@@ -81,7 +89,10 @@ def manifests(folder: Path, upstream: str, token_hash: str) -> None:
 apiVersion: mcpyard.io/v1alpha1
 kind: Workspace
 metadata: {{name: bench, namespace: bench}}
-spec: {{displayName: Benchmark, plan: business}}
+spec:
+  displayName: Benchmark
+  plan: business
+  rateLimit: {{requestsPerMinute: 100000000}}  # measure the gateway, not its plan
 ---
 apiVersion: mcpyard.io/v1alpha1
 kind: MCPServer
@@ -126,6 +137,64 @@ def run(args: argparse.Namespace, levels: list[int], direct: str, via: str, toke
     return rows
 
 
+def cpu_us_per_call(row: dict[str, object], pid: int) -> float:
+    """The watched process's CPU per call in microseconds (cpu % of one core / calls/s)."""
+    pct = float(row["watched_cpu_pct"][str(pid)])  # type: ignore[index]
+    return pct / 100 / max(1e-9, float(row["calls_per_s"])) * 1e6  # type: ignore[arg-type]
+
+
+def compare_records(args: argparse.Namespace, levels: list[int], folder: Path, tmp: Path,
+                    token: str, out: Path, env: dict[str, str]) -> None:
+    import statistics
+
+    ports = {"records": free_port(), "no-records": free_port()}
+    with contextlib.ExitStack() as stack:
+        procs = {}
+        for label, port in ports.items():
+            cmd = [PY, "-m", "mcpyard", "serve", str(folder), "--port", str(port),
+                   "--state-dir", str(tmp / label), "--log-level", "warning", "--no-watch"]
+            if label == "no-records":
+                cmd.append("--no-records")
+            procs[label] = stack.enter_context(process(cmd, env=env, stdout=subprocess.DEVNULL))
+        for label, port in ports.items():
+            wait_ready(f"http://127.0.0.1:{port}/readyz", procs[label])
+        rows: list[dict[str, object]] = []
+        for i in range(args.rounds):
+            for c in levels:
+                # Alternate which goes first, so neither always follows the other's load.
+                order = list(ports) if i % 2 == 0 else list(reversed(ports))
+                for label in order:
+                    url = f"http://127.0.0.1:{ports[label]}/ws/bench/mcp"
+                    row = loadgen(url, "echo__echo", c, args.seconds, label, out, token,
+                                  [procs[label].pid])
+                    row["cpu_us_per_call"] = cpu_us_per_call(row, procs[label].pid)
+                    row["round"] = i
+                    rows.append(row)
+    subprocess.run([PY, str(SHARED / "fmt.py"), "--ratio-to", "no-records", str(out)],
+                   check=True)
+    print()
+    print("| c | no-records calls/s | records calls/s | ratio (median, range) "
+          "| CPU/call no-records | CPU/call records | CPU cost |")
+    print("|---|---|---|---|---|---|---|")
+    def of(label: str, key: str, c: int) -> list[float]:
+        return [float(r[key]) for r in rows  # type: ignore[arg-type]
+                if r["label"] == label and r["concurrency"] == c]
+
+    for c in levels:
+        on, off = of("records", "calls_per_s", c), of("no-records", "calls_per_s", c)
+        ratios = [a / b for a, b in zip(on, off, strict=True)]
+        cpu_on = of("records", "cpu_us_per_call", c)
+        cpu_off = of("no-records", "cpu_us_per_call", c)
+        med_on, med_off = statistics.median(cpu_on), statistics.median(cpu_off)
+        print(f"| {c} | {statistics.median(off):,.0f} ({min(off):,.0f}-{max(off):,.0f}) "
+              f"| {statistics.median(on):,.0f} ({min(on):,.0f}-{max(on):,.0f}) "
+              f"| {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}) "
+              f"| {med_off:.0f} µs ({min(cpu_off):.0f}-{max(cpu_off):.0f}) "
+              f"| {med_on:.0f} µs ({min(cpu_on):.0f}-{max(cpu_on):.0f}) "
+              f"| {(med_on / med_off - 1) * 100:+.1f}% |")
+    print(f"results: {out}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=8)
@@ -133,6 +202,8 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--profile", choices=["cprofile", "py-spy"])
+    ap.add_argument("--compare", choices=["records"],
+                    help="records: gateway with call records vs --no-records, alternating")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from mcpyard.crypto import tokens
@@ -151,6 +222,12 @@ def main() -> int:
         folder = Path(tmp) / "manifests"
         folder.mkdir()
         manifests(folder, direct, tokens.hash(token))
+        if args.compare == "records":
+            with process([PY, str(SHARED / "echo_server.py"), "--port", str(up_port),
+                          "--stateless", "--json"]) as upstream:
+                wait_ready(direct, upstream)
+                compare_records(args, levels, folder, Path(tmp), token, out, env)
+            return 0
         gw_cmd = [PY, "-m", "mcpyard", "serve", str(folder), "--port", str(gw_port),
                   "--state-dir", str(Path(tmp) / "state"), "--log-level", "warning",
                   "--no-watch"]

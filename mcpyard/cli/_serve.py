@@ -33,8 +33,18 @@ def register(sub: Any) -> None:
                    help="age identity file (MCPYARD_AGE_KEY_FILE, SOPS_AGE_KEY_FILE)")
     p.add_argument("--state-dir", type=Path,
                    default=Path(_env("MCPYARD_STATE_DIR", ".mcpyard") or ".mcpyard"),
-                   help="where the vault's master key lives (MCPYARD_STATE_DIR, "
-                        "default ./.mcpyard)")
+                   help="where the vault's master key and the call log (calls.db) live "
+                        "(MCPYARD_STATE_DIR, default ./.mcpyard)")
+    p.add_argument("--redis-url", default=_env("MCPYARD_REDIS_URL"), metavar="URL",
+                   help="keep rate limits in this Redis, shared by every gateway replica that "
+                        "uses it (redis://host:6379/0; MCPYARD_REDIS_URL); default: in memory")
+    p.add_argument("--audit-log", default=_env("MCPYARD_AUDIT_LOG"), metavar="PATH|-",
+                   help="also write every call record as one JSON line to PATH, or to stdout "
+                        "with - (MCPYARD_AUDIT_LOG)")
+    p.add_argument("--no-records", action="store_true",
+                   default=(_env("MCPYARD_NO_RECORDS") or "").lower() in ("1", "true", "yes"),
+                   help="keep no call log (STATE_DIR/calls.db); metrics stay "
+                        "(MCPYARD_NO_RECORDS=1)")
     p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
                    default=[o for o in (_env("MCPYARD_ALLOWED_ORIGINS") or "").split(",") if o],
                    help="a browser origin allowed besides loopback ones; repeatable "
@@ -63,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
         manifests=args.folder, host=args.host, port=args.port, state_dir=args.state_dir,
         age_key_file=args.age_key_file,
         age_key=None if args.age_key_file else os.environ.get("SOPS_AGE_KEY") or None,
-        allowed_origins=tuple(args.allow_origin), watch=not args.no_watch)
+        allowed_origins=tuple(args.allow_origin), watch=not args.no_watch,
+        redis_url=args.redis_url or None, records=not args.no_records,
+        audit_log=args.audit_log or None)
     serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
     return 0
 
@@ -82,4 +94,6 @@ def _banner(app: Any, settings: Any) -> None:
         "put its tokenHash in your Member manifest (spec.tokenHash), and give the token to the",
         f"member. Health: {settings.base_url}/readyz",
     ]
+    if settings.records:
+        lines.append(f"Call log: {settings.records_path} (`mcpyard analytics`)")
     print("\n".join(lines), flush=True)

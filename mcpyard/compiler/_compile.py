@@ -49,6 +49,9 @@ class Observed:
     """Tool names discovered on each MCPServer (namespace, name)."""
     server_health: Mapping[NsName, tuple[bool, str]] = field(default_factory=dict)
     """Whether each MCPServer serves, and why not."""
+    minted_token_hashes: Mapping[NsName, str] = field(default_factory=dict)
+    """Hashes of tokens the operator minted for Members (namespace, name) without tokenHash;
+    the spec's own tokenHash always wins."""
 
 
 @dataclass(frozen=True)
@@ -346,7 +349,8 @@ def _members(run: _Run) -> None:
             limits.per_member_requests_per_minute if limits else None
         config = MemberConfig(
             name=member.metadata.name, user=spec.user, role=spec.role,
-            token_hash=spec.token_hash,
+            token_hash=spec.token_hash or run.observed.minted_token_hashes.get(
+                (member.metadata.namespace, member.metadata.name)),
             allow=tuple(spec.access.allow) if spec.access else ("*",),
             deny=tuple(spec.access.deny) if spec.access else (),
             requests_per_minute=rpm, expires=spec.expires, disabled=spec.disabled)

@@ -8,6 +8,7 @@ upstream request and never logged; errors and ``repr`` name identities, never va
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import secrets
@@ -147,6 +148,40 @@ class Vault:
                 f"secret {identity}: failed its integrity check in the vault"
             ) from None
         return plaintext.decode("utf-8")
+
+    def export_sealed(self, identity: str) -> str:
+        """The sealed value of ``identity`` as text (base64 of nonce + ciphertext + tag).
+
+        Still encrypted under the master key and bound to ``identity``: safe to store where
+        the master key is not (the operator hands it to the gateway this way). The same text
+        comes back until the value is sealed again.
+        """
+        try:
+            nonce, ciphertext = self._sealed[identity]
+        except KeyError:
+            raise errors.SecretError(f"secret {identity}: not in the vault") from None
+        return base64.b64encode(nonce + ciphertext).decode("ascii")
+
+    def import_sealed(self, identity: str, sealed: str) -> None:
+        """Keep a value sealed elsewhere under the same master key (see :meth:`export_sealed`).
+
+        The value is checked at once: text that is not a sealed value, or that was sealed under
+        another key or for another identity, raises :class:`SecretError` naming the identity.
+        """
+        try:
+            raw = base64.b64decode(sealed.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raise errors.SecretError(f"secret {identity}: not a sealed value") from None
+        if len(raw) < _NONCE_BYTES + 16:
+            raise errors.SecretError(f"secret {identity}: not a sealed value")
+        nonce, ciphertext = raw[:_NONCE_BYTES], raw[_NONCE_BYTES:]
+        try:
+            self._aead.decrypt(nonce, ciphertext, identity.encode())
+        except InvalidTag:
+            raise errors.SecretError(
+                f"secret {identity}: sealed under another master key or for another secret"
+            ) from None
+        self._sealed[identity] = (nonce, ciphertext)
 
     def discard(self, identity: str) -> None:
         """Forget a value; nothing happens when it is not there."""

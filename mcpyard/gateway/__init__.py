@@ -1,8 +1,9 @@
 """The gateway: one MCP server per workspace in front of many upstream MCP servers.
 
 It serves each workspace at ``/ws/<name>/mcp`` (streamable HTTP) and ``/ws/<name>/sse`` (the
-legacy HTTP+SSE transport), plus ``/healthz`` and ``/readyz``. Per request it checks the
-member's token against the live configuration, filters and namespaces tools by the compiler's
+legacy HTTP+SSE transport), plus ``/healthz``, ``/readyz`` and ``/metrics``. Per request it
+checks the member's token against the live configuration, counts the request against the
+member's and the workspace's rate limits, filters and namespaces tools by the compiler's
 rules (:mod:`mcpyard.compiler.naming`, :mod:`mcpyard.compiler.access`), routes a call to its
 server under the tool's own name, injects that server's secrets on the upstream hop, and
 passes results back untouched. It reloads its manifests when they change and keeps the last
@@ -14,7 +15,9 @@ upstream session between members; let one failing upstream take a workspace down
 
 Inside: transports (``_streamable``, ``_sse``) parse HTTP into JSON-RPC messages; ``_router``
 is the only module that knows both downstream sessions and upstream servers; ``_runtime`` holds
-the live configuration; ``upstream/`` holds the clients of upstream servers.
+the live configuration; ``upstream/`` holds the clients of upstream servers; ``_limits``,
+``_records`` (with ``_audit``) and ``_metrics`` are the small services the router calls, fed
+one call record per request.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The one factory of the gateway application: :func:`build_app`.
 
 Routes are one list; the lifespan owns every long-lived resource (the vault, the upstreams,
-the reloader, the session sweeper, the health loop) and closes them all on shutdown.
+the reloader, the session sweeper, the health loop, the rate limiter, the call recorder) and
+closes them all on shutdown: the recorder is flushed before the upstreams close.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _secrets
+from mcpyard.gateway import _limits, _records, _secrets
+from mcpyard.gateway._audit import AuditSink
+from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware
 from mcpyard.gateway._reload import Reloader
 from mcpyard.gateway._router import Router
@@ -68,10 +71,11 @@ class _Unsealed:
 def build_app(settings: Settings) -> Starlette:
     """The gateway as an ASGI application; ``app.state.runtime`` is its live configuration."""
     workdir = (settings.manifests or Path.cwd()).absolute()
+    metrics = Metrics()
     runtime = Runtime(factory=settings.upstream_factory, secrets=_Unsealed(), workdir=workdir,
                       session_idle_seconds=settings.session_idle_seconds,
-                      health_interval=settings.health_interval)
-    router = Router(runtime, page_size=settings.page_size)
+                      health_interval=settings.health_interval, metrics=metrics)
+    router = Router(runtime, page_size=settings.page_size, metrics=metrics)
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok\n")
@@ -80,18 +84,29 @@ def build_app(settings: Settings) -> Starlette:
         serving, body = runtime.readiness()
         return JSONResponse(body, status_code=200 if serving else 503)
 
+    async def metrics_text(request: Request) -> Response:
+        # No auth, like /healthz: it names workspaces, servers and tools, never a member or
+        # a secret; keep it off the public listener all the same (docs/accounting.md).
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
         vault = vault_.Vault(key)
         runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
+        recorder = await asyncio.to_thread(_recorder, settings, metrics)
+        if recorder is not None:
+            recorder.start()
+            router.recorder = recorder
+        router.limiter = _limits.create_limiter(settings.redis_url)
         try:
             if settings.manifests is not None:
                 decryptor = _secrets.Decryptor(vault, age_key_file=settings.age_key_file,
                                                age_key=settings.age_key)
                 reloader = Reloader(runtime, settings.manifests, decryptor,
-                                    debounce_ms=settings.reload_debounce_ms)
+                                    debounce_ms=settings.reload_debounce_ms, metrics=metrics)
                 app.state.reloader = reloader
                 await reloader.reload()
                 if settings.watch:
@@ -110,14 +125,23 @@ def build_app(settings: Settings) -> Starlette:
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
-            await runtime.close()
+            # uvicorn has waited for open responses: every finished call is queued by now.
+            # Write them all before the upstreams (and the stdio servers) go.
+            if recorder is not None:
+                router.recorder = None
+                await recorder.close()
+            try:
+                await runtime.close()
+            finally:
+                await router.limiter.close()
 
     mcp = StreamableHTTP(runtime, router)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_text, methods=["GET"]),
         Route("/ws/{workspace}/mcp", mcp),
-        Route("/ws/{workspace}/sse", SSEStream(runtime)),
+        Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
         Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
     ]
     app = _Gateway(routes=routes, lifespan=lifespan,
@@ -125,4 +149,19 @@ def build_app(settings: Settings) -> Starlette:
                    fast=OriginMiddleware(mcp, settings.allowed_origins))
     app.state.runtime = runtime
     app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.router = router
     return app
+
+
+def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
+    """The recorder over the configured sinks, or None when no sink is (blocking: it opens
+    the database, so that a bad path fails at start-up)."""
+    sinks: list[_records.RecordSink] = []
+    if settings.records:
+        sinks.append(_records.SQLiteSink(settings.records_path))
+    if settings.audit_log:
+        sinks.append(AuditSink(settings.audit_log))
+    if not sinks:
+        return None
+    return _records.Recorder(sinks, on_drop=metrics.record_dropped)

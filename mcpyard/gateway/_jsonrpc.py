@@ -6,9 +6,12 @@ them. :func:`error_from` is the single place that maps mcpyard errors to JSON-RP
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcpyard import errors
+
+if TYPE_CHECKING:
+    from mcpyard.gateway._limits import Refusal
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -19,6 +22,13 @@ UPSTREAM_UNAVAILABLE = -32000
 """Implementation-defined server error: the upstream server failed or is not serving."""
 REQUEST_TIMEOUT = -32001
 """The upstream did not answer in time (the code the MCP SDKs use for timeouts)."""
+REQUEST_CANCELLED = -32800
+"""The client cancelled the request (the code the MCP SDKs use); it ignores the answer."""
+RATE_LIMITED = -32029
+"""Implementation-defined server error: a rate limit refused the request. Sent with HTTP 429
+and ``Retry-After`` (on /sse, where the POST was already accepted, on the stream only); the
+message names the limit, ``data`` is ``{"retryAfter": seconds, "scope": "workspace" |
+"member", "limit": requests per minute}``. The 29 echoes HTTP 429."""
 
 Id = str | int | None
 
@@ -32,6 +42,21 @@ def error(id_: Id, code: int, message: str, data: Any = None) -> dict[str, Any]:
     if data is not None:
         err["data"] = data
     return {"jsonrpc": "2.0", "id": id_, "error": err}
+
+
+def rate_limited(id_: Id, refusal: Refusal) -> dict[str, Any]:
+    return error(id_, RATE_LIMITED, refusal.message, {
+        "retryAfter": refusal.retry_after, "scope": refusal.scope, "limit": refusal.limit})
+
+
+def retry_after(reply: Any) -> int | None:
+    """The seconds of a rate-limit refusal's ``Retry-After``, or None for any other reply."""
+    err = reply.get("error") if isinstance(reply, dict) else None
+    if isinstance(err, dict) and err.get("code") == RATE_LIMITED:
+        data = err.get("data")
+        if isinstance(data, dict) and isinstance(data.get("retryAfter"), int):
+            return int(data["retryAfter"])
+    return None
 
 
 def notification(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:

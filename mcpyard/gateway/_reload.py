@@ -21,6 +21,8 @@ import watchfiles
 
 from mcpyard import compiler, hub, manifests
 from mcpyard.api._problem import Problem
+from mcpyard.gateway import _records
+from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._runtime import Runtime, SecretState
 from mcpyard.gateway._secrets import Decryptor
 
@@ -32,6 +34,8 @@ class Plan:
     loaded: manifests.Loaded
     compiled: compiler.Compilation
     secrets: SecretState
+    commit: str | None = None
+    """The git commit of the folder's checkout, read once per load (for call records)."""
 
 
 def _workspace_of(resource: object) -> str | None:
@@ -49,8 +53,9 @@ def _file(source: str) -> str:
 
 class Reloader:
     def __init__(self, runtime: Runtime, folder: Path, decryptor: Decryptor, *,
-                 debounce_ms: int = 300) -> None:
+                 debounce_ms: int = 300, metrics: Metrics | None = None) -> None:
         self.runtime = runtime
+        self.metrics = metrics
         self.folder = folder
         self.decryptor = decryptor
         self.debounce_ms = debounce_ms
@@ -69,7 +74,7 @@ class Reloader:
             secret_failures=dict(state.failures))
         compiled = compiler.compile(loaded.resources, now=datetime.now(UTC),
                                     catalog=hub.catalog(), observed=observed, target="local")
-        return Plan(loaded, compiled, state)
+        return Plan(loaded, compiled, state, _records.git_commit(self.folder))
 
     async def reload(self) -> None:
         async with self._lock:
@@ -79,10 +84,15 @@ class Reloader:
                 log.exception("reload failed")
                 self.runtime.reload_errors = [f"{self.folder}: reload failed: {exc}"]
                 self.runtime.apply({}, keep=list(self.runtime.live))
+                if self.metrics is not None:
+                    self.metrics.config_reloaded("failure")
                 return
-            self.apply(plan)
+            ok = self.apply(plan)
+            if self.metrics is not None:
+                self.metrics.config_reloaded("success" if ok else "failure")
 
-    def apply(self, plan: Plan) -> None:
+    def apply(self, plan: Plan) -> bool:
+        """Serve what ``plan`` compiled; False when an error held anything back."""
         loaded, compiled = plan.loaded, plan.compiled
         problems: dict[str, list[str]] = defaultdict(list)
         general: list[str] = []
@@ -107,7 +117,8 @@ class Reloader:
         keep = [name for name in problems if name in self.runtime.live]
         self.runtime.held = dict(problems)
         self.runtime.reload_errors = general
-        self.runtime.apply(compiled.workspaces, keep=keep, secrets=plan.secrets)
+        self.runtime.apply(compiled.workspaces, keep=keep, secrets=plan.secrets,
+                           commit=plan.commit)
 
         files: dict[str, set[str]] = defaultdict(set)
         for resource in loaded.resources:
@@ -125,6 +136,7 @@ class Reloader:
         served = ", ".join(sorted(self.runtime.live)) or "nothing"
         log.info("configuration %d applied: serving %s%s", self.runtime.generation, served,
                  f"; {len(keep)} held at their last good config" if keep else "")
+        return not problems and not general
 
     @staticmethod
     def _line(p: Problem, loaded: manifests.Loaded) -> str:

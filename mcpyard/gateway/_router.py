@@ -1,19 +1,27 @@
 """The router: the one place that knows both sides, downstream sessions and upstream servers.
 
 It works on parsed JSON-RPC messages (dicts) and returns messages; transports parse and encode.
-A request walks down once: member (already authenticated) -> method -> tool table -> access
-check -> upstream (under the tool's own name) -> result, untouched.
+A request walks down once: member (already authenticated) -> rate limits -> method -> tool
+table -> access check -> upstream (under the tool's own name) -> result, untouched -> one
+call record, which feeds both the call log and the metrics (so the outcome is decided here and
+only here).
+
+Results of calls and lists leave the router already encoded (``orjson.Fragment``): encoded
+once, measured once for the record, and embedded as is when the transport encodes the reply.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
+
+import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway import _tools
+from mcpyard.gateway import _limits, _metrics, _records, _tools
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._sessions import Session
@@ -33,6 +41,11 @@ BATCH_VERSIONS = frozenset({"2025-03-26"})
 
 CAPABILITIES = {"tools": {"listChanged": True}}
 
+RECORDED = frozenset({"tools/call", "resources/read", "prompts/get", "tools/list",
+                      "resources/list", "resources/templates/list", "prompts/list"})
+"""Methods whose every request is kept in the call log; any other request is kept only when
+it was refused or failed (a rate-limited ping, an unknown method). Metrics count them all."""
+
 
 def negotiate(requested: Any, supported: tuple[str, ...]) -> str:
     """The client's version when supported, else the latest one (the client decides)."""
@@ -48,23 +61,125 @@ def initialize_result(live: Live, version: str) -> dict[str, Any]:
     }
 
 
+class _Call:
+    """What the router learned while answering one request: the facts of its call record."""
+
+    __slots__ = ("error", "outcome", "server", "target")
+
+    def __init__(self) -> None:
+        self.server: str | None = None
+        self.target: str | None = None
+        self.outcome: _records.Outcome = "ok"
+        self.error: str | None = None
+
+    def fail(self, outcome: _records.Outcome, error: str | None) -> None:
+        self.outcome, self.error = outcome, error
+
+
+_TARGETS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+
+
+def _target(method: str, params: Any) -> str | None:
+    """The tool, prompt or resource a request names, as the client sent it."""
+    key = _TARGETS.get(method)
+    value = params.get(key) if key is not None and isinstance(params, dict) else None
+    return value if isinstance(value, str) else None
+
+
 class Router:
-    def __init__(self, runtime: Runtime, *, page_size: int) -> None:
+    """Answers requests; the limiter, the recorder and the metrics are the services it calls.
+
+    ``limiter`` and ``recorder`` are set by the app's lifespan (they own connections, files
+    and tasks); until then limits are kept in memory and nothing is recorded.
+    """
+
+    def __init__(self, runtime: Runtime, *, page_size: int, metrics: _metrics.Metrics) -> None:
         self.runtime = runtime
         self.page_size = page_size
+        self.metrics = metrics
+        self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
+        self.recorder: _records.Recorder | None = None
 
-    async def request(self, live: Live, member: Member, session: Session,
-                      msg: dict[str, Any]) -> dict[str, Any]:
-        """Answer one JSON-RPC request of an initialized session."""
+    async def request(self, live: Live, member: Member, session: Session | None,
+                      msg: dict[str, Any], *, era: _records.Era,
+                      size: int = 0) -> dict[str, Any]:
+        """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record).
+
+        Every request passes here once, ``initialize`` included (``session`` is None for an
+        initialize on /mcp, which opens the session after this admitted it): it is counted
+        against the member's limit, then the workspace's, and answered with a JSON-RPC
+        :data:`rpc.RATE_LIMITED` error when refused (the transport turns that into HTTP 429).
+        Initialize counts because it is work the client asks for like any other, and a client
+        re-initializing in a loop must not escape its plan.
+        """
+        started, t0 = time.time(), time.perf_counter()
+        method = msg["method"]
+        call = _Call()
+        call.target = _target(method, msg.get("params"))
+        refusal = await self.limiter.hit(live.config, member.config)
+        if refusal is not None:
+            call.fail("rate_limited", refusal.message)
+            reply = rpc.rate_limited(msg["id"], refusal)
+        else:
+            reply = await self._answer(live, member, session, msg, call, era)
+            if method in RECORDED and "result" in reply:
+                reply["result"] = orjson.Fragment(orjson.dumps(reply["result"]))
+        self._account(live, member, method, call, era, started, t0, size,
+                      len(orjson.dumps(reply)))
+        return reply
+
+    def unauthorized(self, live: Live, *, method: str | None, era: _records.Era, size: int,
+                     reason: str) -> None:
+        """Record a request refused with 401 (no member; the token is never looked at here).
+
+        ``method`` is the JSON-RPC method when the body named one, else the HTTP method."""
+        call = _Call()
+        call.fail("auth_failure", reason)
+        self._account(live, None, method or "other", call, era, time.time(),
+                      time.perf_counter(), size, 0)
+
+    def _account(self, live: Live, member: Member | None, method: str, call: _Call,
+                 era: _records.Era, started: float, t0: float, request_bytes: int,
+                 response_bytes: int) -> None:
+        # A method name comes from the client: only the known ones are kept as they are, so
+        # neither the log nor the metrics hold whatever a client chose to send there.
+        known = method if method in _metrics.METHODS else "other"
+        record = _records.CallRecord(
+            time=started, workspace=live.config.name,
+            member=member.name if member is not None else None,
+            user=member.config.user if member is not None else None,
+            server=call.server, method=known, target=call.target, era=era,
+            outcome=call.outcome, error=call.error,
+            latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
+            response_bytes=response_bytes, config_revision=live.config.revision,
+            git_commit=live.commit)
+        self.metrics.observe(record)
+        if self.recorder is not None and (known in RECORDED or call.outcome != "ok"):
+            self.recorder.record(record)
+
+    async def _answer(self, live: Live, member: Member, session: Session | None,
+                      msg: dict[str, Any], call: _Call, era: _records.Era) -> dict[str, Any]:
         method, id_ = msg["method"], msg["id"]
         if method == "tools/call":
-            return await self._call(live, member, session, id_, msg.get("params"))
+            assert session is not None, "only initialize comes without a session"
+            return await self._call(live, member, session, id_, msg.get("params"), call)
         if method == "tools/list":
-            return self._list(live, member, id_, msg.get("params"))
+            return self._list(live, member, id_, msg.get("params"), call)
         if method == "ping":
             return rpc.result(id_, {})
         if method == "initialize":
+            params = msg.get("params")
+            requested = params.get("protocolVersion") if isinstance(params, dict) else None
+            if era == "legacy-sse" and session is not None:
+                # The legacy transport opens its session with the stream, before initialize.
+                session.protocol = negotiate(requested, SSE_VERSIONS)
+                return rpc.result(id_, initialize_result(live, session.protocol))
+            if session is None:
+                return rpc.result(id_, initialize_result(
+                    live, negotiate(requested, STREAMABLE_VERSIONS)))
+            call.fail("invalid_request", "the session is already initialized")
             return rpc.error(id_, rpc.INVALID_REQUEST, "the session is already initialized")
+        call.fail("invalid_request", f"Method not found: {method}")
         return rpc.error(id_, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
 
     async def notification(self, live: Live, member: Member, session: Session,
@@ -73,24 +188,32 @@ class Router:
         # nothing to do until server-to-client requests and cancellations are relayed.
         return None
 
-    def _list(self, live: Live, member: Member, id_: rpc.Id, params: Any) -> dict[str, Any]:
+    def _list(self, live: Live, member: Member, id_: rpc.Id, params: Any,
+              call: _Call) -> dict[str, Any]:
         cursor = params.get("cursor") if isinstance(params, dict) else None
         try:
             page = _tools.page(live.view(member.config), cursor, self.page_size)
         except _tools.InvalidCursor:
+            call.fail("invalid_request", "unknown cursor")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
         return rpc.result(id_, page)
 
     async def _call(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                    params: Any) -> dict[str, Any]:
+                    params: Any, call: _Call) -> dict[str, Any]:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            call.fail("invalid_request", "tools/call without a name")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: tools/call needs a name")
         name: str = params["name"]
-        entry = live.table.by_name.get(name) if name in live.view(member.config).allowed \
-            else None
-        if entry is None:
-            return self._unknown(live, member, id_, name)
+        entry = live.table.by_name.get(name)
+        if entry is None or name not in live.view(member.config).allowed:
+            if entry is not None:
+                # The client gets the same answer as for a tool that does not exist (a hidden
+                # tool's existence is not revealed); the record says what happened.
+                call.fail("denied", "denied by access rules")
+                return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown tool: {name}")
+            return self._unknown(live, member, id_, name, call)
         handle = live.handles[entry.slug]
+        call.server = entry.slug
         forwarded = dict(params)
         forwarded["name"] = entry.original
         session.used.add(handle)
@@ -98,6 +221,7 @@ class Router:
             result = await handle.request("tools/call", forwarded, session.owner,
                                           handle.server.timeout_seconds)
         except UpstreamRPCError as exc:
+            call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             upstream = handle.upstream
@@ -105,14 +229,20 @@ class Router:
                 self.runtime.mark_down(handle, upstream.last_error or str(exc))
             log.warning("member %s: %s failed: %s", member.key, name, exc)
             if isinstance(exc, errors.MCPyardError):
-                return rpc.error_from(id_, exc, slug=entry.slug)
-            return rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__),
-                                  slug=entry.slug)
+                reply = rpc.error_from(id_, exc, slug=entry.slug)
+            else:
+                reply = rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__),
+                                       slug=entry.slug)
+            call.fail("upstream_error", reply["error"]["message"])
+            return reply
         if not handle.up:
             self.runtime.discover_soon(handle)  # it answered: bring its tools back
+        if result.get("isError") is True:
+            call.fail("tool_error", None)  # the tool's own words are a result: not recorded
         return rpc.result(id_, result)
 
-    def _unknown(self, live: Live, member: Member, id_: rpc.Id, name: str) -> dict[str, Any]:
+    def _unknown(self, live: Live, member: Member, id_: rpc.Id, name: str,
+                 call: _Call) -> dict[str, Any]:
         # A server that never listed its tools (down since start) cannot route by table; when
         # the name would be its tool and the member may use it, say that the server is down
         # rather than that the tool does not exist. The split only finds the server.
@@ -123,6 +253,10 @@ class Router:
                     and access.member_may_use(member.config, name)
                     and (len(name) == naming.MAX_NAME
                          or access.server_exposes(handle.server.tools, parts[1]))):
+                # No `server` in the record: the call reached none, and the tool part of the
+                # name is unchecked (it must not become a metrics label).
+                call.fail("upstream_error", f"server {handle.slug} is unavailable")
                 return rpc.error(id_, rpc.UPSTREAM_UNAVAILABLE,
                                  f"server {handle.slug} is unavailable: {handle.why_down}")
+        call.fail("invalid_request", "no such tool")
         return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown tool: {name}")

@@ -22,7 +22,8 @@ from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
-from mcpyard.gateway import _auth, _jsonrpc
+from mcpyard.gateway import _auth, _catalog, _jsonrpc
+from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._sessions import SessionStore
 from mcpyard.gateway._tools import ToolTable, View
 from mcpyard.gateway.upstream._base import Owner, SecretSource, Upstream, UpstreamRPCError
@@ -30,6 +31,8 @@ from mcpyard.gateway.upstream._base import Owner, SecretSource, Upstream, Upstre
 log = logging.getLogger("mcpyard.gateway")
 
 LIST_CHANGED = _jsonrpc.notification("notifications/tools/list_changed")
+_REDISCOVER = frozenset({"notifications/tools/list_changed", "notifications/prompts/list_changed",
+                         "notifications/resources/list_changed"})
 _MAX_TOOL_PAGES = 100
 
 
@@ -66,6 +69,9 @@ class Handle:
         self.upstream: Upstream | None = None
         self.tools: tuple[dict[str, Any], ...] | None = None
         """The last tool list the server gave (kept while it is down, to route calls)."""
+        self.lists: dict[str, tuple[dict[str, Any], ...]] = {}
+        """The last prompt / resource / template lists (by result key) the server gave; a kind
+        the server does not serve is absent."""
         self.up = False
         self.reason: str | None = blocked or "starting"
         self.inflight = 0
@@ -88,12 +94,15 @@ class Handle:
         return self.reason or last or "not serving"
 
     async def request(self, method: str, params: dict[str, Any] | None, owner: Owner | None,
-                      timeout: float | None = None) -> dict[str, Any]:
+                      timeout: float | None = None, *, relay: Any = None) -> dict[str, Any]:
         upstream = self.upstream
         if upstream is None or self.closing is not None:
             raise errors.UpstreamError(self.why_down)
         self.inflight += 1
         try:
+            if relay is not None:
+                return await upstream.request(method, params, owner=owner, timeout=timeout,
+                                              relay=relay)
             return await upstream.request(method, params, owner=owner, timeout=timeout)
         finally:
             self.inflight -= 1
@@ -151,17 +160,22 @@ class Handle:
 class Live:
     """One workspace as it serves right now (immutable; replaced on any change)."""
 
-    __slots__ = ("available", "by_name", "config", "handles", "members", "table", "views")
+    __slots__ = ("_tables", "available", "by_name", "commit", "config", "handles", "members",
+                 "table", "views")
 
-    def __init__(self, config: WorkspaceConfig, handles: dict[str, Handle]) -> None:
+    def __init__(self, config: WorkspaceConfig, handles: dict[str, Handle],
+                 commit: str | None = None) -> None:
         self.config = config
         self.handles = handles
+        self.commit = commit
+        """The git commit of the manifests that gave ``config`` (None outside a checkout)."""
         self.table = ToolTable((h.server, h.tools) for h in handles.values()
                                if h.tools is not None)
         self.available = frozenset(slug for slug, h in handles.items() if h.up)
         self.members = _auth.index(config.namespace, config.members)
         self.by_name: dict[str, MemberConfig] = {m.name: m for m in config.members}
         self.views: dict[str, View] = {}
+        self._tables: dict[str, tuple[_catalog.Table, dict[str, _catalog.View]]] = {}
 
     def view(self, member: MemberConfig) -> View:
         view = self.views.get(member.name)
@@ -169,9 +183,36 @@ class Live:
             view = self.views[member.name] = self.table.view(member, self.available)
         return view
 
+    def catalog(self, kind: _catalog.Kind) -> _catalog.Table:
+        """The prompt / resource / template table, built on first use."""
+        built = self._tables.get(kind.key)
+        if built is None:
+            table = _catalog.Table(kind, ((slug, h.lists[kind.key])
+                                          for slug, h in self.handles.items()
+                                          if kind.key in h.lists))
+            built = self._tables[kind.key] = (table, {})
+        return built[0]
+
+    def catalog_view(self, kind: _catalog.Kind, member: MemberConfig) -> _catalog.View:
+        table = self.catalog(kind)
+        views = self._tables[kind.key][1]
+        view = views.get(member.name)
+        if view is None:
+            view = views[member.name] = table.view(member, self.available)
+        return view
+
+    def serves(self, key: str) -> bool:
+        """Whether any server of the workspace serves prompts / resources (by result key)."""
+        return any(key in h.lists for h in self.handles.values())
+
     def listing(self) -> tuple[Any, ...]:
         """What decides whether connected clients need notifications/tools/list_changed."""
         return (self.table.signature, self.available, self.config.members)
+
+    def catalog_listing(self, kind: _catalog.Kind) -> tuple[Any, ...]:
+        """What decides whether connected clients need ``kind``'s list_changed."""
+        lists = tuple((slug, h.lists.get(kind.key)) for slug, h in sorted(self.handles.items()))
+        return (lists, self.available, self.config.members)
 
     def member_active(self, name: str) -> bool:
         m = self.by_name.get(name)
@@ -186,12 +227,18 @@ class Runtime:
     """Every workspace the gateway serves, their upstreams, and the downstream sessions."""
 
     def __init__(self, *, factory: Factory | None, secrets: SecretSource, workdir: Path,
-                 session_idle_seconds: float, health_interval: float) -> None:
+                 session_idle_seconds: float, health_interval: float,
+                 metrics: Metrics | None = None) -> None:
         self._factory = factory
         self.secrets = secrets
         self.workdir = workdir
+        self.metrics = metrics
+        """Told when an upstream comes up or goes down, and when sessions open and close."""
         self.live: dict[str, Live] = {}
-        self.sessions = SessionStore(session_idle_seconds, on_change=self._signal)
+        self.sessions = SessionStore(
+            session_idle_seconds, on_change=self._signal,
+            on_open=metrics.session_opened if metrics is not None else None,
+            on_close=metrics.session_closed if metrics is not None else None)
         self.health_interval = health_interval
         self.generation = 0
         """Counts applied reloads; /readyz shows it."""
@@ -205,6 +252,9 @@ class Runtime:
         self._handles: set[Handle] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self.on_upstream_notification: Callable[[Handle, dict[str, Any]], None] | None = None
+        """Where the notifications the runtime does not handle itself go (the router's relay:
+        progress, log messages, resource updates)."""
 
     # -- configuration -------------------------------------------------------------------
 
@@ -216,8 +266,10 @@ class Runtime:
         return self._factory
 
     def apply(self, configs: Mapping[str, WorkspaceConfig], *, keep: Collection[str] = (),
-              secrets: SecretState | None = None) -> None:
-        """Serve ``configs``; keep the workspaces in ``keep`` as they are; drop the rest."""
+              secrets: SecretState | None = None, commit: str | None = None) -> None:
+        """Serve ``configs``; keep the workspaces in ``keep`` as they are; drop the rest.
+
+        ``commit`` is the git commit the configuration was read from, for call records."""
         secrets = secrets or SecretState()
         for name in [n for n in self.live if n not in configs and n not in keep]:
             self._remove(name)
@@ -225,11 +277,11 @@ class Runtime:
             if name in keep:
                 continue
             old = self.live.get(name)
-            if old is not None and old.config == config and all(
+            if old is not None and old.config == config and old.commit == commit and all(
                     h.same(h.server, secrets.digest(h.server), secrets.blocked(h.server))
                     for h in old.handles.values()):
                 continue
-            self._swap(name, config, old, secrets)
+            self._swap(name, config, old, secrets, commit)
         self.loaded = True
         self.generation += 1
         self._signal()
@@ -241,7 +293,7 @@ class Runtime:
         self._spawn(self.sessions.end_where(lambda s: s.workspace == name))
 
     def _swap(self, name: str, config: WorkspaceConfig, old: Live | None,
-              secrets: SecretState) -> None:
+              secrets: SecretState, commit: str | None) -> None:
         handles: dict[str, Handle] = {}
         fresh: list[Handle] = []
         for server in config.servers:
@@ -256,7 +308,7 @@ class Runtime:
         if old is not None:
             kept = set(handles.values())
             self._retire(h for h in old.handles.values() if h not in kept)
-        live = Live(config, handles)
+        live = Live(config, handles, commit)
         self.live[name] = live
         log.info("workspace %s: serving revision %s (%d servers, %d members)", name,
                  config.revision or "-", len(config.servers), len(config.members))
@@ -266,9 +318,18 @@ class Runtime:
             self._after_swap(name, old, live)
 
     def _after_swap(self, name: str, old: Live, new: Live) -> None:
-        if old.listing() != new.listing():
+        notes = [LIST_CHANGED] if old.listing() != new.listing() else []
+        for kind in (_catalog.PROMPTS, _catalog.RESOURCES):
+            if (old.serves(kind.key) or new.serves(kind.key)) and (
+                    old.catalog_listing(kind) != new.catalog_listing(kind)
+                    or (kind is _catalog.RESOURCES
+                        and old.catalog_listing(_catalog.TEMPLATES)
+                        != new.catalog_listing(_catalog.TEMPLATES))):
+                notes.append(_jsonrpc.notification(kind.notification))
+        if notes:
             for session in self.sessions.of_workspace(name):
-                session.push(LIST_CHANGED)
+                for note in notes:
+                    session.push(note)
         if old.config.members != new.config.members:
             # Close the streams of revoked members now; their requests fail auth anyway.
             self._spawn(self.sessions.end_where(
@@ -279,14 +340,17 @@ class Runtime:
         old = self.live.get(handle.workspace)
         if old is None or old.handles.get(handle.slug) is not handle:
             return
-        new = Live(old.config, old.handles)
+        new = Live(old.config, old.handles, old.commit)
         self.live[handle.workspace] = new
+        self._report(handle)
         self._after_swap(handle.workspace, old, new)
         self._signal()
 
     def _retire(self, handles: Any) -> None:
         for handle in handles:
             handle.retired = True
+            if self.metrics is not None:
+                self.metrics.forget_upstream(handle.workspace, handle.slug)
             if handle.inflight == 0:
                 self._track(handle.close_soon())
 
@@ -296,8 +360,13 @@ class Runtime:
 
     # -- upstream lifecycle --------------------------------------------------------------
 
+    def _report(self, handle: Handle) -> None:
+        if self.metrics is not None:
+            self.metrics.set_upstream(handle.workspace, handle.slug, handle.up)
+
     def _start(self, handle: Handle) -> None:
         self._handles.add(handle)
+        self._report(handle)
         if handle.blocked:
             log.warning("workspace %s: server %s not started: %s", handle.workspace,
                         handle.slug, handle.blocked)
@@ -333,17 +402,14 @@ class Runtime:
         while True:
             handle.rediscover = False
             try:
-                tools = await self._list_tools(handle)
-            except UpstreamRPCError as exc:
-                # A server without tools (or one refusing tools/list) serves nothing here.
-                log.warning("workspace %s: server %s: tools/list failed: %s", handle.workspace,
-                            handle.slug, exc.rpc_message)
-                tools, handle.reason = [], f"tools/list failed: {exc.rpc_message}"
+                tools, lists = await asyncio.gather(self._tools_or_none(handle),
+                                                    self._list_catalog(handle))
             except (errors.MCPyardError, OSError, TimeoutError) as exc:
                 self.mark_down(handle, _clean(exc))
                 return
             was_down = not handle.up
             handle.tools, handle.up, handle.failures = tuple(tools), True, 0
+            handle.lists = lists
             if was_down:
                 handle.reason = None
                 log.info("workspace %s: server %s is serving %d tools", handle.workspace,
@@ -352,19 +418,52 @@ class Runtime:
             if not handle.rediscover:
                 return
 
-    async def _list_tools(self, handle: Handle) -> list[dict[str, Any]]:
-        tools: list[dict[str, Any]] = []
+    async def _tools_or_none(self, handle: Handle) -> list[dict[str, Any]]:
+        try:
+            return await self._list_all(handle, "tools/list", "tools")
+        except UpstreamRPCError as exc:
+            # A server without tools (or one refusing tools/list) serves none here.
+            log.warning("workspace %s: server %s: tools/list failed: %s", handle.workspace,
+                        handle.slug, exc.rpc_message)
+            handle.reason = f"tools/list failed: {exc.rpc_message}"
+            return []
+
+    async def _list_all(self, handle: Handle, method: str, key: str) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
         cursor = None
         for _ in range(_MAX_TOOL_PAGES):
             params = {"cursor": cursor} if cursor else None
-            res = await handle.request("tools/list", params, None, handle.server.timeout_seconds)
-            page = res.get("tools")
+            res = await handle.request(method, params, None, handle.server.timeout_seconds)
+            page = res.get(key)
             if isinstance(page, list):
-                tools.extend(t for t in page if isinstance(t, dict))
+                items.extend(t for t in page if isinstance(t, dict))
             cursor = res.get("nextCursor")
             if not isinstance(cursor, str) or not cursor:
                 break
-        return tools
+        return items
+
+    async def _list_catalog(self, handle: Handle) -> dict[str, tuple[dict[str, Any], ...]]:
+        """The server's prompts, resources and templates, for the kinds it serves.
+
+        The server's advertised capabilities decide when it has any; a server that advertised
+        nothing (or whose client cannot say) is asked, and "method not found" means none.
+        """
+        caps = capabilities(handle)
+        kinds = [k for k in _catalog.KINDS if caps is None
+                 or (k.key == "prompts" and "prompts" in caps)
+                 or (k.key != "prompts" and "resources" in caps)]
+
+        async def one(kind: _catalog.Kind) -> tuple[str, tuple[dict[str, Any], ...]] | None:
+            try:
+                return kind.key, tuple(await self._list_all(handle, kind.method, kind.key))
+            except UpstreamRPCError as exc:
+                if caps is not None:
+                    log.warning("workspace %s: server %s: %s failed: %s", handle.workspace,
+                                handle.slug, kind.method, exc.rpc_message)
+                return None
+
+        found = await asyncio.gather(*(one(k) for k in kinds))
+        return dict(f for f in found if f is not None)
 
     def mark_down(self, handle: Handle, reason: str) -> None:
         handle.failures += 1
@@ -378,8 +477,16 @@ class Runtime:
         self._refresh(handle)
 
     async def _on_notification(self, handle: Handle, slug: str, message: dict[str, Any]) -> None:
-        if message.get("method") == "notifications/tools/list_changed":
+        method = message.get("method")
+        if method in _REDISCOVER:
             self.discover_soon(handle)
+            # The upstream says its list changed: the workspace's may have, so clients hear it
+            # now (and once more after the rediscovery if the workspace's list did change).
+            if not handle.retired:
+                for session in self.sessions.of_workspace(handle.workspace):
+                    session.push(message)
+        elif self.on_upstream_notification is not None:
+            self.on_upstream_notification(handle, message)
 
     async def run_health(self) -> None:
         """Retry servers that are down, with backoff, so they come back without a reload."""
@@ -465,6 +572,12 @@ class Runtime:
         if held:
             body["notServing"] = held
         return serving, body
+
+
+def capabilities(handle: Handle) -> dict[str, Any] | None:
+    """The capabilities the server advertised, None when its client cannot tell."""
+    caps = getattr(handle.upstream, "capabilities", None)
+    return caps if isinstance(caps, dict) else None
 
 
 def _clean(exc: BaseException) -> str:

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
@@ -25,14 +25,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mcpyard.gateway")
 
-Transport = Literal["streamable-http", "sse"]
+Transport = Literal["streamable-http", "sse", "modern", "listen"]
+"""``modern``: the one pseudo-session of a member's sessionless (2026-07-28) requests, which
+owns that member's upstream sessions; ``listen``: a ``subscriptions/listen`` stream."""
 _CLOSE = b""
 _QUEUE_LIMIT = 256
 
 
 class Session:
-    __slots__ = ("_queue", "closed", "id", "last_seen", "member", "owner", "protocol",
-                 "streams", "tasks", "transport", "used", "workspace")
+    __slots__ = ("_ids", "_queue", "capabilities", "closed", "finalizers", "id", "inflight",
+                 "last_seen",
+                 "log_level", "member", "owner", "pending", "protocol", "streams", "tasks",
+                 "transport", "used", "workspace")
 
     def __init__(self, workspace: str, member: str, member_key: str, protocol: str | None,
                  transport: Transport) -> None:
@@ -50,6 +54,31 @@ class Session:
         self.streams = 0
         self.closed = False
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE_LIMIT)
+        self.log_level = 0
+        self.capabilities: dict[str, Any] | None = None
+        """What the client declared at initialize (it decides what it may be asked)."""
+        """The lowest log level (index in ``_relay.LOG_LEVELS``) relayed; logging/setLevel."""
+        self.inflight: dict[Any, asyncio.Task[Any] | None] = {}
+        """The tasks answering the client's requests that may be cancelled, by request id
+        (None once the client cancelled it)."""
+        self.pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        """The client's answers awaited for requests the gateway relayed to it, by our id."""
+        self.finalizers: list[Callable[[], Awaitable[None]]] = []
+        """Run when the session ends (leave resource subscriptions)."""
+        self._ids = 0
+
+    def request_id(self) -> str:
+        """A fresh id for a request the gateway sends this session's client."""
+        self._ids += 1
+        return f"mcpyard-{self._ids}"
+
+    def answer(self, message: dict[str, Any]) -> bool:
+        """Route a response the client sent to the relayed request waiting for it."""
+        future = self.pending.pop(message.get("id"), None)
+        if future is None or future.done():
+            return False
+        future.set_result(message)
+        return True
 
     def push(self, message: Any) -> None:
         """Queue a message for the session's stream; dropped when no stream is open (allowed for
@@ -84,10 +113,16 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, idle_seconds: float, on_change: Callable[[], None] | None = None) -> None:
+    def __init__(self, idle_seconds: float, on_change: Callable[[], None] | None = None, *,
+                 on_open: Callable[[str], None] | None = None,
+                 on_close: Callable[[str], None] | None = None) -> None:
         self.idle_seconds = idle_seconds
         self._sessions: dict[str, Session] = {}
+        self._sessionless: dict[tuple[str, str], Session] = {}
         self._on_change = on_change or (lambda: None)
+        self._on_open = on_open or (lambda workspace: None)
+        """Told the workspace of every session opened (and closed, below): the metrics."""
+        self._on_close = on_close or (lambda workspace: None)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -99,7 +134,18 @@ class SessionStore:
              transport: Transport) -> Session:
         session = Session(workspace, member, member_key, protocol, transport)
         self._sessions[session.id] = session
+        self._on_open(workspace)
         self._on_change()
+        return session
+
+    def sessionless(self, workspace: str, member: str, member_key: str) -> Session:
+        """The pseudo-session of a member's sessionless requests (never listed, never swept:
+        it holds no stream, only the member's upstream sessions)."""
+        key = (workspace, member_key)
+        session = self._sessionless.get(key)
+        if session is None or session.closed:
+            session = self._sessionless[key] = Session(workspace, member, member_key, None,
+                                                       "modern")
         return session
 
     def get(self, session_id: str) -> Session | None:
@@ -122,11 +168,20 @@ class SessionStore:
         self._forget(session)
         for task in list(session.tasks):
             task.cancel()
+        for future in session.pending.values():
+            future.cancel()
+        finalizers, session.finalizers = session.finalizers, []
+        for finalize in finalizers:
+            try:
+                await finalize()
+            except Exception:  # a finalizer only releases upstream state
+                log.exception("session %s: cleanup failed", session.id[:8])
         handles, session.used = session.used, set()
         await asyncio.gather(*(h.release(session.owner) for h in handles))
 
     def _forget(self, session: Session) -> None:
-        self._sessions.pop(session.id, None)
+        if self._sessions.pop(session.id, None) is not None:
+            self._on_close(session.workspace)
         session._close()
         self._on_change()
 
@@ -154,6 +209,16 @@ class SessionStore:
 
     async def close(self) -> None:
         await self.end_where(lambda s: True)
+        await self.end_sessionless(lambda s: True)
+
+    async def end_sessionless(self, predicate: Callable[[Session], bool]) -> None:
+        """Release the upstream sessions of members' sessionless requests (a member removed)."""
+        doomed = [k for k, s in self._sessionless.items() if predicate(s)]
+        for key in doomed:
+            session = self._sessionless.pop(key)
+            session.closed = True
+            handles, session.used = session.used, set()
+            await asyncio.gather(*(h.release(session.owner) for h in handles))
 
     def hangup(self) -> None:
         """End every open stream now: a server shutting down waits for open responses."""

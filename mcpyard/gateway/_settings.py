@@ -28,7 +28,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     state_dir: Path = Path(".mcpyard")
-    """Holds the master key of the vault."""
+    """Holds the master key of the vault and the call log (``calls.db``)."""
     age_key_file: Path | None = None
     age_key: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()
@@ -42,9 +42,21 @@ class Settings:
     reload_debounce_ms: int = 300
     health_interval: float = 5.0
     """How often servers that are down are retried (with backoff up to 60 s)."""
+    redis_url: str | None = field(default=None, repr=False)
+    """Keep the rate limits in this Redis (``redis://host:6379/0``), shared by every replica
+    that uses it; None keeps them in memory, for one replica. (Not in repr: it may hold a
+    password.)"""
+    records: bool = True
+    """Keep a call record of every call in ``state_dir/calls.db`` (SQLite)."""
+    audit_log: str | None = None
+    """Also write every call record as a JSON line here: a file path, or ``-`` for stdout."""
     upstream_factory: Callable[..., Any] | None = None
     """``create(server, *, secrets, on_notification, workdir) -> Upstream``; the default is
     :func:`mcpyard.gateway.upstream.create`."""
+
+    @property
+    def records_path(self) -> Path:
+        return self.state_dir / "calls.db"
 
     @property
     def base_url(self) -> str:

@@ -5,6 +5,14 @@
 messages. Each POST is acknowledged with 202 and its answer travels on the stream. The session
 ends when the stream closes. Every POST is authenticated again and must come from the member
 who opened the stream (else 404, as for an unknown session).
+
+Rate limits: a refused request's JSON-RPC error (:data:`rpc.RATE_LIMITED`, with ``retryAfter``
+in its data) travels on the stream like any answer, after the POST was accepted with 202; it
+is not a 429 to the POST. Answering the POST with 429 before accepting it would be possible,
+but the official Python SDK's SSE client raises on any non-2xx POST inside its writer task,
+which ends that task: every later message of the session is lost and the refused request
+never gets an answer. On the stream, every client sees a plain JSON-RPC error it can handle,
+and the limit is admitted at the same place (the router) as on /mcp.
 """
 
 from __future__ import annotations
@@ -18,10 +26,10 @@ from starlette.types import Receive, Scope, Send
 
 from mcpyard.gateway import _auth, _http
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._router import SSE_VERSIONS, Router, initialize_result, negotiate
+from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._sessions import Session
-from mcpyard.gateway._streamable import _invalid
+from mcpyard.gateway._streamable import _invalid, unauthorized
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -39,8 +47,9 @@ def _headers(scope: Scope) -> tuple[bytes | None, bytes | None]:
 class SSEStream:
     """Raw ASGI endpoint for ``GET /ws/{workspace}/sse``."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, router: Router) -> None:
         self.runtime = runtime
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "GET":
@@ -54,7 +63,7 @@ class SSEStream:
             return
         member = _auth.authenticate(live.members, auth)
         if isinstance(member, bytes):
-            await _http.unauthorized(send, member)
+            await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
             return
         if not _http.accepts(accept, b"text/event-stream"):
             await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
@@ -91,7 +100,7 @@ class SSEMessages:
             return
         member = _auth.authenticate(live.members, auth)
         if isinstance(member, bytes):
-            await _http.unauthorized(send, member)
+            await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         sid = (query.get("sessionId") or query.get("session_id") or [""])[0]
@@ -105,7 +114,8 @@ class SSEMessages:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, "Session not found")
             return
         try:
-            payload = orjson.loads(await _http.read_body(receive))
+            body = await _http.read_body(receive)
+            payload = orjson.loads(body)
         except _http.BodyTooLarge:
             await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
@@ -115,22 +125,23 @@ class SSEMessages:
             await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
         await _http.respond(send, 202, b"Accepted")
-        session.spawn(self._handle(live, member, session, payload))
+        session.spawn(self._handle(live, member, session, payload, len(body)))
 
     async def _handle(self, live: Live, member: _auth.Member, session: Session,
-                      payload: Any) -> None:
+                      payload: Any, size: int) -> None:
         if isinstance(payload, list):
-            replies = [r for r in [await self._one(live, member, session, m) for m in payload]
+            replies = [r for r in [await self._one(live, member, session, m,
+                                                   len(orjson.dumps(m))) for m in payload]
                        if r is not None]
             if replies:
                 session.push(replies)
             return
-        reply = await self._one(live, member, session, payload)
+        reply = await self._one(live, member, session, payload, size)
         if reply is not None:
             session.push(reply)
 
     async def _one(self, live: Live, member: _auth.Member, session: Session,
-                   msg: Any) -> dict[str, Any] | None:
+                   msg: Any, size: int) -> dict[str, Any] | None:
         problem = _invalid(msg)
         if problem is not None:
             return problem
@@ -139,11 +150,7 @@ class SSEMessages:
         if "id" not in msg:
             await self.router.notification(live, member, session, msg)
             return None
-        if msg["method"] == "initialize":
-            params = msg.get("params")
-            requested = params.get("protocolVersion") if isinstance(params, dict) else None
-            session.protocol = negotiate(requested, SSE_VERSIONS)
-            return rpc.result(msg["id"], initialize_result(live, session.protocol))
         # The snapshot of this request, not of the stream's opening: reloads apply.
         current = self.runtime.live.get(session.workspace, live)
-        return await self.router.request(current, member, session, msg)
+        return await self.router.request(current, member, session, msg, era="legacy-sse",
+                                         size=size)

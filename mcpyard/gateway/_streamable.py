@@ -6,6 +6,10 @@ DELETE ends the session. ``Mcp-Session-Id`` is required after initialize: 400 wh
 404 when unknown or expired or when it belongs to another member (the session's existence is
 not revealed to anyone else; the client re-initializes). ``MCP-Protocol-Version`` absent means
 2025-03-26; an unsupported one is refused with 400.
+
+A request refused by a rate limit is answered with HTTP 429, ``Retry-After`` and the
+JSON-RPC error (:data:`rpc.RATE_LIMITED`); a batch gets 429 only when every request in it was
+refused (otherwise 200, with the refusals among the answers).
 """
 
 from __future__ import annotations
@@ -19,13 +23,12 @@ from starlette.types import Receive, Scope, Send
 
 from mcpyard.gateway import _auth, _http
 from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway._records import Era
 from mcpyard.gateway._router import (
     BATCH_VERSIONS,
     DEFAULT_HEADER_VERSION,
     STREAMABLE_VERSIONS,
     Router,
-    initialize_result,
-    negotiate,
 )
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._sessions import Session
@@ -63,7 +66,7 @@ class StreamableHTTP:
             return
         member = _auth.authenticate(live.members, auth)
         if isinstance(member, bytes):
-            await _http.unauthorized(send, member)
+            await unauthorized(self.router, live, scope, receive, send, member, "handshake")
             return
         method = scope["method"]
         if method == "POST":
@@ -124,7 +127,7 @@ class StreamableHTTP:
 
         if isinstance(payload, dict):
             if payload.get("method") == "initialize" and "id" in payload:
-                await self._initialize(live, member, send, payload)
+                await self._initialize(live, member, send, payload, len(body))
                 return
             session = await self._session(live, member, send, sid, version)
             if session is None:
@@ -137,8 +140,9 @@ class StreamableHTTP:
                     await self.router.notification(live, member, session, payload)
                 await _http.respond(send, 202)
             else:
-                reply = await self.router.request(live, member, session, payload)
-                await _http.respond_json(send, 200, reply)
+                reply = await self.router.request(live, member, session, payload,
+                                                  era="handshake", size=len(body))
+                await respond(send, reply)
             return
 
         if not isinstance(payload, list) or not payload:
@@ -169,31 +173,38 @@ class StreamableHTTP:
                 replies.append(rpc.error(msg.get("id"), rpc.INVALID_REQUEST,
                                          "initialize must not be part of a batch"))
             elif "method" in msg and "id" in msg:
-                calls.append(self.router.request(live, member, session, msg))
+                calls.append(self.router.request(live, member, session, msg, era="handshake",
+                                                 size=len(orjson.dumps(msg))))
             elif "method" in msg:
                 await self.router.notification(live, member, session, msg)
         replies.extend(await asyncio.gather(*calls))
-        if replies:
+        waits = [rpc.retry_after(r) for r in replies]
+        if replies and None not in waits:
+            await _http.respond_json(send, 429, replies, [_retry_after(max(w or 1
+                                                                          for w in waits))])
+        elif replies:
             await _http.respond_json(send, 200, replies)
         else:
             await _http.respond(send, 202)
 
     async def _initialize(self, live: Live, member: _auth.Member, send: Send,
-                          msg: dict[str, Any]) -> None:
+                          msg: dict[str, Any], size: int) -> None:
         problem = _invalid(msg)
         if problem is not None:
             await _http.respond_json(send, 400, problem)
             return
-        params = msg.get("params")
-        requested = params.get("protocolVersion") if isinstance(params, dict) else None
-        version = negotiate(requested, STREAMABLE_VERSIONS)
+        # The router admits (and records) the initialize; the session opens only once it did.
+        reply = await self.router.request(live, member, None, msg, era="handshake", size=size)
+        result = reply.get("result")
+        if not isinstance(result, dict):
+            await respond(send, reply)
+            return
+        version = result["protocolVersion"]
         session = self.runtime.sessions.open(live.config.name, member.name, member.key,
                                              version, "streamable-http")
         log.info("workspace %s: member %s opened a session (protocol %s)", live.config.name,
                  member.key, version)
-        await _http.respond_json(send, 200, rpc.result(msg["id"], initialize_result(live,
-                                                                                    version)),
-                                 [(b"mcp-session-id", session.id.encode())])
+        await _http.respond_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])
 
     async def _get(self, live: Live, member: _auth.Member, receive: Receive, send: Send,
                    sid: bytes | None, version: bytes | None, accept: bytes | None) -> None:
@@ -213,6 +224,43 @@ class StreamableHTTP:
             await _http.stream(receive, send, None, session.next)
         finally:
             session.streams -= 1
+
+
+def _retry_after(seconds: int) -> tuple[bytes, bytes]:
+    return (b"retry-after", str(seconds).encode())
+
+
+async def respond(send: Send, reply: dict[str, Any]) -> None:
+    """Send one reply: 429 with ``Retry-After`` for a rate-limit refusal, else 200."""
+    wait = rpc.retry_after(reply)
+    if wait is None:
+        await _http.respond_json(send, 200, reply)
+    else:
+        await _http.respond_json(send, 429, reply, [_retry_after(wait)])
+
+
+async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receive, send: Send,
+                       challenge: bytes, era: Era) -> None:
+    """Answer 401 and have the router record the auth failure.
+
+    The body of a POST is read to name the method in the record (bodies are capped like any
+    other); nothing about the credential is passed on: the record says only whether one was
+    missing or did not match."""
+    method: str | None = None
+    size = 0
+    if scope["method"] == "POST":
+        try:
+            body = await _http.read_body(receive)
+            size = len(body)
+            payload = orjson.loads(body)
+            if isinstance(payload, dict) and isinstance(payload.get("method"), str):
+                method = payload["method"]
+        except (_http.BodyTooLarge, ConnectionResetError, orjson.JSONDecodeError):
+            pass
+    reason = ("invalid, unknown, disabled or expired token" if b"error=" in challenge
+              else "no bearer token")
+    router.unauthorized(live, method=method, era=era, size=size, reason=reason)
+    await _http.unauthorized(send, challenge)
 
 
 def _invalid(msg: Any) -> dict[str, Any] | None:

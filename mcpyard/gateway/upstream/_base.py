@@ -52,6 +52,24 @@ class SecretSource(Protocol):
 NotificationHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 
+class Relay(Protocol):
+    """The way back to the downstream client of one request (see ``gateway._relay``).
+
+    Given to :meth:`Upstream.request` when the client can hear what the upstream sends while
+    it works: notifications (progress, log messages) and requests (sampling, elicitation,
+    roots). The HTTP client knows exactly which request a message belongs to (it arrives on
+    that request's response stream); the SSE and stdio clients attribute a message to a
+    request only when it is the one request in flight on that stream (else a notification goes
+    to ``on_notification`` and a request is refused, as without a relay).
+    """
+
+    def notify(self, message: dict[str, Any]) -> None: ...
+
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The JSON-RPC response (with the upstream's id) to the upstream's request."""
+        ...
+
+
 class Upstream(Protocol):
     server: ServerConfig
 
@@ -65,6 +83,11 @@ class Upstream(Protocol):
         """Why the server is unhealthy, fit for /readyz and logs (no secrets)."""
         ...
 
+    @property
+    def capabilities(self) -> dict[str, Any] | None:
+        """What the server advertised (``initialize``), None until it answered."""
+        ...
+
     async def start(self) -> None:
         """Connect or spawn; never raises: failure shows in ``healthy`` / ``last_error``."""
         ...
@@ -76,8 +99,12 @@ class Upstream(Protocol):
         *,
         owner: Owner | None,
         timeout: float | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
-        """Send one request and return its ``result``; see the module docstring for errors."""
+        """Send one request and return its ``result``; see the module docstring for errors.
+
+        With a ``relay``, what the server sends about this request before answering goes there.
+        """
         ...
 
     async def notify(

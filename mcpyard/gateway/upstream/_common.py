@@ -13,13 +13,14 @@ from typing import Any, TypeVar
 from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
 from mcpyard.gateway.upstream import _wire
-from mcpyard.gateway.upstream._base import NotificationHandler, Owner, SecretSource
+from mcpyard.gateway.upstream._base import NotificationHandler, Owner, Relay, SecretSource
 
 log = logging.getLogger("mcpyard.gateway.upstream")
 
 T = TypeVar("T")
 
 _MAX_QUEUED_NOTIFICATIONS = 1000
+_ABOUT_A_REQUEST = frozenset({"notifications/progress", "notifications/message"})
 
 
 class UpstreamBase:
@@ -42,6 +43,10 @@ class UpstreamBase:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flights: dict[Hashable, asyncio.Task[Any]] = {}
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._capabilities: dict[str, Any] | None = None
+        self._relays: dict[tuple[Owner | None, int], Relay] = {}
+        """Requests in flight that have a relay, for the clients that must guess which request
+        a message belongs to (SSE, stdio)."""
         # (header, prefix, secret) for every header injection; the value is revealed per request.
         self._inject: tuple[tuple[str, str, SecretRef], ...] = tuple(
             (inj.target or "Authorization", "Bearer ", inj.ref)
@@ -60,6 +65,15 @@ class UpstreamBase:
     @property
     def last_error(self) -> str | None:
         return self._last_error
+
+    @property
+    def capabilities(self) -> dict[str, Any] | None:
+        return self._capabilities
+
+    def _learn(self, result: dict[str, Any]) -> None:
+        """Keep what an initialize result says the server can do."""
+        caps = result.get("capabilities")
+        self._capabilities = caps if isinstance(caps, dict) else {}
 
     def _ok(self) -> None:
         if not self._healthy:
@@ -148,6 +162,29 @@ class UpstreamBase:
                 await self._on_notification(self._slug, message)
             except Exception:
                 log.exception("%s: notification handler failed", self._slug)
+
+    def _sole_relay(self, owner: Owner | None, any_owner: bool = False) -> Relay | None:
+        """The relay of the one request in flight (for ``owner``), None when not exactly one."""
+        found = [r for (o, _), r in self._relays.items() if any_owner or o == owner]
+        return found[0] if len(found) == 1 else None
+
+    def _incoming_notification(self, message: dict[str, Any], relay: Relay | None) -> None:
+        """Progress and log messages about a request go to its relay; the rest (list_changed,
+        resource updates) concern the server as a whole."""
+        if relay is not None and message.get("method") in _ABOUT_A_REQUEST:
+            relay.notify(message)
+        else:
+            self._notify(message)
+
+    async def _relayed_answer(self, message: dict[str, Any], relay: Relay) -> bytes:
+        """Ask the downstream client through ``relay``; the answer to send the upstream."""
+        try:
+            return _wire.encode(await relay.ask(message))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: relaying a server request failed", self._slug)
+            return _wire.answer(message)
 
     def _answer(self, message: dict[str, Any], owner: Owner | None) -> bytes:
         """Answer a request the upstream sent (ping; sampling, roots, elicitation refused).

@@ -38,6 +38,7 @@ from mcpyard.gateway.upstream import _process, _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
+    Relay,
     SecretSource,
     UpstreamRPCError,
 )
@@ -71,13 +72,18 @@ _BASE = {"Content-Type": _JSON, "Accept": f"{_JSON}, {_SSE}"}
 
 
 class _Session:
-    """One MCP session on the upstream: its id, version, and ready-made headers."""
+    """One MCP session on the upstream: its id, version, and ready-made headers.
 
-    __slots__ = ("get_headers", "headers", "id", "version")
+    A ``modern`` one (2026-07-28) is no session at all: the server keeps nothing between
+    requests, every request carries the version and the client's capabilities itself.
+    """
 
-    def __init__(self, session_id: str | None, version: str) -> None:
+    __slots__ = ("get_headers", "headers", "id", "modern", "version")
+
+    def __init__(self, session_id: str | None, version: str, modern: bool = False) -> None:
         self.id = session_id
         self.version = version
+        self.modern = modern
         self.headers = {**_BASE, "MCP-Protocol-Version": version}
         if session_id is not None:
             self.headers["Mcp-Session-Id"] = session_id
@@ -133,6 +139,13 @@ class StreamableHTTPUpstream(UpstreamBase):
         """Set while the gateway session's GET stream is open (tests wait on it)."""
         self.share_stateless = True
         """One initialization for every owner when the server issues no session id."""
+        self._era: str | None = None
+        """``modern`` or ``handshake`` once the server answered the probe; None: probe."""
+
+    @property
+    def era(self) -> str | None:
+        """Which protocol era the server speaks (None until it was asked)."""
+        return self._era
 
     # -- the contract ----------------------------------------------------------------------
 
@@ -160,11 +173,12 @@ class StreamableHTTPUpstream(UpstreamBase):
         *,
         owner: Owner | None,
         timeout: float | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         limit = timeout or self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                message = await self._call(method, params, owner)
+                message = await self._call(method, params, owner, relay)
         except TimeoutError:
             raise self._timed_out(limit) from None
         return _wire.result_of(message, self._slug)
@@ -211,7 +225,11 @@ class StreamableHTTPUpstream(UpstreamBase):
     # -- requests --------------------------------------------------------------------------
 
     async def _call(
-        self, method: str, params: dict[str, Any] | None, owner: Owner | None
+        self,
+        method: str,
+        params: dict[str, Any] | None,
+        owner: Owner | None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         if not self._port_open and self._supervisor is not None:
             await self._wait_for_port()
@@ -219,14 +237,16 @@ class StreamableHTTPUpstream(UpstreamBase):
         body = _wire.request(rid, method, params)
         repeatable = method in _REPEATABLE
         try:
-            message = await self._exchange(owner, body, rid, repeatable)
+            message = await self._exchange(owner, body, rid, repeatable, relay, method, params)
         except _Unreachable:
             # A spawned server that is restarting (it refused the connection, so the request
             # never reached it): wait for its port within the caller's timeout, then retry.
             self._port_open = False
             await self._wait_for_port()
             try:
-                message = await self._exchange(owner, body, rid, repeatable)
+                message = await self._exchange(
+                    owner, body, rid, repeatable, relay, method, params
+                )
             except _Unreachable as again:
                 raise again.error from None
         if not self._healthy:
@@ -234,27 +254,46 @@ class StreamableHTTPUpstream(UpstreamBase):
         return message
 
     async def _exchange(
-        self, owner: Owner | None, body: bytes, rid: int, repeatable: bool
+        self,
+        owner: Owner | None,
+        body: bytes,
+        rid: int,
+        repeatable: bool,
+        relay: Relay | None = None,
+        method: str = "",
+        params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """POST on the owner's session; an expired session is re-initialized once."""
         session = self._shared or self._sessions.get(owner) or await self._session_for(owner)
+        if session.modern:
+            return await self._post_modern(session, owner, rid, repeatable, relay, method, params)
         try:
-            return await self._post(session, body, rid, repeatable)
+            return await self._post(session, body, rid, repeatable, relay)
         except _Expired:
             self._forget(owner, session)
             session = await self._session_for(owner)
+            if session.modern:
+                return await self._post_modern(
+                    session, owner, rid, repeatable, relay, method, params
+                )
             try:
-                return await self._post(session, body, rid, repeatable)
+                return await self._post(session, body, rid, repeatable, relay)
             except _Expired:
                 raise errors.UpstreamError(
                     f"{self._slug}: the upstream forgot a session it had just created"
                 ) from None
 
     async def _post(
-        self, session: _Session, body: bytes, rid: int, repeatable: bool = False
+        self,
+        session: _Session,
+        body: bytes,
+        rid: int,
+        repeatable: bool = False,
+        relay: Relay | None = None,
+        headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """POST one request and return the response message that carries ``rid``."""
-        headers = self._headers(session.headers)
+        headers = self._headers(headers or session.headers)
         for attempt in (1, 2):
             http = self._http or self._open_http()
             try:
@@ -264,7 +303,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                         if ctype.startswith(_JSON):
                             return self._parse_json(await resp.read(), rid)
                         if ctype.startswith(_SSE):
-                            return await self._read_stream(resp, rid, session)
+                            return await self._read_stream(resp, rid, session, relay)
                         raise errors.UpstreamError(
                             f"{self._slug}: unexpected response type {_wire.clip(ctype)!r}"
                         )
@@ -291,6 +330,38 @@ class StreamableHTTPUpstream(UpstreamBase):
                 raise self._broken(exc) from None
         raise AssertionError("unreachable")
 
+    async def _post_modern(
+        self,
+        session: _Session,
+        owner: Owner | None,
+        rid: int,
+        repeatable: bool,
+        relay: Relay | None,
+        method: str,
+        params: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """A 2026-07-28 request: the envelope in ``_meta``, mirrored in the routing headers.
+
+        ``Mcp-Name`` is computed from the params as they leave (the upstream's own tool name or
+        URI), so it always matches the body the upstream reads; the client's ``Mcp-Param-*``
+        headers travel untouched. A server that no longer speaks this era (it answers with
+        an unsupported-version or unknown-method error to what it served before) makes the
+        next request probe again.
+        """
+        body, headers = _wire.modern_request(rid, method, params, relay)
+        try:
+            message = await self._post(session, body, rid, repeatable, relay, headers)
+        except UpstreamRPCError as exc:
+            if exc.code in (_wire.UNSUPPORTED_VERSION, _wire.HEADER_MISMATCH):
+                self._forget(owner, session)
+                self._era = None
+            raise
+        error = message.get("error")
+        if type(error) is dict and error.get("code") == _wire.UNSUPPORTED_VERSION:
+            self._forget(owner, session)
+            self._era = None
+        return message
+
     def _parse_json(self, raw: bytes, rid: int) -> dict[str, Any]:
         try:
             message = orjson.loads(raw)
@@ -303,12 +374,16 @@ class StreamableHTTPUpstream(UpstreamBase):
         return message
 
     async def _read_stream(
-        self, resp: aiohttp.ClientResponse, rid: int, session: _Session
+        self,
+        resp: aiohttp.ClientResponse,
+        rid: int,
+        session: _Session,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         """Read an SSE response up to the message carrying ``rid``; pass the others on.
 
-        The per-request hook for progress belongs here: notifications seen before the
-        response (progress, logging) concern this request.
+        Messages seen before the response concern this request: with a ``relay`` they go to
+        it (notifications as they come, requests answered by the downstream client).
         """
         parser = _wire.SSEParser()
         async for chunk in resp.content.iter_any():
@@ -324,7 +399,12 @@ class StreamableHTTPUpstream(UpstreamBase):
                     continue
                 if message.get("id") == rid and _wire.is_response(message):
                     return message
-                self._incoming(message, session)
+                if relay is None or "method" not in message:
+                    self._incoming(message, session)
+                elif "id" in message:
+                    self._spawn(self._relay_request(session, message, relay), "relay")
+                else:
+                    self._incoming_notification(message, relay)
         raise errors.UpstreamError(f"{self._slug}: the upstream ended the stream without answering")
 
     def _incoming(self, message: dict[str, Any], session: _Session) -> None:
@@ -343,6 +423,11 @@ class StreamableHTTPUpstream(UpstreamBase):
                 await self._post_notification(session, body)
         except (errors.UpstreamError, _Expired, TimeoutError) as exc:
             log.debug("%s: could not answer a server request: %s", self._slug, type(exc).__name__)
+
+    async def _relay_request(
+        self, session: _Session, message: dict[str, Any], relay: Relay
+    ) -> None:
+        await self._reply(session, await self._relayed_answer(message, relay))
 
     async def _cancel(self, session: _Session, rid: int) -> None:
         body = _wire.cancelled(rid, "the gateway's client cancelled")
@@ -417,10 +502,17 @@ class StreamableHTTPUpstream(UpstreamBase):
         listener = self._listener
         if owner is None and session.id is not None and (listener is None or listener.done()):
             self._listener = self._spawn(self._listen(), "GET stream")
+        elif session.modern and (listener is None or listener.done()):
+            self._listener = self._spawn(self._listen_modern(), "subscriptions/listen")
         self._ok()
         return session
 
     async def _handshake(self) -> _Session:
+        if self._era != "handshake":
+            modern = await self._discover()
+            self._era = "handshake" if modern is None else "modern"
+            if modern is not None:
+                return modern
         http = self._http or self._open_http()
         rid = next(self._ids)
         body = _wire.request(rid, "initialize", _wire.initialize_params(_wire.HANDSHAKE_VERSION))
@@ -439,6 +531,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         except (aiohttp.ClientError, OSError) as exc:
             raise self._broken(exc) from None
         result = _wire.result_of(message, self._slug)
+        self._learn(result)
         version = result.get("protocolVersion")
         session = _Session(session_id, version if isinstance(version, str) else bare.version)
         try:
@@ -448,6 +541,79 @@ class StreamableHTTPUpstream(UpstreamBase):
                 f"{self._slug}: the upstream forgot a session it had just created"
             ) from None
         return session
+
+    async def _discover(self) -> _Session | None:
+        """Probe ``server/discover``: a modern session when the server speaks 2026-07-28.
+
+        Anything but a discover result naming that version (an error, 4xx, a result without
+        it) means the handshake era, as the official clients decide; a broken connection is
+        no answer and raises.
+        """
+        http = self._http or self._open_http()
+        rid = next(self._ids)
+        body, headers = _wire.modern_request(rid, "server/discover", None, None)
+        try:
+            async with http.post(self._url, data=body, headers=self._headers(headers)) as resp:
+                if resp.status != 200:
+                    return None
+                ctype = resp.headers.get("Content-Type", "")
+                bare = _Session(None, _wire.MODERN_VERSION, modern=True)
+                if ctype.startswith(_SSE):
+                    message = await self._read_stream(resp, rid, bare)
+                elif ctype.startswith(_JSON):
+                    message = self._parse_json(await resp.read(), rid)
+                else:
+                    return None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._broken(exc) from None
+        result = message.get("result")
+        versions = result.get("supportedVersions") if type(result) is dict else None
+        if not isinstance(versions, list) or _wire.MODERN_VERSION not in versions:
+            return None
+        self._learn(result)  # type: ignore[arg-type]
+        return bare
+
+    async def _listen_modern(self) -> None:
+        """Keep a ``subscriptions/listen`` stream open on a modern server (its list_changed
+        notifications); reconnect with backoff."""
+        delay = 0.5
+        while not self._closed and self._era == "modern":
+            try:
+                await self._listen_modern_once()
+                delay = 0.5
+            except (aiohttp.ClientError, OSError, errors.UpstreamError) as exc:
+                log.debug("%s: listen stream: %s", self._slug, type(exc).__name__)
+            finally:
+                self.listening.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LISTEN_BACKOFF_MAX)
+
+    async def _listen_modern_once(self) -> None:
+        http = self._http or self._open_http()
+        rid = next(self._ids)
+        wanted = {"toolsListChanged": True, "promptsListChanged": True,
+                  "resourcesListChanged": True}
+        body, headers = _wire.modern_request(
+            rid, "subscriptions/listen", {"notifications": wanted}, None
+        )
+        async with http.post(self._url, data=body, headers=self._headers(headers)) as resp:
+            if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
+                raise errors.UpstreamError(f"{self._slug}: listen stream: HTTP {resp.status}")
+            parser = _wire.SSEParser()
+            async for chunk in resp.content.iter_any():
+                for event, data in parser.feed(chunk):
+                    if event != b"message":
+                        continue
+                    try:
+                        message = orjson.loads(data)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if type(message) is not dict or "method" not in message:
+                        continue
+                    if message["method"] == "notifications/subscriptions/acknowledged":
+                        self.listening.set()
+                    else:
+                        self._notify(message)
 
     # -- the gateway session's GET stream -----------------------------------------------------
 

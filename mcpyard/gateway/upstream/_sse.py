@@ -24,6 +24,7 @@ from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
+    Relay,
     SecretSource,
     UpstreamRPCError,
 )
@@ -89,10 +90,13 @@ class LegacySSEUpstream(UpstreamBase):
         *,
         owner: Owner | None,
         timeout: float | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         limit = timeout or self.server.timeout_seconds
         rid = next(self._ids)
         body = _wire.request(rid, method, params)
+        if relay is not None:
+            self._relays[(owner, rid)] = relay
         try:
             async with asyncio.timeout(limit):
                 stream, endpoint = self._streams.get(owner) or await self._stream_for(owner)
@@ -109,6 +113,9 @@ class LegacySSEUpstream(UpstreamBase):
                         ) from None
         except TimeoutError:
             raise self._timed_out(limit) from None
+        finally:
+            if relay is not None:
+                del self._relays[(owner, rid)]
         if not self._healthy:
             self._ok()
         return _wire.result_of(message, self._slug)
@@ -232,6 +239,7 @@ class LegacySSEUpstream(UpstreamBase):
                 raise
             self._fail(str(error))
             raise error from None
+        self._learn(result)
         version = result.get("protocolVersion")
         if isinstance(version, str):
             stream.version = version
@@ -306,10 +314,17 @@ class LegacySSEUpstream(UpstreamBase):
         elif "id" in message:
             found = self._streams.get(owner)
             if found is not None:
-                answer = self._answer(message, owner)
-                self._spawn(self._post_quietly(found[1], answer), "reply")
+                relay = self._sole_relay(owner)
+                if relay is not None:
+                    self._spawn(self._relay_request(found[1], message, relay), "relay")
+                else:
+                    answer = self._answer(message, owner)
+                    self._spawn(self._post_quietly(found[1], answer), "reply")
         else:
-            self._notify(message)
+            self._incoming_notification(message, self._sole_relay(owner))
+
+    async def _relay_request(self, endpoint: URL, message: dict[str, Any], relay: Relay) -> None:
+        await self._post_quietly(endpoint, await self._relayed_answer(message, relay))
 
     # -- errors and plumbing -----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from mcpyard.gateway.upstream import _process, _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
+    Relay,
     SecretSource,
     UpstreamRPCError,
 )
@@ -87,12 +88,13 @@ class StdioUpstream(UpstreamBase):
         *,
         owner: Owner | None,
         timeout: float | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         limit = timeout or self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
                 stdin = self._stdin or await self._ready()
-                message = await self._exchange(stdin, method, params)
+                message = await self._exchange(stdin, method, params, owner, relay)
         except TimeoutError:
             raise self._timed_out(limit) from None
         return _wire.result_of(message, self._slug)
@@ -131,11 +133,18 @@ class StdioUpstream(UpstreamBase):
             await self._supervisor.changed.wait()
 
     async def _exchange(
-        self, stdin: asyncio.StreamWriter, method: str, params: dict[str, Any] | None
+        self,
+        stdin: asyncio.StreamWriter,
+        method: str,
+        params: dict[str, Any] | None,
+        owner: Owner | None = None,
+        relay: Relay | None = None,
     ) -> dict[str, Any]:
         rid = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[rid] = future
+        if relay is not None:
+            self._relays[(owner, rid)] = relay
         try:
             await self._write(stdin, _wire.request(rid, method, params))
             return await future
@@ -146,6 +155,8 @@ class StdioUpstream(UpstreamBase):
             raise
         finally:
             self._pending.pop(rid, None)
+            if relay is not None:
+                del self._relays[(owner, rid)]
 
     async def _write(self, stdin: asyncio.StreamWriter, body: bytes) -> None:
         try:
@@ -184,6 +195,7 @@ class StdioUpstream(UpstreamBase):
             raise errors.UpstreamError(
                 f"{self._slug}: initialize refused: {_wire.clip(exc.rpc_message)}"
             ) from None
+        self._learn(result)
         version = result.get("protocolVersion")
         self.protocol_version = version if isinstance(version, str) else None
         self._handshake_failed = False
@@ -233,6 +245,22 @@ class StdioUpstream(UpstreamBase):
             if future is not None and not future.done():
                 future.set_result(message)
         elif "id" in message:
-            stdin.write(self._answer(message, None) + b"\n")
+            # One process serves every owner: a request is relayed only when exactly one
+            # request is in flight (the one that must have caused it).
+            relay = self._sole_relay(None, any_owner=True)
+            if relay is not None:
+                self._spawn(self._relay_request(stdin, message, relay), "relay")
+            else:
+                stdin.write(self._answer(message, None) + b"\n")
         else:
-            self._notify(message)
+            self._incoming_notification(message, self._sole_relay(None, any_owner=True))
+
+    async def _relay_request(
+        self, stdin: asyncio.StreamWriter, message: dict[str, Any], relay: Relay
+    ) -> None:
+        answer = await self._relayed_answer(message, relay)
+        if self._stdin is stdin:
+            try:
+                await self._write(stdin, answer)
+            except errors.UpstreamError as exc:
+                log.debug("%s: could not answer a server request: %s", self._slug, exc)

@@ -4,6 +4,7 @@ text that is safe to show (a URL without its query). No I/O here.
 
 from __future__ import annotations
 
+import base64
 import os
 from typing import Any
 
@@ -20,6 +21,21 @@ LEGACY_VERSION = "2024-11-05"
 """What the legacy HTTP+SSE client asks for: old servers expect it."""
 
 METHOD_NOT_FOUND = -32601
+HEADER_MISMATCH = -32020
+UNSUPPORTED_VERSION = -32022
+
+MODERN_VERSION = "2026-07-28"
+"""The sessionless era; its requests carry the envelope below in ``params._meta``."""
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
+LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
+_NAME_FIELD = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_MODERN_BASE = {
+    "Content-Type": "application/json",
+    "Accept": "application/json, text/event-stream",
+    "MCP-Protocol-Version": MODERN_VERSION,
+}
 NOT_SUPPORTED = "not supported through the gateway yet"
 
 CLIENT_INFO = {"name": "mcpyard", "version": mcpyard.__version__}
@@ -48,6 +64,50 @@ INITIALIZED = notification("notifications/initialized")
 
 def cancelled(rid: int, reason: str) -> bytes:
     return notification("notifications/cancelled", {"requestId": rid, "reason": reason})
+
+
+def modern_request(
+    rid: int, method: str, params: dict[str, Any] | None, relay: Any
+) -> tuple[bytes, dict[str, str]]:
+    """A 2026-07-28 request: body (with the ``_meta`` envelope) and its routing headers.
+
+    The client's capabilities, log level and ``Mcp-Param-*`` headers come from the request's
+    relay when it has them (the downstream client's own); otherwise the gateway asks as a
+    client that can answer nothing.
+    """
+    params = dict(params) if params else {}
+    meta = params.get("_meta")
+    meta = dict(meta) if isinstance(meta, dict) else {}
+    meta[VERSION_KEY] = MODERN_VERSION
+    meta[CAPABILITIES_KEY] = getattr(relay, "capabilities", None) or {}
+    meta.setdefault(CLIENT_INFO_KEY, CLIENT_INFO)
+    level = getattr(relay, "log_level_name", None)
+    if level is not None:
+        meta[LOG_LEVEL_KEY] = level
+    params["_meta"] = meta
+    headers = {**_MODERN_BASE, "Mcp-Method": method}
+    field = _NAME_FIELD.get(method)
+    if field is not None and isinstance(params.get(field), str):
+        headers["Mcp-Name"] = header_value(params[field])
+    extra = getattr(relay, "headers", None)
+    if extra:
+        headers.update(extra)
+    body = orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+    return body, headers
+
+
+def header_value(value: str) -> str:
+    """A value as an HTTP header carries it: verbatim when it can, else the spec's base64 form
+    (the same encoding the official SDKs use)."""
+    if value.isascii() and value.isprintable() and value == value.strip() and not (
+        value.startswith("=?base64?") and value.endswith("?=")
+    ):
+        return value
+    return "=?base64?" + base64.b64encode(value.encode()).decode("ascii") + "?="
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    return orjson.dumps(message)
 
 
 def answer(message: dict[str, Any]) -> bytes:

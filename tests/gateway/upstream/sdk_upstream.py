@@ -146,6 +146,27 @@ class BearerGuard:
         await self.app(scope, receive, send)
 
 
+class HandshakeOnly:
+    """A 2025 server: a 2026-07-28 request (its MCP-Protocol-Version header) gets the 400 such
+    a server answers an unknown version with, so a dual-era client uses initialize."""
+
+    _KNOWN = frozenset({b"2024-11-05", b"2025-03-26", b"2025-06-18", b"2025-11-25"})
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            version = dict(scope["headers"]).get(b"mcp-protocol-version")
+            if version is not None and version not in self._KNOWN:
+                await send({"type": "http.response.start", "status": 400,
+                            "headers": [(b"content-type", b"application/json")]})
+                await send({"type": "http.response.body", "body": b'{"jsonrpc":"2.0","id":null,'
+                            b'"error":{"code":-32600,"message":"Unsupported protocol version"}}'})
+                return
+        await self.app(scope, receive, send)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--transport", default="streamable-http")
@@ -153,6 +174,7 @@ def main() -> None:
     ap.add_argument("--stateless", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--token")
+    ap.add_argument("--handshake-only", action="store_true", help="refuse 2026-07-28 requests")
     ap.add_argument("--app-from", help="serve the `mcp` object of this script instead")
     args = ap.parse_args()
     server = mcp
@@ -169,6 +191,8 @@ def main() -> None:
         app: Any = server.sse_app()
     else:
         app = server.streamable_http_app(stateless_http=args.stateless, json_response=args.json)
+    if args.handshake_only:
+        app = HandshakeOnly(app)
     if args.token:
         app = BearerGuard(app, args.token)
     sock = socket.socket()

@@ -93,7 +93,7 @@ async def test_stateless_server_shares_one_initialization() -> None:
 
 
 async def test_expired_session_is_reinitialized_transparently() -> None:
-    server = HttpServer("--transport", "streamable-http").start()
+    server = HttpServer("--transport", "streamable-http", "--handshake-only").start()
     try:
         async with opened(config(url=server.url)) as (up, _):
             call = {"name": "whoami", "arguments": {}}

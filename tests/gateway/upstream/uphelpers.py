@@ -131,7 +131,8 @@ def running(*args: str) -> Iterator[HttpServer]:
 
 @pytest.fixture(scope="module")
 def stateful() -> Iterator[HttpServer]:
-    with running("--transport", "streamable-http") as server:
+    """A handshake-era server with sessions (a dual-era one is talked to sessionless)."""
+    with running("--transport", "streamable-http", "--handshake-only") as server:
         yield server
 
 

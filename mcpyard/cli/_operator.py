@@ -1,0 +1,110 @@
+"""``mcpyard operator``: run the kopf operator that turns resources into a serving gateway."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from typing import Any
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"MCPYARD_{name}") or default
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "operator",
+        help="run the Kubernetes operator",
+        description="Watch Workspaces, MCPServers, Members and EncryptedSecrets and keep the "
+        "gateway configuration, hosted servers, member tokens and statuses in step "
+        "with them. Options also come from MCPYARD_* environment variables.",
+    )
+    p.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=None,
+        metavar="NS",
+        help="watch this namespace (repeatable); default: all namespaces "
+        "(MCPYARD_WATCH_NAMESPACES, comma-separated)",
+    )
+    p.add_argument(
+        "--operator-namespace",
+        default=_env("NAMESPACE", "mcpyard"),
+        metavar="NS",
+        help="where config Secrets, age identities and the master key live "
+        "(MCPYARD_NAMESPACE, default mcpyard)",
+    )
+    p.add_argument(
+        "--gateway-url",
+        default=_env("GATEWAY_URL", ""),
+        metavar="URL",
+        help="the gateway's public base URL, for Workspace status.url",
+    )
+    p.add_argument(
+        "--runner-image",
+        default=_env("RUNNER_IMAGE", "ghcr.io/mcpyard/runner:latest"),
+        metavar="IMG",
+        help="the image hosted stdio servers run in",
+    )
+    p.add_argument(
+        "--discovery-interval",
+        type=float,
+        default=float(_env("DISCOVERY_INTERVAL", "3600")),
+        metavar="SECONDS",
+        help="how often to refresh each server's tools (default 3600)",
+    )
+    p.add_argument(
+        "--resync-interval",
+        type=float,
+        default=float(_env("RESYNC_INTERVAL", "300")),
+        metavar="SECONDS",
+        help="how often to reconcile every workspace against drift (default 300)",
+    )
+    p.add_argument(
+        "--peering",
+        default=_env("PEERING", "mcpyard"),
+        metavar="NAME",
+        help="the kopf peering object shared by replicas (default mcpyard)",
+    )
+    p.add_argument(
+        "--standalone", action="store_true", help="no peering: only ever run one replica"
+    )
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="peering priority of this replica (default random)",
+    )
+    p.add_argument("--kubeconfig", default=None, help="a kubeconfig file (outside a pod)")
+    p.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcpyard import kube, operator
+
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    namespaces = args.namespace or [n for n in _env("WATCH_NAMESPACES", "").split(",") if n]
+    settings = operator.Settings(
+        namespaces=tuple(namespaces),
+        operator_namespace=args.operator_namespace,
+        gateway_url=args.gateway_url.rstrip("/"),
+        runner_image=args.runner_image,
+        discovery_interval=args.discovery_interval,
+        resync_interval=args.resync_interval,
+        peering=None if args.standalone else args.peering,
+        priority=args.priority,
+    )
+    kubeconfig = args.kubeconfig
+
+    def connect() -> kube.Client:
+        return kube.Client.from_environment(kubeconfig=kubeconfig)
+
+    connect().close()  # fail early, with a clear message, when there are no credentials
+    operator.run(settings, connect)
+    return 0

@@ -1,0 +1,189 @@
+"""The prompt, resource and resource-template tables of a workspace, and URI rewriting.
+
+Built like the tool table (``_tools``) from the cached lists of the workspace's servers:
+prompts under :func:`naming.namespaced` names (``slug__prompt``), resources and templates under
+:func:`naming.resource_uri` URIs (``mcpyard://slug/<original>``). Objects pass through untouched
+except that one field. Lists are sorted by that key and paged with opaque cursors naming the
+last key of the previous page, so paging survives a reload.
+
+Access: a member sees a prompt when its access rules admit the prompt's namespaced name, and a
+resource or template when they admit its workspace URI (the same globs, deny wins: ``*``
+admits everything, ``mcpyard://github/*`` every resource of ``github``). A resource read by a
+URI that no list names (a template's expansion) is checked the same way on the URI requested.
+Anything a member may not see answers exactly like something that does not exist.
+
+The rewriting helpers map the URIs inside results (embedded resources and resource links of a
+tool or prompt result, the contents of a read) from an upstream's form to the workspace's.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import logging
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from mcpyard.compiler import access, naming
+from mcpyard.compiler.config import MemberConfig
+
+log = logging.getLogger("mcpyard.gateway")
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of listable item: its list method, result key, key field and naming rule."""
+
+    method: str
+    key: str
+    """The result's list field (``prompts``)."""
+    field: str
+    """The item's identifying field (``name``, ``uri``, ``uriTemplate``)."""
+    cursor: str
+    """A cursor's tag, so a cursor of one list is refused by another."""
+    rename: Callable[[str, str], str]
+    notification: str
+    """The list_changed notification clients get when the list changes."""
+
+
+PROMPTS = Kind("prompts/list", "prompts", "name", "p1", naming.namespaced,
+               "notifications/prompts/list_changed")
+RESOURCES = Kind("resources/list", "resources", "uri", "r1", naming.resource_uri,
+                 "notifications/resources/list_changed")
+TEMPLATES = Kind("resources/templates/list", "resourceTemplates", "uriTemplate", "rt1",
+                 naming.resource_uri, "notifications/resources/list_changed")
+KINDS = (PROMPTS, RESOURCES, TEMPLATES)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    key: str
+    """The workspace name or URI clients see."""
+    slug: str
+    original: str
+    """The name or URI on its server."""
+    item: dict[str, Any]
+    """The object as the server sent it, with the identifying field replaced."""
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    items: list[dict[str, Any]]
+    keys: list[str]
+    allowed: frozenset[str]
+
+
+class Table:
+    """One kind's items of every server of a workspace."""
+
+    __slots__ = ("by_key", "entries", "kind", "signature")
+
+    def __init__(self, kind: Kind, sources: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> None:
+        table: dict[str, Entry] = {}
+        for slug, items in sources:
+            for item in items:
+                original = item.get(kind.field) if isinstance(item, dict) else None
+                if not isinstance(original, str):
+                    continue
+                key = kind.rename(slug, original)
+                if key in table:
+                    log.warning("server %s: %s %s maps to %s, which %s already has; keeping the "
+                                "first", slug, kind.field, original, key, table[key].slug)
+                    continue
+                table[key] = Entry(key, slug, original, {**item, kind.field: key})
+        self.kind = kind
+        self.entries = tuple(table[k] for k in sorted(table))
+        self.by_key = table
+        self.signature = orjson.dumps([e.item for e in self.entries])
+
+    def view(self, member: MemberConfig, available: Collection[str]) -> View:
+        allowed = [e for e in self.entries if access.member_may_use(member, e.key)]
+        listed = [e for e in allowed if e.slug in available]
+        return View([e.item for e in listed], [e.key for e in listed],
+                    frozenset(e.key for e in allowed))
+
+
+class InvalidCursor(ValueError):
+    pass
+
+
+def page(kind: Kind, view: View, cursor: Any, size: int) -> dict[str, Any]:
+    """One page of a member's list result."""
+    start = 0
+    if cursor is not None:
+        start = bisect.bisect_right(view.keys, _decode(kind, cursor))
+    end = start + size
+    out: dict[str, Any] = {kind.key: view.items[start:end]}
+    if end < len(view.items):
+        out["nextCursor"] = base64.urlsafe_b64encode(
+            orjson.dumps([kind.cursor, view.keys[end - 1]])).decode("ascii")
+    return out
+
+
+def _decode(kind: Kind, cursor: Any) -> str:
+    try:
+        tag, after = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (AttributeError, ValueError, TypeError, UnicodeError, binascii.Error,
+            orjson.JSONDecodeError):
+        raise InvalidCursor("invalid cursor") from None
+    if tag != kind.cursor or not isinstance(after, str):
+        raise InvalidCursor("invalid cursor")
+    return after
+
+
+# -- URIs inside results ---------------------------------------------------------------------
+
+def blocks(slug: str, content: Any) -> None:
+    """Map the URIs of embedded resources and resource links in a content list, in place."""
+    if type(content) is not list:
+        return
+    for block in content:
+        block_uri(slug, block)
+
+
+def block_uri(slug: str, block: Any) -> None:
+    if type(block) is not dict:
+        return
+    kind = block.get("type")
+    if kind == "resource":
+        resource = block.get("resource")
+        if type(resource) is dict and isinstance(resource.get("uri"), str):
+            block["resource"] = {**resource, "uri": naming.resource_uri(slug, resource["uri"])}
+    elif kind == "resource_link" and isinstance(block.get("uri"), str):
+        block["uri"] = naming.resource_uri(slug, block["uri"])
+
+
+def tool_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A tools/call result with its resource URIs mapped (the same object when it has none)."""
+    content = result.get("content")
+    if type(content) is list:
+        for block in content:
+            if type(block) is dict and block.get("type") in ("resource", "resource_link"):
+                block_uri(slug, block)
+    return result
+
+
+def prompt_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
+    messages = result.get("messages")
+    if type(messages) is list:
+        for message in messages:
+            if type(message) is dict:
+                content = message.get("content")
+                if type(content) is list:
+                    blocks(slug, content)
+                else:
+                    block_uri(slug, content)
+    return result
+
+
+def read_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
+    contents = result.get("contents")
+    if type(contents) is list:
+        for item in contents:
+            if type(item) is dict and isinstance(item.get("uri"), str):
+                item["uri"] = naming.resource_uri(slug, item["uri"])
+    return result

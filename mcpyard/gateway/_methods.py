@@ -1,0 +1,237 @@
+"""The MCP methods beyond tools: prompts, resources, templates, completion, subscriptions,
+logging level. Part of the router (the one place that knows both sides); the router dispatches
+here by method name, so a plain tools/call never passes through this module.
+
+Every method walks down once: member -> table (``_catalog``) -> access -> upstream under the
+server's own name or URI -> result with its URIs mapped back to the workspace's.
+Subscriptions are made once per upstream resource on the gateway's own upstream session (the
+one whose notification stream the gateway keeps open) and fanned out to the downstream
+sessions that subscribed (``_relay.Subscriptions``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcpyard import errors
+from mcpyard.compiler import access, naming
+from mcpyard.gateway import _catalog, _relay
+from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway._auth import Member
+from mcpyard.gateway._runtime import Handle, Live, Runtime
+from mcpyard.gateway._runtime import capabilities as capabilities_of
+from mcpyard.gateway._sessions import Session
+from mcpyard.gateway.upstream._base import UpstreamRPCError
+
+log = logging.getLogger("mcpyard.gateway")
+
+Handler = Callable[[Live, Member, Session, rpc.Id, Any, "_relay.Reply | None"],
+                   Awaitable[dict[str, Any]]]
+
+LOG_LEVELS = _relay.LOG_LEVELS
+
+
+def capabilities(live: Live) -> dict[str, Any]:
+    """What the workspace offers: tools always; the rest when an upstream offers it."""
+    caps: dict[str, Any] = {"tools": {"listChanged": True}}
+    if live.serves("prompts"):
+        caps["prompts"] = {"listChanged": True}
+    if live.serves("resources") or live.serves("resourceTemplates"):
+        caps["resources"] = {"listChanged": True, "subscribe": True}
+    upstream = [c for c in (capabilities_of(h) for h in live.handles.values()) if c]
+    if any("completions" in c for c in upstream):
+        caps["completions"] = {}
+    if any("logging" in c for c in upstream):
+        caps["logging"] = {}
+    return caps
+
+
+class Methods:
+    def __init__(self, runtime: Runtime, page_size: int, subscriptions: _relay.Subscriptions
+                 ) -> None:
+        self.runtime = runtime
+        self.page_size = page_size
+        self.subscriptions = subscriptions
+        self.handlers: dict[str, Handler] = {
+            "prompts/list": self._lister(_catalog.PROMPTS),
+            "resources/list": self._lister(_catalog.RESOURCES),
+            "resources/templates/list": self._lister(_catalog.TEMPLATES),
+            "prompts/get": self.prompts_get,
+            "resources/read": self.resources_read,
+            "completion/complete": self.complete,
+            "resources/subscribe": self.subscribe,
+            "resources/unsubscribe": self.unsubscribe,
+            "logging/setLevel": self.set_level,
+        }
+
+    # -- lists ---------------------------------------------------------------------------
+
+    def _lister(self, kind: _catalog.Kind) -> Handler:
+        async def handler(live: Live, member: Member, session: Session, id_: rpc.Id,
+                          params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+            cursor = params.get("cursor") if isinstance(params, dict) else None
+            try:
+                page = _catalog.page(kind, live.catalog_view(kind, member.config), cursor,
+                                     self.page_size)
+            except _catalog.InvalidCursor:
+                return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
+            return rpc.result(id_, page)
+
+        return handler
+
+    # -- prompts -------------------------------------------------------------------------
+
+    def _prompt(self, live: Live, member: Member, name: Any) -> _catalog.Entry | None:
+        if not isinstance(name, str):
+            return None
+        view = live.catalog_view(_catalog.PROMPTS, member.config)
+        return live.catalog(_catalog.PROMPTS).by_key.get(name) if name in view.allowed else None
+
+    async def prompts_get(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                          params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+            return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: prompts/get needs a name")
+        entry = self._prompt(live, member, params["name"])
+        if entry is None:
+            return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown prompt: {params['name']}")
+        outcome = await self.forward(live, member, session, id_, entry.slug, "prompts/get",
+                                     {**params, "name": entry.original}, reply)
+        if "result" in outcome:
+            _catalog.prompt_result(entry.slug, outcome["result"])
+        return outcome
+
+    # -- resources -----------------------------------------------------------------------
+
+    def _resource(self, live: Live, member: Member, uri: Any) -> tuple[str, str] | None:
+        """``(slug, original URI)`` of a URI the member may read, else None."""
+        if not isinstance(uri, str):
+            return None
+        parts = naming.split_uri(uri)
+        if parts is None or parts[0] not in live.handles:
+            return None
+        if not access.member_may_use(member.config, uri):
+            return None
+        return parts
+
+    @staticmethod
+    def _no_resource(id_: rpc.Id, uri: Any) -> dict[str, Any]:
+        # The words and code of the SDK servers, so a hidden resource reads like a missing one.
+        return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown resource: {uri}", {"uri": uri})
+
+    async def resources_read(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                             params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+        uri = params.get("uri") if isinstance(params, dict) else None
+        if not isinstance(uri, str):
+            return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: resources/read needs a uri")
+        parts = self._resource(live, member, uri)
+        if parts is None:
+            return self._no_resource(id_, uri)
+        slug, original = parts
+        outcome = await self.forward(live, member, session, id_, slug, "resources/read",
+                                     {**params, "uri": original}, reply)
+        if "result" in outcome:
+            _catalog.read_result(slug, outcome["result"])
+        else:
+            _error_uri(outcome, slug, original, uri)
+        return outcome
+
+    async def subscribe(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                        params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+        uri = params.get("uri") if isinstance(params, dict) else None
+        parts = self._resource(live, member, uri)
+        if parts is None:
+            return self._no_resource(id_, uri)
+        handle = live.handles[parts[0]]
+        try:
+            await self.subscriptions.add(handle, parts[1], session)
+        except UpstreamRPCError as exc:
+            return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
+        except (errors.MCPyardError, TimeoutError, OSError) as exc:
+            return _failure(id_, exc, handle.slug)
+        return rpc.result(id_, {})
+
+    async def unsubscribe(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                          params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+        uri = params.get("uri") if isinstance(params, dict) else None
+        parts = self._resource(live, member, uri)
+        if parts is None:
+            return self._no_resource(id_, uri)
+        await self.subscriptions.remove(live.handles[parts[0]], parts[1], session)
+        return rpc.result(id_, {})
+
+    # -- completion ----------------------------------------------------------------------
+
+    async def complete(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                       params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+        ref = params.get("ref") if isinstance(params, dict) else None
+        if not isinstance(ref, dict):
+            return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: completion needs a ref")
+        if ref.get("type") == "ref/prompt":
+            entry = self._prompt(live, member, ref.get("name"))
+            if entry is None:
+                return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown prompt: {ref.get('name')}")
+            slug, forwarded = entry.slug, {**ref, "name": entry.original}
+        elif ref.get("type") == "ref/resource":
+            parts = self._resource(live, member, ref.get("uri"))
+            if parts is None:
+                return self._no_resource(id_, ref.get("uri"))
+            slug, forwarded = parts[0], {**ref, "uri": parts[1]}
+        else:
+            return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown reference type")
+        return await self.forward(live, member, session, id_, slug, "completion/complete",
+                                  {**params, "ref": forwarded}, reply)
+
+    # -- logging -------------------------------------------------------------------------
+
+    async def set_level(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                        params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+        level = params.get("level") if isinstance(params, dict) else None
+        if level not in LOG_LEVELS:
+            return rpc.error(id_, rpc.INVALID_PARAMS, f"Invalid params: unknown level {level!r}")
+        session.log_level = LOG_LEVELS.index(level)
+        # The gateway filters what reaches this session; an upstream hears the level only on
+        # this session's own upstream session, where it changes nothing for anyone else.
+        used = [h for h in session.used if h.upstream is not None
+                and "logging" in (capabilities_of(h) or {})]
+        if used:
+            await asyncio.gather(*(self._set_upstream_level(h, session, params) for h in used))
+        return rpc.result(id_, {})
+
+    async def _set_upstream_level(self, handle: Handle, session: Session, params: Any) -> None:
+        try:
+            await handle.request("logging/setLevel", params, session.owner,
+                                 handle.server.timeout_seconds)
+        except (errors.MCPyardError, TimeoutError, OSError) as exc:
+            log.debug("server %s: logging/setLevel: %s", handle.slug, exc)
+
+    # -- the upstream hop ----------------------------------------------------------------
+
+    async def forward(self, live: Live, member: Member, session: Session, id_: rpc.Id,
+                      slug: str, method: str, params: dict[str, Any],
+                      reply: _relay.Reply | None) -> dict[str, Any]:
+        handle = live.handles[slug]
+        session.used.add(handle)
+        try:
+            result = await _relay.call(handle, method, params, session, reply)
+        except UpstreamRPCError as exc:
+            return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
+        except (errors.MCPyardError, TimeoutError, OSError) as exc:
+            log.warning("member %s: %s on %s failed: %s", member.key, method, slug, exc)
+            return _failure(id_, exc, slug)
+        return rpc.result(id_, result)
+
+
+def _failure(id_: rpc.Id, exc: BaseException, slug: str) -> dict[str, Any]:
+    if isinstance(exc, errors.MCPyardError):
+        return rpc.error_from(id_, exc, slug=slug)
+    return rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__), slug=slug)
+
+
+def _error_uri(outcome: dict[str, Any], slug: str, original: str, uri: str) -> None:
+    """An upstream's "resource not found" names the URI the client asked for, not its own."""
+    data = outcome.get("error", {}).get("data")
+    if isinstance(data, dict) and data.get("uri") == original:
+        outcome["error"]["data"] = {**data, "uri": uri}

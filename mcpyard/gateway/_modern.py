@@ -1,0 +1,434 @@
+"""The sessionless era (protocol 2026-07-28) on ``/ws/<workspace>/mcp``.
+
+Which era a POST speaks is decided per request (:func:`is_modern`), by the rules both SDKs
+follow: ``initialize`` or an ``Mcp-Session-Id`` is the handshake era; an ``MCP-Protocol-Version``
+header naming no handshake-era version (a modern one, or one nobody knows: it is refused here
+with the supported list), ``server/discover``, or a body whose ``params._meta`` carries the
+protocol version, is the modern era. Anything else is the handshake era (whose rules answer
+a request without a session with 400).
+
+A modern request carries everything in itself: its version, the client's capabilities and
+(optionally) its identity in ``params._meta``, mirrored in the ``MCP-Protocol-Version``,
+``Mcp-Method`` and ``Mcp-Name`` headers. The envelope and the headers are checked by the
+official SDK's own validation ladder (``mcp.shared.inbound``): a missing envelope is -32602, a
+header that disagrees with the body -32020, an unsupported version -32022 with
+``data.supported`` and ``data.requested``; header names are case-insensitive, values are
+compared exactly after trimming the optional whitespace around them (RFC 9110 5.5). Errors
+carry the HTTP status the specification assigns (400, 404 for a method this era does not
+have). Results get ``resultType`` and the gateway's ``serverInfo`` in ``_meta``; list results
+and reads get ``ttlMs`` and ``cacheScope: private`` (every list is filtered per member).
+
+There is no session: the member's requests share one pseudo-session (``SessionStore.
+sessionless``) that owns the member's upstream sessions. Progress and log messages (only at or
+above the ``logLevel`` the request asks for in ``_meta``) go onto the request's response
+stream, which becomes an event stream only when one is sent. Closing the response stream
+cancels the request (and the upstream one). ``subscriptions/listen`` opens a stream of
+list_changed and resource-updated notifications, the fan-in of every upstream's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any
+
+import orjson
+from mcp.shared import inbound
+from starlette.types import Receive, Send
+
+from mcpyard import __version__, errors
+from mcpyard.compiler import access, naming
+from mcpyard.gateway import _http, _methods, _relay, _streams
+from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway._auth import Member
+from mcpyard.gateway._runtime import Live, Runtime
+
+log = logging.getLogger("mcpyard.gateway")
+
+MODERN_VERSIONS = ("2026-07-28",)
+HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
+VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
+SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
+SUBSCRIPTION_KEY = "io.modelcontextprotocol/subscriptionId"
+
+HEADER_MISMATCH = -32020
+UNSUPPORTED_VERSION = -32022
+
+REMOVED = frozenset({"initialize", "ping", "logging/setLevel", "resources/subscribe",
+                     "resources/unsubscribe"})
+"""Handshake-era methods the modern era does not have: 404 and -32601."""
+CACHEABLE = frozenset({"tools/list", "prompts/list", "resources/list",
+                       "resources/templates/list", "resources/read", "server/discover"})
+PARK_PREFIX = "mcpyard-parked:"
+"""A requestState the gateway made (a parked call); any other passes to the upstream."""
+PARK_KEY = "mcpyard"
+LIST_TTL_MS = 0
+"""Lists change with the configuration and the upstreams at any moment; subscriptions/listen
+says when. A client may cache, but must ask again."""
+_STATUS = dict(inbound.ERROR_CODE_HTTP_STATUS)
+_LISTEN_KINDS = {
+    "notifications/tools/list_changed": "toolsListChanged",
+    "notifications/prompts/list_changed": "promptsListChanged",
+    "notifications/resources/list_changed": "resourcesListChanged",
+}
+
+
+def is_modern(version: bytes | None, payload: Any) -> bool:
+    """Whether a POST without ``Mcp-Session-Id`` that is not ``initialize`` is modern."""
+    if version is not None and version.decode("latin-1").strip() not in HANDSHAKE_VERSIONS:
+        return True
+    if not isinstance(payload, dict):
+        return False
+    if payload.get("method") == "server/discover":
+        return True
+    params = payload.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and VERSION_KEY in meta
+
+
+def server_info(live: Live) -> dict[str, Any]:
+    return {"name": "mcpyard", "title": live.config.display_name, "version": __version__}
+
+
+class _ModernReply(_streams.PostStream):
+    """A modern request's response. A 2026-07-28 client cannot be sent a request; when a
+    handshake-era upstream asks one (sampling, elicitation, roots) during the call, the call is
+    parked: this response ends with an input-required result carrying the request, and the
+    client's retry (with ``inputResponses`` and the ``requestState`` naming the parked call)
+    delivers the answer and picks the call up where it waits."""
+
+    modern = True
+    __slots__ = ("parked", "question")
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self.parked = asyncio.Event()
+        """Set when the call waits for the client: the current response must end now."""
+        self.question: tuple[str, asyncio.Future[dict[str, Any]], dict[str, Any]] | None = None
+
+    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        if self.question is not None:
+            raise _relay.CannotAsk("the client is already being asked something for this call")
+        request: dict[str, Any] = {"method": method}
+        if params is not None:
+            request["params"] = params
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.question = (secrets.token_urlsafe(24), future, request)
+        self.parked.set()
+        try:
+            async with asyncio.timeout(_streams.ASK_TIMEOUT):
+                return await future
+        except TimeoutError:
+            raise _relay.CannotAsk(f"the client did not answer {method} in time") from None
+        finally:
+            self.question = None
+
+    def resume(self, send: Send, answer: Any) -> None:
+        """The client's retry: answer the parked question, and continue on its response."""
+        assert self.question is not None
+        future = self.question[1]
+        self.send = send
+        self._queue = None
+        self._writer = None
+        self.parked = asyncio.Event()
+        if not future.done():
+            future.set_result({"result": answer} if isinstance(answer, dict) else {
+                "error": {"code": rpc.INVALID_PARAMS, "message": "no answer to the request"}})
+
+
+class _Parked:
+    """A call that waits for its client's answer between two HTTP requests."""
+
+    __slots__ = ("expires", "live", "member", "method", "reply", "work")
+
+    def __init__(self, member: str, method: str, live: Live, reply: _ModernReply,
+                 work: asyncio.Future[dict[str, Any]]) -> None:
+        self.member = member
+        self.method = method
+        self.live = live
+        self.reply = reply
+        self.work = work
+        self.expires = time.monotonic() + _streams.ASK_TIMEOUT
+
+
+class Modern:
+    def __init__(self, runtime: Runtime, router: Any, subscriptions: _relay.Subscriptions
+                 ) -> None:
+        self.runtime = runtime
+        self.router = router
+        self.subscriptions = subscriptions
+        self._parked: dict[str, _Parked] = {}
+
+    async def post(self, live: Live, member: Member, headers: list[tuple[bytes, bytes]],
+                   receive: Receive, send: Send, payload: Any, accept: bytes | None) -> None:
+        """Answer one modern POST (its body already parsed)."""
+        if not _http.accepts(accept, b"application/json"):
+            await _http.respond(send, 406)
+            return
+        version = _header(headers, b"mcp-protocol-version")
+        if not isinstance(payload, dict) or ("id" in payload and not rpc.valid_id(payload["id"])):
+            await self._error(send, None, rpc.INVALID_REQUEST,
+                              "Body must be a single JSON-RPC request or notification object")
+            return
+        if "id" not in payload:
+            # Client notifications have no meaning in this era (cancelling is closing the
+            # stream); they are acknowledged, as the handshake era does.
+            if version is not None and version not in MODERN_VERSIONS:
+                await self._unsupported(send, None, version)
+            else:
+                await _http.respond(send, 202)
+            return
+        id_ = payload["id"]
+        if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
+            await self._error(send, id_, rpc.INVALID_REQUEST, "Invalid Request")
+            return
+        if payload.get("params") is not None and not isinstance(payload.get("params"), dict):
+            await self._error(send, id_, rpc.INVALID_PARAMS, "params must be an object")
+            return
+        verdict = _classify(payload, headers)
+        if isinstance(verdict, inbound.InboundLadderRejection):
+            await self._error(send, id_, verdict.code, verdict.message, verdict.data)
+            return
+        method: str = payload["method"]
+        if method in REMOVED:
+            await self._error(send, id_, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
+            return
+        if method == "server/discover":
+            await self._result(live, send, id_, method, {
+                "supportedVersions": list(MODERN_VERSIONS),
+                "capabilities": _methods.capabilities(live),
+                "serverInfo": server_info(live),
+            })
+            return
+        if method == "subscriptions/listen":
+            if accept is not None and not _http.accepts(accept, b"text/event-stream"):
+                await _http.respond(send, 406)
+                return
+            await self._listen(live, member, receive, send, id_, payload.get("params") or {})
+            return
+        if method == "tools/call":
+            problem = _param_headers(live, member, payload.get("params") or {}, headers)
+            if problem is not None:
+                await self._error(send, id_, problem.code, problem.message, problem.data)
+                return
+        await self._request(live, member, receive, send, payload, accept, headers)
+
+    async def _request(self, live: Live, member: Member, receive: Receive, send: Send,
+                       payload: dict[str, Any], accept: bytes | None,
+                       headers: list[tuple[bytes, bytes]]) -> None:
+        params = payload["params"]
+        state = params.get("requestState")
+        if isinstance(state, str) and state.startswith(PARK_PREFIX):
+            await self._resume(live, member, receive, send, payload, state)
+            return
+        session = self.runtime.sessions.sessionless(live.config.name, member.name, member.key)
+        meta = params["_meta"]
+        level = meta.get(LOG_LEVEL_KEY)
+        caps = meta.get(CAPABILITIES_KEY)
+        reply = _ModernReply(send, session,
+                             can_stream=accept is None or _http.accepts(accept,
+                                                                        b"text/event-stream"),
+                             log_level=(_relay.LOG_LEVELS.index(level)
+                                        if level in _relay.LOG_LEVELS else None),
+                             capabilities=caps if isinstance(caps, dict) else {},
+                             forward_headers=_param_headers_of(headers))
+        work = asyncio.ensure_future(self.router.request(live, member, session, payload,
+                                                         era="modern", way_back=reply))
+        await self._serve(live, member, receive, payload["id"], payload["method"], reply, work)
+
+    async def _resume(self, live: Live, member: Member, receive: Receive, send: Send,
+                      payload: dict[str, Any], state: str) -> None:
+        """The retry of a parked call: deliver the answer, serve the rest of the call."""
+        now = time.monotonic()
+        for token in [t for t, p in self._parked.items() if p.expires < now]:
+            self._parked.pop(token).work.cancel()
+        parked = self._parked.get(state[len(PARK_PREFIX):])
+        if parked is None or parked.member != member.key or parked.method != payload["method"]:
+            await self._error(send, payload["id"], rpc.INVALID_PARAMS,
+                              "Invalid params: unknown or expired requestState")
+            return
+        del self._parked[state[len(PARK_PREFIX):]]
+        responses = payload["params"].get("inputResponses")
+        answer = responses.get(PARK_KEY) if isinstance(responses, dict) else None
+        parked.reply.resume(send, answer)
+        await self._serve(parked.live, member, receive, payload["id"], payload["method"],
+                          parked.reply, parked.work)
+
+    async def _serve(self, live: Live, member: Member, receive: Receive, id_: rpc.Id,
+                     method: str, reply: _ModernReply,
+                     work: asyncio.Future[dict[str, Any]]) -> None:
+        gone = asyncio.ensure_future(_disconnected(receive))
+        parked = asyncio.ensure_future(reply.parked.wait())
+        try:
+            waiters: set[asyncio.Future[Any]] = {work, gone, parked}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done() and reply.parked.is_set() and reply.question is not None:
+                token, _, request = reply.question
+                self._parked[token] = _Parked(member.key, method, live, reply, work)
+                await reply.finish(rpc.result(id_, self._decorate(live, method, {
+                    "resultType": "input_required",
+                    "inputRequests": {PARK_KEY: request},
+                    "requestState": PARK_PREFIX + token,
+                })))
+                return
+        finally:
+            if not work.done() and not reply.parked.is_set():
+                # The client closed its stream: that is how this era cancels.
+                work.cancel()
+                reply.abort()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
+                log.info("workspace %s: member %s cancelled %s by closing its stream",
+                         live.config.name, member.key, method)
+            gone.cancel()
+            parked.cancel()
+        if not work.done() or work.cancelled():
+            return
+        answer = work.result()
+        answer["id"] = id_
+        if "result" in answer:
+            answer["result"] = self._decorate(live, method, _plain(answer["result"]))
+            await reply.finish(answer)
+        else:
+            code = answer.get("error", {}).get("code")
+            await reply.finish(answer, 200 if reply.streaming else _STATUS.get(code, 200))
+
+    def _decorate(self, live: Live, method: str, result: dict[str, Any]) -> dict[str, Any]:
+        if "resultType" not in result:
+            result["resultType"] = "complete"
+        if method in CACHEABLE and result["resultType"] == "complete":
+            result.setdefault("ttlMs", LIST_TTL_MS)
+            # Filtered per member (and behind the member's token): never shared.
+            result["cacheScope"] = "private"
+        meta = result.get("_meta")
+        stamp = {SERVER_INFO_KEY: server_info(live)}
+        result["_meta"] = {**meta, **stamp} if isinstance(meta, dict) else stamp
+        return result
+
+    async def _result(self, live: Live, send: Send, id_: rpc.Id, method: str,
+                      result: dict[str, Any]) -> None:
+        await _http.respond_json(send, 200, rpc.result(id_, self._decorate(live, method,
+                                                                           result)))
+
+    async def _error(self, send: Send, id_: rpc.Id, code: int, message: str,
+                     data: Any = None) -> None:
+        await _http.respond_json(send, _STATUS.get(code, 400), rpc.error(id_, code, message,
+                                                                         data))
+
+    async def _unsupported(self, send: Send, id_: rpc.Id, version: str) -> None:
+        await self._error(send, id_, UNSUPPORTED_VERSION, "Unsupported protocol version",
+                          {"supported": list(MODERN_VERSIONS), "requested": version})
+
+    # -- subscriptions/listen ------------------------------------------------------------
+
+    async def _listen(self, live: Live, member: Member, receive: Receive, send: Send,
+                      id_: rpc.Id, params: dict[str, Any]) -> None:
+        wanted = params.get("notifications")
+        if not isinstance(wanted, dict):
+            await self._error(send, id_, rpc.INVALID_PARAMS,
+                              "Invalid params: subscriptions/listen needs notifications")
+            return
+        honored: dict[str, Any] = {k: True for k in _LISTEN_KINDS.values() if wanted.get(k)}
+        uris = wanted.get("resourceSubscriptions")
+        meta = {SUBSCRIPTION_KEY: id_}
+        session = self.runtime.sessions.open(live.config.name, member.name, member.key,
+                                             MODERN_VERSIONS[-1], "listen")
+        session.streams += 1
+        if isinstance(uris, list) and uris:
+            honored["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)]
+            for uri in honored["resourceSubscriptions"]:
+                parts = naming.split_uri(uri)
+                if (parts is None or parts[0] not in live.handles
+                        or not access.member_may_use(member.config, uri)):
+                    continue  # honored, and never fires, like a URI that does not exist
+                with contextlib.suppress(errors.MCPyardError, TimeoutError, OSError):
+                    await self.subscriptions.add(live.handles[parts[0]], parts[1], session)
+        kinds = {m for m, k in _LISTEN_KINDS.items() if honored.get(k)}
+        ack = rpc.notification("notifications/subscriptions/acknowledged",
+                               {"notifications": honored, "_meta": meta})
+
+        async def next_message() -> bytes | None:
+            while True:
+                data = await session.next()
+                if data is None:
+                    return orjson.dumps(rpc.result(id_, {"resultType": "complete",
+                                                         "_meta": meta}))
+                message = orjson.loads(data)
+                method = message.get("method")
+                if method in kinds or (method == "notifications/resources/updated"
+                                       and "resourceSubscriptions" in honored):
+                    params = message.get("params")
+                    message["params"] = {**(params if isinstance(params, dict) else {}),
+                                         "_meta": meta}
+                    return orjson.dumps(message)
+
+        try:
+            await _http.stream(receive, send, _http.event(orjson.dumps(ack)), next_message)
+        finally:
+            session.streams -= 1
+            await self.runtime.sessions.end(session)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key == name:
+            return value.decode("latin-1").strip(" \t")
+    return None
+
+
+def _classify(payload: dict[str, Any], headers: list[tuple[bytes, bytes]]
+              ) -> inbound.InboundModernRoute | inbound.InboundLadderRejection:
+    folded: dict[str, str] = {}
+    for key, value in headers:
+        name = key.decode("latin-1")
+        if name in ("mcp-protocol-version", "mcp-method", "mcp-name"):
+            if name in folded:
+                return inbound.InboundLadderRejection(HEADER_MISMATCH,
+                                                      f"{name} header appears more than once")
+            # RFC 9110 5.5: the whitespace around a field value is not part of it.
+            folded[name] = value.decode("latin-1").strip(" \t")
+    return inbound.classify_inbound_request(payload, headers=folded,
+                                            supported_modern_versions=MODERN_VERSIONS)
+
+
+def _param_headers(live: Live, member: Member, params: dict[str, Any],
+                   headers: list[tuple[bytes, bytes]]) -> inbound.InboundLadderRejection | None:
+    """``Mcp-Param-*`` headers of a tools/call checked against the tool's schema (the gateway
+    is the server its client sees); the headers travel on untouched."""
+    name = params.get("name")
+    entry = live.table.by_name.get(name) if isinstance(name, str) else None
+    if entry is None or name not in live.view(member.config).allowed:
+        return None
+    schema = entry.tool.get("inputSchema")
+    has_headers = any(k.startswith(b"mcp-param-") for k, _ in headers)
+    if not has_headers and b"x-mcp-header" not in orjson.dumps(schema):
+        return None
+    arguments = params.get("arguments")
+    folded = {k.decode("latin-1"): v.decode("latin-1").strip(" \t") for k, v in headers}
+    return inbound.validate_mcp_param_headers(
+        schema, arguments if isinstance(arguments, dict) else {}, folded)
+
+
+def _plain(result: Any) -> dict[str, Any]:
+    """A result the router may have encoded already (``orjson.Fragment``), as a dict."""
+    if isinstance(result, dict):
+        return result
+    loaded = orjson.loads(orjson.dumps(result))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _param_headers_of(headers: list[tuple[bytes, bytes]]) -> dict[str, str] | None:
+    """The request's ``Mcp-Param-*`` headers, as they came (for a 2026-07-28 upstream)."""
+    out = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers
+           if k.startswith(b"mcp-param-")}
+    return out or None
+
+
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass

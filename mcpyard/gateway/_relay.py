@@ -1,0 +1,264 @@
+"""What flows back to a client during its request: progress, log messages and the upstream's
+own requests (sampling, elicitation, roots), plus resource-update subscriptions.
+
+A :class:`Reply` is one downstream request's way back, supplied by its transport (the POST's
+event stream, the legacy SSE stream, a modern response stream). :func:`call` hands the upstream
+client a per-request :class:`UpstreamRelay` that delivers what the upstream sends before its
+answer onto that Reply and nowhere else, so a second member never sees the first member's
+server-to-client request. A progress token is replaced by a gateway-wide unique one on the
+upstream hop (two clients' tokens never meet on a shared upstream session) and put back on the
+way down. Log messages are filtered per downstream session: one client's level never changes
+what another sees.
+
+Nothing here runs for a request that carries no progress token and whose transport offers no
+way back: a plain tools/call goes straight to the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mcpyard import errors
+from mcpyard.compiler import naming
+from mcpyard.gateway import _jsonrpc as rpc
+
+if TYPE_CHECKING:
+    from mcpyard.gateway._runtime import Handle, Runtime
+    from mcpyard.gateway._sessions import Session
+
+log = logging.getLogger("mcpyard.gateway")
+
+LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+SERVER_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
+MAX_INPUT_ROUNDS = 10
+_tokens = itertools.count(1)
+_by_token: dict[str, Relay] = {}
+
+
+class Reply(Protocol):
+    """One downstream request's way back to its client."""
+
+    @property
+    def log_level(self) -> int | None:
+        """The lowest log level (index in LOG_LEVELS) the client wants; None: no logs."""
+        ...
+
+    @property
+    def capabilities(self) -> dict[str, Any] | None:
+        """What the client can answer (declared at initialize, or in the request's _meta)."""
+        ...
+
+    @property
+    def forward_headers(self) -> dict[str, str] | None:
+        """Headers of the client's request that travel to the upstream as they are
+        (Mcp-Param-*)."""
+        ...
+
+    @property
+    def modern(self) -> bool:
+        """A 2026-07-28 client: it gets input-required results, never requests."""
+        ...
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """Send a notification to the client on this request's stream (best effort)."""
+        ...
+
+    def ask(self, method: str, params: dict[str, Any] | None) -> Awaitable[dict[str, Any]]:
+        """Send a request to the client and wait for its JSON-RPC response message.
+
+        Raises :class:`CannotAsk` when this transport has no way to (a modern client, or a
+        client that does not accept an event stream).
+        """
+        ...
+
+
+class CannotAsk(Exception):
+    """The downstream client cannot be asked (the caller answers the upstream with an error)."""
+
+
+class Relay:
+    """What an upstream client calls back, for one request of one downstream client."""
+
+    __slots__ = ("capabilities", "client_token", "headers", "log_level_name", "reply", "slug",
+                 "token")
+
+    def __init__(self, reply: Reply, slug: str, client_token: Any) -> None:
+        self.reply = reply
+        self.slug = slug
+        self.client_token = client_token
+        self.token = f"mcpyard-{next(_tokens)}" if client_token is not None else None
+        # What a 2026-07-28 upstream reads from the envelope: the client's own capabilities,
+        # the level it asked for, and its Mcp-Param-* headers.
+        self.capabilities = reply.capabilities
+        self.headers = reply.forward_headers
+        level = reply.log_level
+        self.log_level_name = LOG_LEVELS[level] if level is not None else None
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """A notification the upstream sent while working on this request."""
+        method = message.get("method")
+        params = message.get("params")
+        if method == "notifications/progress":
+            if self.token is None or not isinstance(params, dict) \
+                    or params.get("progressToken") != self.token:
+                return
+            self.reply.notify({**message, "params": {**params,
+                                                     "progressToken": self.client_token}})
+        elif method == "notifications/message":
+            if self.reply.log_level is None or not isinstance(params, dict):
+                return
+            level = params.get("level")
+            rank = LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS) - 1
+            if rank >= self.reply.log_level:
+                self.reply.notify(message)
+
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """A request the upstream sent while working on this request; returns the response
+        message to send back to the upstream (with the upstream's own id)."""
+        rid = message.get("id")
+        method = message.get("method")
+        if method == "ping":
+            return {"jsonrpc": "2.0", "id": rid, "result": {}}
+        if method not in SERVER_REQUESTS:
+            return rpc.error(rid, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
+        params = message.get("params")
+        try:
+            answer = await self.reply.ask(method, params if isinstance(params, dict) else None)
+        except CannotAsk as exc:
+            return rpc.error(rid, rpc.METHOD_NOT_FOUND, str(exc) or
+                             f"the client cannot answer {method} now")
+        out = {k: v for k, v in answer.items() if k in ("result", "error")}
+        if not out:
+            return rpc.error(rid, rpc.INTERNAL_ERROR, "the client sent a malformed answer")
+        return {"jsonrpc": "2.0", "id": rid, **out}
+
+
+async def call(handle: Handle, method: str, params: dict[str, Any], session: Session,
+               reply: Reply | None) -> dict[str, Any]:
+    """``method`` on ``handle`` for ``session``, relaying what comes back before the answer."""
+    if reply is None:
+        return await handle.request(method, params, session.owner, handle.server.timeout_seconds)
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        meta = {}
+    client_token = meta.get("progressToken")
+    relay = Relay(reply, handle.slug, client_token)
+    if relay.token is not None:
+        params = {**params, "_meta": {**meta, "progressToken": relay.token}}
+        # Progress an upstream client cannot attribute to a request (several in flight on one
+        # stdio process) still finds its way here by the token.
+        _by_token[relay.token] = relay
+    try:
+        result = await handle.request(method, params, session.owner,
+                                      handle.server.timeout_seconds, relay=relay)
+        rounds = 0
+        while result.get("resultType") == "input_required" and not reply.modern:
+            # A 2026-07-28 upstream wants input; a handshake-era client answers requests:
+            # ask it each one, then send the call again with the answers and the state.
+            rounds += 1
+            if rounds > MAX_INPUT_ROUNDS:
+                raise errors.UpstreamError(f"{handle.slug}: asked for input {rounds} times")
+            params = {**params, "inputResponses": await _answers(reply, result)}
+            if "requestState" in result:
+                params["requestState"] = result["requestState"]
+            else:
+                params.pop("requestState", None)
+            result = await handle.request(method, params, session.owner,
+                                          handle.server.timeout_seconds, relay=relay)
+        return result
+    finally:
+        if relay.token is not None:
+            del _by_token[relay.token]
+
+
+async def _answers(reply: Reply, result: dict[str, Any]) -> dict[str, Any]:
+    """The client's answers to an input-required result's requests, by key."""
+    requests = result.get("inputRequests")
+    out: dict[str, Any] = {}
+    if not isinstance(requests, dict):
+        return out
+    for key, request in requests.items():
+        if not isinstance(request, dict) or request.get("method") not in SERVER_REQUESTS:
+            continue
+        params = request.get("params")
+        try:
+            answer = await reply.ask(request["method"], params if isinstance(params, dict)
+                                     else None)
+        except CannotAsk:
+            continue  # left out: the upstream asks again or gives up
+        if isinstance(answer.get("result"), dict):
+            out[key] = answer["result"]
+    return out
+
+
+class Subscriptions:
+    """Resource subscriptions: one upstream subscription per (server, URI), many sessions.
+
+    The upstream subscription lives on the gateway's own upstream session (whose notification
+    stream the gateway keeps open); each update goes to every downstream session subscribed,
+    under the workspace URI. A session that ends leaves its subscriptions.
+    """
+
+    def __init__(self) -> None:
+        self._subs: dict[tuple[Handle, str], set[Session]] = {}
+        self._lock = asyncio.Lock()
+
+    async def add(self, handle: Handle, uri: str, session: Session) -> None:
+        key = (handle, uri)
+        async with self._lock:
+            sessions = self._subs.get(key)
+            if sessions is None:
+                await handle.request("resources/subscribe", {"uri": uri}, None,
+                                     handle.server.timeout_seconds)
+                sessions = self._subs[key] = set()
+            sessions.add(session)
+            session.finalizers.append(lambda: self.remove(handle, uri, session))
+
+    async def remove(self, handle: Handle, uri: str, session: Session) -> None:
+        key = (handle, uri)
+        async with self._lock:
+            sessions = self._subs.get(key)
+            if sessions is None or session not in sessions:
+                return
+            sessions.discard(session)
+            if sessions:
+                return
+            del self._subs[key]
+        try:
+            await handle.request("resources/unsubscribe", {"uri": uri}, None,
+                                 handle.server.timeout_seconds)
+        except Exception as exc:  # best effort: the upstream keeps sending, the gateway drops
+            log.debug("server %s: resources/unsubscribe failed: %s", handle.slug, exc)
+
+    def updated(self, handle: Handle, message: dict[str, Any]) -> None:
+        params = message.get("params")
+        if not isinstance(params, dict) or not isinstance(params.get("uri"), str):
+            return
+        uri: str = params["uri"]
+        sessions = self._subs.get((handle, uri))
+        if not sessions:
+            return
+        note = {**message, "params": {**params, "uri": naming.resource_uri(handle.slug, uri)}}
+        for session in list(sessions):
+            session.push(note)
+
+
+def upstream_notifications(runtime: Runtime, subscriptions: Subscriptions) -> Any:
+    """The runtime's hook for upstream notifications outside any request."""
+
+    def on(handle: Handle, message: dict[str, Any]) -> None:
+        method = message.get("method")
+        if method == "notifications/resources/updated":
+            subscriptions.updated(handle, message)
+        elif method == "notifications/progress":
+            params = message.get("params")
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            relay = _by_token.get(token) if isinstance(token, str) else None
+            if relay is not None:
+                relay.notify(message)
+
+    return on

@@ -1,0 +1,148 @@
+"""The ways back to a client during one of its requests (``_relay.Reply`` implementations).
+
+- :class:`PostStream`: a streamable HTTP POST. It answers with plain JSON unless something must
+  reach the client before the answer (progress, a log message, a server-to-client request);
+  then, and only then, it turns into a ``text/event-stream`` that carries those messages and
+  ends with the answer. A plain tools/call pays for one object and one attribute check.
+- :class:`SessionStream`: the legacy HTTP+SSE transport, where everything travels on the
+  session's one event stream anyway.
+
+A request the gateway relays to the client gets a gateway id (``mcpyard-N``, per session); the
+client's answer arrives as a separate POST on the same session and is routed by that id
+(:meth:`Session.answer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+from starlette.types import Send
+
+from mcpyard.gateway import _http
+from mcpyard.gateway._relay import CannotAsk
+from mcpyard.gateway._sessions import Session
+
+log = logging.getLogger("mcpyard.gateway")
+
+ASK_TIMEOUT = 600.0
+"""How long a relayed request waits for the client (a person may be answering it)."""
+
+_END = object()
+
+
+async def ask_session(session: Session, emit: Any, method: str,
+                      params: dict[str, Any] | None) -> dict[str, Any]:
+    """Send ``method`` to the session's client through ``emit`` and wait for its answer."""
+    rid = session.request_id()
+    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    session.pending[rid] = future
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+    if params is not None:
+        message["params"] = params
+    try:
+        emit(message)
+        async with asyncio.timeout(ASK_TIMEOUT):
+            return await future
+    except asyncio.CancelledError:
+        if session.closed:
+            raise CannotAsk("the client's session ended") from None
+        raise
+    except TimeoutError:
+        raise CannotAsk(f"the client did not answer {method} in time") from None
+    finally:
+        session.pending.pop(rid, None)
+
+
+class PostStream:
+    """A POST's response: JSON, or an event stream once something must go first."""
+
+    __slots__ = ("_queue", "_writer", "can_stream", "capabilities", "forward_headers",
+                 "headers", "log_level", "send", "session")
+    modern = False
+
+    def __init__(self, send: Send, session: Session, *, can_stream: bool,
+                 log_level: int | None, headers: list[tuple[bytes, bytes]] | None = None,
+                 capabilities: dict[str, Any] | None = None,
+                 forward_headers: dict[str, str] | None = None) -> None:
+        self.send = send
+        self.session = session
+        self.can_stream = can_stream
+        self.log_level = log_level
+        self.headers = headers
+        """Extra headers of the HTTP response."""
+        self.capabilities = capabilities if capabilities is not None else session.capabilities
+        self.forward_headers = forward_headers
+        self._queue: asyncio.Queue[Any] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def streaming(self) -> bool:
+        return self._queue is not None
+
+    def notify(self, message: dict[str, Any]) -> None:
+        if not self.can_stream:
+            return
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.get_running_loop().create_task(self._write(self._queue))
+        self._queue.put_nowait(orjson.dumps(message))
+
+    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        if not self.can_stream:
+            raise CannotAsk(f"the client does not accept an event stream, so it cannot be "
+                            f"asked for {method}")
+        return await ask_session(self.session, self.notify, method, params)
+
+    async def finish(self, reply: Any, status: int = 200) -> None:
+        """Send the answer: as the stream's last event, or as the JSON response."""
+        if self._queue is None or self._writer is None:
+            await _http.respond_json(self.send, status, reply, self.headers)
+            return
+        self._queue.put_nowait(orjson.dumps(reply))
+        self._queue.put_nowait(_END)
+        with contextlib.suppress(OSError):
+            await self._writer
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+
+    async def _write(self, queue: asyncio.Queue[Any]) -> None:
+        await self.send({"type": "http.response.start", "status": 200,
+                         "headers": [*_http.SSE_HEADERS, *(self.headers or ())]})
+        while True:
+            data = await queue.get()
+            if data is _END:
+                await self.send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
+            await self.send({"type": "http.response.body", "body": _http.event(data),
+                             "more_body": True})
+
+
+class SessionStream:
+    """The legacy SSE transport: notifications and requests go on the session's stream."""
+
+    __slots__ = ("session",)
+    modern = False
+    forward_headers: dict[str, str] | None = None
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    @property
+    def capabilities(self) -> dict[str, Any] | None:
+        return self.session.capabilities
+
+    @property
+    def log_level(self) -> int | None:
+        return self.session.log_level
+
+    def notify(self, message: dict[str, Any]) -> None:
+        self.session.push(message)
+
+    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+        return await ask_session(self.session, self.session.push, method, params)

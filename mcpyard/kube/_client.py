@@ -1,0 +1,306 @@
+"""A small client over the official ``kubernetes`` client: get, list, create, patch, delete.
+
+Objects travel as plain dicts (the compiler's children are dicts, and the operator compares
+them with what the cluster holds), so requests go through the generated client's transport
+(``ApiClient.call_api``: authentication, TLS, connection pooling) without its model classes.
+Calls are blocking; the async methods run them in a worker thread so that kopf's event loop
+never waits on the network.
+
+Patches are JSON merge patches (``application/merge-patch+json``): lists are replaced whole,
+which is what a declarative owner wants (a strategic merge would keep an env var the spec no
+longer names), and maps are merged, which leaves other controllers' labels and annotations
+alone. Every verb used here is listed in :data:`mcpyard.kube.RBAC_RULES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3.exceptions
+
+from mcpyard import __version__, errors
+
+MERGE_PATCH = "application/merge-patch+json"
+
+# (apiVersion, kind) -> plural: the kinds mcpyard reads or writes.
+PLURALS: dict[tuple[str, str], str] = {
+    ("v1", "Secret"): "secrets",
+    ("v1", "Service"): "services",
+    ("apps/v1", "Deployment"): "deployments",
+    ("mcpyard.io/v1alpha1", "Workspace"): "workspaces",
+    ("mcpyard.io/v1alpha1", "MCPServer"): "mcpservers",
+    ("mcpyard.io/v1alpha1", "Member"): "members",
+    ("mcpyard.io/v1alpha1", "EncryptedSecret"): "encryptedsecrets",
+}
+
+
+class ApiError(errors.MCPyardError):
+    """The Kubernetes API refused or failed a request; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+    @property
+    def transient(self) -> bool:
+        return self.status in (0, 409, 429) or self.status >= 500
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach the API server; kopf logs in with the same facts."""
+
+    server: str
+    token: str | None = None
+    ca_path: str | None = None
+    insecure: bool = False
+    certificate_path: str | None = None
+    private_key_path: str | None = None
+
+
+def path(
+    api_version: str,
+    kind: str,
+    namespace: str | None,
+    name: str | None = None,
+    subresource: str | None = None,
+) -> str:
+    """The REST path of a kind, a namespace's collection, or one object (and subresource)."""
+    plural = PLURALS[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    out = f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+    if name is not None:
+        out += f"/{name}"
+    if subresource is not None:
+        out += f"/{subresource}"
+    return out
+
+
+class Client:
+    """The Kubernetes API as mcpyard uses it. Create it once (kopf's memo) and close it."""
+
+    def __init__(
+        self,
+        api_client: kubernetes.client.ApiClient,
+        *,
+        timeout: float = 30,
+        user_agent: str = f"mcpyard/{__version__}",
+    ) -> None:
+        self._api = api_client
+        self._api.user_agent = user_agent
+        self._timeout = timeout
+
+    @classmethod
+    def from_environment(
+        cls, *, kubeconfig: str | None = None, context: str | None = None
+    ) -> Client:
+        """In a pod: the service account; elsewhere: the kubeconfig (``KUBECONFIG``)."""
+        configuration = kubernetes.client.Configuration()
+        if kubeconfig is None and context is None:
+            try:
+                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=configuration
+                )
+                return cls(kubernetes.client.ApiClient(configuration))
+            except kubernetes.config.ConfigException:
+                pass
+        try:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context, client_configuration=configuration
+            )
+        except (kubernetes.config.ConfigException, OSError) as exc:
+            raise errors.DependencyNotReady(
+                f"no Kubernetes credentials: not in a pod, and no usable kubeconfig ({exc})"
+            ) from None
+        return cls(kubernetes.client.ApiClient(configuration))
+
+    @classmethod
+    def for_server(
+        cls, server: str, *, token: str | None = None, user_agent: str = f"mcpyard/{__version__}"
+    ) -> Client:
+        """A client for an explicit API server URL (tests, port-forwards)."""
+        configuration = kubernetes.client.Configuration(host=server)
+        if token:
+            configuration.api_key = {"BearerToken": token}
+            configuration.api_key_prefix = {"BearerToken": "Bearer"}
+        return cls(kubernetes.client.ApiClient(configuration), user_agent=user_agent)
+
+    @property
+    def connection(self) -> Connection:
+        c = self._api.configuration
+        header = c.get_api_key_with_prefix("BearerToken", alias="authorization")
+        token = header.split(" ", 1)[-1] if header else None
+        return Connection(
+            server=str(c.host),
+            token=token,
+            ca_path=c.ssl_ca_cert,
+            insecure=not c.verify_ssl,
+            certificate_path=c.cert_file,
+            private_key_path=c.key_file,
+        )
+
+    def close(self) -> None:
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # -- the blocking core ------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        *,
+        content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> dict[str, Any] | None:
+        """One request; the decoded JSON answer, None for 404, ApiError otherwise."""
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type or "application/json"
+        method_, full_url, headers, body_, _ = self._api.param_serialize(
+            method=method,
+            resource_path=url,
+            query_params=list((query or {}).items()),
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self._api.call_api(
+                method_, full_url, header_params=headers, body=body_, _request_timeout=self._timeout
+            )
+            response.read()  # type: ignore[no-untyped-call]
+        except (OSError, ssl.SSLError, urllib3.exceptions.HTTPError,
+                kubernetes.client.exceptions.OpenApiException) as exc:
+            raise ApiError(0, f"{method} {url}: {type(exc).__name__}") from None
+        status = int(response.status)
+        if status == 404:
+            return None
+        text = (response.data or b"").decode("utf-8", "replace")
+        if not 200 <= status < 300:
+            raise ApiError(status, f"{method} {url}: HTTP {status}: {_message(text)}")
+        try:
+            data = json.loads(text) if text else {}
+        except ValueError:
+            raise ApiError(status, f"{method} {url}: the answer is not JSON") from None
+        return data if isinstance(data, dict) else {}
+
+    def get_sync(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        return self.request("GET", path(api_version, kind, namespace, name))
+
+    def list_sync(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        query = (
+            {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
+        )
+        data = self.request("GET", path(api_version, kind, namespace), query=query) or {}
+        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
+        if labels:  # filter here too: a selector is a request, not a promise
+            items = [
+                i
+                for i in items
+                if all(
+                    ((i.get("metadata") or {}).get("labels") or {}).get(k) == v
+                    for k, v in labels.items()
+                )
+            ]
+        return items
+
+    def create_sync(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+        created = self.request("POST", url, dict(obj))
+        if created is None:
+            raise ApiError(404, f"POST {url}: HTTP 404: the namespace or kind does not exist")
+        return created
+
+    def patch_sync(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any] | None:
+        """A merge patch; None when the object does not exist."""
+        return self.request(
+            "PATCH",
+            path(api_version, kind, namespace, name, subresource),
+            dict(patch),
+            content_type=MERGE_PATCH,
+        )
+
+    def delete_sync(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete (background propagation); False when it was not there."""
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
+        return self.request("DELETE", path(api_version, kind, namespace, name), body) is not None
+
+    # -- async facades (worker threads) -----------------------------------------------------
+
+    async def get(
+        self, api_version: str, kind: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
+        return await asyncio.to_thread(self.get_sync, api_version, kind, namespace, name)
+
+    async def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        return await asyncio.to_thread(self.list_sync, api_version, kind, namespace, labels)
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        return await asyncio.to_thread(self.create_sync, obj)
+
+    async def patch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: Mapping[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any] | None:
+        return await asyncio.to_thread(
+            self.patch_sync, api_version, kind, namespace, name, patch, subresource=subresource
+        )
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        return await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
+
+    async def patch_status(
+        self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+    ) -> bool:
+        """Merge-patch ``status`` through the status subresource; False when gone."""
+        done = await self.patch(
+            api_version, kind, namespace, name, {"status": dict(status)}, subresource="status"
+        )
+        return done is not None
+
+
+def _message(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text[:200]
+    message = data.get("message") if isinstance(data, dict) else None
+    return str(message)[:300] if message else text[:200]

@@ -1,0 +1,116 @@
+"""The permissions mcpyard needs, as data: the Helm chart, docs/rbac.md and a test read them.
+
+Each rule is a Kubernetes PolicyRule plus ``scope``: ``cluster`` (a ClusterRole, or a Role in
+every watched namespace when the operator runs with ``--namespace``) or ``operator-namespace``
+(a Role in the namespace the operator and the gateway run in). The operator's rules follow
+what :mod:`mcpyard.kube` and kopf call; a test runs the operator against the emulator and
+checks that every request it made is covered here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_CRS = ["workspaces", "mcpservers", "members", "encryptedsecrets"]
+
+RBAC_RULES: tuple[dict[str, Any], ...] = (
+    # kopf watches the four kinds, and patches them for its finalizers and annotations.
+    {
+        "scope": "cluster",
+        "apiGroups": ["mcpyard.io"],
+        "resources": _CRS,
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    # Statuses, conditions and printer columns.
+    {
+        "scope": "cluster",
+        "apiGroups": ["mcpyard.io"],
+        "resources": [f"{r}/status" for r in _CRS],
+        "verbs": ["get", "patch"],
+    },
+    # Hosted servers: Deployments are also watched to learn when a server is available.
+    {
+        "scope": "cluster",
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+    },
+    {
+        "scope": "cluster",
+        "apiGroups": [""],
+        "resources": ["services"],
+        "verbs": ["get", "create", "patch", "delete"],
+    },
+    # Env Secrets of hosted servers and member token Secrets: read, written, never listed.
+    {
+        "scope": "cluster",
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "create", "patch", "delete"],
+    },
+    # kopf: Kubernetes events about the resources it handles.
+    {
+        "scope": "cluster",
+        "apiGroups": ["", "events.k8s.io"],
+        "resources": ["events"],
+        "verbs": ["create"],
+    },
+    # kopf: which namespaces exist (namespace patterns) and which CRDs are installed.
+    {
+        "scope": "cluster",
+        "apiGroups": [""],
+        "resources": ["namespaces"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "scope": "cluster",
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["get", "list", "watch"],
+    },
+    # kopf peering: only one replica writes (see docs/rbac.md).
+    {
+        "scope": "cluster",
+        "apiGroups": ["kopf.dev"],
+        "resources": ["clusterkopfpeerings", "kopfpeerings"],
+        "verbs": ["get", "list", "watch", "patch"],
+    },
+    # Gateway config Secrets, the age identities and the master key live here; the sweep of
+    # config Secrets of deleted workspaces lists them.
+    {
+        "scope": "operator-namespace",
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "create", "patch", "delete"],
+    },
+)
+"""What ``mcpyard operator`` needs."""
+
+GATEWAY_RBAC_RULES: tuple[dict[str, Any], ...] = (
+    # The gateway reads the config Secrets (and the master key) and follows their changes.
+    {
+        "scope": "operator-namespace",
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "watch"],
+    },
+)
+"""What the gateway's cluster source needs."""
+
+
+def allows(
+    rules: tuple[dict[str, Any], ...],
+    *,
+    group: str,
+    resource: str,
+    verb: str,
+    in_operator_namespace: bool,
+) -> bool:
+    """Whether ``rules`` grant ``verb`` on ``group/resource`` (``resource/sub`` for a
+    subresource) in the operator's namespace or elsewhere."""
+    for rule in rules:
+        if rule["scope"] == "operator-namespace" and not in_operator_namespace:
+            continue
+        if group in rule["apiGroups"] and resource in rule["resources"] and verb in rule["verbs"]:
+            return True
+    return False

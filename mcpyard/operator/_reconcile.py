@@ -1,0 +1,387 @@
+"""The one place that recompiles a workspace and applies the result.
+
+A reconcile of workspace W reads W's resources from the kopf indexes (the Workspaces named W
+in any namespace, the MCPServers and Members that name W, the EncryptedSecrets those servers
+use), compiles just them with the same compiler ``mcpyard render`` uses (target ``cluster``),
+then applies: member tokens first (their hashes are an input), the gateway config Secret, the
+hosted servers' Deployments, Services and env Secrets, and every status that changed. Nothing
+is written when nothing changed, so a resync costs reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mcpyard import compiler, kube
+from mcpyard.api import v1alpha1
+from mcpyard.api.v1alpha1 import conditions as c
+from mcpyard.compiler import _children
+from mcpyard.compiler._status import Report
+from mcpyard.operator import _tokens
+from mcpyard.operator._runtime import Entry, Runtime, WorkKey
+
+log = logging.getLogger("mcpyard.operator")
+
+CONFIG_PREFIX = "mcpyard-ws-"
+CONFIG_LABEL = "mcpyard.io/config"
+WORKSPACE_LABEL = "mcpyard.io/workspace"
+REVISION_ANNOTATION = "mcpyard.io/revision"
+ENV_HASH_ANNOTATION = "mcpyard.io/env-secret-hash"
+# Reasons the operator adds to the compiler's conditions (to move into api.conditions).
+CONFIG_TOO_LARGE = "ConfigTooLarge"
+LAST_GOOD_CONFIG = "LastGoodConfigKept"
+MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
+
+
+def config_secret_name(workspace: str) -> str:
+    return f"{CONFIG_PREFIX}{workspace}"
+
+
+async def run(rt: Runtime, key: WorkKey, force: bool) -> None:
+    """The reconciler's work function."""
+    if key[0] == "ws":
+        await workspace(rt, key[1], force=force)
+    elif key[0] == "secret":
+        await encrypted_secret(rt, key[1], key[2], force=force)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+# -- EncryptedSecrets -------------------------------------------------------------------------
+
+
+async def encrypted_secret(rt: Runtime, namespace: str, name: str, *, force: bool) -> None:
+    entries = rt.index("secrets", (namespace, name))
+    if not entries:
+        rt.store.forget((namespace, name))
+    else:
+        item: Entry = entries[0]
+        if item.resource is not None and not item.deleting:
+            if force:
+                rt.store.reset_identities()
+            state = await rt.store.sync(item.body, force=force)
+            observed = compiler.Observed(
+                decrypted=frozenset() if state.failure else frozenset({(namespace, name)}),
+                secret_failures={(namespace, name): state.failure} if state.failure else {},
+            )
+            out = compiler.compile(
+                [item.resource], now=_now(), catalog=rt.catalog, observed=observed, target="cluster"
+            )
+            await _patch_status(rt, item, out.statuses[item.key], force=force)
+        elif item.resource is None:
+            await _patch_status(rt, item, _invalid_status(item), force=force)
+    for ws in rt.workspaces_using([(namespace, name)]):
+        rt.request(("ws", ws))
+
+
+# -- workspaces -------------------------------------------------------------------------------
+
+
+async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
+    now = _now()
+    workspaces = rt.index("workspaces", ws)
+    servers = rt.index("servers", ws)
+    members = rt.index("members", ws)
+    entries: list[Entry] = [*workspaces, *servers, *members]
+    live = [e for e in entries if not e.deleting]
+    valid = [e for e in live if e.resource is not None]
+
+    secret_keys = sorted(
+        {
+            (e.namespace, inj.secret_ref.name)
+            for e in valid
+            if isinstance(e.resource, v1alpha1.MCPServer)
+            for inj in e.resource.spec.secrets
+        }
+    )
+    secrets: list[Entry] = []
+    decrypted: set[tuple[str, str]] = set()
+    failures: dict[tuple[str, str], str] = {}
+    for key in secret_keys:
+        found = [e for e in rt.index("secrets", key) if e.resource is not None]
+        if not found:
+            continue
+        secrets.append(found[0])
+        state = await rt.store.sync(found[0].body)
+        if state.failure:
+            failures[key] = state.failure
+        else:
+            decrypted.add(key)
+
+    minted: dict[tuple[str, str], str] = {}
+    for e in valid:
+        if isinstance(e.resource, v1alpha1.Member) and e.resource.spec.token_hash is None:
+            minted[(e.namespace, e.name)] = await _tokens.ensure(rt, e)
+
+    server_keys = [
+        (e.namespace, e.name) for e in valid if isinstance(e.resource, v1alpha1.MCPServer)
+    ]
+    observed = compiler.Observed(
+        decrypted=frozenset(decrypted),
+        secret_failures=failures,
+        tools={k: rt.tools[k].names for k in server_keys if k in rt.tools},
+        server_health={k: rt.health[k] for k in server_keys if k in rt.health},
+        minted_token_hashes=minted,
+    )
+    resources = [e.resource for e in valid if e.resource is not None]
+    resources += [e.resource for e in secrets if e.resource is not None]
+    out = compiler.compile(
+        resources,
+        now=now,
+        catalog=rt.catalog,
+        observed=observed,
+        target="cluster",
+        base_url=rt.settings.gateway_url,
+        runner_image=rt.settings.runner_image,
+    )
+
+    programmed = await _apply_config(rt, ws, out, workspaces)
+    await _apply_children(rt, ws, out, servers, force=force)
+    _remember_servers(rt, ws, out, server_keys)
+
+    for e in entries:
+        if e.deleting:
+            continue
+        if e.resource is None:
+            await _patch_status(rt, e, _invalid_status(e), force=force)
+            continue
+        status = copy.deepcopy(out.statuses[e.key])
+        if isinstance(e.resource, v1alpha1.Member) and (e.namespace, e.name) in minted:
+            status["tokenSecret"] = _tokens.secret_name(e.name)
+        if isinstance(e.resource, v1alpha1.MCPServer):
+            discovered = rt.tools.get((e.namespace, e.name))
+            if discovered is not None:
+                status["tools"] = [
+                    {"name": n, **({"description": d} if d else {})} for n, d in discovered.tools
+                ]
+                status["lastRefresh"] = discovered.refreshed.isoformat().replace("+00:00", "Z")
+        if (
+            isinstance(e.resource, v1alpha1.Workspace)
+            and programmed is not None
+            and e.key == _winner(out, ws)
+        ):
+            _set_condition(status, c.PROGRAMMED, "False", *programmed)
+        await _patch_status(rt, e, status, force=force)
+
+
+def _winner(out: compiler.Compilation, ws: str) -> tuple[str, str, str] | None:
+    cfg = out.workspaces.get(ws)
+    return (cfg.namespace, "Workspace", ws) if cfg is not None else None
+
+
+def _remember_servers(
+    rt: Runtime, ws: str, out: compiler.Compilation, keys: list[tuple[str, str]]
+) -> None:
+    cfg = out.workspaces.get(ws)
+    compiled = {(s.namespace, s.name): s for s in cfg.servers} if cfg else {}
+    for key in keys:
+        server = compiled.get(key)
+        before = rt.servers.get(key)
+        if server is None:
+            rt.servers.pop(key, None)
+        elif before is None or before[1] != server:
+            rt.servers[key] = (ws, server)
+            rt.wake(key)
+    for key in [k for k, (w, _) in rt.servers.items() if w == ws and k not in compiled]:
+        rt.servers.pop(key, None)
+
+
+def _set_condition(
+    status: dict[str, Any], type_: str, value: str, reason: str, message: str
+) -> None:
+    for cond in status.get("conditions") or []:
+        if cond["type"] == type_:
+            cond.update(status=value, reason=reason, message=message)
+        if type_ == c.PROGRAMMED and cond["type"] == c.READY and value == "False":
+            cond.update(
+                status="False", reason=c.NOT_PROGRAMMED, message=f"not programmed: {message}"
+            )
+
+
+def _invalid_status(e: Entry) -> dict[str, Any]:
+    generation = e.body["metadata"].get("generation")
+    report = Report(e.namespace, e.kind, e.name, generation, workspace=e.workspace)
+    report.invalid.extend(e.problems)
+    return report.status(_now())
+
+
+# -- the gateway config Secret ----------------------------------------------------------------
+
+
+def config_secret(rt: Runtime, ws: str, out: compiler.Compilation) -> dict[str, Any]:
+    cfg = out.workspaces[ws]
+    identities = [
+        i.ref.identity for s in cfg.servers for i in s.injections if i.as_ in ("bearer", "header")
+    ]
+    config_json = cfg.model_dump_json().encode()
+    secrets_json = json.dumps(rt.store.sealed(identities), sort_keys=True).encode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": config_secret_name(ws),
+            "namespace": rt.settings.operator_namespace,
+            "labels": {**MANAGED, CONFIG_LABEL: "true", WORKSPACE_LABEL: ws},
+            "annotations": {REVISION_ANNOTATION: cfg.revision},
+        },
+        "data": {
+            "config.json": base64.b64encode(config_json).decode(),
+            "secrets.json": base64.b64encode(secrets_json).decode(),
+        },
+    }
+
+
+def data_size(secret: Mapping[str, Any]) -> int:
+    """Bytes of a Secret's data as the API server counts them (decoded)."""
+    return sum(len(base64.b64decode(v)) for v in (secret.get("data") or {}).values())
+
+
+async def _apply_config(
+    rt: Runtime, ws: str, out: compiler.Compilation, workspaces: list[Entry]
+) -> tuple[str, str] | None:
+    """Write the config Secret; a (reason, message) when it was held back."""
+    ns, name = rt.settings.operator_namespace, config_secret_name(ws)
+    ident = ("v1/Secret", ns, name, ws)
+    if not any(not e.deleting for e in workspaces):
+        # No Workspace of this name (any more): its config goes. Members or servers naming a
+        # workspace that never existed cost one DELETE (404) per operator start, no more.
+        if ident in rt.applied or ws not in rt.sizes:
+            rt.applied.pop(ident, None)
+            rt.sizes[ws] = 0
+            if await rt.client.delete("v1", "Secret", ns, name):
+                log.info("workspace %s is gone: deleted its config Secret %s/%s", ws, ns, name)
+        return None
+    if ws not in out.workspaces:
+        return None
+    desired = config_secret(rt, ws, out)
+    size, limit = data_size(desired), rt.settings.max_config_bytes
+    if size > limit:
+        log.warning(
+            "workspace %s: config of %d bytes is over the limit of %d; "
+            "the last applied config stays",
+            ws,
+            size,
+            limit,
+        )
+        return (
+            CONFIG_TOO_LARGE,
+            f"the gateway configuration is {size} bytes, over the "
+            f"limit of {limit} (a Secret holds at most 1 MiB); split the workspace "
+            "(the last applied configuration stays in use)",
+        )
+    if ws in out.failed_workspaces:
+        current = await rt.client.get("v1", "Secret", ns, name)
+        if current is not None:
+            return (
+                LAST_GOOD_CONFIG,
+                "some resources of the workspace have errors (see their "
+                "conditions); the gateway keeps the last applied configuration",
+            )
+        await kube.apply(rt.client, desired, None, known=True)
+    else:
+        digest = _digest(desired)
+        if rt.applied.get(ident) != digest:
+            await kube.apply(rt.client, desired)
+            rt.applied[ident] = digest
+    rt.sizes[ws] = size
+    return None
+
+
+def _digest(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+# -- children of hosted servers ---------------------------------------------------------------
+
+
+async def _apply_children(
+    rt: Runtime, ws: str, out: compiler.Compilation, servers: list[Entry], *, force: bool
+) -> None:
+    owners = {(e.namespace, e.name): e for e in servers if not e.deleting}
+    wanted: set[tuple[str, str, str, str]] = set()
+    hosted: set[tuple[str, str]] = set()
+    env_values: dict[tuple[str, str], dict[str, str]] = {}
+    for child in out.children:  # env Secrets first: the Deployment carries a hash of them
+        obj = child.object
+        if obj["kind"] != "Secret":
+            continue
+        refs = json.loads(obj["metadata"]["annotations"][_children.SECRET_REFS_ANNOTATION])
+        values = {
+            var: v for var, identity in refs.items() if (v := rt.store.reveal(identity)) is not None
+        }
+        env_values[child.owner[0], child.owner[2]] = values
+    for child in out.children:
+        owner = owners.get((child.owner[0], child.owner[2]))
+        if owner is None:
+            continue
+        obj = copy.deepcopy(child.object)
+        meta = obj["metadata"]
+        meta["labels"][WORKSPACE_LABEL] = ws
+        meta["ownerReferences"] = [kube.owner_reference(owner.body)]
+        values = env_values.get((owner.namespace, owner.name), {})
+        if obj["kind"] == "Secret":
+            obj["data"] = {
+                k: base64.b64encode(v.encode()).decode() for k, v in sorted(values.items())
+            }
+        elif obj["kind"] == "Deployment":
+            hosted.add((owner.namespace, owner.name))
+            if values:
+                obj["spec"]["template"]["metadata"]["annotations"][ENV_HASH_ANNOTATION] = (
+                    rt.store.digest(values)
+                )
+        ident = (f"{obj['apiVersion']}/{obj['kind']}", meta["namespace"], meta["name"], ws)
+        wanted.add(ident)
+        digest = _digest(obj)
+        if force or rt.applied.get(ident) != digest:
+            outcome, _ = await kube.apply(rt.client, obj)
+            rt.applied[ident] = digest
+            if outcome is not kube.Outcome.UNCHANGED:
+                log.info("%s %s/%s %s", obj["kind"], meta["namespace"], meta["name"], outcome.value)
+    # What this workspace applied before and wants no more: servers deleted, or no longer
+    # hosted, or without env secrets. (Owner references let a real cluster collect the first
+    # kind too; deleting here also covers the others.)
+    config = ("v1/Secret", rt.settings.operator_namespace, config_secret_name(ws), ws)
+    stale = {i for i in rt.applied if i[3] == ws and i not in wanted and i != config}
+    for ns, server in rt.index("deployments", ws):
+        if (ns, server) not in hosted:
+            stale.add(("apps/v1/Deployment", ns, _children.object_name(server), ws))
+            stale.add(("v1/Service", ns, _children.object_name(server), ws))
+            stale.add(("v1/Secret", ns, _children.object_name(server, "env"), ws))
+    for ident in sorted(stale - wanted):
+        api_version, kind = ident[0].rsplit("/", 1)
+        rt.applied.pop(ident, None)
+        if await rt.client.delete(api_version, kind, ident[1], ident[2]):
+            log.info("%s %s/%s deleted: no longer wanted", kind, ident[1], ident[2])
+
+
+# -- statuses ---------------------------------------------------------------------------------
+
+
+async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force: bool) -> None:
+    key = e.key
+    indexed = e.body.get("status") if isinstance(e.body.get("status"), dict) else None
+    previous = indexed if force else rt.written.get(key, indexed)
+    previous = previous or {}
+    status = {
+        **status,
+        "conditions": compiler.merge_conditions(
+            previous.get("conditions"), status.get("conditions") or []
+        ),
+    }
+    if status == previous:
+        return
+    patch: dict[str, Any] = {k: None for k in previous if k not in status}
+    patch.update(status)
+    api_version = str(e.body.get("apiVersion") or v1alpha1.API_VERSION)
+    if await rt.client.patch_status(api_version, e.kind, e.namespace, e.name, patch):
+        rt.written[key] = status

@@ -1,0 +1,252 @@
+"""The operator's state while it runs: indexes, caches, and the queue of reconciles.
+
+Created by the startup handler and kept on kopf's memo (``memo.runtime``); nothing here is a
+module global. The kopf indexes hold every resource, parsed once per change (:class:`Entry`),
+keyed so that one workspace's resources are one lookup away: that is what makes a reconcile
+incremental.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mcpyard import errors, kube
+from mcpyard.api import v1alpha1
+from mcpyard.api._problem import Problem
+from mcpyard.api.hub import HubEntry
+from mcpyard.compiler.config import ServerConfig
+from mcpyard.operator._secrets import SecretStore
+from mcpyard.operator._settings import Settings
+
+NsName = tuple[str, str]
+WorkKey = tuple[str, ...]
+"""("ws", NAME) or ("secret", NAMESPACE, NAME)."""
+ROTATE_ANNOTATION = "mcpyard.io/rotate-token"
+log = logging.getLogger("mcpyard.operator")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One resource as the indexes keep it: its body, and its model or why it has none."""
+
+    body: dict[str, Any]
+    resource: v1alpha1.Resource | None
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def namespace(self) -> str:
+        return str(self.body["metadata"].get("namespace") or "default")
+
+    @property
+    def name(self) -> str:
+        return str(self.body["metadata"]["name"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.body.get("kind"))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.namespace, self.kind, self.name)
+
+    @property
+    def deleting(self) -> bool:
+        return bool(self.body["metadata"].get("deletionTimestamp"))
+
+    @property
+    def workspace(self) -> str | None:
+        if self.kind == "Workspace":
+            return self.name
+        spec = self.body.get("spec")
+        value = spec.get("workspace") if isinstance(spec, dict) else None
+        return value if isinstance(value, str) else None
+
+
+def entry(body: Mapping[str, Any]) -> Entry:
+    raw = copy.deepcopy(dict(body))
+    try:
+        return Entry(raw, v1alpha1.parse(raw))
+    except errors.InvalidResource as exc:
+        return Entry(raw, None, tuple(exc.problems))
+
+
+def fingerprint(body: Mapping[str, Any]) -> str:
+    """What a reconcile depends on; status and kopf's own annotations are left out, so the
+    events our own writes cause do not trigger another reconcile."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    essence = [
+        body.get("spec"),
+        body.get("sops"),
+        meta.get("deletionTimestamp"),
+        meta.get("uid"),
+        annotations.get(ROTATE_ANNOTATION),
+    ]
+    return hashlib.sha256(json.dumps(essence, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class Tools:
+    """What the last discovery found on a server."""
+
+    tools: tuple[tuple[str, str | None], ...]
+    """(name, description) in the server's order."""
+    refreshed: datetime
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.tools)
+
+
+class Reconciler:
+    """A queue of work keys served by a few workers; a key is never worked on twice at once,
+    and requests for a key that is queued or running fold into one more run."""
+
+    def __init__(self, work: Callable[[WorkKey, bool], Awaitable[None]], workers: int) -> None:
+        self._work = work
+        self._queue: asyncio.Queue[WorkKey] = asyncio.Queue()
+        self._queued: set[WorkKey] = set()
+        self._running: set[WorkKey] = set()
+        self._force: set[WorkKey] = set()
+        self._failures: dict[WorkKey, int] = {}
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"mcpyard-reconciler-{i}")
+            for i in range(workers)
+        ]
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    def request(self, key: WorkKey, *, force: bool = False) -> None:
+        if force:
+            self._force.add(key)
+        if key in self._queued:
+            return
+        self._queued.add(key)
+        self.idle.clear()
+        if key not in self._running:
+            self._queue.put_nowait(key)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._queue.get()
+            self._queued.discard(key)
+            self._running.add(key)
+            force = key in self._force
+            self._force.discard(key)
+            try:
+                await self._work(key, force)
+                self._failures.pop(key, None)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # retried with backoff; never kills the worker
+                attempt = self._failures[key] = self._failures.get(key, 0) + 1
+                delay = min(60.0, 0.5 * 2 ** min(attempt, 7))
+                transient = isinstance(exc, kube.ApiError) and exc.transient
+                log.log(
+                    logging.INFO if transient else logging.ERROR,
+                    "reconcile of %s failed (%s: %s); retrying in %.1fs",
+                    "/".join(key),
+                    type(exc).__name__,
+                    _sanitised(exc),
+                    delay,
+                )
+                asyncio.get_running_loop().call_later(delay, self.request, key)
+            finally:
+                self._running.discard(key)
+                if key in self._queued:
+                    self._queue.put_nowait(key)
+                if not self._queued and not self._running:
+                    self.idle.set()
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _sanitised(exc: Exception) -> str:
+    # Our own errors are written without secrets; anything else is named, not quoted.
+    return str(exc)[:300] if isinstance(exc, errors.MCPyardError) else "unexpected error"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    client: kube.Client
+    store: SecretStore
+    catalog: Mapping[str, HubEntry]
+    indexes: Mapping[str, Any]
+    """The kopf indexes by name (see :mod:`mcpyard.operator._registry`)."""
+    reconciler: Reconciler | None = None
+    seen: dict[tuple[str, str, str], tuple[str, str | None]] = field(default_factory=dict)
+    """(kind, namespace, name) -> (fingerprint, workspace) of the last change handled."""
+    tokens: dict[NsName, tuple[str, str, str]] = field(default_factory=dict)
+    """Member (namespace, name) -> (token hash, rotation value, member uid)."""
+    tools: dict[NsName, Tools] = field(default_factory=dict)
+    health: dict[NsName, tuple[bool, str]] = field(default_factory=dict)
+    servers: dict[NsName, tuple[str, ServerConfig]] = field(default_factory=dict)
+    """MCPServer -> (workspace, its compiled config): what discovery talks to."""
+    wakers: dict[NsName, asyncio.Event] = field(default_factory=dict)
+    written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    """The status last written to each resource (the index may not have seen it yet)."""
+    applied: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
+    """(apiVersion/kind, namespace, name, workspace) -> hash of what was last applied."""
+    sizes: dict[str, int] = field(default_factory=dict)
+    """Workspace -> bytes of its last applied config Secret data."""
+
+    def index(self, name: str, key: Any) -> list[Any]:
+        store = self.indexes[name].get(key)
+        return list(store) if store is not None else []
+
+    def request(self, key: WorkKey, *, force: bool = False) -> None:
+        if self.reconciler is not None:
+            self.reconciler.request(key, force=force)
+
+    def wake(self, server: NsName) -> None:
+        self.wakers.setdefault(server, asyncio.Event()).set()
+
+    def observe(self, body: Mapping[str, Any], *, deleted: bool) -> None:
+        """A watch event: request the reconciles it calls for, nothing when nothing changed."""
+        meta = body.get("metadata") or {}
+        kind, ns, name = str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name"))
+        key = (kind, ns, name)
+        before = self.seen.get(key)
+        if deleted:
+            self.seen.pop(key, None)
+            self.written.pop((ns, kind, name), None)
+            fp, workspace = "", None
+        else:
+            fp, workspace = fingerprint(body), entry_workspace(body)
+            self.seen[key] = (fp, workspace)
+            if before is not None and before[0] == fp:
+                return
+        force = before is None
+        if kind == "EncryptedSecret":
+            self.request(("secret", ns, name), force=force)
+            return
+        for ws in {workspace, before[1] if before else None} - {None}:
+            self.request(("ws", str(ws)), force=force)
+        if kind == "MCPServer":
+            self.wake((ns, name))
+
+    def workspaces_using(self, secrets: Iterable[NsName]) -> set[str]:
+        out: set[str] = set()
+        for key in secrets:
+            out.update(str(ws) for ws in self.index("servers_by_secret", key))
+        return out
+
+
+def entry_workspace(body: Mapping[str, Any]) -> str | None:
+    if body.get("kind") == "Workspace":
+        return str((body.get("metadata") or {}).get("name"))
+    spec = body.get("spec")
+    value = spec.get("workspace") if isinstance(spec, dict) else None
+    return value if isinstance(value, str) else None

@@ -1,0 +1,194 @@
+"""kmock's KubernetesEmulator with the server-side metadata a real API server fills in.
+
+Measured gaps of kmock 0.8 (see shared/notes/testing-without-a-cluster.md), closed here:
+namespace from the URL, uid, resourceVersion, generation (bumped only when the spec changes),
+creationTimestamp; 201 for a create; 422 (not 500) for a JSON patch whose test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime
+import itertools
+import threading
+import uuid
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp.web
+import jsonpatch
+import kmock
+from kmock._internal import dicts, enums, rendering
+
+GROUP = "mcpyard.io/v1alpha1"
+KINDS = {
+    "workspaces": ("Workspace", "workspace", ["mws"]),
+    "mcpservers": ("MCPServer", "mcpserver", ["mcps"]),
+    "members": ("Member", "member", ["mmb"]),
+    "encryptedsecrets": ("EncryptedSecret", "encryptedsecret", ["esec"]),
+}
+
+
+def merge_diff(old: Any, new: Any) -> Any:
+    """A JSON merge patch that turns ``old`` into ``new`` (None removes a key)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return copy.deepcopy(new)
+    out: dict[str, Any] = {k: None for k in old if k not in new}
+    for k, v in new.items():
+        if k not in old:
+            out[k] = copy.deepcopy(v)
+        elif old[k] != v:
+            out[k] = merge_diff(old[k], v)
+    return out
+
+
+class Emulator(kmock.KubernetesEmulator):
+    _versions = itertools.count(1000)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.answered: list[tuple[str, str, int]] = []
+        """(method, path, status) of every answered request."""
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        response = await super().__call__(raw_request)
+        self.answered.append((raw_request.method, raw_request.path, response.status))
+        return response
+
+    def _stamp(self, meta: dict[str, Any], old: dict[str, Any] | None, spec_changed: bool) -> None:
+        meta["resourceVersion"] = str(next(self._versions))
+        if old is None:
+            meta.setdefault("uid", str(uuid.uuid4()))
+            meta.setdefault("generation", 1)
+            now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+            meta.setdefault("creationTimestamp", now.isoformat().replace("+00:00", "Z"))
+        else:
+            for k in ("uid", "creationTimestamp"):
+                if k in (old.get("metadata") or {}):
+                    meta[k] = old["metadata"][k]
+            generation = int((old.get("metadata") or {}).get("generation") or 1)
+            meta["generation"] = generation + 1 if spec_changed else generation
+
+    def _current(self, request: rendering.Request) -> dict[str, Any] | None:
+        key = (request.resource, request.namespace, request.name)
+        if key not in self.objects or self.objects[key].deleted:
+            return None
+        return copy.deepcopy(dict(self.objects[key].raw))
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        if (
+            request.resource is not None
+            and request.action == enums.action.CREATE
+            and isinstance(request.data, dict)
+        ):
+            data = copy.deepcopy(request.data)
+            meta = data.setdefault("metadata", {})
+            if request.namespace:
+                meta["namespace"] = request.namespace
+            self._stamp(meta, None, True)
+            object.__setattr__(request, "data", data)  # frozen attrs; evolve loses routing
+            response = await super()._handle(request)
+            if response.status == 200:
+                response.set_status(201)
+            return response
+        if (
+            request.resource is not None
+            and request.action == enums.action.UPDATE
+            and request.name is not None
+        ):
+            async with self._lock:
+                old = self._current(request)
+            if old is not None:
+                try:
+                    new = dict(dicts.patch_dict(copy.deepcopy(old), request.data))
+                except (
+                    jsonpatch.JsonPatchException,
+                    jsonpatch.JsonPointerException,
+                    ValueError,
+                    TypeError,
+                ) as exc:
+                    raise kmock.KubernetesError(422, "Invalid", f"patch failed: {exc}") from None
+                new.setdefault("metadata", {})
+                self._stamp(new["metadata"], old, old.get("spec") != new.get("spec"))
+                object.__setattr__(request, "data", merge_diff(old, new))
+        return await super()._handle(request)
+
+
+class EmulatorThread:
+    """The emulator served on loopback from its own thread and event loop."""
+
+    def __init__(self) -> None:
+        self.emulator: Emulator | None = None
+        self.url = ""
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="kmock", daemon=True)
+
+    def __enter__(self) -> EmulatorThread:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the emulator did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        self._loop.run_until_complete(self._main())
+        self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        async with Emulator() as emulator, kmock.Server(emulator) as server:
+            with warnings.catch_warnings():  # kmock 0.8 reads its data the deprecated way
+                warnings.simplefilter("ignore", DeprecationWarning)
+                emulator.resources.load_bundled()
+            for plural, (kind, singular, short) in KINDS.items():
+                emulator.resources[f"{GROUP}/{plural}"] = kmock.ResourceInfo(
+                    kind=kind,
+                    singular=singular,
+                    shortnames=set(short),
+                    namespaced=True,
+                    verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+                    subresources={"status"},
+                )
+            self.emulator = emulator
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stop.wait()
+
+    def call(self, fn: Any) -> Any:
+        """Run ``fn()`` in the emulator's loop (its state is not thread-safe) and return it."""
+
+        async def wrapper() -> Any:
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(10)
+
+    def requests(self) -> list[rendering.Request]:
+        assert self.emulator is not None
+        return self.call(lambda: list(self.emulator._requests))  # type: ignore[union-attr]
+
+    def answered(self) -> list[tuple[str, str, int]]:
+        assert self.emulator is not None
+        return self.call(lambda: list(self.emulator.answered))  # type: ignore[union-attr]
+
+    def all_versions(self) -> Iterator[tuple[Any, dict[str, Any]]]:
+        """Every version of every object the emulator ever held."""
+        assert self.emulator is not None
+        emulator = self.emulator
+
+        def collect() -> list[tuple[Any, dict[str, Any]]]:
+            out = []
+            for key, obj in emulator.objects.items():
+                for version in obj.history:
+                    if version is not None:
+                        out.append((key, copy.deepcopy(dict(version.raw))))
+            return out
+
+        yield from self.call(collect)

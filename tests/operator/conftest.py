@@ -1,0 +1,235 @@
+"""The operator against kmock's Kubernetes emulator, over real HTTP, kopf and client unmocked.
+
+The emulator runs in its own thread and loop; kopf runs in another, with an explicit registry
+(see shared/notes/testing-without-a-cluster.md). Tests talk to the emulator over HTTP with
+the same :class:`mcpyard.kube.Client` the operator uses, and poll it under a deadline.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from mcpyard import kube, operator
+from tests.conftest import DEMO_AGE_KEY, EXAMPLES
+from tests.operator._emulator import EmulatorThread
+
+OPERATOR_NS = "mcpyard"
+API = "mcpyard.io/v1alpha1"
+PLURALS = ("workspaces", "mcpservers", "members", "encryptedsecrets")
+T = TypeVar("T")
+TEST_AGENT = "mcpyard-tests"
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float = 15.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (AssertionError, KeyError, TypeError, IndexError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def example_documents() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(EXAMPLES.rglob("*.yaml")):
+        if path.name.startswith("."):
+            continue
+        docs.extend(d for d in yaml.safe_load_all(path.read_text()) if d)
+    return docs
+
+
+class Records(logging.Handler):
+    """Every log record of the process while a test runs, formatted."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a record that cannot be formatted is still a record
+            self.lines.append(repr(record.__dict__))
+
+
+class Cluster:
+    """The emulator plus one operator, and helpers to act like `kubectl`."""
+
+    def __init__(self, emulator: EmulatorThread, records: Records) -> None:
+        self.emulator = emulator
+        self.records = records
+        self.client = kube.Client.for_server(emulator.url, user_agent=TEST_AGENT)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._failure: BaseException | None = None
+
+    # -- kubectl ------------------------------------------------------------------------------
+
+    def create(self, *docs: dict[str, Any]) -> None:
+        for doc in docs:
+            self.client.create_sync(doc)
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.client.get_sync(api_version, kind, namespace, name)
+
+    def resource(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        found = self.get(API, kind, namespace, name)
+        assert found is not None, f"{kind} {namespace}/{name} not found"
+        return found
+
+    def patch(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        api_version: str = API,
+        subresource: str | None = None,
+    ) -> None:
+        assert (
+            self.client.patch_sync(
+                api_version, kind, namespace, name, patch, subresource=subresource
+            )
+            is not None
+        )
+
+    def delete(self, kind: str, namespace: str, name: str, api_version: str = API) -> None:
+        assert self.client.delete_sync(api_version, kind, namespace, name)
+
+    def condition(self, kind: str, namespace: str, name: str, type_: str) -> dict[str, Any] | None:
+        status = self.resource(kind, namespace, name).get("status") or {}
+        for cond in status.get("conditions") or []:
+            if cond["type"] == type_:
+                return dict(cond)
+        return None
+
+    def config(self, workspace: str) -> tuple[dict[str, Any], dict[str, str]] | None:
+        secret = self.get("v1", "Secret", OPERATOR_NS, f"mcpyard-ws-{workspace}")
+        if secret is None:
+            return None
+        import json
+
+        data = secret["data"]
+        return (
+            json.loads(base64.b64decode(data["config.json"])),
+            json.loads(base64.b64decode(data["secrets.json"])),
+        )
+
+    # -- the operator -------------------------------------------------------------------------
+
+    def seed_age_key(self, *keys: str) -> None:
+        entries = keys or (DEMO_AGE_KEY.read_text(),)
+        self.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "mcpyard-age", "namespace": OPERATOR_NS},
+                "data": {
+                    f"key{i}.agekey": base64.b64encode(k.encode()).decode()
+                    for i, k in enumerate(entries)
+                },
+            }
+        )
+
+    def start(self, **options: Any) -> None:
+        settings = operator.Settings(
+            operator_namespace=OPERATOR_NS,
+            gateway_url="https://gw.example.com",
+            peering=None,
+            post_events=False,
+            cancellation_polling=0.2,
+            discovery_interval=options.pop("discovery_interval", 3600),
+            resync_interval=options.pop("resync_interval", 3600),
+            discovery_timeout=5,
+            **options,
+        )
+        url = self.emulator.url
+
+        stop = self._stop = threading.Event()
+
+        def main() -> None:
+            try:
+                operator.run(settings, lambda: kube.Client.for_server(url), stop_flag=stop)
+            except BaseException as exc:  # reported by stop()
+                self._failure = exc
+
+        seen_before = len(self.emulator.requests())
+        self._thread = threading.Thread(target=main, name="kopf", daemon=True)
+        self._thread.start()
+
+        def watching() -> bool:
+            paths = {
+                str(r.url.path)
+                for r in self.emulator.requests()[seen_before:]
+                if r.params.get("watch") == "true"
+            }
+            return all(any(p.endswith(f"/{plural}") for p in paths) for plural in PLURALS)
+
+        wait_for(watching, what="kopf to watch the four kinds")
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the operator did not stop"
+        self._thread = None
+        if self._failure is not None:
+            raise self._failure
+
+    def server_errors(self) -> list[tuple[str, str, int]]:
+        return [a for a in self.emulator.answered() if a[2] >= 500]
+
+
+@pytest.fixture
+def records() -> Iterator[Records]:
+    handler = Records()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.fixture
+def cluster(records: Records) -> Iterator[Cluster]:
+    with EmulatorThread() as emulator:
+        c = Cluster(emulator, records)
+        try:
+            yield c
+        finally:
+            c.stop()
+            c.client.close()
+        errors = c.server_errors()
+        assert not errors, f"the emulator answered 5xx: {errors}"
+
+
+@pytest.fixture
+def examples() -> list[dict[str, Any]]:
+    return example_documents()
+
+
+@pytest.fixture
+def demo_root() -> Path:
+    return EXAMPLES
