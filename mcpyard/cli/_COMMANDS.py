@@ -16,6 +16,7 @@ _NAMES = (
     "hub",
     "analytics",
     "operator",
+    "gateway",
     "bridge",
 )
 

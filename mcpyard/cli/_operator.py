@@ -37,6 +37,20 @@ def register(sub: Any) -> None:
         "(MCPYARD_NAMESPACE, default mcpyard)",
     )
     p.add_argument(
+        "--age-secret",
+        default=_env("AGE_SECRET", "mcpyard-age"),
+        metavar="NAME",
+        help="the Secret (operator namespace) whose *.agekey entries are the age identities "
+        "(MCPYARD_AGE_SECRET, default mcpyard-age)",
+    )
+    p.add_argument(
+        "--master-key-secret",
+        default=_env("MASTER_KEY_SECRET", "mcpyard-master-key"),
+        metavar="NAME",
+        help="the Secret (operator namespace, key master.key) with the gateway's master key; "
+        "created when absent (MCPYARD_MASTER_KEY_SECRET, default mcpyard-master-key)",
+    )
+    p.add_argument(
         "--gateway-url",
         default=_env("GATEWAY_URL", ""),
         metavar="URL",
@@ -97,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         runner_image=args.runner_image,
         discovery_interval=args.discovery_interval,
         resync_interval=args.resync_interval,
+        age_secret=args.age_secret,
+        master_key_secret=args.master_key_secret,
         peering=None if args.standalone else args.peering,
         priority=args.priority,
     )

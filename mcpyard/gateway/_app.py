@@ -92,9 +92,11 @@ def build_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
-        vault = vault_.Vault(key)
-        runtime.secrets = vault
+        source = settings.source
+        if source is None:  # else the source opens the vault with the key it holds
+            key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
+            vault = vault_.Vault(key)
+            runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
         recorder = await asyncio.to_thread(_recorder, settings, metrics)
         if recorder is not None:
@@ -102,7 +104,10 @@ def build_app(settings: Settings) -> Starlette:
             router.recorder = recorder
         router.limiter = _limits.create_limiter(settings.redis_url)
         try:
-            if settings.manifests is not None:
+            if source is not None:
+                loops.append(asyncio.create_task(source.run(runtime, metrics),
+                                                 name="mcpyard-source"))
+            elif settings.manifests is not None:
                 decryptor = _secrets.Decryptor(vault, age_key_file=settings.age_key_file,
                                                age_key=settings.age_key)
                 reloader = Reloader(runtime, settings.manifests, decryptor,

@@ -6,6 +6,9 @@ result. A workspace with an error keeps its last good configuration (one that ne
 gets what compiled, minus the resources at fault); a file that cannot be parsed holds back the
 workspaces it defined before (all of them when it is a new file). Problems are logged as
 ``file: namespace/Kind/name: field: message`` and shown in /readyz.
+
+:func:`publish` is the last-good rule itself, shared with the cluster source
+(:mod:`mcpyard.gateway._cluster`), which reads compiled configurations from Secrets instead.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +25,7 @@ import watchfiles
 
 from mcpyard import compiler, hub, manifests
 from mcpyard.api._problem import Problem
+from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.gateway import _records
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._runtime import Runtime, SecretState
@@ -36,6 +41,31 @@ class Plan:
     secrets: SecretState
     commit: str | None = None
     """The git commit of the folder's checkout, read once per load (for call records)."""
+
+
+def publish(runtime: Runtime, configs: Mapping[str, WorkspaceConfig],
+            problems: Mapping[str, Collection[str]], general: Collection[str], *,
+            secrets: SecretState | None = None, commit: str | None = None) -> list[str]:
+    """Serve ``configs`` under the last-good rule; the workspaces held back.
+
+    A workspace named in ``problems`` that serves keeps its last good configuration (its entry
+    in ``configs``, if any, is ignored); one that never served is not served. Problems show in
+    /readyz: per workspace, and ``general`` for the whole load.
+    """
+    keep = sorted(name for name in problems if name in runtime.live)
+    runtime.held = {name: list(lines) for name, lines in problems.items()}
+    runtime.reload_errors = list(general)
+    runtime.apply(configs, keep=keep, secrets=secrets, commit=commit)
+    served = ", ".join(sorted(runtime.live)) or "nothing"
+    log.info("configuration %d applied: serving %s%s", runtime.generation, served,
+             f"; {len(keep)} held at their last good config" if keep else "")
+    return keep
+
+
+def in_use(runtime: Runtime) -> set[str]:
+    """The identities of every secret value a serving workspace injects."""
+    return {i.ref.identity for live in runtime.live.values()
+            for s in live.config.servers for i in s.injections}
 
 
 def _workspace_of(resource: object) -> str | None:
@@ -114,11 +144,8 @@ class Reloader:
             for ws in owners:
                 problems[ws].append(err)
 
-        keep = [name for name in problems if name in self.runtime.live]
-        self.runtime.held = dict(problems)
-        self.runtime.reload_errors = general
-        self.runtime.apply(compiled.workspaces, keep=keep, secrets=plan.secrets,
-                           commit=plan.commit)
+        publish(self.runtime, compiled.workspaces, problems, general, secrets=plan.secrets,
+                commit=plan.commit)
 
         files: dict[str, set[str]] = defaultdict(set)
         for resource in loaded.resources:
@@ -130,12 +157,7 @@ class Reloader:
             if any(err.startswith(f"{f}:") for err in loaded.errors):
                 files[f] |= wss
         self._files = dict(files)
-        in_use = {i.ref.identity for live in self.runtime.live.values()
-                  for s in live.config.servers for i in s.injections}
-        self.decryptor.prune(in_use)
-        served = ", ".join(sorted(self.runtime.live)) or "nothing"
-        log.info("configuration %d applied: serving %s%s", self.runtime.generation, served,
-                 f"; {len(keep)} held at their last good config" if keep else "")
+        self.decryptor.prune(in_use(self.runtime))
         return not problems and not general
 
     @staticmethod

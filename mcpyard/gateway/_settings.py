@@ -5,30 +5,47 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mcpyard.compiler.config import WorkspaceConfig
+
+if TYPE_CHECKING:
+    from mcpyard.gateway._metrics import Metrics
+    from mcpyard.gateway._runtime import Runtime
+
+
+class Source(Protocol):
+    """Where the configuration comes from when it is neither a folder nor fixed: the cluster
+    (:class:`mcpyard.gateway._cluster.ClusterSource`). ``run`` owns the vault (it gets the
+    master key from the same place as the configuration), applies every configuration it
+    reads to ``runtime``, and follows changes until cancelled."""
+
+    async def run(self, runtime: Runtime, metrics: Metrics) -> None: ...
 
 
 @dataclass(frozen=True)
 class Settings:
     """What :func:`mcpyard.gateway.build_app` needs.
 
-    The configuration comes either from a folder of manifests (``manifests``; watched and
-    reloaded) or, for embedding and tests, from ready :class:`WorkspaceConfig` objects
-    (``workspaces``, with plain ``secrets`` values by identity ``namespace/name/key``).
+    The configuration comes from a folder of manifests (``manifests``; watched and
+    reloaded), from a :class:`Source` (``source``: the cluster's config Secrets), or, for
+    embedding and tests, from ready :class:`WorkspaceConfig` objects (``workspaces``, with
+    plain ``secrets`` values by identity ``namespace/name/key``).
     """
 
     manifests: Path | None = None
     """The folder of manifests ``mcpyard serve`` runs on; also the workdir of spawned servers."""
     workspaces: Mapping[str, WorkspaceConfig] | None = None
-    """A fixed configuration, used when ``manifests`` is None."""
+    """A fixed configuration, used when ``manifests`` and ``source`` are None."""
+    source: Source | None = None
+    """A live source of compiled configurations (``mcpyard gateway``: the cluster)."""
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Secret values by identity for a fixed configuration; sealed into the vault at start."""
     host: str = "127.0.0.1"
     port: int = 8080
     state_dir: Path = Path(".mcpyard")
-    """Holds the master key of the vault and the call log (``calls.db``)."""
+    """Holds the master key of the vault (unless ``source`` provides it) and the call log
+    (``calls.db``)."""
     age_key_file: Path | None = None
     age_key: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()

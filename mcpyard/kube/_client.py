@@ -15,19 +15,25 @@ alone. Every verb used here is listed in :data:`mcpyard.kube.RBAC_RULES`.
 from __future__ import annotations
 
 import asyncio
+import builtins
+import contextlib
 import json
+import logging
 import ssl
-from collections.abc import Mapping
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import kubernetes.watch.watch
 import urllib3.exceptions
 
 from mcpyard import __version__, errors
 
 MERGE_PATCH = "application/merge-patch+json"
+log = logging.getLogger("mcpyard.kube")
 
 # (apiVersion, kind) -> plural: the kinds mcpyard reads or writes.
 PLURALS: dict[tuple[str, str], str] = {
@@ -99,7 +105,11 @@ class Client:
 
     @classmethod
     def from_environment(
-        cls, *, kubeconfig: str | None = None, context: str | None = None
+        cls,
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        user_agent: str = f"mcpyard/{__version__}",
     ) -> Client:
         """In a pod: the service account; elsewhere: the kubeconfig (``KUBECONFIG``)."""
         configuration = kubernetes.client.Configuration()
@@ -108,7 +118,7 @@ class Client:
                 kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
                     client_configuration=configuration
                 )
-                return cls(kubernetes.client.ApiClient(configuration))
+                return cls(kubernetes.client.ApiClient(configuration), user_agent=user_agent)
             except kubernetes.config.ConfigException:
                 pass
         try:
@@ -119,7 +129,7 @@ class Client:
             raise errors.DependencyNotReady(
                 f"no Kubernetes credentials: not in a pod, and no usable kubeconfig ({exc})"
             ) from None
-        return cls(kubernetes.client.ApiClient(configuration))
+        return cls(kubernetes.client.ApiClient(configuration), user_agent=user_agent)
 
     @classmethod
     def for_server(
@@ -177,8 +187,12 @@ class Client:
                 method_, full_url, header_params=headers, body=body_, _request_timeout=self._timeout
             )
             response.read()  # type: ignore[no-untyped-call]
-        except (OSError, ssl.SSLError, urllib3.exceptions.HTTPError,
-                kubernetes.client.exceptions.OpenApiException) as exc:
+        except (
+            OSError,
+            ssl.SSLError,
+            urllib3.exceptions.HTTPError,
+            kubernetes.client.exceptions.OpenApiException,
+        ) as exc:
             raise ApiError(0, f"{method} {url}: {type(exc).__name__}") from None
         status = int(response.status)
         if status == 404:
@@ -204,21 +218,43 @@ class Client:
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        query = (
-            {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())} if labels else None
-        )
-        data = self.request("GET", path(api_version, kind, namespace), query=query) or {}
-        items = [i for i in data.get("items") or [] if isinstance(i, dict)]
-        if labels:  # filter here too: a selector is a request, not a promise
-            items = [
-                i
-                for i in items
-                if all(
-                    ((i.get("metadata") or {}).get("labels") or {}).get(k) == v
-                    for k, v in labels.items()
-                )
-            ]
-        return items
+        return self.list_versioned_sync(api_version, kind, namespace, labels)[0]
+
+    def list_versioned_sync(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """The items and the list's resourceVersion (where a watch of the kind resumes)."""
+        data = self.request("GET", path(api_version, kind, namespace), query=_selector(labels))
+        data = data or {}
+        items = [i for i in data.get("items") or [] if isinstance(i, dict) and _has(i, labels)]
+        version = (data.get("metadata") or {}).get("resourceVersion")
+        return items, str(version) if version else None
+
+    def watch(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        resource_version: str | None = None,
+        timeout_seconds: int = 300,
+    ) -> Watch:
+        """A watch of a collection from ``resource_version``: iterate it, with ``for``
+        (blocking) or ``async for`` (see :class:`Watch`); nothing is sent before that."""
+        query = {
+            **(_selector(labels) or {}),
+            "watch": "true",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(int(timeout_seconds)),
+        }
+        if resource_version:
+            query["resourceVersion"] = resource_version
+        return Watch(self, path(api_version, kind, namespace), query, labels)
 
     def create_sync(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
@@ -267,6 +303,17 @@ class Client:
     ) -> list[dict[str, Any]]:
         return await asyncio.to_thread(self.list_sync, api_version, kind, namespace, labels)
 
+    async def list_versioned(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> tuple[builtins.list[dict[str, Any]], str | None]:
+        return await asyncio.to_thread(
+            self.list_versioned_sync, api_version, kind, namespace, labels
+        )
+
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(self.create_sync, obj)
 
@@ -295,6 +342,154 @@ class Client:
             api_version, kind, namespace, name, {"status": dict(status)}, subresource="status"
         )
         return done is not None
+
+
+class Watch:
+    """One watch request: iterate for ``(type, object)`` events (ADDED, MODIFIED, DELETED,
+    BOOKMARK); :meth:`stop` ends it from another thread. ``async for`` reads the events in a
+    thread of its own (a watch blocks for minutes) and hands them to the event loop; leaving
+    that loop ends the request.
+
+    The stream ends when the API server closes it (``timeoutSeconds``); an ERROR event raises
+    :class:`ApiError` with its code, 410 when ``resource_version`` is too old (list again).
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        url: str,
+        query: Mapping[str, str],
+        labels: Mapping[str, str] | None,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._query = dict(query)
+        self._labels = labels
+        self._response: Any = None
+        self._stopped = threading.Event()
+
+    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        api = self._client._api
+        method, full_url, headers, body, _ = api.param_serialize(
+            method="GET",
+            resource_path=self._url,
+            query_params=list(self._query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        # Connect within the client's timeout; then wait for events as long as the server
+        # keeps the watch open (timeoutSeconds), plus a margin for a silent dead peer.
+        read_timeout = float(self._query.get("timeoutSeconds", "300")) + 30
+        if self._stopped.is_set():
+            return
+        try:
+            rest = api.call_api(
+                method,
+                full_url,
+                header_params=headers,
+                body=body,
+                _request_timeout=(self._client._timeout, read_timeout),
+            )
+        except (
+            OSError,
+            ssl.SSLError,
+            urllib3.exceptions.HTTPError,
+            kubernetes.client.exceptions.OpenApiException,
+        ) as exc:
+            raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
+        response = self._response = rest.response
+        try:
+            status = int(response.status)
+            if not 200 <= status < 300:
+                text = response.read().decode("utf-8", "replace")
+                raise ApiError(status, f"GET {self._url} (watch): HTTP {status}: {_message(text)}")
+            lines = kubernetes.watch.watch.iter_resp_lines(response)  # type: ignore[no-untyped-call]
+            for line in lines:
+                if self._stopped.is_set():
+                    return
+                event = _event(line, self._url)
+                if event is None:
+                    continue
+                kind, obj = event
+                if kind in ("ADDED", "MODIFIED") and not _has(obj, self._labels):
+                    kind = "DELETED"  # no longer selected: gone, as far as the watcher knows
+                yield kind, obj
+        except (OSError, ssl.SSLError, urllib3.exceptions.HTTPError) as exc:
+            if self._stopped.is_set():
+                return
+            raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                response.release_conn()
+
+    async def __aiter__(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def hand(item: tuple[str, Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while the thread read
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            try:
+                for event in self:
+                    hand(("event", event))
+            except BaseException as exc:  # handed to the reader, which raises it
+                hand(("error", exc))
+            else:
+                hand(("end", None))
+
+        # A daemon thread: a watch blocked on a silent connection never holds up an exit.
+        threading.Thread(target=pump, name="mcpyard-watch", daemon=True).start()
+        try:
+            while True:
+                what, value = await queue.get()
+                if what == "event":
+                    yield value
+                elif what == "error":
+                    raise value
+                else:
+                    return
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """End the watch: its reader returns at once (the connection is shut down)."""
+        self._stopped.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()
+
+
+def _event(line: str, url: str) -> tuple[str, dict[str, Any]] | None:
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except ValueError:
+        raise ApiError(0, f"GET {url} (watch): an event is not JSON") from None
+    kind, obj = data.get("type"), data.get("object")
+    if not isinstance(obj, dict):
+        return None
+    if kind == "ERROR":
+        code = int(obj.get("code") or 500)
+        raise ApiError(code, f"GET {url} (watch): HTTP {code}: {obj.get('message', '')}"[:300])
+    return str(kind), obj
+
+
+def _selector(labels: Mapping[str, str] | None) -> dict[str, str] | None:
+    if not labels:
+        return None
+    return {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
+
+
+def _has(obj: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
+    # Filtered here too: a selector is a request, not a promise.
+    if not labels:
+        return True
+    have = (obj.get("metadata") or {}).get("labels") or {}
+    return all(have.get(k) == v for k, v in labels.items())
 
 
 def _message(text: str) -> str:

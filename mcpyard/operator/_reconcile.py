@@ -29,10 +29,8 @@ from mcpyard.operator._runtime import Entry, Runtime, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
 
-CONFIG_PREFIX = "mcpyard-ws-"
-CONFIG_LABEL = "mcpyard.io/config"
-WORKSPACE_LABEL = "mcpyard.io/workspace"
-REVISION_ANNOTATION = "mcpyard.io/revision"
+CONFIG_LABEL = kube.CONFIG_LABEL
+WORKSPACE_LABEL = kube.WORKSPACE_LABEL
 ENV_HASH_ANNOTATION = "mcpyard.io/env-secret-hash"
 # Reasons the operator adds to the compiler's conditions (to move into api.conditions).
 CONFIG_TOO_LARGE = "ConfigTooLarge"
@@ -40,8 +38,7 @@ LAST_GOOD_CONFIG = "LastGoodConfigKept"
 MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
 
 
-def config_secret_name(workspace: str) -> str:
-    return f"{CONFIG_PREFIX}{workspace}"
+config_secret_name = kube.config_secret_name
 
 
 async def run(rt: Runtime, key: WorkKey, force: bool) -> None:
@@ -222,23 +219,7 @@ def config_secret(rt: Runtime, ws: str, out: compiler.Compilation) -> dict[str, 
     identities = [
         i.ref.identity for s in cfg.servers for i in s.injections if i.as_ in ("bearer", "header")
     ]
-    config_json = cfg.model_dump_json().encode()
-    secrets_json = json.dumps(rt.store.sealed(identities), sort_keys=True).encode()
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "Opaque",
-        "metadata": {
-            "name": config_secret_name(ws),
-            "namespace": rt.settings.operator_namespace,
-            "labels": {**MANAGED, CONFIG_LABEL: "true", WORKSPACE_LABEL: ws},
-            "annotations": {REVISION_ANNOTATION: cfg.revision},
-        },
-        "data": {
-            "config.json": base64.b64encode(config_json).decode(),
-            "secrets.json": base64.b64encode(secrets_json).decode(),
-        },
-    }
+    return kube.config_secret(rt.settings.operator_namespace, cfg, rt.store.sealed(identities))
 
 
 def data_size(secret: Mapping[str, Any]) -> int:

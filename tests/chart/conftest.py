@@ -7,14 +7,6 @@ import pytest
 from helmrender import VALUE_SETS, Render, Rendered, render
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "needs_cluster_commands: checks an mcpyard subcommand or extra the images use that the "
-        "cluster work (operator, gateway, bridge) has not landed yet",
-    )
-
-
 @pytest.fixture(scope="session")
 def default_render() -> Rendered:
     pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")

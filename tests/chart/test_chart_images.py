@@ -137,7 +137,6 @@ def test_the_image_entrypoint_and_serve_exist() -> None:
     )
 
 
-@pytest.mark.needs_cluster_commands
 def test_operator_command_the_chart_runs_exists(chart_render: Render) -> None:
     parser = _needs("operator")
     for values in (
@@ -151,17 +150,36 @@ def test_operator_command_the_chart_runs_exists(chart_render: Render) -> None:
         parser.parse_args(args[1:])  # exits (SystemExit) on an unknown option
 
 
-@pytest.mark.needs_cluster_commands
-def test_gateway_command_the_chart_runs_exists() -> None:
-    _needs("gateway").parse_args([])
+def test_gateway_command_the_chart_runs_exists(chart_render: Render) -> None:
+    parser = _needs("gateway")
+    parser.parse_args([])
+    for values in ({}, {"gateway": {"extraArgs": ["--log-level", "debug"]}}):
+        dep = chart_render(values).one("Deployment", "mcpyard-gateway")
+        args = dep["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[0] == "gateway"
+        parser.parse_args(args[1:])
 
 
-@pytest.mark.needs_cluster_commands
+@pytest.mark.parametrize("component", ["operator", "gateway"])
+def test_every_mcpyard_variable_the_chart_sets_is_read(
+    chart_render: Render, component: str
+) -> None:
+    # A variable the command does not read would be silently ignored: each one the chart
+    # sets must be named in the command's help, where every option names its variable.
+    values = {"gateway": {"allowedOrigins": ["https://app.example.com"],
+                          "redis": {"url": "redis://r:6379/0"}}}
+    dep = chart_render(values).one("Deployment", f"mcpyard-{component}")
+    env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
+    names = {e["name"] for e in env if e["name"].startswith("MCPYARD_")}
+    assert names
+    text = _needs(component).format_help()
+    assert {n for n in names if n not in text} == set()
+
+
 def test_bridge_command_the_runner_runs_exists() -> None:
     _needs("bridge").parse_args(["--port", "8080", "--", "uvx", "mcp-server-time"])
 
 
-@pytest.mark.needs_cluster_commands
 def test_the_cluster_extra_the_image_installs_exists() -> None:
     extras = _args(DOCKERFILES["mcpyard"])["MCPYARD_EXTRAS"]
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"].get(

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +31,7 @@ API = "mcpyard.io/v1alpha1"
 PLURALS = ("workspaces", "mcpservers", "members", "encryptedsecrets")
 T = TypeVar("T")
 TEST_AGENT = "mcpyard-tests"
+DEMO_TOKEN = "demo-analytics-key-0001"  # the value of the example EncryptedSecrets
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 15.0, what: str = "condition") -> T:
@@ -233,3 +238,42 @@ def examples() -> list[dict[str, Any]]:
 @pytest.fixture
 def demo_root() -> Path:
     return EXAMPLES
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def demo_server() -> Iterator[str]:
+    """The demo MCP server over streamable HTTP, requiring the example secret as a bearer."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcpyard.demo",
+            "--transport",
+            "streamable-http",
+            "--port",
+            str(port),
+            "--token-env",
+            "DEMO_TOKEN",
+        ],
+        env={**os.environ, "DEMO_TOKEN": DEMO_TOKEN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: listening(port), what="the demo server")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)

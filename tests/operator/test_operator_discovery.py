@@ -2,57 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
 from tests.conftest import manifest
+from tests.operator.conftest import DEMO_TOKEN as TOKEN
 from tests.operator.conftest import Cluster, example_documents, wait_for
-
-TOKEN = "demo-analytics-key-0001"  # the value of the example EncryptedSecret
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def demo_server() -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mcpyard.demo",
-            "--transport",
-            "streamable-http",
-            "--port",
-            str(port),
-            "--token-env",
-            "DEMO_TOKEN",
-        ],
-        env={**os.environ, "DEMO_TOKEN": TOKEN},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-    def listening() -> bool:
-        with socket.socket() as s:
-            return s.connect_ex(("127.0.0.1", port)) == 0
-
-    try:
-        wait_for(listening, what="the demo server")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(10)
 
 
 def _status(cluster: Cluster, name: str) -> dict[str, Any]:

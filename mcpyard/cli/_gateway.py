@@ -1,0 +1,81 @@
+"""``mcpyard gateway``: the gateway in a cluster, serving the operator's config Secrets."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from mcpyard.cli._serve import _env
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "gateway", help="run the gateway in a cluster, on the operator's config Secrets",
+        description="Serve every workspace whose config Secret the operator wrote in NAMESPACE "
+                    "at http://HOST:PORT/ws/NAME/mcp (and the legacy /ws/NAME/sse), following "
+                    "changes with a Kubernetes watch: a revocation is served within seconds. "
+                    "In a pod it uses its service account; elsewhere the kubeconfig. Options "
+                    "fall back to MCPYARD_* environment variables.")
+    p.add_argument("--namespace", "-n", default=_env("MCPYARD_NAMESPACE", "mcpyard"),
+                   metavar="NS", help="where the operator writes the config Secrets and the "
+                                      "master key (MCPYARD_NAMESPACE, default mcpyard)")
+    p.add_argument("--master-key-secret",
+                   default=_env("MCPYARD_MASTER_KEY_SECRET", "mcpyard-master-key"),
+                   metavar="NAME", help="the Secret (key master.key) with the gateway's master "
+                                        "key (MCPYARD_MASTER_KEY_SECRET)")
+    p.add_argument("--kubeconfig", default=_env("MCPYARD_KUBECONFIG"), metavar="FILE",
+                   help="a kubeconfig file, outside a pod (MCPYARD_KUBECONFIG; else KUBECONFIG)")
+    p.add_argument("--host", default=_env("MCPYARD_HOST", "127.0.0.1"),
+                   help="listen address (MCPYARD_HOST, default 127.0.0.1; the chart: 0.0.0.0)")
+    p.add_argument("--port", type=int, default=int(_env("MCPYARD_PORT", "8080") or 8080),
+                   help="listen port (MCPYARD_PORT, default 8080)")
+    p.add_argument("--state-dir", type=Path,
+                   default=Path(_env("MCPYARD_STATE_DIR", ".mcpyard") or ".mcpyard"),
+                   help="where the call log (calls.db) lives (MCPYARD_STATE_DIR)")
+    p.add_argument("--redis-url", default=_env("MCPYARD_REDIS_URL"), metavar="URL",
+                   help="keep rate limits in this Redis, shared by every replica "
+                        "(MCPYARD_REDIS_URL); default: in memory, per replica")
+    p.add_argument("--audit-log", default=_env("MCPYARD_AUDIT_LOG"), metavar="PATH|-",
+                   help="also write every call record as a JSON line (MCPYARD_AUDIT_LOG)")
+    p.add_argument("--no-records", action="store_true",
+                   default=(_env("MCPYARD_NO_RECORDS") or "").lower() in ("1", "true", "yes"),
+                   help="keep no call log (MCPYARD_NO_RECORDS=1)")
+    p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
+                   default=[o for o in (_env("MCPYARD_ALLOWED_ORIGINS") or "").split(",") if o],
+                   help="a browser origin allowed besides loopback ones; repeatable "
+                        "(MCPYARD_ALLOWED_ORIGINS, comma-separated)")
+    p.add_argument("--log-level", default=_env("MCPYARD_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"],
+                   help="(MCPYARD_LOG_LEVEL, default info)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mcpyard import __version__, errors, kube
+    from mcpyard.gateway import Settings
+    from mcpyard.gateway._cluster import ClusterSource
+    from mcpyard.gateway._server import run as serve
+
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kubeconfig = args.kubeconfig
+
+    def connect() -> kube.Client:
+        return kube.Client.from_environment(
+            kubeconfig=kubeconfig, user_agent=f"mcpyard-gateway/{__version__}")
+
+    try:
+        connect().close()  # fail early, with a clear message, when there are no credentials
+    except errors.DependencyNotReady as exc:
+        print(f"mcpyard gateway: {exc}", file=sys.stderr)
+        return 2
+    source = ClusterSource(connect, args.namespace, master_key_secret=args.master_key_secret)
+    settings = Settings(
+        source=source, host=args.host, port=args.port, state_dir=args.state_dir,
+        allowed_origins=tuple(args.allow_origin), redis_url=args.redis_url or None,
+        records=not args.no_records, audit_log=args.audit_log or None)
+    serve(settings, log_level=args.log_level)
+    return 0

@@ -1,0 +1,216 @@
+"""The gateway in a cluster: the operator's config Secrets, followed with a watch.
+
+``mcpyard gateway`` reads, in its namespace, the master key Secret (written by the chart or the
+operator; waited for until it exists) and every config Secret (label ``mcpyard.io/config``):
+one list, then a watch from the list's resourceVersion, so that a change (a revocation too)
+is served within a second of the operator writing it, not at the kubelet's volume refresh. A
+watch the API server closes is resumed from the last resourceVersion seen; 410 Gone lists
+again; any other failure reconnects with backoff (0.5 s doubling to 30 s).
+
+Each Secret is parsed (:func:`mcpyard.kube.read_config`) and its sealed values checked against
+the master key before anything of it is used; a Secret that fails keeps its workspace's last
+good configuration (:func:`mcpyard.gateway._reload.publish`, the same rule as ``serve``),
+logged and shown in /readyz. Sealed values are imported into the vault as they are: the
+gateway never sees an age key or a plaintext it does not inject.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcpyard import errors, kube
+from mcpyard.compiler.config import WorkspaceConfig
+from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
+from mcpyard.gateway._metrics import Metrics
+from mcpyard.gateway._reload import in_use, publish
+from mcpyard.gateway._runtime import Runtime, SecretState, digest_value
+
+log = logging.getLogger("mcpyard.gateway")
+
+MIN_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """One config Secret as last read: its config and sealed values, or why it failed."""
+
+    fingerprint: str
+    config: WorkspaceConfig | None = None
+    sealed: Mapping[str, str] | None = None
+    failure: str | None = None
+
+
+class ClusterSource:
+    """Config Secrets of one namespace -> the gateway's runtime (see the module docstring)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], kube.Client],
+        namespace: str,
+        *,
+        master_key_secret: str = "mcpyard-master-key",
+        watch_timeout: int = 300,
+    ) -> None:
+        self.connect = connect
+        self.namespace = namespace
+        self.master_key_secret = master_key_secret
+        self.watch_timeout = watch_timeout
+        self._secrets: dict[str, dict[str, Any]] = {}
+        """Secret name -> the Secret as last listed or watched."""
+        self._parsed: dict[str, _Parsed] = {}
+        self._digest_key = secrets.token_bytes(32)
+        self._key = b""
+        self.vault: Vault | None = None
+
+    def __repr__(self) -> str:
+        return f"<ClusterSource {self.namespace}: {len(self._secrets)} config Secrets>"
+
+    async def run(self, runtime: Runtime, metrics: Metrics) -> None:
+        client = await asyncio.to_thread(self.connect)
+        try:
+            self._key = await self._master_key(client, runtime)
+            self.vault = Vault(self._key)
+            runtime.secrets = self.vault
+            await self._follow(client, runtime, metrics)
+        finally:
+            client.close()
+
+    # -- the master key -----------------------------------------------------------------------
+
+    async def _master_key(self, client: kube.Client, runtime: Runtime) -> bytes:
+        """The master key from its Secret; waits (with backoff) until it is there and good."""
+        where = f"Secret {self.namespace}/{self.master_key_secret}"
+        delay = MIN_BACKOFF
+        while True:
+            try:
+                found = await client.get("v1", "Secret", self.namespace, self.master_key_secret)
+            except kube.ApiError as exc:
+                problem = f"{where}: cannot read it: {exc}"
+            else:
+                if found is None:
+                    problem = f"{where} does not exist yet (the chart or the operator makes it)"
+                else:
+                    raw = (found.get("data") or {}).get(KEY_FILE) or ""
+                    try:
+                        key = base64.b64decode(str(raw), validate=True)
+                    except (binascii.Error, ValueError):
+                        key = b""
+                    if len(key) == KEY_BYTES:
+                        if runtime.reload_errors:
+                            runtime.reload_errors = []
+                        return key
+                    problem = f"{where}: {KEY_FILE} must hold {KEY_BYTES} bytes"
+            if runtime.reload_errors != [problem]:
+                log.warning("%s; retrying", problem)
+                runtime.reload_errors = [problem]
+            await asyncio.sleep(delay)
+            delay = min(MAX_BACKOFF, delay * 2)
+
+    # -- list, then watch ---------------------------------------------------------------------
+
+    async def _follow(self, client: kube.Client, runtime: Runtime, metrics: Metrics) -> None:
+        labels = {kube.CONFIG_LABEL: "true"}
+        version: str | None = None
+        delay = MIN_BACKOFF
+        while True:
+            try:
+                if version is None:
+                    items, version = await client.list_versioned(
+                        "v1", "Secret", self.namespace, labels
+                    )
+                    self._secrets = {str(i["metadata"]["name"]): i for i in items}
+                    self._publish(runtime, metrics)
+                    log.info("listed %d config Secrets in %s", len(items), self.namespace)
+                async for kind, obj in client.watch(
+                    "v1",
+                    "Secret",
+                    self.namespace,
+                    labels=labels,
+                    resource_version=version,
+                    timeout_seconds=self.watch_timeout,
+                ):
+                    delay = MIN_BACKOFF
+                    meta = obj.get("metadata") or {}
+                    version = str(meta.get("resourceVersion") or "") or version
+                    name = str(meta.get("name") or "")
+                    if kind in ("ADDED", "MODIFIED") and name:
+                        self._secrets[name] = obj
+                    elif kind == "DELETED" and name:
+                        self._secrets.pop(name, None)
+                    else:
+                        continue  # BOOKMARK: only the version moves on
+                    self._publish(runtime, metrics)
+                # The API server ended the watch (timeoutSeconds): resume where it stopped.
+            except kube.ApiError as exc:
+                if exc.status == 410:
+                    log.info("config Secrets: resourceVersion expired (410 Gone), listing again")
+                    version = None
+                    continue
+                log.warning("config Secrets: %s; reconnecting in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(MAX_BACKOFF, delay * 2)
+
+    # -- from Secrets to the runtime ----------------------------------------------------------
+
+    def _parse(self, name: str, secret: Mapping[str, Any]) -> _Parsed:
+        data = secret.get("data") or {}
+        labels = (secret.get("metadata") or {}).get("labels")
+        fingerprint = hashlib.sha256(
+            json.dumps([data, labels], sort_keys=True, default=str).encode()
+        ).hexdigest()
+        known = self._parsed.get(name)
+        if known is not None and known.fingerprint == fingerprint:
+            return known
+        assert self.vault is not None
+        try:
+            read = kube.read_config(secret)
+            # Every sealed value must open under our key before any of them is used: a
+            # Secret sealed under another master key holds its workspace back as a whole.
+            scratch = Vault(self._key)
+            for identity, sealed in read.sealed.items():
+                scratch.import_sealed(identity, sealed)
+        except (errors.ManifestError, errors.SecretError) as exc:
+            parsed = _Parsed(fingerprint, failure=str(exc))
+            log.error("%s (workspace %s keeps its last good configuration)", exc,
+                      kube.config_workspace(secret))
+        else:
+            parsed = _Parsed(fingerprint, config=read.config, sealed=dict(read.sealed))
+        self._parsed[name] = parsed
+        return parsed
+
+    def _publish(self, runtime: Runtime, metrics: Metrics) -> None:
+        assert self.vault is not None
+        configs: dict[str, WorkspaceConfig] = {}
+        problems: dict[str, list[str]] = {}
+        sealed: dict[str, str] = {}
+        for name in [n for n in self._parsed if n not in self._secrets]:
+            del self._parsed[name]
+        for name, secret in sorted(self._secrets.items()):
+            workspace = kube.config_workspace(secret)
+            parsed = self._parse(name, secret)
+            if parsed.config is None:
+                problems.setdefault(workspace, []).append(str(parsed.failure))
+                continue
+            configs[workspace] = parsed.config
+            sealed.update(parsed.sealed or {})
+        for identity, text in sealed.items():
+            self.vault.import_sealed(identity, text)  # checked in _parse: cannot fail
+        digests = {i: digest_value(self._digest_key, i, t) for i, t in sealed.items()}
+        publish(runtime, configs, problems, [], secrets=SecretState(digests=digests))
+        keep = in_use(runtime) | set(sealed)
+        for identity in self.vault.identities() - keep:
+            self.vault.discard(identity)
+        metrics.config_reloaded("failure" if problems else "success")
+
+
+__all__ = ["ClusterSource"]
