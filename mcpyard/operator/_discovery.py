@@ -76,6 +76,24 @@ async def list_tools(
     return tuple(found)
 
 
+def _changes(
+    before: tuple[tuple[str, str | None], ...], after: tuple[tuple[str, str | None], ...]
+) -> str | None:
+    """What changed between two tool lists, in words; None when nothing did."""
+    if before == after:
+        return None
+    old, new = dict(before), dict(after)
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    described = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+    parts = [
+        f"added {', '.join(added)}" if added else "",
+        f"removed {', '.join(removed)}" if removed else "",
+        f"description changed: {', '.join(described)}" if described else "",
+    ]
+    return "; ".join(p for p in parts if p) or "order changed"
+
+
 def _ready(rt: Runtime, key: NsName, server: ServerConfig) -> bool:
     if server.mode == "proxy" or (
         server.mode == "hub"
@@ -143,14 +161,11 @@ async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | 
             continue
         failures = 0
         before = rt.tools.get(key)
-        rt.tools[key] = Tools(tools, datetime.now(UTC).replace(microsecond=0))
+        changed = _changes(before.tools, tools) if before is not None else None
+        now = datetime.now(UTC).replace(microsecond=0)
+        rt.tools[key] = Tools(tools, now, changed, first=before is None)
         rt.health[key] = (True, f"{len(tools)} tools discovered")
-        if before is not None and before.tools != tools:
-            added = sorted(set(n for n, _ in tools) - set(before.names))
-            removed = sorted(set(before.names) - set(n for n, _ in tools))
-            logger.info(
-                f"tools changed: added {', '.join(added) or 'none'}; "
-                f"removed {', '.join(removed) or 'none'}"
-            )
+        if changed is not None:
+            logger.info(f"tools changed: {changed}")
         rt.request(("ws", workspace))
         await _pause(rt, key, rt.settings.discovery_interval, stopped)

@@ -25,7 +25,7 @@ from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
 from mcpyard.operator import _tokens
-from mcpyard.operator._runtime import Entry, Runtime, WorkKey
+from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -35,6 +35,10 @@ ENV_HASH_ANNOTATION = "mcpyard.io/env-secret-hash"
 # Reasons the operator adds to the compiler's conditions (to move into api.conditions).
 CONFIG_TOO_LARGE = "ConfigTooLarge"
 LAST_GOOD_CONFIG = "LastGoodConfigKept"
+# The MCPServer condition set by each tool refresh (discovery), and its reasons.
+TOOLS_CHANGED = "ToolsChanged"
+TOOLS_UNCHANGED = "ToolsUnchanged"
+FIRST_DISCOVERY = "FirstDiscovery"
 MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
 
 
@@ -108,7 +112,7 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
         if not found:
             continue
         secrets.append(found[0])
-        state = await rt.store.sync(found[0].body)
+        state = await rt.store.sync(found[0].body, force=force)
         if state.failure:
             failures[key] = state.failure
         else:
@@ -141,7 +145,7 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
         runner_image=rt.settings.runner_image,
     )
 
-    programmed = await _apply_config(rt, ws, out, workspaces)
+    programmed = await _apply_config(rt, ws, out, workspaces, force=force)
     await _apply_children(rt, ws, out, servers, force=force)
     _remember_servers(rt, ws, out, server_keys)
 
@@ -161,6 +165,10 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
                     {"name": n, **({"description": d} if d else {})} for n, d in discovered.tools
                 ]
                 status["lastRefresh"] = discovered.refreshed.isoformat().replace("+00:00", "Z")
+                status["conditions"] = [
+                    *(status.get("conditions") or []),
+                    _tools_condition(e, discovered),
+                ]
         if (
             isinstance(e.resource, v1alpha1.Workspace)
             and programmed is not None
@@ -168,6 +176,27 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
         ):
             _set_condition(status, c.PROGRAMMED, "False", *programmed)
         await _patch_status(rt, e, status, force=force)
+
+
+def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
+    """``ToolsChanged``: True when the last tool refresh found another list than the one
+    before it (the message says how), False when it found the same tools."""
+    stamp = discovered.refreshed.isoformat().replace("+00:00", "Z")
+    count = len(discovered.tools)
+    if discovered.changed is not None:
+        status, reason, message = "True", TOOLS_CHANGED, f"{discovered.changed} (at {stamp})"
+    elif discovered.first:
+        status, reason, message = "False", FIRST_DISCOVERY, f"{count} tools discovered at {stamp}"
+    else:
+        status, reason, message = "False", TOOLS_UNCHANGED, f"{count} tools, unchanged at {stamp}"
+    return {
+        "type": TOOLS_CHANGED,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": stamp,
+        "observedGeneration": e.body["metadata"].get("generation"),
+    }
 
 
 def _winner(out: compiler.Compilation, ws: str) -> tuple[str, str, str] | None:
@@ -228,7 +257,7 @@ def data_size(secret: Mapping[str, Any]) -> int:
 
 
 async def _apply_config(
-    rt: Runtime, ws: str, out: compiler.Compilation, workspaces: list[Entry]
+    rt: Runtime, ws: str, out: compiler.Compilation, workspaces: list[Entry], *, force: bool
 ) -> tuple[str, str] | None:
     """Write the config Secret; a (reason, message) when it was held back."""
     ns, name = rt.settings.operator_namespace, config_secret_name(ws)
@@ -271,7 +300,7 @@ async def _apply_config(
         await kube.apply(rt.client, desired, None, known=True)
     else:
         digest = _digest(desired)
-        if rt.applied.get(ident) != digest:
+        if force or rt.applied.get(ident) != digest:  # a resync also repairs drift
             await kube.apply(rt.client, desired)
             rt.applied[ident] = digest
     rt.sizes[ws] = size

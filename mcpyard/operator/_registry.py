@@ -117,3 +117,7 @@ async def _sweep_forever(runtime: Runtime) -> None:
             await sweep(runtime)
         except kube.ApiError as exc:
             log.warning("sweep of config Secrets failed: %s", exc)
+        # The operator does not watch the age Secret (it may only read it): a secret that
+        # failed is decrypted again with the identities as they are now.
+        for ns, name in runtime.store.failed():
+            runtime.request(("secret", ns, name), force=True)

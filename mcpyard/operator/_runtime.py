@@ -100,6 +100,11 @@ class Tools:
     tools: tuple[tuple[str, str | None], ...]
     """(name, description) in the server's order."""
     refreshed: datetime
+    changed: str | None = None
+    """What this discovery found changed since the one before (None: the same tools, or the
+    first discovery): the ``ToolsChanged`` condition's message."""
+    first: bool = True
+    """The first discovery since the operator started."""
 
     @property
     def names(self) -> tuple[str, ...]:

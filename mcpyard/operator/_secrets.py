@@ -101,6 +101,11 @@ class SecretStore:
     def get(self, key: NsName) -> Decrypted | None:
         return self._entries.get(key)
 
+    def failed(self) -> list[NsName]:
+        """The EncryptedSecrets whose last decryption failed (retried at each resync: the
+        age identities may have been rotated since)."""
+        return sorted(k for k, e in self._entries.items() if e.failure is not None)
+
     def forget(self, key: NsName) -> None:
         entry = self._entries.pop(key, None)
         if entry is not None:

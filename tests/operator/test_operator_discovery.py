@@ -5,8 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from tests.conftest import manifest
+from tests.gateway.gwtools import upstream_process
 from tests.operator.conftest import DEMO_TOKEN as TOKEN
 from tests.operator.conftest import Cluster, example_documents, wait_for
+
+
+def _eng_secret() -> dict[str, Any]:
+    return next(
+        d
+        for d in example_documents()
+        if d["kind"] == "EncryptedSecret" and d["metadata"]["namespace"] == "team-eng"
+    )
 
 
 def _status(cluster: Cluster, name: str) -> dict[str, Any]:
@@ -16,14 +25,9 @@ def _status(cluster: Cluster, name: str) -> dict[str, Any]:
 def test_discovery_fills_status_tools(cluster: Cluster, demo_server: str) -> None:
     cluster.seed_age_key()
     cluster.start()
-    secret = next(
-        d
-        for d in example_documents()
-        if d["kind"] == "EncryptedSecret" and d["metadata"]["namespace"] == "team-eng"
-    )
     cluster.create(
         manifest("Workspace", "eng", namespace="team-eng"),
-        secret,
+        _eng_secret(),
         manifest(
             "MCPServer",
             "demo",
@@ -81,3 +85,47 @@ def test_discovery_fills_status_tools(cluster: Cluster, demo_server: str) -> Non
     message = wait_for(refused, what="the refused server's condition", timeout=20)
     assert "tools/list failed" in message
     assert TOKEN not in message
+
+
+def _tools_changed(cluster: Cluster, name: str) -> tuple[str, str, str] | None:
+    for c in _status(cluster, name).get("conditions") or []:
+        if c["type"] == "ToolsChanged":
+            return (c["status"], c["reason"], c["message"])
+    return None
+
+
+def test_each_refresh_says_whether_the_tools_changed(cluster: Cluster, demo_server: str) -> None:
+    cluster.seed_age_key()
+    cluster.start(discovery_interval=1.0)
+    inject = [{"secretRef": {"name": "analytics-key", "key": "token"}, "as": "bearer"}]
+    cluster.create(
+        manifest("Workspace", "eng", namespace="team-eng"),
+        _eng_secret(),
+        manifest(
+            "MCPServer",
+            "demo",
+            {"workspace": "eng", "proxy": {"url": demo_server}, "secrets": inject},
+            namespace="team-eng",
+        ),
+    )
+    first = wait_for(lambda: _tools_changed(cluster, "demo"), what="the first discovery")
+    assert first[:2] == ("False", "FirstDiscovery"), first
+    # The hourly refresh, here every second: the same tools.
+    wait_for(
+        lambda: (_tools_changed(cluster, "demo") or ("",))[:2] == ("False", "ToolsUnchanged"),
+        what="a refresh that found the same tools",
+    )
+    # The server behind the URL now serves other tools: the next refresh says which.
+    with upstream_process("beta") as beta:
+        cluster.patch("MCPServer", "team-eng", "demo", {"spec": {"proxy": {"url": beta.url}}})
+        changed = wait_for(
+            lambda: (c := _tools_changed(cluster, "demo")) and c[0] == "True" and c,
+            what="ToolsChanged",
+        )
+        assert changed[1] == "ToolsChanged"
+        assert "added hello" in changed[2] and "removed add" in changed[2], changed
+        assert [t["name"] for t in _status(cluster, "demo")["tools"]] == ["echo", "hello"]
+        wait_for(
+            lambda: (_tools_changed(cluster, "demo") or ("",))[:2] == ("False", "ToolsUnchanged"),
+            what="the next refresh to find them unchanged",
+        )
