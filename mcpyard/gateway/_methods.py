@@ -67,6 +67,22 @@ class Methods:
             "logging/setLevel": self.set_level,
         }
 
+    def server_of(self, live: Live, member: Member, method: str, params: Any) -> str | None:
+        """The server a prompts/get, resources/read or completion/complete went to, if any
+        (for the call record)."""
+        if not isinstance(params, dict):
+            return None
+        if method == "completion/complete":
+            ref = params.get("ref")
+            if not isinstance(ref, dict):
+                return None
+            params = ref
+        if isinstance(params.get("uri"), str):
+            parts = naming.split_uri(params["uri"])
+            return parts[0] if parts is not None and parts[0] in live.handles else None
+        entry = self._prompt(live, member, params.get("name"))
+        return entry.slug if entry is not None else None
+
     # -- lists ---------------------------------------------------------------------------
 
     def _lister(self, kind: _catalog.Kind) -> Handler:

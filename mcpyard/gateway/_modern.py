@@ -1,11 +1,12 @@
 """The sessionless era (protocol 2026-07-28) on ``/ws/<workspace>/mcp``.
 
-Which era a POST speaks is decided per request (:func:`is_modern`), by the rules both SDKs
-follow: ``initialize`` or an ``Mcp-Session-Id`` is the handshake era; an ``MCP-Protocol-Version``
-header naming no handshake-era version (a modern one, or one nobody knows: it is refused here
-with the supported list), ``server/discover``, or a body whose ``params._meta`` carries the
-protocol version, is the modern era. Anything else is the handshake era (whose rules answer
-a request without a session with 400).
+Which era a POST speaks is decided per request (:func:`is_modern`), by the rule the official
+SDK server follows, then the body: an ``MCP-Protocol-Version`` header naming no handshake-era
+version (a modern one, or one nobody knows: it is refused here with the supported list) is the
+modern era, whatever the body (so a modern ``initialize`` is a method this era does not have);
+otherwise ``initialize`` or an ``Mcp-Session-Id`` is the handshake era, and ``server/discover``
+or a body whose ``params._meta`` carries the protocol version is the modern era. Anything else
+is the handshake era (whose rules answer a request without a session with 400).
 
 A modern request carries everything in itself: its version, the client's capabilities and
 (optionally) its identity in ``params._meta``, mirrored in the ``MCP-Protocol-Version``,
@@ -78,11 +79,11 @@ _LISTEN_KINDS = {
 }
 
 
-def is_modern(version: bytes | None, payload: Any) -> bool:
-    """Whether a POST without ``Mcp-Session-Id`` that is not ``initialize`` is modern."""
-    if version is not None and version.decode("latin-1").strip() not in HANDSHAKE_VERSIONS:
+def is_modern(version: bytes | None, payload: Any, has_session: bool) -> bool:
+    """Whether a POST speaks 2026-07-28 (see the module docstring)."""
+    if version is not None and version.decode("latin-1").strip(" \t") not in HANDSHAKE_VERSIONS:
         return True
-    if not isinstance(payload, dict):
+    if has_session or not isinstance(payload, dict) or payload.get("method") == "initialize":
         return False
     if payload.get("method") == "server/discover":
         return True
@@ -165,7 +166,8 @@ class Modern:
         self._parked: dict[str, _Parked] = {}
 
     async def post(self, live: Live, member: Member, headers: list[tuple[bytes, bytes]],
-                   receive: Receive, send: Send, payload: Any, accept: bytes | None) -> None:
+                   receive: Receive, send: Send, payload: Any, accept: bytes | None,
+                   size: int) -> None:
         """Answer one modern POST (its body already parsed)."""
         if not _http.accepts(accept, b"application/json"):
             await _http.respond(send, 406)
@@ -216,11 +218,11 @@ class Modern:
             if problem is not None:
                 await self._error(send, id_, problem.code, problem.message, problem.data)
                 return
-        await self._request(live, member, receive, send, payload, accept, headers)
+        await self._request(live, member, receive, send, payload, accept, headers, size)
 
     async def _request(self, live: Live, member: Member, receive: Receive, send: Send,
                        payload: dict[str, Any], accept: bytes | None,
-                       headers: list[tuple[bytes, bytes]]) -> None:
+                       headers: list[tuple[bytes, bytes]], size: int) -> None:
         params = payload["params"]
         state = params.get("requestState")
         if isinstance(state, str) and state.startswith(PARK_PREFIX):
@@ -238,7 +240,8 @@ class Modern:
                              capabilities=caps if isinstance(caps, dict) else {},
                              forward_headers=_param_headers_of(headers))
         work = asyncio.ensure_future(self.router.request(live, member, session, payload,
-                                                         era="modern", way_back=reply))
+                                                         era="modern", size=size,
+                                                         way_back=reply))
         await self._serve(live, member, receive, payload["id"], payload["method"], reply, work)
 
     async def _resume(self, live: Live, member: Member, receive: Receive, send: Send,

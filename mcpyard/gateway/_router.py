@@ -8,10 +8,16 @@ only here).
 
 Results of calls and lists leave the router already encoded (``orjson.Fragment``): encoded
 once, measured once for the record, and embedded as is when the transport encodes the reply.
+
+Tools are answered here; the rest of the protocol (prompts, resources, templates, completion,
+subscriptions, logging level) in ``_methods``. A request's ``way_back`` (``_relay.Reply``,
+supplied by its transport) carries what the upstream sends before its answer: progress, log
+messages and its own requests to the client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -20,8 +26,8 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
+from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay, _tools
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway import _limits, _metrics, _records, _tools
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._sessions import Session
@@ -39,8 +45,6 @@ DEFAULT_HEADER_VERSION = "2025-03-26"
 BATCH_VERSIONS = frozenset({"2025-03-26"})
 """Only 2025-03-26 has JSON-RPC batches; later versions removed them."""
 
-CAPABILITIES = {"tools": {"listChanged": True}}
-
 RECORDED = frozenset({"tools/call", "resources/read", "prompts/get", "tools/list",
                       "resources/list", "resources/templates/list", "prompts/list"})
 """Methods whose every request is kept in the call log; any other request is kept only when
@@ -55,7 +59,7 @@ def negotiate(requested: Any, supported: tuple[str, ...]) -> str:
 def initialize_result(live: Live, version: str) -> dict[str, Any]:
     return {
         "protocolVersion": version,
-        "capabilities": CAPABILITIES,
+        "capabilities": _methods.capabilities(live),
         "serverInfo": {"name": "mcpyard", "title": live.config.display_name,
                        "version": __version__},
     }
@@ -77,6 +81,17 @@ class _Call:
 
 
 _TARGETS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+_SERVED = frozenset({"prompts/get", "resources/read", "completion/complete"})
+"""Methods of ``_methods`` that reach one upstream: the record names its server."""
+
+
+_CLIENT_FAULTS = frozenset({rpc.INVALID_PARAMS, rpc.INVALID_REQUEST, rpc.METHOD_NOT_FOUND})
+
+
+def client_capabilities(params: Any) -> dict[str, Any]:
+    """What an initialize request says the client can answer."""
+    caps = params.get("capabilities") if isinstance(params, dict) else None
+    return caps if isinstance(caps, dict) else {}
 
 
 def _target(method: str, params: Any) -> str | None:
@@ -99,10 +114,14 @@ class Router:
         self.metrics = metrics
         self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
         self.recorder: _records.Recorder | None = None
+        self.subscriptions = _relay.Subscriptions()
+        self.methods = _methods.Methods(runtime, page_size, self.subscriptions)
+        runtime.on_upstream_notification = _relay.upstream_notifications(runtime,
+                                                                         self.subscriptions)
 
     async def request(self, live: Live, member: Member, session: Session | None,
-                      msg: dict[str, Any], *, era: _records.Era,
-                      size: int = 0) -> dict[str, Any]:
+                      msg: dict[str, Any], *, era: _records.Era, size: int = 0,
+                      way_back: _relay.Reply | None = None) -> dict[str, Any]:
         """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record).
 
         Every request passes here once, ``initialize`` included (``session`` is None for an
@@ -121,7 +140,7 @@ class Router:
             call.fail("rate_limited", refusal.message)
             reply = rpc.rate_limited(msg["id"], refusal)
         else:
-            reply = await self._answer(live, member, session, msg, call, era)
+            reply = await self._answer(live, member, session, msg, call, era, way_back)
             if method in RECORDED and "result" in reply:
                 reply["result"] = orjson.Fragment(orjson.dumps(reply["result"]))
         self._account(live, member, method, call, era, started, t0, size,
@@ -158,11 +177,13 @@ class Router:
             self.recorder.record(record)
 
     async def _answer(self, live: Live, member: Member, session: Session | None,
-                      msg: dict[str, Any], call: _Call, era: _records.Era) -> dict[str, Any]:
+                      msg: dict[str, Any], call: _Call, era: _records.Era,
+                      way_back: _relay.Reply | None) -> dict[str, Any]:
         method, id_ = msg["method"], msg["id"]
         if method == "tools/call":
             assert session is not None, "only initialize comes without a session"
-            return await self._call(live, member, session, id_, msg.get("params"), call)
+            return await self._call(live, member, session, id_, msg.get("params"), call,
+                                    way_back)
         if method == "tools/list":
             return self._list(live, member, id_, msg.get("params"), call)
         if method == "ping":
@@ -173,20 +194,52 @@ class Router:
             if era == "legacy-sse" and session is not None:
                 # The legacy transport opens its session with the stream, before initialize.
                 session.protocol = negotiate(requested, SSE_VERSIONS)
+                session.capabilities = client_capabilities(params)
                 return rpc.result(id_, initialize_result(live, session.protocol))
             if session is None:
                 return rpc.result(id_, initialize_result(
                     live, negotiate(requested, STREAMABLE_VERSIONS)))
             call.fail("invalid_request", "the session is already initialized")
             return rpc.error(id_, rpc.INVALID_REQUEST, "the session is already initialized")
+        handler = self.methods.handlers.get(method)
+        if handler is not None and session is not None:
+            reply = await handler(live, member, session, id_, msg.get("params"), way_back)
+            if method in _SERVED:
+                call.server = self.methods.server_of(live, member, method, msg.get("params"))
+            error = reply.get("error")
+            if isinstance(error, dict):
+                call.fail("invalid_request" if error.get("code") in _CLIENT_FAULTS
+                          else "upstream_error", str(error.get("message")))
+            return reply
         call.fail("invalid_request", f"Method not found: {method}")
         return rpc.error(id_, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
 
     async def notification(self, live: Live, member: Member, session: Session,
                            msg: dict[str, Any]) -> None:
-        # notifications/initialized, notifications/cancelled, notifications/roots/list_changed:
-        # nothing to do until server-to-client requests and cancellations are relayed.
-        return None
+        """A notification from the client. ``notifications/cancelled`` cancels the request it
+        names (the upstream hears of it through the cancelled upstream call); the others
+        (initialized, roots/list_changed) need nothing from the gateway."""
+        if msg.get("method") != "notifications/cancelled":
+            return
+        params = msg.get("params")
+        rid = params.get("requestId") if isinstance(params, dict) else None
+        task = session.inflight.get(rid) if rpc.valid_id(rid) else None
+        if task is not None:
+            session.inflight[rid] = None
+            task.cancel()
+
+    async def tracked(self, session: Session, id_: rpc.Id,
+                      work: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+        """Await a request's answer; None when the client cancelled it (no answer is due)."""
+        session.inflight[id_] = work  # type: ignore[assignment]
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if work.cancelled() and session.inflight.get(id_, work) is None:
+                return None
+            raise
+        finally:
+            session.inflight.pop(id_, None)
 
     def _list(self, live: Live, member: Member, id_: rpc.Id, params: Any,
               call: _Call) -> dict[str, Any]:
@@ -199,7 +252,7 @@ class Router:
         return rpc.result(id_, page)
 
     async def _call(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                    params: Any, call: _Call) -> dict[str, Any]:
+                    params: Any, call: _Call, way_back: _relay.Reply | None) -> dict[str, Any]:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             call.fail("invalid_request", "tools/call without a name")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: tools/call needs a name")
@@ -218,8 +271,7 @@ class Router:
         forwarded["name"] = entry.original
         session.used.add(handle)
         try:
-            result = await handle.request("tools/call", forwarded, session.owner,
-                                          handle.server.timeout_seconds)
+            result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
         except UpstreamRPCError as exc:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
@@ -239,7 +291,7 @@ class Router:
             self.runtime.discover_soon(handle)  # it answered: bring its tools back
         if result.get("isError") is True:
             call.fail("tool_error", None)  # the tool's own words are a result: not recorded
-        return rpc.result(id_, result)
+        return rpc.result(id_, _catalog.tool_result(entry.slug, result))
 
     def _unknown(self, live: Live, member: Member, id_: rpc.Id, name: str,
                  call: _Call) -> dict[str, Any]:

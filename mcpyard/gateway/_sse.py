@@ -17,6 +17,7 @@ and the limit is admitted at the same place (the router) as on /mcp.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import parse_qs
@@ -24,7 +25,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http
+from mcpyard.gateway import _auth, _http, _streams
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
@@ -146,11 +147,14 @@ class SSEMessages:
         if problem is not None:
             return problem
         if "method" not in msg:
-            return None  # a response to a server request: none are sent yet
+            session.answer(msg)  # the client's answer to a request relayed to it
+            return None
         if "id" not in msg:
             await self.router.notification(live, member, session, msg)
             return None
         # The snapshot of this request, not of the stream's opening: reloads apply.
         current = self.runtime.live.get(session.workspace, live)
-        return await self.router.request(current, member, session, msg, era="legacy-sse",
-                                         size=size)
+        work = asyncio.ensure_future(self.router.request(
+            current, member, session, msg, era="legacy-sse", size=size,
+            way_back=_streams.SessionStream(session)))
+        return await self.router.tracked(session, msg["id"], work)

@@ -1,11 +1,18 @@
-"""The streamable HTTP transport at ``/ws/<workspace>/mcp`` (handshake era).
+"""The streamable HTTP transport at ``/ws/<workspace>/mcp``, both eras.
+
+Each POST is first given its era (:func:`_modern.is_modern`); a 2026-07-28 request goes to
+``_modern``, everything else is the handshake era described here.
 
 POST carries JSON-RPC messages (a batch only under 2025-03-26) and is answered with JSON;
 GET opens the session's stream of server notifications (``notifications/tools/list_changed``);
 DELETE ends the session. ``Mcp-Session-Id`` is required after initialize: 400 when missing,
 404 when unknown or expired or when it belongs to another member (the session's existence is
 not revealed to anyone else; the client re-initializes). ``MCP-Protocol-Version`` absent means
-2025-03-26; an unsupported one is refused with 400.
+2025-03-26; an unsupported one is refused with 400. A request's answer is JSON, or an event
+stream when progress, log messages or the upstream's own requests (sampling, elicitation,
+roots) must reach the client first (``_streams.PostStream``); the client answers those with
+POSTs of JSON-RPC responses. ``notifications/cancelled`` cancels the request it names (a
+dropped connection does not: the handshake-era rule).
 
 A request refused by a rate limit is answered with HTTP 429, ``Retry-After`` and the
 JSON-RPC error (:data:`rpc.RATE_LIMITED`); a batch gets 429 only when every request in it was
@@ -21,7 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http
+from mcpyard.gateway import _auth, _http, _modern, _streams
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._records import Era
 from mcpyard.gateway._router import (
@@ -29,6 +36,7 @@ from mcpyard.gateway._router import (
     DEFAULT_HEADER_VERSION,
     STREAMABLE_VERSIONS,
     Router,
+    client_capabilities,
 )
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._sessions import Session
@@ -45,6 +53,7 @@ class StreamableHTTP:
     def __init__(self, runtime: Runtime, router: Router) -> None:
         self.runtime = runtime
         self.router = router
+        self.modern = _modern.Modern(runtime, router, router.subscriptions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         auth = sid = version = accept = ctype = None
@@ -70,7 +79,7 @@ class StreamableHTTP:
             return
         method = scope["method"]
         if method == "POST":
-            await self._post(live, member, receive, send, sid, version, accept, ctype)
+            await self._post(live, member, scope, receive, send, sid, version, accept, ctype)
         elif method == "GET":
             await self._get(live, member, receive, send, sid, version, accept)
         elif method == "DELETE":
@@ -101,8 +110,8 @@ class StreamableHTTP:
             return None
         return session
 
-    async def _post(self, live: Live, member: _auth.Member, receive: Receive, send: Send,
-                    sid: bytes | None, version: bytes | None, accept: bytes | None,
+    async def _post(self, live: Live, member: _auth.Member, scope: Scope, receive: Receive,
+                    send: Send, sid: bytes | None, version: bytes | None, accept: bytes | None,
                     ctype: bytes | None) -> None:
         if not _http.accepts(accept, b"application/json"):
             await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
@@ -124,6 +133,10 @@ class StreamableHTTP:
         except orjson.JSONDecodeError:
             await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
+        if _modern.is_modern(version, payload, sid is not None):
+            await self.modern.post(live, member, scope["headers"], receive, send, payload,
+                                   accept, len(body))
+            return
 
         if isinstance(payload, dict):
             if payload.get("method") == "initialize" and "id" in payload:
@@ -135,14 +148,14 @@ class StreamableHTTP:
             problem = _invalid(payload)
             if problem is not None:
                 await _http.respond_json(send, 400, problem)
-            elif "method" not in payload or "id" not in payload:
-                if "method" in payload:
-                    await self.router.notification(live, member, session, payload)
+            elif "method" not in payload:
+                session.answer(payload)  # the client's answer to a request relayed to it
+                await _http.respond(send, 202)
+            elif "id" not in payload:
+                await self.router.notification(live, member, session, payload)
                 await _http.respond(send, 202)
             else:
-                reply = await self.router.request(live, member, session, payload,
-                                                  era="handshake", size=len(body))
-                await respond(send, reply)
+                await self._request(live, member, session, send, payload, accept, len(body))
             return
 
         if not isinstance(payload, list) or not payload:
@@ -160,6 +173,22 @@ class StreamableHTTP:
                 "Invalid Request: JSON-RPC batches are only part of protocol 2025-03-26"))
             return
         await self._batch(live, member, session, send, payload)
+
+    async def _request(self, live: Live, member: _auth.Member, session: Session, send: Send,
+                       msg: dict[str, Any], accept: bytes | None, size: int) -> None:
+        stream = _streams.PostStream(send, session, log_level=session.log_level,
+                                     can_stream=_http.accepts(accept, b"text/event-stream"))
+        work = asyncio.ensure_future(self.router.request(live, member, session, msg,
+                                                         era="handshake", size=size,
+                                                         way_back=stream))
+        reply = await self.router.tracked(session, msg["id"], work)
+        if reply is None:
+            # Cancelled by the client, which ignores any answer; the response must still end.
+            reply = rpc.error(msg["id"], rpc.REQUEST_CANCELLED, "Request cancelled")
+        wait = rpc.retry_after(reply)
+        if wait is not None:
+            stream.headers = [_retry_after(wait)]
+        await stream.finish(reply, 200 if wait is None else 429)
 
     async def _batch(self, live: Live, member: _auth.Member, session: Session, send: Send,
                      batch: list[Any]) -> None:
@@ -202,6 +231,7 @@ class StreamableHTTP:
         version = result["protocolVersion"]
         session = self.runtime.sessions.open(live.config.name, member.name, member.key,
                                              version, "streamable-http")
+        session.capabilities = client_capabilities(msg.get("params"))
         log.info("workspace %s: member %s opened a session (protocol %s)", live.config.name,
                  member.key, version)
         await _http.respond_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])

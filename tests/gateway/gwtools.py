@@ -69,11 +69,10 @@ class UpstreamProcess:
 
 
 @contextlib.contextmanager
-def upstream_process(kind: str, token: str | None = None) -> Iterator[UpstreamProcess]:
+def serving(script: str, *args: str) -> Iterator[UpstreamProcess]:
+    """``python HERE/script --port P *args``, once it listens on P; stopped on exit."""
     port = free_port()
-    cmd = [sys.executable, str(HERE / "upstream_app.py"), "--port", str(port), "--kind", kind]
-    if token:
-        cmd += ["--token", token]
+    cmd = [sys.executable, str(HERE / script), "--port", str(port), *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_port(port, proc)
@@ -85,6 +84,13 @@ def upstream_process(kind: str, token: str | None = None) -> Iterator[UpstreamPr
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def upstream_process(kind: str, token: str | None = None) -> Iterator[UpstreamProcess]:
+    with serving("upstream_app.py", "--kind", kind,
+                 *(("--token", token) if token else ())) as up:
+        yield up
 
 
 @pytest.fixture(scope="session")

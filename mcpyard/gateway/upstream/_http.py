@@ -66,6 +66,9 @@ _REPEATABLE = frozenset(
 )
 """Methods that change nothing upstream, so sending one twice is harmless."""
 
+_SUBSCRIPTION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
+"""Handshake-era methods that a 2026-07-28 server serves as its listen stream's filter."""
+
 _JSON = "application/json"
 _SSE = "text/event-stream"
 _BASE = {"Content-Type": _JSON, "Accept": f"{_JSON}, {_SSE}"}
@@ -141,6 +144,9 @@ class StreamableHTTPUpstream(UpstreamBase):
         """One initialization for every owner when the server issues no session id."""
         self._era: str | None = None
         """``modern`` or ``handshake`` once the server answered the probe; None: probe."""
+        self._watched: set[str] = set()
+        """Resource URIs the gateway subscribed to on a 2026-07-28 server (the filter of its
+        ``subscriptions/listen`` stream)."""
 
     @property
     def era(self) -> str | None:
@@ -264,14 +270,18 @@ class StreamableHTTPUpstream(UpstreamBase):
         params: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """POST on the owner's session; an expired session is re-initialized once."""
-        session = self._shared or self._sessions.get(owner) or await self._session_for(owner)
+        caps = getattr(relay, "capabilities", None)
+        session = (self._shared or self._sessions.get(owner)
+                   or await self._session_for(owner, caps))
+        if session.modern and method in _SUBSCRIPTION_METHODS:
+            return await self._watch(rid, method, params)
         if session.modern:
             return await self._post_modern(session, owner, rid, repeatable, relay, method, params)
         try:
             return await self._post(session, body, rid, repeatable, relay)
         except _Expired:
             self._forget(owner, session)
-            session = await self._session_for(owner)
+            session = await self._session_for(owner, caps)
             if session.modern:
                 return await self._post_modern(
                     session, owner, rid, repeatable, relay, method, params
@@ -462,12 +472,16 @@ class StreamableHTTPUpstream(UpstreamBase):
 
     # -- sessions --------------------------------------------------------------------------
 
-    async def _session_for(self, owner: Owner | None) -> _Session:
+    async def _session_for(
+        self, owner: Owner | None, caps: dict[str, Any] | None = None
+    ) -> _Session:
+        """The owner's session; a new one declares ``caps``, what the owner's client can
+        answer (the server may ask it only that)."""
         self._check_open()
         session = self._shared or self._sessions.get(owner)
         if session is not None:
             return session
-        return await self._single(owner, lambda: self._initialize(owner))
+        return await self._single(owner, lambda: self._initialize(owner, caps))
 
     def _forget(self, owner: Owner | None, session: _Session) -> None:
         if self._sessions.get(owner) is session:
@@ -475,11 +489,11 @@ class StreamableHTTPUpstream(UpstreamBase):
         if self._shared is session:
             self._shared = None
 
-    async def _initialize(self, owner: Owner | None) -> _Session:
+    async def _initialize(self, owner: Owner | None, caps: dict[str, Any] | None) -> _Session:
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                session = await self._handshake()
+                session = await self._handshake(caps if owner is not None else None)
         except TimeoutError:
             error = errors.UpstreamError(f"{self._slug}: no answer to initialize after {limit:g}s")
             self._fail(str(error))
@@ -507,7 +521,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         self._ok()
         return session
 
-    async def _handshake(self) -> _Session:
+    async def _handshake(self, caps: dict[str, Any] | None) -> _Session:
         if self._era != "handshake":
             modern = await self._discover()
             self._era = "handshake" if modern is None else "modern"
@@ -515,7 +529,8 @@ class StreamableHTTPUpstream(UpstreamBase):
                 return modern
         http = self._http or self._open_http()
         rid = next(self._ids)
-        body = _wire.request(rid, "initialize", _wire.initialize_params(_wire.HANDSHAKE_VERSION))
+        params = _wire.initialize_params(_wire.HANDSHAKE_VERSION, caps)
+        body = _wire.request(rid, "initialize", params)
         bare = _Session(None, _wire.HANDSHAKE_VERSION)
         headers = self._headers(_BASE)
         try:
@@ -573,6 +588,28 @@ class StreamableHTTPUpstream(UpstreamBase):
         self._learn(result)  # type: ignore[arg-type]
         return bare
 
+    async def _watch(
+        self, rid: int, method: str, params: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """resources/(un)subscribe on a 2026-07-28 server: the listen stream is opened again
+        with the new set of URIs; answered once the server acknowledged it."""
+        uri = params.get("uri") if params else None
+        if not isinstance(uri, str):
+            return {"jsonrpc": "2.0", "id": rid,
+                    "error": {"code": -32602, "message": "Invalid params: a uri is needed"}}
+        watched = self._watched | {uri} if method == "resources/subscribe" else (
+            self._watched - {uri})
+        if watched != self._watched:
+            self._watched = watched
+            listener = self._listener
+            if listener is not None and not listener.done():
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+            self.listening.clear()
+            self._listener = self._spawn(self._listen_modern(), "subscriptions/listen")
+            await self.listening.wait()
+        return {"jsonrpc": "2.0", "id": rid, "result": {}}
+
     async def _listen_modern(self) -> None:
         """Keep a ``subscriptions/listen`` stream open on a modern server (its list_changed
         notifications); reconnect with backoff."""
@@ -591,8 +628,10 @@ class StreamableHTTPUpstream(UpstreamBase):
     async def _listen_modern_once(self) -> None:
         http = self._http or self._open_http()
         rid = next(self._ids)
-        wanted = {"toolsListChanged": True, "promptsListChanged": True,
-                  "resourcesListChanged": True}
+        wanted: dict[str, Any] = {"toolsListChanged": True, "promptsListChanged": True,
+                                  "resourcesListChanged": True}
+        if self._watched:
+            wanted["resourceSubscriptions"] = sorted(self._watched)
         body, headers = _wire.modern_request(
             rid, "subscriptions/listen", {"notifications": wanted}, None
         )

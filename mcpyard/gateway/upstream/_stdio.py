@@ -182,9 +182,12 @@ class StdioUpstream(UpstreamBase):
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                message = await self._exchange(
-                    process.stdin, "initialize", _wire.initialize_params(_wire.HANDSHAKE_VERSION)
+                # One process serves every owner: it may ask whatever a client could answer
+                # (a request is relayed to the caller, and refused when it cannot be).
+                params = _wire.initialize_params(
+                    _wire.HANDSHAKE_VERSION, _wire.RELAYED_CAPABILITIES
                 )
+                message = await self._exchange(process.stdin, "initialize", params)
                 result = _wire.result_of(message, self._slug)
                 await self._write(process.stdin, _wire.INITIALIZED)
         except TimeoutError:

@@ -55,8 +55,17 @@ def notification(method: str, params: dict[str, Any] | None = None) -> bytes:
     return orjson.dumps({"jsonrpc": "2.0", "method": method, "params": params})
 
 
-def initialize_params(version: str) -> dict[str, Any]:
-    return {"protocolVersion": version, "capabilities": {}, "clientInfo": CLIENT_INFO}
+RELAYED_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}},
+                                        "roots": {}}
+"""What the gateway can pass on to a client (the client itself may still refuse)."""
+
+
+def initialize_params(version: str, capabilities: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """``capabilities``: what the client behind this upstream session can answer (None: the
+    gateway's own session, which answers nothing)."""
+    return {"protocolVersion": version, "capabilities": capabilities or {},
+            "clientInfo": CLIENT_INFO}
 
 
 INITIALIZED = notification("notifications/initialized")
