@@ -11,6 +11,7 @@ import asyncio
 import copy
 import datetime
 import itertools
+import json
 import threading
 import uuid
 import warnings
@@ -51,11 +52,35 @@ class Emulator(kmock.KubernetesEmulator):
         super().__attrs_post_init__()
         self.answered: list[tuple[str, str, int]] = []
         """(method, path, status) of every answered request."""
+        self.watch_failures: list[int] = []
+        """How the next watches of Secrets fail, in order: 410 (an ERROR event: the
+        resourceVersion is too old, which kmock never says) or an HTTP status."""
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        response = await super().__call__(raw_request)
+        response = self._failed_watch(raw_request) or await super().__call__(raw_request)
         self.answered.append((raw_request.method, raw_request.path, response.status))
         return response
+
+    def _failed_watch(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.Response | None:
+        if not (
+            self.watch_failures
+            and raw.query.get("watch") == "true"
+            and raw.path.endswith("/secrets")
+        ):
+            return None
+        status = self.watch_failures.pop(0)
+        if status == 410:
+            gone = {
+                "kind": "Status",
+                "status": "Failure",
+                "reason": "Expired",
+                "code": 410,
+                "message": "too old resource version",
+            }
+            body = json.dumps({"type": "ERROR", "object": gone}) + "\n"
+            return aiohttp.web.Response(status=200, text=body, content_type="application/json")
+        failure = {"kind": "Status", "status": "Failure", "code": status, "message": "refused"}
+        return aiohttp.web.json_response(failure, status=status)
 
     def _stamp(self, meta: dict[str, Any], old: dict[str, Any] | None, spec_changed: bool) -> None:
         meta["resourceVersion"] = str(next(self._versions))

@@ -303,3 +303,40 @@ def _gateway_requests_are_its_rbac(cluster: Cluster) -> None:
         for v in rule["verbs"]
     }
     assert seen == granted
+
+
+def test_gateway_lists_again_after_410_and_reconnects_after_a_failure(
+    cluster: Cluster, gateway: Gateway
+) -> None:
+    emulator = cluster.emulator.emulator
+    assert emulator is not None
+    # The first watch: 410 Gone (list again); the second: refused (back off, reconnect).
+    cluster.emulator.call(lambda: emulator.watch_failures.extend([410, 429]))
+    cluster.seed_age_key()
+    cluster.start()
+    cluster.create(*example_documents())
+    wait_for(lambda: cluster.config("eng"), what="the config of eng")
+    gateway.start()
+    wait_for(lambda: "eng" in gateway.readyz()["workspaces"], what="eng served")
+    assert gateway.initialize("eng", TOKENS["bob"]) == 200
+
+    cluster.patch("Member", "team-eng", "bob", {"spec": {"disabled": True}})
+    wait_for(lambda: gateway.initialize("eng", TOKENS["bob"]) == 401, what="bob refused")
+
+    assert cluster.emulator.call(lambda: list(emulator.watch_failures)) == []
+    mine = [
+        r
+        for r in cluster.emulator.requests()
+        if str(r.headers.get("User-Agent", "")).startswith(GATEWAY_AGENT)
+        and r.resource is not None
+        and r.resource.plural == "secrets"
+        and r.name is None
+    ]
+    lists = [r for r in mine if r.params.get("watch") != "true"]
+    watches = [r for r in mine if r.params.get("watch") == "true"]
+    assert len(lists) == 2  # the first, and the one after 410
+    # The two failed watches were answered before kmock records requests; this one followed
+    # bob's change.
+    assert len(watches) == 1
+    log = gateway.log.read_text()
+    assert "410 Gone" in log and "reconnecting in" in log
