@@ -130,6 +130,12 @@ class Names:
             if updated and isinstance(params, dict) and isinstance(params.get("uri"), str):
                 params["uri"] = self.uris.to_client(params["uri"])
             return
+        error = message.get("error")
+        if isinstance(error, dict) and isinstance(error.get("data"), dict):
+            # A "resource not found" names the URI the gateway was asked for (SEP-2164).
+            data = error["data"]
+            if isinstance(data.get("uri"), str):
+                data["uri"] = self.uris.to_client(data["uri"])
         result = message.get("result")
         if not isinstance(result, dict):
             return

@@ -308,29 +308,51 @@ def build_server() -> MCPServer:
         await ctx.info("After reconnect")
         return "Reconnection test completed"
 
-    # ---- server-to-client requests, handshake era ------------------------------------
+    # ---- server-to-client requests (handshake-era scenarios) --------------------------
+    # The suite asks these in the handshake era; the gateway may call them in 2026-07-28
+    # (it talks to every upstream in the newest era the upstream speaks), where the question
+    # travels in an InputRequiredResult and the answer comes with the retry, as any SDK 2.x
+    # server serving both eras writes it.
 
     @server.tool(description="Tests server-initiated sampling (LLM completion request)")
     async def test_sampling(
         prompt: Annotated[str, Field(description="The prompt to send to the LLM")], ctx: Context
-    ) -> str:
-        result = await ctx.session.create_message(
-            messages=[types.SamplingMessage(role="user", content=types.TextContent(text=prompt))],
-            max_tokens=100,
-            related_request_id=ctx.request_id,
-        )
+    ) -> str | types.InputRequiredResult:
+        if _modern(ctx):
+            answer = _answers(ctx).get("llm")
+            if not isinstance(answer, types.CreateMessageResult):
+                return _ask({"llm": _sample(prompt, 100)})
+            result = answer
+        else:
+            result = await ctx.session.create_message(
+                messages=[
+                    types.SamplingMessage(role="user", content=types.TextContent(text=prompt))
+                ],
+                max_tokens=100,
+                related_request_id=ctx.request_id,
+            )
         content = result.content
         text = content.text if isinstance(content, types.TextContent) else "No response"
         return f"LLM response: {text}"
 
-    async def _elicit_now(ctx: Context, message: str, schema: dict[str, Any], label: str) -> str:
-        result = await ctx.session.elicit_form(message, schema, related_request_id=ctx.request_id)
+    async def _elicit_now(
+        ctx: Context, message: str, schema: dict[str, Any], label: str
+    ) -> str | types.InputRequiredResult:
+        if _modern(ctx):
+            answer = _answers(ctx).get("user")
+            if not isinstance(answer, types.ElicitResult):
+                return _ask({"user": _elicit(message, schema)})
+            result = answer
+        else:
+            result = await ctx.session.elicit_form(
+                message, schema, related_request_id=ctx.request_id
+            )
         return f"{label}: action={result.action}, content={json.dumps(result.content or {})}"
 
     @server.tool(description="Tests server-initiated elicitation (user input request)")
     async def test_elicitation(
         message: Annotated[str, Field(description="The message to show the user")], ctx: Context
-    ) -> str:
+    ) -> str | types.InputRequiredResult:
         schema = {
             "type": "object",
             "properties": {
@@ -342,7 +364,7 @@ def build_server() -> MCPServer:
         return await _elicit_now(ctx, message, schema, "User response")
 
     @server.tool(description="Tests elicitation with default values per SEP-1034")
-    async def test_elicitation_sep1034_defaults(ctx: Context) -> str:
+    async def test_elicitation_sep1034_defaults(ctx: Context) -> str | types.InputRequiredResult:
         return await _elicit_now(
             ctx,
             "Please review and update the form fields with defaults",
@@ -351,7 +373,7 @@ def build_server() -> MCPServer:
         )
 
     @server.tool(description="Tests elicitation with enum schema improvements per SEP-1330")
-    async def test_elicitation_sep1330_enums(ctx: Context) -> str:
+    async def test_elicitation_sep1330_enums(ctx: Context) -> str | types.InputRequiredResult:
         return await _elicit_now(
             ctx,
             "Please select options from the enum fields",

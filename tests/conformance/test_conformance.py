@@ -1,7 +1,9 @@
 """The official MCP conformance suite, both eras: the fixture passes it, the adapter is
-transparent, and (opt-in, `gateway_conformance`) the gateway keeps every passing scenario.
+transparent, and the gateway keeps every scenario the fixture passes (``-m
+gateway_conformance`` selects that test alone).
 
-Needs `bash tools/conformance/setup.sh` (npm); nothing is installed at test time.
+Needs `bash tools/conformance/setup.sh` (npm); nothing is installed at test time. The suite runs
+once per module against the three targets (about half a minute on two cores).
 """
 
 from __future__ import annotations
@@ -51,24 +53,26 @@ EXPECTED_SCORED = {"handshake": 30, "modern-2025-11-25": 30, "modern-2026-07-28"
 
 
 @pytest.fixture(scope="module")
-def direct_and_adapter(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def matrix(tmp_path_factory: pytest.TempPathFactory) -> Any:
     if not run.NODE.exists():
         pytest.fail(f"conformance suite not installed: {run.SETUP_HINT}", pytrace=False)
-    results, _ = run.run_matrix(["direct", "adapter"], work=tmp_path_factory.mktemp("conformance"))
+    results, _ = run.run_matrix(
+        ["direct", "adapter", "gateway"], work=tmp_path_factory.mktemp("conformance")
+    )
     return results
 
 
-def test_fixture_passes_every_scored_scenario(direct_and_adapter: Any) -> None:
+def test_fixture_passes_every_scored_scenario(matrix: Any) -> None:
     for suite_run, expected in EXPECTED_SCORED.items():
-        scenarios = direct_and_adapter[suite_run]["direct"]
+        scenarios = matrix[suite_run]["direct"]
         scored = {name for name, s in scenarios.items() if s.scored}
         assert len(scored) == expected, (suite_run, sorted(scored))
         failing = {name for name, s in scenarios.items() if not s.passed}
         assert failing == EXPECTED_FAILURES.get(suite_run, set()), suite_run
 
 
-def test_adapter_changes_no_result(direct_and_adapter: Any) -> None:
-    assert run.adapter_differences(direct_and_adapter) == []
+def test_adapter_changes_no_result(matrix: Any) -> None:
+    assert run.adapter_differences(matrix) == []
 
 
 @pytest.mark.parametrize(
@@ -144,8 +148,14 @@ def test_names_reach_the_client_unprefixed() -> None:
             "content": [{"type": "resource", "resource": {"uri": "gw+test://e", "text": ""}}]
         },
     }
-    for message in (listed, resources, called):
+    missing: dict[str, Any] = {
+        "jsonrpc": "2.0",
+        "id": 4,
+        "error": {"code": -32602, "message": "Unknown resource", "data": {"uri": "gw+test://m"}},
+    }
+    for message in (listed, resources, called, missing):
         names.message_to_client(message, methods)
+    assert missing["error"]["data"] == {"uri": "test://m"}
     assert listed["result"]["tools"] == [{"name": "a"}]
     assert resources["result"]["resources"] == [{"uri": "test://x"}]
     assert called["result"]["content"][0]["resource"]["uri"] == "test://e"
@@ -178,14 +188,14 @@ class _SchemeUris:
 
 
 @pytest.mark.gateway_conformance
-def test_gateway_keeps_every_scenario_the_fixture_passes(tmp_path: Path) -> None:
-    if not run.NODE.exists():
-        pytest.fail(f"conformance suite not installed: {run.SETUP_HINT}", pytrace=False)
-    results, _ = run.run_matrix(["direct", "gateway"], work=tmp_path)
-    regressions = run.gateway_regressions(results)
+def test_gateway_keeps_every_scenario_the_fixture_passes(matrix: Any) -> None:
+    regressions = run.gateway_regressions(matrix)
     assert not regressions, (
         "pass directly, fail through the gateway:\n"
         + "\n".join(regressions)
         + "\n"
-        + run.table(results)
+        + run.table(matrix)
     )
+    for suite_run, expected in EXPECTED_SCORED.items():
+        scenarios = matrix[suite_run]["gateway"]
+        assert sum(1 for s in scenarios.values() if s.scored and s.passed) == expected, suite_run
