@@ -44,6 +44,8 @@ PLURALS: dict[tuple[str, str], str] = {
     ("mcpyard.io/v1alpha1", "MCPServer"): "mcpservers",
     ("mcpyard.io/v1alpha1", "Member"): "members",
     ("mcpyard.io/v1alpha1", "EncryptedSecret"): "encryptedsecrets",
+    ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
+    ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
 }
 
 

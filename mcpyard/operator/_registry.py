@@ -15,7 +15,16 @@ from typing import Any
 import kopf
 
 from mcpyard import hub, kube
-from mcpyard.operator import _reconcile, _secrets, encryptedsecret, mcpserver, member, workspace
+from mcpyard.api import v1alpha1
+from mcpyard.operator import (
+    _peering,
+    _reconcile,
+    _secrets,
+    encryptedsecret,
+    mcpserver,
+    member,
+    workspace,
+)
 from mcpyard.operator._runtime import Reconciler, Runtime
 from mcpyard.operator._settings import Settings, configure
 
@@ -63,6 +72,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
             catalog=hub.catalog(),
             indexes={n: kwargs[n] for n in INDEXES},
         )
+        runtime.priority = None if options.peering is None else settings.peering.priority
         runtime.reconciler = Reconciler(
             lambda key, force: _reconcile.run(runtime, key, force), options.workers
         )
@@ -89,20 +99,27 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
 
 async def sweep(runtime: Runtime) -> list[str]:
     """Delete config Secrets whose workspace no longer exists (a Workspace deleted while its
-    finalizer was removed by hand, or while the operator was not running)."""
+    finalizer was removed by hand, or while the operator was not running).
+
+    The Workspaces are listed from the API, not taken from kopf's index: a replica paused by
+    peering has an empty index, and must not take that for "no workspace any more"."""
+    settings = runtime.settings
+    found: list[dict[str, Any]] = []
+    for namespace in settings.namespaces or (None,):
+        found += await runtime.client.list(v1alpha1.API_VERSION, "Workspace", namespace)
+    existing = {
+        str(w["metadata"]["name"])
+        for w in found
+        if not (w.get("metadata") or {}).get("deletionTimestamp")
+    }
     gone = []
     for secret in await runtime.client.list(
-        "v1",
-        "Secret",
-        runtime.settings.operator_namespace,
-        labels={_reconcile.CONFIG_LABEL: "true"},
+        "v1", "Secret", settings.operator_namespace, labels={kube.CONFIG_LABEL: "true"}
     ):
-        meta = secret.get("metadata") or {}
-        ws = (meta.get("labels") or {}).get(_reconcile.WORKSPACE_LABEL)
-        if ws and not any(not e.deleting for e in runtime.index("workspaces", ws)):
-            await runtime.client.delete(
-                "v1", "Secret", runtime.settings.operator_namespace, str(meta.get("name"))
-            )
+        ws = kube.config_workspace(secret)
+        if ws and ws not in existing:
+            name = str(secret["metadata"]["name"])
+            await runtime.client.delete("v1", "Secret", settings.operator_namespace, name)
             gone.append(ws)
     if gone:
         log.info("swept the config Secrets of deleted workspaces: %s", ", ".join(sorted(gone)))
@@ -114,6 +131,8 @@ async def _sweep_forever(runtime: Runtime) -> None:
     while True:
         await asyncio.sleep(runtime.settings.resync_interval)
         try:
+            if not await _peering.leading(runtime.client, runtime.settings, runtime.priority):
+                continue  # kopf has paused this replica: another one writes
             await sweep(runtime)
         except kube.ApiError as exc:
             log.warning("sweep of config Secrets failed: %s", exc)

@@ -191,6 +191,8 @@ class Runtime:
     indexes: Mapping[str, Any]
     """The kopf indexes by name (see :mod:`mcpyard.operator._registry`)."""
     reconciler: Reconciler | None = None
+    priority: int | None = None
+    """This replica's peering priority (None: standalone)."""
     seen: dict[tuple[str, str, str], tuple[str, str | None]] = field(default_factory=dict)
     """(kind, namespace, name) -> (fingerprint, workspace) of the last change handled."""
     tokens: dict[NsName, tuple[str, str, str]] = field(default_factory=dict)

@@ -182,6 +182,17 @@ class EmulatorThread:
                     verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
                     subresources={"status"},
                 )
+            # kopf's peering kinds (from kopf's peering.yaml), for replicas that coordinate.
+            for plural, kind, namespaced in [
+                ("clusterkopfpeerings", "ClusterKopfPeering", False),
+                ("kopfpeerings", "KopfPeering", True),
+            ]:
+                emulator.resources[f"kopf.dev/v1/{plural}"] = kmock.ResourceInfo(
+                    kind=kind,
+                    singular=kind.lower(),
+                    namespaced=namespaced,
+                    verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+                )
             self.emulator = emulator
             self.url = str(server.url).rstrip("/")
             self._ready.set()

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -74,6 +75,13 @@ class Records(logging.Handler):
             self.lines.append(repr(record.__dict__))
 
 
+@dataclass
+class _Replica:
+    stop: threading.Event
+    thread: threading.Thread | None = None
+    failure: BaseException | None = None
+
+
 class Cluster:
     """The emulator plus one operator, and helpers to act like `kubectl`."""
 
@@ -81,9 +89,7 @@ class Cluster:
         self.emulator = emulator
         self.records = records
         self.client = kube.Client.for_server(emulator.url, user_agent=TEST_AGENT)
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._failure: BaseException | None = None
+        self._replicas: list[_Replica] = []
 
     # -- kubectl ------------------------------------------------------------------------------
 
@@ -153,11 +159,13 @@ class Cluster:
             }
         )
 
-    def start(self, **options: Any) -> None:
+    def start(self, *, user_agent: str | None = None, wait: bool = True, **options: Any) -> int:
+        """Start one more operator (a replica); its number, for :meth:`stop`. ``wait``: until
+        it watches the four kinds (a paused peer never does)."""
         settings = operator.Settings(
             operator_namespace=OPERATOR_NS,
             gateway_url="https://gw.example.com",
-            peering=None,
+            peering=options.pop("peering", None),
             post_events=False,
             cancellation_polling=0.2,
             discovery_interval=options.pop("discovery_interval", 3600),
@@ -166,18 +174,24 @@ class Cluster:
             **options,
         )
         url = self.emulator.url
+        agent = user_agent
+        replica = _Replica(threading.Event())
 
-        stop = self._stop = threading.Event()
+        def connect() -> kube.Client:
+            if agent is None:
+                return kube.Client.for_server(url)
+            return kube.Client.for_server(url, user_agent=agent)
 
         def main() -> None:
             try:
-                operator.run(settings, lambda: kube.Client.for_server(url), stop_flag=stop)
+                operator.run(settings, connect, stop_flag=replica.stop)
             except BaseException as exc:  # reported by stop()
-                self._failure = exc
+                replica.failure = exc
 
         seen_before = len(self.emulator.requests())
-        self._thread = threading.Thread(target=main, name="kopf", daemon=True)
-        self._thread.start()
+        replica.thread = threading.Thread(target=main, name="kopf", daemon=True)
+        replica.thread.start()
+        self._replicas.append(replica)
 
         def watching() -> bool:
             paths = {
@@ -187,17 +201,22 @@ class Cluster:
             }
             return all(any(p.endswith(f"/{plural}") for p in paths) for plural in PLURALS)
 
-        wait_for(watching, what="kopf to watch the four kinds")
+        if wait:
+            wait_for(watching, what="kopf to watch the four kinds")
+        return len(self._replicas) - 1
 
-    def stop(self) -> None:
-        if self._thread is None:
-            return
-        self._stop.set()
-        self._thread.join(30)
-        assert not self._thread.is_alive(), "the operator did not stop"
-        self._thread = None
-        if self._failure is not None:
-            raise self._failure
+    def stop(self, replica: int | None = None) -> None:
+        """Stop one replica, or all of them."""
+        chosen = [self._replicas[replica]] if replica is not None else self._replicas[::-1]
+        for r in chosen:
+            if r.thread is None:
+                continue
+            r.stop.set()
+            r.thread.join(30)
+            assert not r.thread.is_alive(), "the operator did not stop"
+            r.thread = None
+            if r.failure is not None:
+                raise r.failure
 
     def server_errors(self) -> list[tuple[str, str, int]]:
         return [a for a in self.emulator.answered() if a[2] >= 500]
@@ -277,3 +296,33 @@ def demo_server() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def _verb(method: str, params: dict[str, str], named: bool) -> str:
+    if method == "GET":
+        return "watch" if params.get("watch") == "true" else "get" if named else "list"
+    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
+
+
+def every_request_is_allowed(cluster: Cluster) -> None:
+    """Every request the operator (kopf included) made is granted by kube.RBAC_RULES."""
+    seen = set()
+    for request in cluster.emulator.requests():
+        if request.resource is None or request.headers.get("User-Agent") == TEST_AGENT:
+            continue
+        if request.resource.plural is None:  # API discovery: open to every account
+            continue
+        group = request.resource.group or ""
+        plural = str(request.resource.plural)
+        resource = f"{plural}/{request.subresource}" if request.subresource else plural
+        verb = _verb(str(request.method.value), dict(request.params), request.name is not None)
+        seen.add((group, resource, verb, request.namespace == OPERATOR_NS))
+    assert seen, "no request seen"
+    missing = [
+        s
+        for s in sorted(seen)
+        if not kube.allows(
+            kube.RBAC_RULES, group=s[0], resource=s[1], verb=s[2], in_operator_namespace=s[3]
+        )
+    ]
+    assert missing == []

@@ -6,9 +6,8 @@ import base64
 import json
 from typing import Any
 
-from mcpyard import kube
 from mcpyard.crypto.vault import Vault
-from tests.operator.conftest import API, OPERATOR_NS, TEST_AGENT, Cluster, wait_for
+from tests.operator.conftest import API, OPERATOR_NS, Cluster, every_request_is_allowed, wait_for
 
 PLAINTEXT = "demo-analytics-key-0001"  # examples/make-secrets.sh
 IDENTITY = "team-eng/analytics-key/token"
@@ -204,7 +203,7 @@ def test_examples_end_to_end(cluster: Cluster, examples: list[dict[str, Any]]) -
 
     cluster.stop()
     _no_plaintext_anywhere(cluster)
-    _every_request_is_allowed(cluster)
+    every_request_is_allowed(cluster)
 
 
 def _no_plaintext_anywhere(cluster: Cluster) -> None:
@@ -223,33 +222,3 @@ def _no_plaintext_anywhere(cluster: Cluster) -> None:
         assert PLAINTEXT not in line
         assert encoded not in line
         assert "AGE-SECRET-KEY" not in line
-
-
-def _verb(method: str, params: dict[str, str], named: bool) -> str:
-    if method == "GET":
-        return "watch" if params.get("watch") == "true" else "get" if named else "list"
-    return {"POST": "create", "PATCH": "patch", "PUT": "update", "DELETE": "delete"}[method]
-
-
-def _every_request_is_allowed(cluster: Cluster) -> None:
-    """Every request the operator (kopf included) made is granted by kube.RBAC_RULES."""
-    seen = set()
-    for request in cluster.emulator.requests():
-        if request.resource is None or request.headers.get("User-Agent") == TEST_AGENT:
-            continue
-        if request.resource.plural is None:  # API discovery: open to every account
-            continue
-        group = request.resource.group or ""
-        plural = str(request.resource.plural)
-        resource = f"{plural}/{request.subresource}" if request.subresource else plural
-        verb = _verb(str(request.method.value), dict(request.params), request.name is not None)
-        seen.add((group, resource, verb, request.namespace == OPERATOR_NS))
-    assert seen, "no request seen"
-    missing = [
-        s
-        for s in sorted(seen)
-        if not kube.allows(
-            kube.RBAC_RULES, group=s[0], resource=s[1], verb=s[2], in_operator_namespace=s[3]
-        )
-    ]
-    assert missing == []

@@ -1,0 +1,55 @@
+"""Whether this replica is the one that writes, for work kopf does not schedule itself.
+
+kopf pauses a replica's handlers while a live peer with a higher priority is in the peering
+object (and every replica when two share the highest priority). The operator's own loops (the
+sweep of config Secrets, retries of failed decryptions) run outside kopf's handlers, so they
+ask the same question of the same object before they write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from mcpyard import kube
+from mcpyard.operator._settings import Settings
+
+PEERING_API = "kopf.dev/v1"
+
+
+def _live(peer: Mapping[str, Any], now: datetime) -> bool:
+    try:
+        seen = datetime.fromisoformat(str(peer["lastseen"]))
+        lifetime = timedelta(seconds=int(peer.get("lifetime", 60)))
+    except (KeyError, TypeError, ValueError):
+        return False
+    if seen.tzinfo is None:
+        seen = seen.replace(tzinfo=UTC)
+    return seen + lifetime > now
+
+
+def leads(peerings: list[Mapping[str, Any]], priority: int, now: datetime) -> bool:
+    """True unless a live peer outranks ``priority`` or shares it with another live one."""
+    for peering in peerings:
+        status = peering.get("status") or {}
+        live = [p for p in status.values() if isinstance(p, Mapping) and _live(p, now)]
+        if any(int(p.get("priority", 0)) > priority for p in live):
+            return False
+        if sum(1 for p in live if int(p.get("priority", 0)) == priority) > 1:
+            return False
+    return True
+
+
+async def leading(client: kube.Client, settings: Settings, priority: int | None) -> bool:
+    """Whether this replica may write now (always, without peering)."""
+    if settings.peering is None or priority is None:
+        return True
+    if settings.namespaces:
+        found = [
+            await client.get(PEERING_API, "KopfPeering", ns, settings.peering)
+            for ns in settings.namespaces
+        ]
+    else:
+        found = [await client.get(PEERING_API, "ClusterKopfPeering", "", settings.peering)]
+    return leads([f for f in found if f is not None], priority, datetime.now(UTC))
