@@ -2,9 +2,10 @@
 
 Each rule is a Kubernetes PolicyRule plus ``scope``: ``cluster`` (a ClusterRole, or a Role in
 every watched namespace when the operator runs with ``--namespace``) or ``operator-namespace``
-(a Role in the namespace the operator and the gateway run in). The operator's rules follow
-what :mod:`mcpyard.kube` and kopf call; a test runs the operator against the emulator and
-checks that every request it made is covered here.
+(a Role in the namespace the operator and the gateway run in). The rules follow what
+:mod:`mcpyard.kube` and kopf call; tests run the operator (one replica, and two peered) and a
+``mcpyard gateway`` process against the emulator and check that every request each made is
+covered here, and that docs/rbac.md lists exactly these rules.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 _CRS = ["workspaces", "mcpservers", "members", "encryptedsecrets"]
 
 RBAC_RULES: tuple[dict[str, Any], ...] = (
-    # kopf watches the four kinds, and patches them for its finalizers and annotations.
+    # kopf watches the four kinds, and patches them for its finalizers and annotations; the
+    # sweep of config Secrets lists Workspaces.
     {
         "scope": "cluster",
         "apiGroups": ["mcpyard.io"],
@@ -68,7 +70,7 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
         "resources": ["customresourcedefinitions"],
         "verbs": ["get", "list", "watch"],
     },
-    # kopf peering: only one replica writes (see docs/rbac.md).
+    # kopf peering: only one replica writes; the sweeper reads it too (see docs/rbac.md).
     {
         "scope": "cluster",
         "apiGroups": ["kopf.dev"],

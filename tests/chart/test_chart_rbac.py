@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helmrender import NAMESPACE, RBAC_FILE, VALUE_SETS, Render, Rendered, rbac_document
+from helmrender import NAMESPACE, RBAC_FILE, ROOT, VALUE_SETS, Render, Rendered, rbac_document
 
 Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
 
@@ -206,3 +206,35 @@ def test_service_accounts_are_bound(default_render: Rendered, component: str) ->
     sa = dep["spec"]["template"]["spec"]["serviceAccountName"]
     assert default_render.one("ServiceAccount", sa)
     assert _granted(default_render, "Role", NAMESPACE, sa)
+
+
+def _doc_rules(section: str) -> set[tuple[str, str, str, str]]:
+    """(scope, group, resource, verb) of the table under ``## section`` in docs/rbac.md."""
+    text = (ROOT / "docs" / "rbac.md").read_text()
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    out = set()
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) != 5 or cells[0] in ("scope", "---"):
+            continue
+        groups = [g.split("`")[1] if "`" in g else g for g in cells[1].split(", ")]
+        groups = ["" if g == '""' else g for g in groups]
+        for g in groups:
+            for r in cells[2].split(", "):
+                for v in cells[3].split(", "):
+                    out.add((cells[0], g, r, v))
+    return out
+
+
+@pytest.mark.parametrize("section", ["Operator", "Gateway"])
+def test_the_rbac_page_lists_the_package_rules(section: str) -> None:
+    kube = importlib.import_module("mcpyard.kube")
+    rules = kube.RBAC_RULES if section == "Operator" else kube.GATEWAY_RBAC_RULES
+    expected = {
+        (rule["scope"], g, r, v)
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+    assert _doc_rules(section) == expected
