@@ -150,15 +150,18 @@ class ClusterSource:
                     else:
                         continue  # BOOKMARK: only the version moves on
                     self._publish(runtime, metrics)
-                # The API server ended the watch (timeoutSeconds): resume where it stopped.
+                continue  # the API server ended the watch (timeoutSeconds): resume at once
             except kube.ApiError as exc:
                 if exc.status == 410:
                     log.info("config Secrets: resourceVersion expired (410 Gone), listing again")
                     version = None
                     continue
                 log.warning("config Secrets: %s; reconnecting in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(MAX_BACKOFF, delay * 2)
+            except Exception:  # never let the source die: the gateway would serve stale config
+                log.exception("config Secrets: unexpected failure; listing again in %.1fs", delay)
+                version = None
+            await asyncio.sleep(delay)
+            delay = min(MAX_BACKOFF, delay * 2)
 
     # -- from Secrets to the runtime ----------------------------------------------------------
 

@@ -53,8 +53,9 @@ class Emulator(kmock.KubernetesEmulator):
         self.answered: list[tuple[str, str, int]] = []
         """(method, path, status) of every answered request."""
         self.watch_failures: list[int] = []
-        """How the next watches of Secrets fail, in order: 410 (an ERROR event: the
-        resourceVersion is too old, which kmock never says) or an HTTP status."""
+        """How the next watches of Secrets end, in order: 200 (at once, as when the watch's
+        timeoutSeconds ran out), 410 (an ERROR event: the resourceVersion is too old, which
+        kmock never says) or another HTTP status."""
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         response = self._failed_watch(raw_request) or await super().__call__(raw_request)
@@ -69,6 +70,8 @@ class Emulator(kmock.KubernetesEmulator):
         ):
             return None
         status = self.watch_failures.pop(0)
+        if status == 200:  # the watch's timeoutSeconds ran out: an empty stream that ends
+            return aiohttp.web.Response(status=200, text="", content_type="application/json")
         if status == 410:
             gone = {
                 "kind": "Status",

@@ -305,13 +305,14 @@ def _gateway_requests_are_its_rbac(cluster: Cluster) -> None:
     assert seen == granted
 
 
-def test_gateway_lists_again_after_410_and_reconnects_after_a_failure(
+def test_gateway_lists_again_after_410_and_reconnects_after_a_failure_or_timeout(
     cluster: Cluster, gateway: Gateway
 ) -> None:
     emulator = cluster.emulator.emulator
     assert emulator is not None
-    # The first watch: 410 Gone (list again); the second: refused (back off, reconnect).
-    cluster.emulator.call(lambda: emulator.watch_failures.extend([410, 429]))
+    # The first watch: 410 Gone (list again); the second: refused (back off, reconnect); the
+    # third ends as at its timeoutSeconds (resume from the same resourceVersion, no list).
+    cluster.emulator.call(lambda: emulator.watch_failures.extend([410, 429, 200]))
     cluster.seed_age_key()
     cluster.start()
     cluster.create(*example_documents())
@@ -335,8 +336,8 @@ def test_gateway_lists_again_after_410_and_reconnects_after_a_failure(
     lists = [r for r in mine if r.params.get("watch") != "true"]
     watches = [r for r in mine if r.params.get("watch") == "true"]
     assert len(lists) == 2  # the first, and the one after 410
-    # The two failed watches were answered before kmock records requests; this one followed
-    # bob's change.
+    # The three watches that ended were answered before kmock records requests; this one
+    # followed bob's change.
     assert len(watches) == 1
     log = gateway.log.read_text()
     assert "410 Gone" in log and "reconnecting in" in log
