@@ -189,6 +189,38 @@ def test_examples_end_to_end(cluster: Cluster, examples: list[dict[str, Any]]) -
     )
     assert cluster.get(API, "MCPServer", "team-eng", "notes") is None
 
+    # Delete a member: out of the config.
+    cluster.delete("Member", "team-eng", "alice")
+    wait_for(
+        lambda: (
+            [m["name"] for m in cluster.config("eng")[0]["members"]]  # type: ignore[index]
+            == ["bob", "carol"]
+        ),
+        what="alice out of the config",
+    )
+    wait_for(
+        lambda: _status(cluster, "Workspace", "team-eng", "eng")["members"] == 0,
+        what="no active member",
+    )
+    # Delete a secret a server still names: an error, so the server says so and eng keeps its
+    # last applied configuration (the last-good rule), saying why.
+    cluster.delete("EncryptedSecret", "team-eng", "analytics-key")
+    wait_for(
+        lambda: (
+            _conditions(cluster, "MCPServer", "team-eng", "analytics")["ResolvedRefs"]
+            == ("False", "SecretNotFound")
+        ),
+        what="analytics without its secret",
+    )
+    wait_for(
+        lambda: (
+            _conditions(cluster, "Workspace", "team-eng", "eng")["Programmed"]
+            == ("False", "LastGoodConfigKept")
+        ),
+        what="eng held at its last config",
+    )
+    assert set(cluster.config("data")[1]) == {"team-data/analytics-key/token"}  # type: ignore[index]
+
     # Delete a workspace: its config Secret goes; its members say why they are not served.
     cluster.delete("Workspace", "team-data", "data")
     wait_for(lambda: cluster.config("data") is None, what="the data config to go")
