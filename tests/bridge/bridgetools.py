@@ -1,4 +1,6 @@
-"""`mcpyard bridge` as a real process on a free loopback port, in front of a real stdio server."""
+"""Helpers of the bridge tests: `mcpyard bridge` as a real process on a free loopback port, in
+front of a real stdio server. A module of its own name (not `conftest`), so that importing it
+never finds another folder's conftest when several test folders run together."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ import httpx
 import mcp.client.session
 import mcp_types as types
 import pytest
-from conftest import DEMO, INTERACTIVE, TIME, Bridge
+from bridgetools import DEMO, INTERACTIVE, TIME, Bridge
 from mcp.client import Client
 from mcp.shared.exceptions import MCPDeprecationWarning
 

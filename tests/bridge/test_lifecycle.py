@@ -12,7 +12,7 @@ import anyio
 import httpx
 import mcp_types as types
 import pytest
-from conftest import DEMO, INTERACTIVE, Bridge, alive, descendants
+from bridgetools import DEMO, INTERACTIVE, Bridge, alive, descendants
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
