@@ -31,5 +31,6 @@ def server_exposes(tools: ToolFilter, tool: str) -> bool:
 
 
 def member_may_use(member: MemberConfig, namespaced_name: str) -> bool:
-    """Whether the member's access rules let it use the namespaced tool; deny wins."""
+    """Whether the member's access rules let it use the namespaced tool or prompt, or the
+    workspace resource URI (``mcpyard://slug/...``); deny wins."""
     return matches(member.allow, namespaced_name) and not matches(member.deny, namespaced_name)

@@ -21,6 +21,7 @@ from prototools import (
     upstreams,
 )
 
+from mcpyard.api.v1alpha1.member import Access
 from mcpyard.compiler import naming
 
 __all__ = ["upstreams"]
@@ -36,6 +37,9 @@ def test_resource_uris_are_reversible_and_stay_uris() -> None:
         assert naming.split_uri(mapped) == (slug, uri)
     assert naming.split_uri("note://one/a") is None
     assert naming.split_uri("mcpyard://one") is None
+    # A Member's access rules can name them (the globs the tests below give bob and carol).
+    for glob in ("mcpyard://one/*", "mcpyard://two/note://two/[ab]"):
+        assert Access(allow=[glob], deny=[glob]).allow == [glob]
 
 
 @pytest.mark.parametrize("mode", MODES)

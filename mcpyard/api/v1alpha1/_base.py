@@ -18,7 +18,7 @@ _SLUG = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
 # Globs match tool names (MCP: letters, digits, `_`, `-`, `.`, `/`) with `*`, `?` and `[...]`.
-_GLOB = re.compile(r"(?:[A-Za-z0-9_.\-/*?]|\[!?[A-Za-z0-9_.\-/]+\])+")
+_GLOB = re.compile(r"(?:[A-Za-z0-9_.\-/:*?]|\[!?[A-Za-z0-9_.\-/:]+\])+")
 
 
 class Model(BaseModel):
@@ -59,7 +59,7 @@ def check_dns_subdomain(value: str) -> str:
 def check_glob(value: str) -> str:
     if not _GLOB.fullmatch(value):
         raise ValueError(
-            f"{value!r} is not a valid glob: use tool-name characters with '*', '?' and '[...]'"
+            f"{value!r} is not a valid glob: use name or URI characters with '*', '?' and '[...]'"
         )
     return value
 

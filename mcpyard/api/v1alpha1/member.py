@@ -14,9 +14,11 @@ TOKEN_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
 
 class Access(Model):
     allow: list[Glob] = Field(default_factory=lambda: ["*"])
-    """Globs over namespaced tool names (slug__tool) the member may use; default all."""
+    """Globs over what the member may use: namespaced tool and prompt names (slug__name) and
+    resource URIs (mcpyard://slug/...); default all."""
     deny: list[Glob] = Field(default_factory=list)
-    """Globs over namespaced tool names the member may not use; deny wins over allow."""
+    """Globs over namespaced names and resource URIs the member may not use; deny wins over
+    allow."""
 
 
 class MemberRateLimit(Model):
