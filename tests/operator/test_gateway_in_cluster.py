@@ -341,3 +341,15 @@ def test_gateway_lists_again_after_410_and_reconnects_after_a_failure_or_timeout
     assert len(watches) == 1
     log = gateway.log.read_text()
     assert "410 Gone" in log and "reconnecting in" in log
+
+
+def test_gateway_without_credentials_says_so(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mcpyard", "gateway", "--kubeconfig", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "mcpyard gateway: no Kubernetes credentials" in done.stderr
