@@ -14,6 +14,7 @@ import base64
 import contextlib
 import copy
 import json
+import re
 import subprocess
 import sys
 import time
@@ -239,6 +240,9 @@ def test_gateway_serves_the_cluster_and_revocation_bites(
 
     errors = wait_for(held, what="eng held at its last good config")
     assert any("another master key" in e for e in errors), errors
+    metrics = httpx.get(f"{gateway.base}/metrics", timeout=5).text
+    (failures,) = re.findall(r'mcpyard_config_reloads_total\{outcome="failure"\} (\S+)', metrics)
+    assert float(failures) >= 1
     assert gateway.initialize("eng", TOKENS["alice"]) == 200
     _, text = asyncio.run(_call_tool(gateway.url("eng"), TOKENS["alice"], "analytics__whoami", {}))
     assert f"({len(DEMO_TOKEN)} characters)" in text  # still the good value
