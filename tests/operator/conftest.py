@@ -145,13 +145,13 @@ class Cluster:
 
     # -- the operator -------------------------------------------------------------------------
 
-    def seed_age_key(self, *keys: str) -> None:
+    def seed_age_key(self, *keys: str, name: str = "mcpyard-age") -> None:
         entries = keys or (DEMO_AGE_KEY.read_text(),)
         self.create(
             {
                 "apiVersion": "v1",
                 "kind": "Secret",
-                "metadata": {"name": "mcpyard-age", "namespace": OPERATOR_NS},
+                "metadata": {"name": name, "namespace": OPERATOR_NS},
                 "data": {
                     f"key{i}.agekey": base64.b64encode(k.encode()).decode()
                     for i, k in enumerate(entries)
@@ -257,6 +257,23 @@ def examples() -> list[dict[str, Any]]:
 @pytest.fixture
 def demo_root() -> Path:
     return EXAMPLES
+
+
+def write_kubeconfig(path: Path, server: str) -> Path:
+    """A kubeconfig for a process of its own (`mcpyard operator`, `mcpyard gateway`)."""
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "emu", "cluster": {"server": server}}],
+                "users": [{"name": "emu", "user": {"token": "emulator-accepts-any"}}],
+                "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "emu"}}],
+                "current-context": "emu",
+            }
+        )
+    )
+    return path
 
 
 def free_port() -> int:

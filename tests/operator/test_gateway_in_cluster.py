@@ -25,7 +25,6 @@ from typing import Any
 import httpx
 import httpx2
 import pytest
-import yaml
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
@@ -40,6 +39,7 @@ from tests.operator.conftest import (
     free_port,
     listening,
     wait_for,
+    write_kubeconfig,
 )
 
 GATEWAY_AGENT = "mcpyard-gateway/"
@@ -63,19 +63,7 @@ class Gateway:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = tmp_path / "gateway.log"
-        self.kubeconfig = tmp_path / "kubeconfig"
-        self.kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "emu", "cluster": {"server": cluster.emulator.url}}],
-                    "users": [{"name": "emu", "user": {"token": "emulator-accepts-any"}}],
-                    "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "emu"}}],
-                    "current-context": "emu",
-                }
-            )
-        )
+        self.kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", cluster.emulator.url)
         self.state = tmp_path / "state"
         self.process: subprocess.Popen[bytes] | None = None
 
