@@ -145,10 +145,10 @@ class ClusterSource:
                     name = str(meta.get("name") or "")
                     if kind in ("ADDED", "MODIFIED") and name:
                         self._secrets[name] = obj
-                    elif kind == "DELETED" and name:
-                        self._secrets.pop(name, None)
+                    elif kind == "DELETED" and name in self._secrets:
+                        del self._secrets[name]
                     else:
-                        continue  # BOOKMARK: only the version moves on
+                        continue  # BOOKMARK (only the version moves on), or not ours
                     self._publish(runtime, metrics)
                 continue  # the API server ended the watch (timeoutSeconds): resume at once
             except kube.ApiError as exc:
