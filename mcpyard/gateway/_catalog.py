@@ -1,12 +1,13 @@
-"""The prompt, resource and resource-template tables of a workspace, and URI rewriting.
+"""The tool, prompt, resource and resource-template tables of a workspace, and URI rewriting.
 
-Built like the tool table (``_tools``) from the cached lists of the workspace's servers:
-prompts under :func:`naming.namespaced` names (``slug__prompt``), resources and templates under
-:func:`naming.resource_uri` URIs (``mcpyard://slug/<original>``). Objects pass through untouched
-except that one field. Lists are sorted by that key and paged with opaque cursors naming the
-last key of the previous page, so paging survives a reload.
+Built from the cached lists of the workspace's servers: tools (those the server's filter,
+:func:`access.server_exposes`, lets in) and prompts under :func:`naming.namespaced` names
+(``slug__name``), resources and templates under :func:`naming.resource_uri` URIs
+(``mcpyard://slug/<original>``). Objects pass through untouched except that one field. Lists
+are sorted by that key, so the order never depends on which server answered first, and paged
+with opaque cursors naming the last key of the previous page, so paging survives a reload.
 
-Access: a member sees a prompt when its access rules admit the prompt's namespaced name, and a
+Access: a member sees a tool or prompt when its access rules admit the namespaced name, and a
 resource or template when they admit its workspace URI (the same globs, deny wins: ``*``
 admits everything, ``mcpyard://github/*`` every resource of ``github``). A resource read by a
 URI that no list names (a template's expansion) is checked the same way on the URI requested.
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 
 from mcpyard.compiler import access, naming
-from mcpyard.compiler.config import MemberConfig
+from mcpyard.compiler.config import MemberConfig, ServerConfig
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -50,6 +51,8 @@ class Kind:
     """The list_changed notification clients get when the list changes."""
 
 
+TOOLS = Kind("tools/list", "tools", "name", "t1", naming.namespaced,
+             "notifications/tools/list_changed")
 PROMPTS = Kind("prompts/list", "prompts", "name", "p1", naming.namespaced,
                "notifications/prompts/list_changed")
 RESOURCES = Kind("resources/list", "resources", "uri", "r1", naming.resource_uri,
@@ -57,6 +60,7 @@ RESOURCES = Kind("resources/list", "resources", "uri", "r1", naming.resource_uri
 TEMPLATES = Kind("resources/templates/list", "resourceTemplates", "uriTemplate", "rt1",
                  naming.resource_uri, "notifications/resources/list_changed")
 KINDS = (PROMPTS, RESOURCES, TEMPLATES)
+"""The kinds beyond tools (which every server has, and the runtime lists on its own)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,9 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class View:
+    """What one member sees: the listable items, their keys, and every key it may use
+    (including those of servers that are down right now)."""
+
     items: list[dict[str, Any]]
     keys: list[str]
     allowed: frozenset[str]
@@ -99,12 +106,21 @@ class Table:
         self.entries = tuple(table[k] for k in sorted(table))
         self.by_key = table
         self.signature = orjson.dumps([e.item for e in self.entries])
+        """Equal signatures mean equal lists, to decide whether clients need list_changed."""
 
     def view(self, member: MemberConfig, available: Collection[str]) -> View:
         allowed = [e for e in self.entries if access.member_may_use(member, e.key)]
         listed = [e for e in allowed if e.slug in available]
         return View([e.item for e in listed], [e.key for e in listed],
                     frozenset(e.key for e in allowed))
+
+
+def tools(sources: Iterable[tuple[ServerConfig, Sequence[dict[str, Any]]]]) -> Table:
+    """The tool table: each server's tools that its filter exposes."""
+    return Table(TOOLS, ((server.slug, [t for t in items if isinstance(t, dict)
+                                        and isinstance(t.get("name"), str)
+                                        and access.server_exposes(server.tools, t["name"])])
+                         for server, items in sources))
 
 
 class InvalidCursor(ValueError):

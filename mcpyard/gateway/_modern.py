@@ -404,10 +404,10 @@ def _param_headers(live: Live, member: Member, params: dict[str, Any],
     """``Mcp-Param-*`` headers of a tools/call checked against the tool's schema (the gateway
     is the server its client sees); the headers travel on untouched."""
     name = params.get("name")
-    entry = live.table.by_name.get(name) if isinstance(name, str) else None
+    entry = live.table.by_key.get(name) if isinstance(name, str) else None
     if entry is None or name not in live.view(member.config).allowed:
         return None
-    schema = entry.tool.get("inputSchema")
+    schema = entry.item.get("inputSchema")
     has_headers = any(k.startswith(b"mcp-param-") for k, _ in headers)
     if not has_headers and b"x-mcp-header" not in orjson.dumps(schema):
         return None

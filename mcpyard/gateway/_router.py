@@ -26,7 +26,7 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay, _tools
+from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
@@ -245,8 +245,9 @@ class Router:
               call: _Call) -> dict[str, Any]:
         cursor = params.get("cursor") if isinstance(params, dict) else None
         try:
-            page = _tools.page(live.view(member.config), cursor, self.page_size)
-        except _tools.InvalidCursor:
+            page = _catalog.page(_catalog.TOOLS, live.view(member.config), cursor,
+                                 self.page_size)
+        except _catalog.InvalidCursor:
             call.fail("invalid_request", "unknown cursor")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
         return rpc.result(id_, page)
@@ -257,7 +258,7 @@ class Router:
             call.fail("invalid_request", "tools/call without a name")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: tools/call needs a name")
         name: str = params["name"]
-        entry = live.table.by_name.get(name)
+        entry = live.table.by_key.get(name)
         if entry is None or name not in live.view(member.config).allowed:
             if entry is not None:
                 # The client gets the same answer as for a tool that does not exist (a hidden

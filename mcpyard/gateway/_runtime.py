@@ -25,7 +25,6 @@ from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
 from mcpyard.gateway import _auth, _catalog, _jsonrpc
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._sessions import SessionStore
-from mcpyard.gateway._tools import ToolTable, View
 from mcpyard.gateway.upstream._base import Owner, SecretSource, Upstream, UpstreamRPCError
 
 log = logging.getLogger("mcpyard.gateway")
@@ -169,15 +168,15 @@ class Live:
         self.handles = handles
         self.commit = commit
         """The git commit of the manifests that gave ``config`` (None outside a checkout)."""
-        self.table = ToolTable((h.server, h.tools) for h in handles.values()
-                               if h.tools is not None)
+        self.table = _catalog.tools((h.server, h.tools) for h in handles.values()
+                                    if h.tools is not None)
         self.available = frozenset(slug for slug, h in handles.items() if h.up)
         self.members = _auth.index(config.namespace, config.members)
         self.by_name: dict[str, MemberConfig] = {m.name: m for m in config.members}
-        self.views: dict[str, View] = {}
+        self.views: dict[str, _catalog.View] = {}
         self._tables: dict[str, tuple[_catalog.Table, dict[str, _catalog.View]]] = {}
 
-    def view(self, member: MemberConfig) -> View:
+    def view(self, member: MemberConfig) -> _catalog.View:
         view = self.views.get(member.name)
         if view is None:
             view = self.views[member.name] = self.table.view(member, self.available)

@@ -24,6 +24,7 @@ drops every session (they died with it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from pathlib import Path
 from typing import Any
@@ -395,18 +396,8 @@ class StreamableHTTPUpstream(UpstreamBase):
         Messages seen before the response concern this request: with a ``relay`` they go to
         it (notifications as they come, requests answered by the downstream client).
         """
-        parser = _wire.SSEParser()
-        async for chunk in resp.content.iter_any():
-            for event, data in parser.feed(chunk):
-                if event != b"message":
-                    continue
-                try:
-                    message = orjson.loads(data)
-                except orjson.JSONDecodeError:
-                    log.debug("%s: skipped an event that is not JSON", self._slug)
-                    continue
-                if type(message) is not dict:
-                    continue
+        async with contextlib.aclosing(_wire.sse_messages(resp.content.iter_any())) as messages:
+            async for message in messages:
                 if message.get("id") == rid and _wire.is_response(message):
                     return message
                 if relay is None or "method" not in message:
@@ -638,21 +629,11 @@ class StreamableHTTPUpstream(UpstreamBase):
         async with http.post(self._url, data=body, headers=self._headers(headers)) as resp:
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: listen stream: HTTP {resp.status}")
-            parser = _wire.SSEParser()
-            async for chunk in resp.content.iter_any():
-                for event, data in parser.feed(chunk):
-                    if event != b"message":
-                        continue
-                    try:
-                        message = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if type(message) is not dict or "method" not in message:
-                        continue
-                    if message["method"] == "notifications/subscriptions/acknowledged":
-                        self.listening.set()
-                    else:
-                        self._notify(message)
+            async for message in _wire.sse_messages(resp.content.iter_any()):
+                if message.get("method") == "notifications/subscriptions/acknowledged":
+                    self.listening.set()
+                elif "method" in message:
+                    self._notify(message)
 
     # -- the gateway session's GET stream -----------------------------------------------------
 
@@ -693,17 +674,8 @@ class StreamableHTTPUpstream(UpstreamBase):
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: GET stream: HTTP {resp.status}")
             self.listening.set()
-            parser = _wire.SSEParser()
-            async for chunk in resp.content.iter_any():
-                for event, data in parser.feed(chunk):
-                    if event != b"message":
-                        continue
-                    try:
-                        message = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if type(message) is dict:
-                        self._incoming(message, session)
+            async for message in _wire.sse_messages(resp.content.iter_any()):
+                self._incoming(message, session)
         return False
 
     # -- errors and plumbing -----------------------------------------------------------------

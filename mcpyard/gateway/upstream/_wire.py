@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
 import orjson
@@ -236,3 +237,19 @@ class SSEParser:
             del buf[:start]
             self._scanned -= start
         return events
+
+
+async def sse_messages(chunks: AsyncIterable[bytes]) -> AsyncGenerator[dict[str, Any], None]:
+    """The JSON-RPC messages (objects) of a ``text/event-stream``'s ``message`` events, as the
+    chunks arrive; events that are not a JSON object are skipped."""
+    parser = SSEParser()
+    async for chunk in chunks:
+        for event, data in parser.feed(chunk):
+            if event != b"message":
+                continue
+            try:
+                message = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if type(message) is dict:
+                yield message
