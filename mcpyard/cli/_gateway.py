@@ -77,5 +77,8 @@ def run(args: argparse.Namespace) -> int:
         source=source, host=args.host, port=args.port, state_dir=args.state_dir,
         allowed_origins=tuple(args.allow_origin), redis_url=args.redis_url or None,
         records=not args.no_records, audit_log=args.audit_log or None)
-    serve(settings, log_level=args.log_level)
+    log = logging.getLogger("mcpyard.gateway")
+    serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(
+        "mcpyard gateway on %s: workspaces at /ws/NAME/mcp, from the config Secrets in "
+        "namespace %s; health at /readyz", settings.base_url, args.namespace))
     return 0

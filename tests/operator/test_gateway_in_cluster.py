@@ -256,7 +256,7 @@ def test_gateway_serves_the_cluster_and_revocation_bites(
 
 def _gateway_log_is_clean(gateway: Gateway) -> None:
     log = gateway.log.read_text()
-    assert "listed" in log  # the log is the gateway's
+    assert f"mcpyard gateway on {gateway.base}" in log and f"namespace {OPERATOR_NS}" in log
     for token in TOKENS.values():
         assert token not in log
     assert DEMO_TOKEN not in log
