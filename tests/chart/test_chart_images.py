@@ -166,8 +166,12 @@ def test_every_mcpyard_variable_the_chart_sets_is_read(
 ) -> None:
     # A variable the command does not read would be silently ignored: each one the chart
     # sets must be named in the command's help, where every option names its variable.
-    values = {"gateway": {"allowedOrigins": ["https://app.example.com"],
-                          "redis": {"url": "redis://r:6379/0"}}}
+    values = {
+        "gateway": {
+            "allowedOrigins": ["https://app.example.com"],
+            "redis": {"url": "redis://r:6379/0"},
+        }
+    }
     dep = chart_render(values).one("Deployment", f"mcpyard-{component}")
     env = dep["spec"]["template"]["spec"]["containers"][0]["env"]
     names = {e["name"] for e in env if e["name"].startswith("MCPYARD_")}

@@ -2,13 +2,11 @@
 need: no less (a call would fail) and no more (least privilege).
 
 charts/mcpyard/files/rbac.yaml is mcpyard.kube.RBAC_RULES and GATEWAY_RBAC_RULES as YAML; the
-templates build every Role and ClusterRole from it. While mcpyard.kube has no RBAC_RULES, the
-file is checked against EXPECTED below instead.
+templates build every Role and ClusterRole from it, and docs/rbac.md lists the same rules.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import pytest
@@ -17,83 +15,13 @@ from helmrender import NAMESPACE, RBAC_FILE, ROOT, VALUE_SETS, Render, Rendered,
 
 Triple = tuple[str, str, str]  # (apiGroup, resource, verb)
 
-# What the chart expected before mcpyard.kube.RBAC_RULES existed; used only in its absence.
-_CRS = ["workspaces", "mcpservers", "members", "encryptedsecrets"]
-EXPECTED: dict[str, list[dict[str, Any]]] = {
-    "operator": [
-        {
-            "scope": "cluster",
-            "apiGroups": ["mcpyard.io"],
-            "resources": _CRS,
-            "verbs": ["get", "list", "watch", "patch"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": ["mcpyard.io"],
-            "resources": [f"{r}/status" for r in _CRS],
-            "verbs": ["get", "patch"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": ["apps"],
-            "resources": ["deployments"],
-            "verbs": ["get", "list", "watch", "create", "patch", "delete"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": [""],
-            "resources": ["services", "secrets"],
-            "verbs": ["get", "create", "patch", "delete"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": ["", "events.k8s.io"],
-            "resources": ["events"],
-            "verbs": ["create"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": [""],
-            "resources": ["namespaces"],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": ["apiextensions.k8s.io"],
-            "resources": ["customresourcedefinitions"],
-            "verbs": ["get", "list", "watch"],
-        },
-        {
-            "scope": "cluster",
-            "apiGroups": ["kopf.dev"],
-            "resources": ["clusterkopfpeerings", "kopfpeerings"],
-            "verbs": ["get", "list", "watch", "patch"],
-        },
-        {
-            "scope": "operator-namespace",
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "verbs": ["get", "list", "create", "patch", "delete"],
-        },
-    ],
-    "gateway": [
-        {
-            "scope": "operator-namespace",
-            "apiGroups": [""],
-            "resources": ["secrets"],
-            "verbs": ["get", "list", "watch"],
-        },
-    ],
-}
-
 CLUSTER_SCOPED = {"namespaces", "customresourcedefinitions", "clusterkopfpeerings"}
 
 
-def _package_rules() -> dict[str, list[dict[str, Any]]] | None:
-    kube = importlib.import_module("mcpyard.kube")
-    if not hasattr(kube, "RBAC_RULES"):
-        return None
-    return rbac_document(kube.RBAC_RULES, getattr(kube, "GATEWAY_RBAC_RULES", ()))
+def _package_rules() -> dict[str, list[dict[str, Any]]]:
+    from mcpyard import kube
+
+    return rbac_document(kube.RBAC_RULES, kube.GATEWAY_RBAC_RULES)
 
 
 def _chart_rules() -> dict[str, list[dict[str, Any]]]:
@@ -115,11 +43,6 @@ def _triples(rules: list[dict[str, Any]], scope: str | None = None) -> set[Tripl
 def test_chart_rules_are_the_package_rules() -> None:
     package = _package_rules()
     chart = _chart_rules()
-    if package is None:  # mcpyard.kube.RBAC_RULES has not landed: check against EXPECTED
-        for who in EXPECTED:
-            for scope in ("cluster", "operator-namespace"):
-                assert _triples(chart[who], scope) == _triples(EXPECTED[who], scope), (who, scope)
-        return
     for who in ("operator", "gateway"):
         for scope in ("cluster", "operator-namespace"):
             missing = _triples(package[who], scope) - _triples(chart[who], scope)
@@ -228,7 +151,8 @@ def _doc_rules(section: str) -> set[tuple[str, str, str, str]]:
 
 @pytest.mark.parametrize("section", ["Operator", "Gateway"])
 def test_the_rbac_page_lists_the_package_rules(section: str) -> None:
-    kube = importlib.import_module("mcpyard.kube")
+    from mcpyard import kube
+
     rules = kube.RBAC_RULES if section == "Operator" else kube.GATEWAY_RBAC_RULES
     expected = {
         (rule["scope"], g, r, v)
