@@ -54,9 +54,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcpyard import __version__, errors, kube
+    try:
+        from mcpyard import kube
+        from mcpyard.gateway._cluster import ClusterSource
+    except ModuleNotFoundError as exc:  # the kubernetes client is the `cluster` extra
+        print(f"mcpyard gateway: {exc.name} is missing: pip install 'mcpyard[cluster]'",
+              file=sys.stderr)
+        return 2
+    from mcpyard import __version__, errors
     from mcpyard.gateway import Settings
-    from mcpyard.gateway._cluster import ClusterSource
     from mcpyard.gateway._server import run as serve
 
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,

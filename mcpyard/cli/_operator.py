@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Any
 
 
@@ -97,7 +98,15 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mcpyard import kube, operator
+    try:
+        from mcpyard import kube, operator
+    except ModuleNotFoundError as exc:  # kopf and the kubernetes client are the `cluster` extra
+        print(
+            f"mcpyard operator: {exc.name} is missing: pip install 'mcpyard[cluster]'",
+            file=sys.stderr,
+        )
+        return 2
+    from mcpyard import errors
 
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -121,6 +130,10 @@ def run(args: argparse.Namespace) -> int:
     def connect() -> kube.Client:
         return kube.Client.from_environment(kubeconfig=kubeconfig)
 
-    connect().close()  # fail early, with a clear message, when there are no credentials
+    try:
+        connect().close()  # fail early, with a clear message, when there are no credentials
+    except errors.DependencyNotReady as exc:
+        print(f"mcpyard operator: {exc}", file=sys.stderr)
+        return 2
     operator.run(settings, connect)
     return 0

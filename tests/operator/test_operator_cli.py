@@ -68,3 +68,15 @@ def test_the_operator_command_reads_its_options_and_stops_on_sigterm(
         process.wait(60)
     assert process.returncode == 0, log.read_text()[-3000:]
     assert "AGE-SECRET-KEY" not in log.read_text()
+
+
+def test_the_operator_without_credentials_says_so(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mcpyard", "operator", "--kubeconfig", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2
+    assert "mcpyard operator: no Kubernetes credentials" in done.stderr
