@@ -345,3 +345,21 @@ def test_gateway_without_credentials_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "mcpyard gateway: no Kubernetes credentials" in done.stderr
+
+
+def test_gateway_started_first_waits_for_the_master_key(cluster: Cluster, gateway: Gateway) -> None:
+    gateway.start()
+
+    def waiting() -> list[str] | None:
+        body = gateway.readyz()
+        return body.get("lastReloadError") if body["status"] == "loading" else None
+
+    (reason,) = wait_for(waiting, what="the gateway to say what it waits for")
+    assert "mcpyard-master-key does not exist yet" in reason
+    assert gateway.initialize("eng", TOKENS["alice"]) == 404
+
+    cluster.seed_age_key()
+    cluster.start()  # creates the master key, then the config Secrets
+    cluster.create(*example_documents())
+    wait_for(lambda: gateway.initialize("eng", TOKENS["alice"]) == 200, what="eng served")
+    assert "lastReloadError" not in gateway.readyz()
