@@ -99,12 +99,13 @@ class LegacySSEUpstream(UpstreamBase):
             self._relays[(owner, rid)] = relay
         try:
             async with asyncio.timeout(limit):
-                stream, endpoint = self._streams.get(owner) or await self._stream_for(owner)
+                caps = getattr(relay, "capabilities", None)
+                stream, endpoint = self._streams.get(owner) or await self._stream_for(owner, caps)
                 try:
                     message = await self._exchange(stream, endpoint, rid, body)
                 except _Gone:
                     self._drop(owner, stream)
-                    stream, endpoint = await self._stream_for(owner)
+                    stream, endpoint = await self._stream_for(owner, caps)
                     try:
                         message = await self._exchange(stream, endpoint, rid, body)
                     except _Gone:
@@ -193,12 +194,18 @@ class LegacySSEUpstream(UpstreamBase):
 
     # -- streams ---------------------------------------------------------------------------
 
-    async def _stream_for(self, owner: Owner | None) -> tuple[_Stream, URL]:
+    async def _stream_for(
+        self, owner: Owner | None, caps: dict[str, Any] | None = None
+    ) -> tuple[_Stream, URL]:
+        """The owner's stream; a new one's session declares ``caps``, what the owner's client
+        can answer (None for the gateway's own)."""
         self._check_open()
         found = self._streams.get(owner)
         if found is not None:
             return found
-        return await self._single(owner, lambda: self._connect(owner))
+        return await self._single(
+            owner, lambda: self._connect(owner, caps if owner is not None else None)
+        )
 
     def _drop(self, owner: Owner | None, stream: _Stream) -> None:
         found = self._streams.get(owner)
@@ -207,14 +214,16 @@ class LegacySSEUpstream(UpstreamBase):
         if stream.reader is not None:
             stream.reader.cancel()
 
-    async def _connect(self, owner: Owner | None) -> tuple[_Stream, URL]:
+    async def _connect(
+        self, owner: Owner | None, caps: dict[str, Any] | None
+    ) -> tuple[_Stream, URL]:
         limit = self.server.timeout_seconds
         stream = _Stream()
         try:
             async with asyncio.timeout(limit):
                 endpoint = await self._open(stream, owner)
                 rid = next(self._ids)
-                params = _wire.initialize_params(_wire.LEGACY_VERSION)
+                params = _wire.initialize_params(_wire.LEGACY_VERSION, caps)
                 message = await self._exchange(
                     stream, endpoint, rid, _wire.request(rid, "initialize", params)
                 )
