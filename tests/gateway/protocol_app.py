@@ -10,16 +10,16 @@ names ``N``, so a test can tell two instances (two upstream servers) apart.
 - completion of ``greet``'s ``name`` and of the template's ``id``;
 - tools ``progress`` (3 steps), ``chatty`` (a log message per level), ``sample`` (sampling),
   ``elicit`` (elicitation), ``roots`` (roots/list), ``linked`` (a resource link and an embedded
-  resource), ``touch`` (sends resources/updated for ``note://N/a`` to the handshake sessions
-  and the listen streams subscribed to it), ``slow`` (waits until
-  cancelled; ``cancelled`` then reports it).
+  resource), ``region`` (an ``x-mcp-header`` argument), ``touch`` (sends resources/updated for
+  ``note://N/a`` to the handshake sessions and the listen streams subscribed to it), ``slow``
+  (waits until cancelled; ``cancelled`` then reports it).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-from typing import Any
+from typing import Annotated, Any
 
 import mcp_types as types
 import uvicorn
@@ -27,6 +27,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.prompts.base import UserMessage
 from mcp.server.subscriptions import ListenHandler
 from mcp.shared.message import ServerMessageMetadata
+from pydantic import Field
 
 
 def _modern(ctx: Context) -> bool:
@@ -142,6 +143,13 @@ def build(name: str) -> MCPServer:
             state["cancelled"] += 1
             raise
         return "finished"
+
+    @server.tool()
+    def region(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]
+               ) -> str:
+        """Echo an argument its clients mirror into the Mcp-Param-Region header (a 2026-07-28
+        server checks that header, and Mcp-Name, against the body)."""
+        return f"{name}:region={region}"
 
     @server.tool()
     def cancelled() -> int:

@@ -40,6 +40,10 @@ def headers(method: str, name: str | None = None, **extra: str) -> dict[str, str
 async def test_discover_and_sessionless_requests(settings_for: Any,
                                                  upstreams: dict[str, str]) -> None:
     async with protocol_gateway(settings_for, upstreams) as gw, httpx.AsyncClient() as http:
+        # Each upstream is spoken to in the newest era it serves, whatever the client's.
+        expected = "modern" if upstreams["era"] == "both" else "handshake"
+        for handle in gw.runtime.live["p"].handles.values():
+            assert getattr(handle.upstream, "era", None) == expected
         url = gw.url("p")
         r = await http.post(url, json=body("server/discover"), headers=headers("server/discover"))
         assert r.status_code == 200 and "mcp-session-id" not in r.headers
@@ -113,6 +117,24 @@ async def test_unsupported_versions_get_the_supported_list(settings_for: Any,
         error = r.json()["error"]
         assert error["code"] == -32022
         assert error["data"] == {"supported": [V], "requested": "v999.0.0"}
+
+
+async def test_routing_headers_reach_the_upstream_as_it_names_the_tool(
+        settings_for: Any, upstreams: dict[str, str]) -> None:
+    """The upstream hop re-emits Mcp-Name with the upstream's own tool name and passes the
+    client's Mcp-Param-* headers untouched: a 2026-07-28 upstream checks both against the body
+    it reads, so a stale name or a lost header would fail the call."""
+    async with protocol_gateway(settings_for, upstreams) as gw:
+        async with client(gw.url("p"), ALICE, V) as c:
+            await c.list_tools()  # the client mirrors x-mcp-header arguments of listed tools
+            for value in ("eu-west-1", "Zürich Süd"):  # the second travels base64-encoded
+                result = await c.call_tool("one__region", {"region": value})
+                assert result.content[0].text == f"one:region={value}"  # type: ignore[union-attr]
+        async with httpx.AsyncClient() as http:
+            r = await http.post(gw.url("p"), json=body("tools/call", {
+                "name": "one__region", "arguments": {"region": "eu-west-1"}}),
+                headers=headers("tools/call", "one__region", **{"Mcp-Param-Region": "us"}))
+            assert (r.status_code, r.json()["error"]["code"]) == (400, -32020)
 
 
 async def test_header_names_fold_and_whitespace_is_trimmed(settings_for: Any,
