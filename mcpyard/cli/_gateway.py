@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
-from mcpyard.cli._serve import _env
+from mcpyard.cli._serve import _env, add_serving_options
 
 
 def register(sub: Any) -> None:
@@ -28,28 +27,7 @@ def register(sub: Any) -> None:
                                         "key (MCPYARD_MASTER_KEY_SECRET)")
     p.add_argument("--kubeconfig", default=_env("MCPYARD_KUBECONFIG"), metavar="FILE",
                    help="a kubeconfig file, outside a pod (MCPYARD_KUBECONFIG; else KUBECONFIG)")
-    p.add_argument("--host", default=_env("MCPYARD_HOST", "127.0.0.1"),
-                   help="listen address (MCPYARD_HOST, default 127.0.0.1; the chart: 0.0.0.0)")
-    p.add_argument("--port", type=int, default=int(_env("MCPYARD_PORT", "8080") or 8080),
-                   help="listen port (MCPYARD_PORT, default 8080)")
-    p.add_argument("--state-dir", type=Path,
-                   default=Path(_env("MCPYARD_STATE_DIR", ".mcpyard") or ".mcpyard"),
-                   help="where the call log (calls.db) lives (MCPYARD_STATE_DIR)")
-    p.add_argument("--redis-url", default=_env("MCPYARD_REDIS_URL"), metavar="URL",
-                   help="keep rate limits in this Redis, shared by every replica "
-                        "(MCPYARD_REDIS_URL); default: in memory, per replica")
-    p.add_argument("--audit-log", default=_env("MCPYARD_AUDIT_LOG"), metavar="PATH|-",
-                   help="also write every call record as a JSON line (MCPYARD_AUDIT_LOG)")
-    p.add_argument("--no-records", action="store_true",
-                   default=(_env("MCPYARD_NO_RECORDS") or "").lower() in ("1", "true", "yes"),
-                   help="keep no call log (MCPYARD_NO_RECORDS=1)")
-    p.add_argument("--allow-origin", action="append", metavar="ORIGIN",
-                   default=[o for o in (_env("MCPYARD_ALLOWED_ORIGINS") or "").split(",") if o],
-                   help="a browser origin allowed besides loopback ones; repeatable "
-                        "(MCPYARD_ALLOWED_ORIGINS, comma-separated)")
-    p.add_argument("--log-level", default=_env("MCPYARD_LOG_LEVEL", "info"),
-                   choices=["debug", "info", "warning", "error"],
-                   help="(MCPYARD_LOG_LEVEL, default info)")
+    add_serving_options(p, state_dir="where the call log (calls.db) lives")
     p.set_defaults(func=run)
 
 

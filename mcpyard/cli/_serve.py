@@ -15,26 +15,15 @@ def _env(name: str, default: str | None = None) -> str | None:
     return value if value else default
 
 
-def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser(
-        "serve", help="run the gateway on a folder of manifests",
-        description="Serve every workspace of DIR at http://HOST:PORT/ws/NAME/mcp (and the "
-                    "legacy /ws/NAME/sse), reloading when a manifest changes. Options fall back "
-                    "to MCPYARD_* environment variables; the age identity for EncryptedSecrets "
-                    "also comes from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, as with sops.")
-    p.add_argument("folder", type=Path, metavar="DIR", nargs="?",
-                   default=_env("MCPYARD_DIR"), help="folder of manifests (MCPYARD_DIR)")
+def add_serving_options(p: argparse.ArgumentParser, *, state_dir: str) -> None:
+    """The options every command that runs the gateway takes (``serve``, ``gateway``)."""
     p.add_argument("--host", default=_env("MCPYARD_HOST", "127.0.0.1"),
                    help="listen address (MCPYARD_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, default=int(_env("MCPYARD_PORT", "8080") or 8080),
                    help="listen port (MCPYARD_PORT, default 8080)")
-    p.add_argument("--age-key-file", type=Path,
-                   default=_env("MCPYARD_AGE_KEY_FILE") or _env("SOPS_AGE_KEY_FILE"),
-                   help="age identity file (MCPYARD_AGE_KEY_FILE, SOPS_AGE_KEY_FILE)")
     p.add_argument("--state-dir", type=Path,
                    default=Path(_env("MCPYARD_STATE_DIR", ".mcpyard") or ".mcpyard"),
-                   help="where the vault's master key and the call log (calls.db) live "
-                        "(MCPYARD_STATE_DIR, default ./.mcpyard)")
+                   help=f"{state_dir} (MCPYARD_STATE_DIR, default ./.mcpyard)")
     p.add_argument("--redis-url", default=_env("MCPYARD_REDIS_URL"), metavar="URL",
                    help="keep rate limits in this Redis, shared by every gateway replica that "
                         "uses it (redis://host:6379/0; MCPYARD_REDIS_URL); default: in memory")
@@ -52,6 +41,22 @@ def register(sub: Any) -> None:
     p.add_argument("--log-level", default=_env("MCPYARD_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="(MCPYARD_LOG_LEVEL, default info)")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "serve", help="run the gateway on a folder of manifests",
+        description="Serve every workspace of DIR at http://HOST:PORT/ws/NAME/mcp (and the "
+                    "legacy /ws/NAME/sse), reloading when a manifest changes. Options fall back "
+                    "to MCPYARD_* environment variables; the age identity for EncryptedSecrets "
+                    "also comes from SOPS_AGE_KEY_FILE or SOPS_AGE_KEY, as with sops.")
+    p.add_argument("folder", type=Path, metavar="DIR", nargs="?",
+                   default=_env("MCPYARD_DIR"), help="folder of manifests (MCPYARD_DIR)")
+    p.add_argument("--age-key-file", type=Path,
+                   default=_env("MCPYARD_AGE_KEY_FILE") or _env("SOPS_AGE_KEY_FILE"),
+                   help="age identity file (MCPYARD_AGE_KEY_FILE, SOPS_AGE_KEY_FILE)")
+    add_serving_options(p, state_dir="where the vault's master key and the call log "
+                                          "(calls.db) live")
     p.add_argument("--no-watch", action="store_true", help="do not reload on change")
     p.set_defaults(func=run)
 
