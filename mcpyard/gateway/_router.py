@@ -217,11 +217,18 @@ class Router:
     async def notification(self, live: Live, member: Member, session: Session,
                            msg: dict[str, Any]) -> None:
         """A notification from the client. ``notifications/cancelled`` cancels the request it
-        names (the upstream hears of it through the cancelled upstream call); the others
-        (initialized, roots/list_changed) need nothing from the gateway."""
-        if msg.get("method") != "notifications/cancelled":
-            return
+        names (the upstream hears of it through the cancelled upstream call);
+        ``notifications/roots/list_changed`` goes to every upstream session this session
+        opened (the servers that may ask it for its roots); initialized needs nothing."""
+        method = msg.get("method")
         params = msg.get("params")
+        if method == "notifications/roots/list_changed":
+            await asyncio.gather(*(h.notify(method, params if isinstance(params, dict)
+                                            else None, session.owner)
+                                   for h in list(session.used)))
+            return
+        if method != "notifications/cancelled":
+            return
         rid = params.get("requestId") if isinstance(params, dict) else None
         task = session.inflight.get(rid) if rpc.valid_id(rid) else None
         if task is not None:

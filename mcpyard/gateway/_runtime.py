@@ -108,6 +108,16 @@ class Handle:
             if self.retired and self.inflight == 0:
                 self.close_soon()
 
+    async def notify(self, method: str, params: dict[str, Any] | None, owner: Owner) -> None:
+        """Send a notification on the owner's upstream session (best effort: there may be
+        none, and nothing waits for an answer)."""
+        if self.upstream is None or self.closing is not None:
+            return
+        try:
+            await self.upstream.notify(method, params, owner=owner)
+        except (errors.MCPyardError, TimeoutError, OSError) as exc:
+            log.debug("server %s: %s not delivered: %s", self.slug, method, exc)
+
     async def release(self, owner: Owner) -> None:
         if self.upstream is None or self.closing is not None:
             return

@@ -12,7 +12,8 @@ names ``N``, so a test can tell two instances (two upstream servers) apart.
   ``elicit`` (elicitation), ``roots`` (roots/list), ``linked`` (a resource link and an embedded
   resource), ``region`` (an ``x-mcp-header`` argument), ``touch`` (sends resources/updated for
   ``note://N/a`` to the handshake sessions and the listen streams subscribed to it), ``slow``
-  (waits until cancelled; ``cancelled`` then reports it).
+  (waits until cancelled; ``cancelled`` then reports it), ``roots_changed`` (counts
+  notifications/roots/list_changed).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "e
 def build(name: str) -> MCPServer:
     server = MCPServer(f"protocol-{name}", version="1.0.0", log_level="WARNING")
     state: dict[str, Any] = {"cancelled": 0, "subscribed": set(), "sessions": {},
-                             "listening": {}}
+                             "listening": {}, "roots_changed": 0}
 
     @server.tool()
     async def progress(ctx: Context) -> str:
@@ -152,6 +153,11 @@ def build(name: str) -> MCPServer:
         return f"{name}:region={region}"
 
     @server.tool()
+    def roots_changed() -> int:
+        """How many notifications/roots/list_changed arrived (handshake era)."""
+        return int(state["roots_changed"])
+
+    @server.tool()
     def cancelled() -> int:
         """How many slow calls were cancelled."""
         return int(state["cancelled"])
@@ -209,6 +215,11 @@ def build(name: str) -> MCPServer:
             for uri in uris:
                 state["listening"][uri] -= 1
 
+    async def on_roots_changed(ctx: Any, params: types.NotificationParams) -> None:
+        state["roots_changed"] += 1
+
+    lowlevel.add_notification_handler("notifications/roots/list_changed",
+                                      types.NotificationParams, on_roots_changed)
     lowlevel.add_request_handler("subscriptions/listen", types.SubscriptionsListenRequestParams,
                                  on_listen)
     lowlevel.add_request_handler("resources/subscribe", types.SubscribeRequestParams, on_subscribe)

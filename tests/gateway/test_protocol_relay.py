@@ -158,3 +158,25 @@ async def test_sampling_and_elicitation_round_trip_to_the_caller_only(
         assert result.content[0].text == "one:sampled:forty-two"  # type: ignore[union-attr]
         assert theirs == ["bob asks"]
         assert mine == ["meaning of life?", "proceed?", "alice again"]
+
+
+async def test_roots_list_changed_reaches_the_callers_upstream_sessions(
+        settings_for: Any, upstreams: dict[str, str]) -> None:
+    async def roots(context: Any) -> types.ListRootsResult:
+        return types.ListRootsResult(roots=[])
+
+    async with protocol_gateway(settings_for, upstreams) as gw, \
+            client(gw.url("p"), ALICE, "legacy", list_roots_callback=roots) as c:
+        before = (await c.call_tool("one__roots_changed", {})).structured_content
+        assert before is not None
+        with quiet_deprecated():
+            await c.send_roots_list_changed()
+        if upstreams["era"] == "both":
+            return  # 2026-07-28 has no such notification: roots come with each request
+        with anyio.fail_after(10):
+            while True:  # a notification: nothing says when it has arrived
+                after = (await c.call_tool("one__roots_changed", {})).structured_content
+                assert after is not None
+                if after["result"] == before["result"] + 1:
+                    break
+                await anyio.sleep(0.05)

@@ -194,8 +194,8 @@ class StreamableHTTPUpstream(UpstreamBase):
         self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
     ) -> None:
         session = self._shared or self._sessions.get(owner)
-        if session is None:
-            return  # no session, nothing it could be about
+        if session is None or session.modern:
+            return  # no session, nothing it could be about; 2026-07-28 has no notifications
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
