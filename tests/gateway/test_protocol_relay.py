@@ -9,6 +9,8 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from mcp import ClientSession
+from mcp.client.sse import sse_client
 from prototools import ALICE, BOB, CAROL, client, protocol_gateway, quiet_deprecated, upstreams
 
 __all__ = ["upstreams"]
@@ -180,3 +182,28 @@ async def test_roots_list_changed_reaches_the_callers_upstream_sessions(
                 if after["result"] == before["result"] + 1:
                     break
                 await anyio.sleep(0.05)
+
+
+async def test_the_legacy_sse_transport_relays_too(settings_for: Any,
+                                                   upstreams: dict[str, str]) -> None:
+    """On /sse everything travels on the session's one event stream: progress, the upstream's
+    sampling request (answered by a POST to /messages) and the answer."""
+    mine: list[str] = []
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append(progress)
+
+    async with protocol_gateway(settings_for, upstreams) as gw, \
+            sse_client(gw.url("p", "sse"), headers={"Authorization": f"Bearer {ALICE}"}
+                       ) as streams, \
+            ClientSession(streams[0], streams[1], sampling_callback=_sampler(mine)) as c:
+        await c.initialize()
+        result = await c.call_tool("two__sample", {"prompt": "over sse"})
+        assert result.content[0].text == "two:sampled:forty-two"  # type: ignore[union-attr]
+        assert mine == ["over sse"]
+        result = await c.call_tool("one__progress", {}, progress_callback=on_progress)
+        assert result.content[0].text == "one:done"  # type: ignore[union-attr]
+        assert seen == [1, 2, 3]
+        prompts = await c.list_prompts()
+        assert [p.name for p in prompts.prompts][:2] == ["one__embedded", "one__greet"]
