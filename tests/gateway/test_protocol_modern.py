@@ -12,7 +12,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from prototools import ALICE, client, protocol_gateway, upstreams
+from prototools import ALICE, CAROL, client, protocol_gateway, upstreams
 
 __all__ = ["upstreams"]
 
@@ -199,3 +199,28 @@ async def test_listen_fans_in_list_changed(settings_for: Any, upstreams: dict[st
                 if len(kinds) == 2:
                     break
         assert kinds == {"ToolsListChanged", "PromptsListChanged"}
+
+
+async def test_listen_carries_resource_updates_of_its_subscriptions(
+        settings_for: Any, upstreams: dict[str, str]) -> None:
+    """A listen stream's resourceSubscriptions name workspace URIs; the gateway subscribes
+    upstream (resources/subscribe, or a 2026-07-28 upstream's own listen filter) and sends the
+    update back under the workspace URI, only to the streams that named it."""
+    uri = "mcpyard://one/note://one/a"
+    async with protocol_gateway(settings_for, upstreams) as gw, \
+            client(gw.url("p"), ALICE, V) as c, client(gw.url("p"), CAROL, V) as other, \
+            c.listen(resource_subscriptions=[uri]) as sub, \
+            other.listen(tools_list_changed=True) as quiet:
+        assert list(sub.honored.resource_subscriptions or ()) == [uri]
+        result = await c.call_tool("one__touch", {})
+        assert result.content[0].text == "one:touched:True"  # type: ignore[union-attr]
+        with anyio.fail_after(10):
+            event = await anext(aiter(sub))
+        assert type(event).__name__ == "ResourceUpdated" and event.uri == uri  # type: ignore[union-attr]
+        # The other stream's first event is a later list change, not that update.
+        live = gw.runtime.live["p"]
+        gw.runtime.apply({"p": live.config.model_copy(
+            update={"servers": live.config.servers[:1]})})
+        with anyio.fail_after(10):
+            event = await anext(aiter(quiet))
+        assert type(event).__name__ == "ToolsListChanged"
