@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.proctools import free_port
+
 HERE = Path(__file__).resolve().parent
 DEMO = [sys.executable, "-m", "mcpyard.demo"]
 INTERACTIVE = [sys.executable, str(HERE / "interactive_server.py")]
@@ -26,12 +27,6 @@ TIME = [str(Path(sys.executable).with_name("mcp-server-time")), "--local-timezon
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -122,30 +117,3 @@ def bridge_for(tmp_path: Path) -> Iterator[Callable[..., Bridge]]:
     yield make
     for bridge in started:
         stop(bridge)
-
-
-def descendants(pid: int) -> set[int]:
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    out: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in parents.get(stack.pop(), []):
-            out.add(child)
-            stack.append(child)
-    return out
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False

@@ -12,11 +12,12 @@ import anyio
 import httpx
 import mcp_types as types
 import pytest
-from bridgetools import DEMO, INTERACTIVE, Bridge, alive, descendants
+from bridgetools import DEMO, INTERACTIVE, Bridge
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
 from mcpyard.cli import main
+from tests.proctools import alive, descendants
 
 pytestmark = pytest.mark.anyio
 

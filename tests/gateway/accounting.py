@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -85,3 +86,13 @@ class Raw:
 
     async def call(self, tool: str, **arguments: Any) -> httpx.Response:
         return await self.post("tools/call", {"name": tool, "arguments": arguments})
+
+
+def call_rows(path: Any) -> list[dict[str, Any]]:
+    """Every call record in the SQLite call log at ``path``, oldest first."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
+    finally:
+        conn.close()

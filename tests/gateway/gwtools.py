@@ -33,6 +33,7 @@ from mcpyard.crypto import tokens
 from mcpyard.gateway import Settings, build_app
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway._server import Server
+from tests.proctools import free_port
 
 HERE = Path(__file__).parent
 ALPHA_SECRET = "upstream-secret-alpha-9f2c"
@@ -41,12 +42,6 @@ ALPHA_SECRET = "upstream-secret-alpha-9f2c"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from typing import Any
 
 import httpx
 import pytest
-from accounting import Raw, samples, total, types
+from accounting import Raw, call_rows, samples, total, types
 from gwtools import bearer, mcp_client, member, run_gateway, server, workspace
 from mcp import ClientSession
 from mcp.client.sse import sse_client
@@ -126,7 +125,7 @@ async def test_legacy_sse_delivers_the_refusal_on_the_stream(settings_for: Any,
             # the session lives on: the next refusal arrives the same way
             with pytest.raises(MCPError):
                 await client.send_ping()
-    rows = _rows(gw.app.state.settings.records_path)
+    rows = call_rows(gw.app.state.settings.records_path)
     assert [(r["method"], r["outcome"], r["era"]) for r in rows] == [
         ("tools/list", "ok", "legacy-sse"), ("tools/call", "ok", "legacy-sse"),
         ("tools/call", "rate_limited", "legacy-sse"), ("ping", "rate_limited", "legacy-sse")]
@@ -159,7 +158,7 @@ async def test_outcomes_reach_records_and_metrics(settings_for: Any, alpha: Any,
                 assert client is not None
             metrics = (await http.get(f"{gw.base_url}/metrics")).text
         assert gw.runtime.sessions  # open until the gateway stops
-    rows = _rows(gw.app.state.settings.records_path)
+    rows = call_rows(gw.app.state.settings.records_path)
     got = [(r["member"], r["method"], r["target"], r["server"], r["outcome"]) for r in rows]
     assert got == [
         ("alice", "tools/list", None, None, "ok"),
@@ -187,10 +186,3 @@ async def test_outcomes_reach_records_and_metrics(settings_for: Any, alpha: Any,
     assert "alice" not in metrics and "bob" not in metrics
 
 
-def _rows(path: Any) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
-    finally:
-        conn.close()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from accounting import Raw, redis_server, samples, total
+from accounting import Raw, call_rows, redis_server, samples, total
 from gwtools import (
     NS,
     free_port,
@@ -168,7 +167,7 @@ async def test_every_outcome_is_recorded_and_nothing_is_lost_on_sigterm(
             metrics = (await http.get(f"{base}/metrics")).text
         stop(proc)
     db = state / "calls.db"
-    rows = _rows(db)
+    rows = call_rows(db)
     assert len(rows) == len(expected)  # N calls made -> N records
     assert sorted(map(_key, rows)) == sorted(map(_key_e, expected))
     assert {r["git_commit"] for r in rows} == {COMMIT}
@@ -220,10 +219,3 @@ def _key_e(e: tuple[Any, ...]) -> tuple[str, ...]:
     return tuple(str(x) for x in e)
 
 
-def _rows(path: Path) -> list[dict[str, Any]]:
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        return [dict(r) for r in conn.execute("SELECT * FROM calls ORDER BY id")]
-    finally:
-        conn.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from mcpyard.api.v1alpha1 import PLAN_REQUESTS_PER_MINUTE
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
 from mcpyard.gateway import _limits
 from mcpyard.gateway._limits import RateLimiter, Refusal
+from tests.proctools import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anyio
@@ -70,13 +70,6 @@ def passed(results: list[Refusal | None]) -> int:
 
 
 # --- a real Redis server ----------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ leaves no child process behind."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -15,33 +14,7 @@ import pytest
 from gwtools import command_server_manifest, free_port, member_manifest, wait_port, ws_manifest
 
 from mcpyard.crypto import tokens
-
-
-def _children(pid: int) -> set[int]:
-    out: set[int] = set()
-    parents: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            parents.setdefault(ppid, []).append(int(entry))
-    stack = [pid]
-    while stack:
-        for child in parents.get(stack.pop(), []):
-            out.add(child)
-            stack.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from tests.proctools import alive, descendants
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
@@ -75,7 +48,7 @@ def test_serve_runs_and_stops_cleanly(tmp_path: Path) -> None:
                 "protocolVersion": "2025-06-18", "capabilities": {},
                 "clientInfo": {"name": "t", "version": "0"}}})
         assert r.status_code == 200
-        children = _children(proc.pid)
+        children = descendants(proc.pid)
         assert children, "the stdio server runs as a child of serve"
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
@@ -88,4 +61,4 @@ def test_serve_runs_and_stops_cleanly(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/ws/eng/mcp" in banner
     assert "mcpyard token new" in banner
     assert token not in banner and token not in err.decode()
-    assert not [pid for pid in children if _alive(pid)]
+    assert not [pid for pid in children if alive(pid)]

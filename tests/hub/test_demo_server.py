@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from mcpyard.demo import describe_authorization
+from tests.proctools import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -25,17 +25,10 @@ TOKEN = "demo-secret-0123456789abcdefghijklmnop"
 TOOLS = {"echo", "add", "word_count", "fail", "whoami"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def _http_demo(*extra: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
     """Run the demo on a free loopback port; yield its MCP URL once it accepts connections."""
-    port = _free_port()
+    port = free_port()
     process = await anyio.open_process(
         [sys.executable, "-m", "mcpyard.demo", "--transport", "streamable-http",
          "--port", str(port), *extra],
@@ -147,7 +140,7 @@ async def test_token_env_refuses_to_start_without_the_variable() -> None:
     with anyio.fail_after(20):
         result = await anyio.run_process(
             [sys.executable, "-m", "mcpyard.demo", "--transport", "streamable-http",
-             "--port", str(_free_port()), "--token-env", "MCPYARD_DEMO_UNSET"],
+             "--port", str(free_port()), "--token-env", "MCPYARD_DEMO_UNSET"],
             env=env, check=False,
         )  # fmt: skip
     assert result.returncode == 2

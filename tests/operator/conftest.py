@@ -26,6 +26,7 @@ import yaml
 from mcpyard import kube, operator
 from tests.conftest import DEMO_AGE_KEY, EXAMPLES
 from tests.operator._emulator import EmulatorThread
+from tests.proctools import free_port
 
 OPERATOR_NS = "mcpyard"
 API = "mcpyard.io/v1alpha1"
@@ -274,12 +275,6 @@ def write_kubeconfig(path: Path, server: str) -> Path:
         )
     )
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def listening(port: int) -> bool:
