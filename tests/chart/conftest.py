@@ -9,19 +9,16 @@ from helmrender import VALUE_SETS, Render, Rendered, render
 
 @pytest.fixture(scope="session")
 def default_render() -> Rendered:
-    pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
     return render()
 
 
 @pytest.fixture
 def chart_render() -> Render:
     """``chart_render(values, namespace=..., name=...)``: a fresh render."""
-    pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
     return render
 
 
 @pytest.fixture(params=list(VALUE_SETS), scope="session")
 def option_render(request: pytest.FixtureRequest) -> tuple[str, Rendered]:
     """(name, render) for every value set in VALUE_SETS."""
-    pytest.importorskip("helm_python", reason="helm-python-sdk renders the chart")
     return request.param, render(VALUE_SETS[request.param])

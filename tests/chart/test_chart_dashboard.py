@@ -6,8 +6,9 @@ import json
 import re
 from typing import Any
 
-import pytest
 from helmrender import CHART
+
+from mcpyard.gateway import _metrics as metrics
 
 DASHBOARD = json.loads((CHART / "files" / "dashboard.json").read_text())
 
@@ -61,9 +62,6 @@ def test_queries_use_only_exported_labels() -> None:
 
 
 def test_metric_names_match_the_gateway() -> None:
-    metrics = pytest.importorskip(
-        "mcpyard.gateway._metrics", reason="the gateway's metrics module (prometheus-client)"
-    )
     families: dict[str, Any] = {}
     for family in metrics.Metrics().registry.collect():
         families[family.name] = family

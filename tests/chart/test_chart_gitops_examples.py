@@ -7,9 +7,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 from helmrender import ROOT
+from lupa import lua51  # Lua 5.1, as Argo CD's gopher-lua speaks
 
 EXAMPLES = ROOT / "examples"
 WORKSPACES = EXAMPLES / "workspaces"
@@ -77,7 +79,6 @@ def test_argocd_health_checks_cover_every_kind_with_one_script() -> None:
 
 
 def test_argocd_cm_is_a_valid_configmap() -> None:
-    kubernetes_validate = pytest.importorskip("kubernetes_validate")
     kubernetes_validate.validate(_one("argocd", "ConfigMap"), "1.33", strict=True)
 
 
@@ -135,9 +136,6 @@ def _obj(
     ],
 )
 def test_argocd_health_lua(obj: dict[str, Any], health: str) -> None:
-    lua51 = pytest.importorskip(
-        "lupa.lua51", reason="lupa embeds Lua 5.1, as Argo CD's gopher-lua speaks"
-    )
     lua = lua51.LuaRuntime(unpack_returned_tuples=True)
     script = (EXAMPLES / "argocd" / "health.lua").read_text()
     check = lua.eval(f"function(obj)\n{script}\nend")

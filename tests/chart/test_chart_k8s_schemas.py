@@ -12,10 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+import kubernetes_validate
 import pytest
 from helmrender import Rendered
-
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
 
 # Chart.yaml: kubeVersion >=1.25 (CEL validation rules in the CRDs); and a recent release.
 KUBERNETES_VERSIONS = ["1.25", "1.33"]

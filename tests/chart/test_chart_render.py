@@ -6,10 +6,9 @@ import base64
 import json
 from typing import Any
 
+import helm_python as helm
 import pytest
 from helmrender import CHART, NAMESPACE, RELEASE, VALUE_SETS, Render, Rendered
-
-helm = pytest.importorskip("helm_python")
 
 APP_VERSION = "0.1.0"
 

@@ -7,11 +7,10 @@ import json
 import re
 from typing import Any
 
+import helm_python as helm
 import pytest
 import yaml
 from helmrender import CHART, Render
-
-helm = pytest.importorskip("helm_python")
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
