@@ -1,0 +1,2 @@
+# The MCP conformance suite (pinned in tools/conformance/package-lock.json).
+bash tools/conformance/setup.sh
