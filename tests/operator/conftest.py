@@ -36,7 +36,7 @@ TEST_AGENT = "mcpyard-tests"
 DEMO_TOKEN = "demo-analytics-key-0001"  # the value of the example EncryptedSecrets
 
 
-def wait_for(check: Callable[[], T | None], *, timeout: float = 15.0, what: str = "condition") -> T:
+def wait_for(check: Callable[[], T | None], *, timeout: float = 60.0, what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last: Any = None
