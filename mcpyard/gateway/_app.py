@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _limits, _records, _secrets
+from mcpyard.gateway import _limits, _records, _redact, _secrets
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware
@@ -98,6 +98,10 @@ def build_app(settings: Settings) -> Starlette:
             vault = vault_.Vault(key)
             runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
+        # Log lines may quote what an upstream said: the live redactor blanks injected values.
+        redaction = _redact.LogFilter(lambda: runtime.redactor)
+        for name in _redact.LOGGERS:
+            logging.getLogger(name).addFilter(redaction)
         recorder = await asyncio.to_thread(_recorder, settings, metrics)
         if recorder is not None:
             recorder.start()
@@ -139,6 +143,8 @@ def build_app(settings: Settings) -> Starlette:
                 await runtime.close()
             finally:
                 await router.limiter.close()
+                for name in _redact.LOGGERS:
+                    logging.getLogger(name).removeFilter(redaction)
 
     mcp = StreamableHTTP(runtime, router)
     routes = [

@@ -26,7 +26,7 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay
+from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _redact, _relay
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
@@ -140,9 +140,16 @@ class Router:
             call.fail("rate_limited", refusal.message)
             reply = rpc.rate_limited(msg["id"], refusal)
         else:
+            redactor = self.runtime.redactor
+            if way_back is not None and redactor.size:
+                way_back = _redact.Reply(way_back, redactor)
             reply = await self._answer(live, member, session, msg, call, era, way_back)
+            # What an upstream said may quote a key the gateway injected: blanked here, once,
+            # for every era and transport (``_redact``).
             if method in RECORDED and "result" in reply:
-                reply["result"] = orjson.Fragment(orjson.dumps(reply["result"]))
+                reply["result"] = orjson.Fragment(redactor.encode(reply["result"]))
+            else:
+                reply = redactor.message(reply)
         self._account(live, member, method, call, era, started, t0, size,
                       len(orjson.dumps(reply)))
         return reply
@@ -163,12 +170,15 @@ class Router:
         # A method name comes from the client: only the known ones are kept as they are, so
         # neither the log nor the metrics hold whatever a client chose to send there.
         known = method if method in _metrics.METHODS else "other"
+        redactor = self.runtime.redactor
         record = _records.CallRecord(
             time=started, workspace=live.config.name,
             member=member.name if member is not None else None,
             user=member.config.user if member is not None else None,
-            server=call.server, method=known, target=call.target, era=era,
-            outcome=call.outcome, error=call.error,
+            server=call.server, method=known,
+            target=call.target if call.target is None else redactor.text(call.target),
+            era=era, outcome=call.outcome,
+            error=call.error if call.error is None else redactor.text(call.error),
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit)

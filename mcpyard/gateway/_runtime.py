@@ -22,7 +22,7 @@ from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
-from mcpyard.gateway import _auth, _catalog, _jsonrpc
+from mcpyard.gateway import _auth, _catalog, _jsonrpc, _redact
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._sessions import SessionStore
 from mcpyard.gateway.upstream._base import Owner, SecretSource, Upstream, UpstreamRPCError
@@ -259,6 +259,8 @@ class Runtime:
         self.changed = asyncio.Event()
         """Set (and replaced) after each change of a snapshot or of the sessions."""
         self._handles: set[Handle] = set()
+        self.redactor = _redact.NONE
+        """Blanks the values the servers of this runtime inject (rebuilt by :meth:`apply`)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.on_upstream_notification: Callable[[Handle, dict[str, Any]], None] | None = None
@@ -291,9 +293,22 @@ class Runtime:
                     for h in old.handles.values()):
                 continue
             self._swap(name, config, old, secrets, commit)
+        self._rebuild_redactor()
         self.loaded = True
         self.generation += 1
         self._signal()
+
+    def _rebuild_redactor(self) -> None:
+        """Know every value a server of this runtime injects (retired ones too: their
+        in-flight calls may still answer)."""
+        values = set()
+        for handle in self._handles:
+            if handle.retired and handle.inflight == 0:
+                continue
+            for injection in handle.server.injections:
+                with contextlib.suppress(errors.MCPyardError, KeyError, ValueError):
+                    values.add(self.secrets.reveal(injection.ref))
+        self.redactor = _redact.Redactor(values)
 
     def _remove(self, name: str) -> None:
         removed = self.live.pop(name)
@@ -580,7 +595,8 @@ class Runtime:
         held = {n: p for n, p in self.held.items() if n not in self.live}
         if held:
             body["notServing"] = held
-        return serving, body
+        # Upstream error text may quote what a server said, an echoed key included.
+        return serving, self.redactor.value(body)
 
 
 def capabilities(handle: Handle) -> dict[str, Any] | None:
