@@ -24,7 +24,7 @@ from mcpyard.crypto import vault as vault_
 from mcpyard.gateway import _limits, _records, _redact, _secrets
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._origin import OriginMiddleware
+from mcpyard.gateway._origin import OriginMiddleware, is_loopback_host
 from mcpyard.gateway._reload import Reloader
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Runtime
@@ -155,9 +155,14 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
         Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
     ]
+    check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,
-                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins)],
-                   fast=OriginMiddleware(mcp, settings.allowed_origins))
+                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins,
+                                          allowed_hosts=settings.allowed_hosts,
+                                          check_host=check_host)],
+                   fast=OriginMiddleware(mcp, settings.allowed_origins,
+                                         allowed_hosts=settings.allowed_hosts,
+                                         check_host=check_host))
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.metrics = metrics
