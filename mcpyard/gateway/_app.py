@@ -146,14 +146,15 @@ def build_app(settings: Settings) -> Starlette:
                 for name in _redact.LOGGERS:
                     logging.getLogger(name).removeFilter(redaction)
 
-    mcp = StreamableHTTP(runtime, router)
+    mcp = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/ws/{workspace}/mcp", mcp),
         Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
-        Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
+        Route("/ws/{workspace}/messages", SSEMessages(runtime, router,
+                                                      max_depth=settings.max_json_depth)),
     ]
     check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,

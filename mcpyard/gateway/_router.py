@@ -164,6 +164,20 @@ class Router:
         self._account(live, None, method or "other", call, era, time.time(),
                       time.perf_counter(), size, 0)
 
+    def refused(self, live: Live, member: Member, msg: Any, *, era: _records.Era, size: int,
+                message: str) -> dict[str, Any]:
+        """Record a request the transport refused before it reached :meth:`request` (a body
+        nested too deep); its JSON-RPC error, under the request's id when it has one."""
+        msg = msg if isinstance(msg, dict) else {}
+        method = msg.get("method")
+        call = _Call()
+        call.fail("invalid_request", message)
+        reply = rpc.error(msg.get("id") if rpc.valid_id(msg.get("id")) else None,
+                          rpc.INVALID_REQUEST, message)
+        self._account(live, member, method if isinstance(method, str) else "other", call, era,
+                      time.time(), time.perf_counter(), size, len(orjson.dumps(reply)))
+        return reply
+
     def _account(self, live: Live, member: Member | None, method: str, call: _Call,
                  era: _records.Era, started: float, t0: float, request_bytes: int,
                  response_bytes: int) -> None:

@@ -50,9 +50,10 @@ _ALLOW = [(b"allow", b"GET, POST, DELETE")]
 class StreamableHTTP:
     """Raw ASGI endpoint for ``/ws/{workspace}/mcp``."""
 
-    def __init__(self, runtime: Runtime, router: Router) -> None:
+    def __init__(self, runtime: Runtime, router: Router, *, max_depth: int = 64) -> None:
         self.runtime = runtime
         self.router = router
+        self.max_depth = max_depth
         self.modern = _modern.Modern(runtime, router, router.subscriptions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,7 +134,15 @@ class StreamableHTTP:
         except orjson.JSONDecodeError:
             await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
-        if _modern.is_modern(version, payload, sid is not None):
+        modern = _modern.is_modern(version, payload, sid is not None)
+        if _http.too_deep(body, payload, self.max_depth):
+            # Refused here, never forwarded: an upstream's encoder (and ours) would recurse
+            # into a 500 or a hung call.
+            await _http.respond_json(send, 400, self.router.refused(
+                live, member, payload, era="modern" if modern else "handshake",
+                size=len(body), message=_http.depth_error(self.max_depth)))
+            return
+        if modern:
             await self.modern.post(live, member, scope["headers"], receive, send, payload,
                                    accept, len(body))
             return
