@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _limits, _records, _redact, _secrets
+from mcpyard.gateway import _auth, _limits, _records, _redact, _secrets
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware, is_loopback_host
@@ -107,6 +107,8 @@ def build_app(settings: Settings) -> Starlette:
             recorder.start()
             router.recorder = recorder
         router.limiter = _limits.create_limiter(settings.redis_url)
+        router.failures = _auth.Failures(settings.auth_failures_per_minute,
+                                         settings.auth_record_seconds, settings.clock)
         try:
             if source is not None:
                 loops.append(asyncio.create_task(source.run(runtime, metrics),
@@ -137,6 +139,7 @@ def build_app(settings: Settings) -> Starlette:
             # uvicorn has waited for open responses: every finished call is queued by now.
             # Write them all before the upstreams (and the stdio servers) go.
             if recorder is not None:
+                router.flush_failures()
                 router.recorder = None
                 await recorder.close()
             try:

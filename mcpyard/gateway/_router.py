@@ -26,7 +26,16 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _redact, _relay
+from mcpyard.gateway import (
+    _auth,
+    _catalog,
+    _limits,
+    _methods,
+    _metrics,
+    _records,
+    _redact,
+    _relay,
+)
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
@@ -94,6 +103,10 @@ def client_capabilities(params: Any) -> dict[str, Any]:
     return caps if isinstance(caps, dict) else {}
 
 
+def _failures(reason: str, count: int, address: str) -> str:
+    return f"{reason}; {count} failed authentication{'s' if count > 1 else ''} from {address}"
+
+
 def _target(method: str, params: Any) -> str | None:
     """The tool, prompt or resource a request names, as the client sent it."""
     key = _TARGETS.get(method)
@@ -114,6 +127,8 @@ class Router:
         self.metrics = metrics
         self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
         self.recorder: _records.Recorder | None = None
+        self.failures = _auth.Failures()
+        """Failed authentications per client address (the app sets its limits)."""
         self.subscriptions = _relay.Subscriptions()
         self.methods = _methods.Methods(runtime, page_size, self.subscriptions)
         runtime.on_upstream_notification = _relay.upstream_notifications(runtime,
@@ -154,15 +169,37 @@ class Router:
                       len(orjson.dumps(reply)))
         return reply
 
+    def throttled(self, live: Live, address: str) -> int | None:
+        """Count a failed authentication from ``address``; the seconds of its 429 when the
+        address is over its limit (:class:`_auth.Failures`), else None."""
+        wait = self.failures.throttled(address)
+        if wait is not None:
+            self.metrics.auth_throttled(live.config.name)
+        return wait
+
     def unauthorized(self, live: Live, *, method: str | None, era: _records.Era, size: int,
-                     reason: str) -> None:
-        """Record a request refused with 401 (no member; the token is never looked at here).
+                     reason: str, address: str = "unknown") -> None:
+        """Account a request refused with 401 or 429 (no member; the token is never looked
+        at here): metrics count each, the call log gets them aggregated per client address
+        (:meth:`_auth.Failures.due`), so that no one can grow it one request at a time.
 
         ``method`` is the JSON-RPC method when the body named one, else the HTTP method."""
+        count = self.failures.due(live.config.name, address)
         call = _Call()
-        call.fail("auth_failure", reason)
+        call.fail("auth_failure", reason if count is None else _failures(reason, count,
+                                                                         address))
         self._account(live, None, method or "other", call, era, time.time(),
-                      time.perf_counter(), size, 0)
+                      time.perf_counter(), size, 0, keep=count is not None)
+
+    def flush_failures(self) -> None:
+        """Record the failed authentications folded and not yet recorded (at shutdown)."""
+        for workspace, address, count in self.failures.drain():
+            live = self.runtime.live.get(workspace)
+            if live is not None and self.recorder is not None:
+                call = _Call()
+                call.fail("auth_failure", _failures("failed authentication", count, address))
+                self._account(live, None, "other", call, "handshake", time.time(),
+                              time.perf_counter(), 0, 0, observe=False)
 
     def refused(self, live: Live, member: Member, msg: Any, *, era: _records.Era, size: int,
                 message: str) -> dict[str, Any]:
@@ -180,7 +217,7 @@ class Router:
 
     def _account(self, live: Live, member: Member | None, method: str, call: _Call,
                  era: _records.Era, started: float, t0: float, request_bytes: int,
-                 response_bytes: int) -> None:
+                 response_bytes: int, *, keep: bool = True, observe: bool = True) -> None:
         # A method name comes from the client: only the known ones are kept as they are, so
         # neither the log nor the metrics hold whatever a client chose to send there.
         known = method if method in _metrics.METHODS else "other"
@@ -196,8 +233,9 @@ class Router:
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit)
-        self.metrics.observe(record)
-        if self.recorder is not None and (known in RECORDED or call.outcome != "ok"):
+        if observe:
+            self.metrics.observe(record)
+        if self.recorder is not None and keep and (known in RECORDED or call.outcome != "ok"):
             self.recorder.record(record)
 
     async def _answer(self, live: Live, member: Member, session: Session | None,
