@@ -59,7 +59,12 @@ def run(args: argparse.Namespace) -> int:
     source = ClusterSource(connect, args.namespace, master_key_secret=args.master_key_secret)
     settings = Settings(source=source, **serving_settings(args))
     log = logging.getLogger("mcpyard.gateway")
-    serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(
-        "mcpyard gateway on %s: workspaces at /ws/NAME/mcp, from the config Secrets in "
-        "namespace %s; health at /readyz", settings.base_url, args.namespace))
+    try:
+        serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(
+            "mcpyard gateway on %s: workspaces at /ws/NAME/mcp, from the config Secrets in "
+            "namespace %s; health at %s/readyz", settings.base_url, args.namespace,
+            settings.admin_url))
+    except OSError as exc:
+        print(f"mcpyard gateway: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0

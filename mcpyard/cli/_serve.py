@@ -112,7 +112,11 @@ def run(args: argparse.Namespace) -> int:
         manifests=args.folder, age_key_file=args.age_key_file,
         age_key=None if args.age_key_file else os.environ.get("SOPS_AGE_KEY") or None,
         watch=not args.no_watch, **serving_settings(args))
-    serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
+    try:
+        serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
+    except OSError as exc:
+        print(f"mcpyard serve: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -122,13 +126,13 @@ def _banner(app: Any, settings: Any) -> None:
     if not runtime.live:
         lines.append("  no workspace is serving yet; see /readyz and the log for why")
     for _, live in sorted(runtime.live.items()):
-        members = sum(1 for m in live.config.members if live.member_active(m.name))
+        members = live.active_members()
         lines.append(f"  {live.config.display_name}: {settings.base_url}{live.config.path}"
                      f"   ({len(live.config.servers)} servers, {members} members)")
     lines += [
         "Clients send 'Authorization: Bearer mwt_...'. To get a token: run `mcpyard token new`,",
         "put its tokenHash in your Member manifest (spec.tokenHash), and give the token to the",
-        f"member. Health: {settings.base_url}/readyz",
+        f"member. Health: {settings.admin_url}/readyz",
     ]
     if settings.records:
         lines.append(f"Call log: {settings.records_path} (`mcpyard analytics`)")

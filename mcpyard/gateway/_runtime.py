@@ -223,6 +223,11 @@ class Live:
         lists = tuple((slug, h.lists.get(kind.key)) for slug, h in sorted(self.handles.items()))
         return (lists, self.available, self.config.members)
 
+    def active_members(self) -> int:
+        """Members who can log in now (not disabled, not expired, with a token): what the
+        banner, the log and /readyz count."""
+        return sum(1 for m in self.config.members if self.member_active(m.name))
+
     def member_active(self, name: str) -> bool:
         m = self.by_name.get(name)
         return m is not None and m.token_hash is not None and not m.disabled and (
@@ -334,8 +339,10 @@ class Runtime:
             self._retire(h for h in old.handles.values() if h not in kept)
         live = Live(config, handles, commit)
         self.live[name] = live
-        log.info("workspace %s: serving revision %s (%d servers, %d members)", name,
-                 config.revision or "-", len(config.servers), len(config.members))
+        inactive = len(config.members) - live.active_members()
+        log.info("workspace %s: serving revision %s (%d servers, %d members%s)", name,
+                 config.revision or "-", len(config.servers), live.active_members(),
+                 f"; {inactive} disabled, expired or without a token" if inactive else "")
         for handle in fresh:
             self._start(handle)
         if old is not None:
@@ -578,7 +585,7 @@ class Runtime:
                 "revision": live.config.revision,
                 "servers": servers,
                 "tools": len([e for e in live.table.entries if e.slug in live.available]),
-                "members": sum(1 for m in live.config.members if live.member_active(m.name)),
+                "members": live.active_members(),
                 "sessions": len(self.sessions.of_workspace(name)),
             }
             if name in self.held:

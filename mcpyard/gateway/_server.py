@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import signal
+import socket
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -52,16 +53,43 @@ class Server(uvicorn.Server):
         await asyncio.sleep(0)
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; OSError (port in use...) names the address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
 def run(settings: Settings, *, log_level: str = "info",
         on_ready: Callable[[Starlette], None] | None = None) -> None:
-    """Serve until SIGINT / SIGTERM; closes every upstream (and child process) before returning."""
+    """Serve until SIGINT / SIGTERM; closes every upstream (and child process) before returning.
+
+    The ports are taken first: a port in use fails here (OSError), before a secret is
+    decrypted or a server spawned."""
+    sockets = [listen(settings.host, settings.port)]
+    try:
+        if settings.admin_port is not None:
+            sockets.append(listen(settings.host, settings.admin_port))
+    except OSError:
+        sockets[0].close()
+        raise
     server = Server(build_app(settings), settings, log_level=log_level, on_ready=on_ready)
     # uvicorn re-raises the signal that stopped it once it has shut down, with the handlers it
     # found; these make that a normal return (exit status 0) instead of death by signal.
     previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT,
                                                                      signal.SIGTERM)}
     try:
-        server.run()
+        server.run(sockets=sockets)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        for sock in sockets:
+            sock.close()

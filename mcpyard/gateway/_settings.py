@@ -101,3 +101,10 @@ class Settings:
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """Where /readyz and /metrics are served (``base_url`` without an admin port)."""
+        if self.admin_port is None:
+            return self.base_url
+        return self.base_url.rsplit(":", 1)[0] + f":{self.admin_port}"
