@@ -18,6 +18,7 @@ messages and its own requests to the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -51,6 +52,10 @@ SSE_VERSIONS = ("2024-11-05", *STREAMABLE_VERSIONS)
 LATEST = STREAMABLE_VERSIONS[-1]
 DEFAULT_HEADER_VERSION = "2025-03-26"
 """What a request without MCP-Protocol-Version speaks (the spec's backwards-compatible rule)."""
+SHUTTING_DOWN = "the gateway is shutting down: send the request again (another replica, or " \
+    "this one once it is back)"
+CUT = "the gateway shut down before this call finished: it was cancelled upstream at the end " \
+    "of the shutdown grace period"
 BATCH_VERSIONS = frozenset({"2025-03-26"})
 """Only 2025-03-26 has JSON-RPC batches; later versions removed them."""
 
@@ -128,6 +133,12 @@ class Router:
         self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
         self.recorder: _records.Recorder | None = None
         self.failures = _auth.Failures()
+        self.draining = False
+        """Set by :meth:`drain`: new requests are refused."""
+        self.drain_seconds = 0.0
+        self._cut = False
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
         """Failed authentications per client address (the app sets its limits)."""
         self.subscriptions = _relay.Subscriptions()
         self.methods = _methods.Methods(runtime, page_size, self.subscriptions)
@@ -150,15 +161,34 @@ class Router:
         method = msg["method"]
         call = _Call()
         call.target = _target(method, msg.get("params"))
-        refusal = await self.limiter.hit(live.config, member.config)
-        if refusal is not None:
+        refusal = None if self.draining else await self.limiter.hit(live.config, member.config)
+        if self.draining:
+            call.fail("upstream_error", SHUTTING_DOWN)
+            reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
+        elif refusal is not None:
             call.fail("rate_limited", refusal.message)
             reply = rpc.rate_limited(msg["id"], refusal)
         else:
             redactor = self.runtime.redactor
             if way_back is not None and redactor.size:
                 way_back = _redact.Reply(way_back, redactor)
-            reply = await self._answer(live, member, session, msg, call, era, way_back)
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.add(task)
+            try:
+                reply = await self._answer(live, member, session, msg, call, era, way_back)
+            except asyncio.CancelledError:
+                if not self._cut or task is None:
+                    raise
+                task.uncancel()  # cut by the drain: answered, not cancelled
+                message = f"{CUT} ({self.drain_seconds:g} s)"
+                call.fail("upstream_error", message)
+                reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, message)
+            finally:
+                if task is not None:
+                    self._inflight.discard(task)
+                    if not self._inflight:
+                        self._idle.set()
             # What an upstream said may quote a key the gateway injected: blanked here, once,
             # for every era and transport (``_redact``).
             if method in RECORDED and "result" in reply:
@@ -168,6 +198,26 @@ class Router:
         self._account(live, member, method, call, era, started, t0, size,
                       len(orjson.dumps(reply)))
         return reply
+
+    async def drain(self, grace: float) -> None:
+        """Shut down gracefully: refuse new requests, let those in flight finish for up to
+        ``grace`` seconds, then answer the rest with a JSON-RPC error (each recorded)."""
+        self.draining, self.drain_seconds = True, grace
+        if self._inflight:
+            log.info("shutting down: waiting up to %g s for %d call(s) in flight", grace,
+                     len(self._inflight))
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        if self._inflight:
+            log.warning("shutting down: %d call(s) still running after %g s are answered "
+                        "with an error", len(self._inflight), grace)
+            self._cut = True
+            for task in list(self._inflight):
+                task.cancel()
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 10)
 
     def throttled(self, live: Live, address: str) -> int | None:
         """Count a failed authentication from ``address``; the seconds of its 429 when the

@@ -1,6 +1,7 @@
 """A real MCP server (official SDK) the gateway tests put behind the gateway.
 
-``python upstream_app.py --port P --kind alpha|beta|leaky [--token T]``: streamable HTTP at /mcp.
+``python upstream_app.py --port P --kind alpha|beta|leaky|slow [--token T]``: streamable
+HTTP at /mcp.
 ``auth_header`` reports the Authorization header it received, so a test can prove that the
 member's token never reaches an upstream while the injected secret does.
 """
@@ -10,8 +11,10 @@ from __future__ import annotations
 import argparse
 import base64
 import hmac
+from pathlib import Path
 from urllib.parse import quote
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -46,6 +49,13 @@ def build(kind: str) -> MCPServer:
             """The Authorization header this server received ("none" when absent)."""
             headers = ctx.headers
             return (headers.get("authorization") if headers else None) or "none"
+    elif kind == "slow":
+        @server.tool()
+        async def sleep(seconds: float, marker: str) -> str:
+            """Touch ``marker`` (the call has arrived), then sleep."""
+            Path(marker).touch()
+            await anyio.sleep(seconds)
+            return f"slept {seconds}"
     elif kind == "leaky":
         # A careless API: it quotes the key it was given, as real APIs do in their errors.
         def key(ctx: Context) -> str:
@@ -107,7 +117,7 @@ class _Guard:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--kind", choices=["alpha", "beta", "leaky"], required=True)
+    ap.add_argument("--kind", choices=["alpha", "beta", "leaky", "slow"], required=True)
     ap.add_argument("--token")
     args = ap.parse_args()
     app: object = build(args.kind).streamable_http_app()
