@@ -110,6 +110,12 @@ async def _disconnected(receive: Receive) -> None:
 
 
 def event(data: bytes, name: bytes = b"message") -> bytes:
+    # Encoded JSON holds no CR or LF, but it may hold U+2028, U+2029 and U+0085 raw, which
+    # line readers built on str.splitlines() take for line ends: escaped, the JSON is the
+    # same and every client reads one event.
+    if b"\xe2\x80\xa8" in data or b"\xe2\x80\xa9" in data or b"\xc2\x85" in data:
+        data = data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(
+            b"\xe2\x80\xa9", b"\\u2029").replace(b"\xc2\x85", b"\\u0085")
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
 
 
