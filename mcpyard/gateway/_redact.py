@@ -53,9 +53,13 @@ def forms(value: str) -> set[str]:
 
 
 class Redactor:
-    """Finds the given secret values (and their encodings) in text, bytes and messages."""
+    """Finds the given secret values (and their encodings) in text, bytes and messages.
 
-    __slots__ = ("_bytes", "_text", "size")
+    Finding is a plain substring search of each form in the lowered text (C speed, no regex):
+    what holds no secret, nearly everything, costs that alone. The regex that blanks runs
+    only on a string where a form was found."""
+
+    __slots__ = ("_bytes", "_pattern", "_text", "size")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         needles: set[str] = set()
@@ -64,34 +68,38 @@ class Redactor:
                 needles |= forms(value)
         self.size = len(needles)
         """How many forms are searched for (0: this redactor changes nothing)."""
-        if not needles:
-            self._text: re.Pattern[str] | None = None
-            self._bytes: re.Pattern[bytes] | None = None
-            return
+        lowered = {n.lower() for n in needles}
+        self._text = tuple(sorted(lowered))
+        self._bytes = tuple(sorted({n.encode() for n in lowered}
+                                   | {orjson.dumps(n)[1:-1] for n in lowered}))
         # Longest first, so that a form is never cut short by one of its prefixes.
         ordered = sorted(needles, key=lambda n: (-len(n), n))
-        self._text = re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
-        encoded = {n.encode() for n in ordered} | {orjson.dumps(n)[1:-1] for n in ordered}
-        self._bytes = re.compile(b"|".join(map(re.escape, sorted(encoded, key=lambda n: (
-            -len(n), n)))), re.IGNORECASE)
+        self._pattern = (re.compile("|".join(map(re.escape, ordered)), re.IGNORECASE)
+                         if needles else None)
 
     def __repr__(self) -> str:
         return f"<Redactor: {self.size} forms>"
 
     def text(self, text: str) -> str:
         """``text`` with every secret form blanked."""
-        if self._text is None:
+        if self._pattern is None:
             return text
-        return self._text.sub(MARK, text)
+        lowered = text.lower()
+        if not any(n in lowered for n in self._text):
+            return text
+        return self._pattern.sub(MARK, text)
 
     def found(self, data: bytes) -> bool:
-        """Whether encoded JSON ``data`` holds a secret form (a fast check, no decoding)."""
-        return self._bytes is not None and self._bytes.search(data) is not None
+        """Whether encoded JSON ``data`` holds a secret form (no decoding)."""
+        if not self._bytes:
+            return False
+        lowered = data.lower()
+        return any(n in lowered for n in self._bytes)
 
     def value(self, obj: Any) -> Any:
         """``obj`` (decoded JSON: dicts, lists, strings...) with every string redacted,
         keys included; what holds no secret is returned as the same object."""
-        if self._text is None:
+        if self._pattern is None:
             return obj
         return self._walk(obj)
 
@@ -109,7 +117,7 @@ class Redactor:
 
     def message(self, msg: dict[str, Any]) -> dict[str, Any]:
         """A JSON-RPC message with every secret form blanked (the same dict when clean)."""
-        if self._bytes is None or not self.found(orjson.dumps(msg)):
+        if self._pattern is None or not self.found(orjson.dumps(msg)):
             return msg
         cleaned: dict[str, Any] = self._walk(msg)
         return cleaned
@@ -117,7 +125,7 @@ class Redactor:
     def encode(self, obj: Any) -> bytes:
         """``obj`` encoded as JSON, with every secret form blanked (one search when clean)."""
         data = orjson.dumps(obj)
-        if self._bytes is None or not self.found(data):
+        if self._pattern is None or not self.found(data):
             return data
         return orjson.dumps(self._walk(obj))
 
