@@ -106,7 +106,7 @@ def _options(parser: argparse.ArgumentParser, default: Any) -> None:
         metavar="N",
         default=default,
         help=f"at most N rows (default {TOP_DEFAULT} for top-* and errors, "
-        "all for member and calls)",
+        "all for member and calls, where N keeps the newest records)",
     )
     out = parser.add_mutually_exclusive_group()
     out.add_argument(
@@ -195,9 +195,12 @@ def _calls(
 ) -> list[Any]:
     if args.report == "member":
         where, params = f"{where} AND member = ?", [*params, args.name]
+    # --limit N keeps the newest N records (a history's tail is what one looks for), shown
+    # oldest first like the whole history.
+    fields = ", ".join(_records.FIELDS)
     return conn.execute(
-        f"SELECT {', '.join(_records.FIELDS)} FROM {_records.TABLE} WHERE {where} "
-        "ORDER BY time, id LIMIT ?",
+        f"SELECT {fields} FROM (SELECT id, {fields} FROM {_records.TABLE} WHERE {where} "
+        "ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id",
         [*params, _limit(args)],
     ).fetchall()
 

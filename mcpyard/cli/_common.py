@@ -40,15 +40,29 @@ def compile_paths(paths: Sequence[Path], *, target: Target = "cluster") -> Resul
     return compile_loaded(manifests.load(paths), target=target)
 
 
+# Everything str.splitlines() breaks on (and other control characters): a name or a value
+# from a manifest must never break the one-line-per-problem output.
+_ONE_LINE = {c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+             for c in (*range(0x20), *range(0x7f, 0xa0), 0x2028, 0x2029)}
+
+
+def one_line(text: str) -> str:
+    return text.translate(_ONE_LINE)
+
+
 def print_problems(result: Result, *, warnings: bool = True) -> None:
     """Errors one per line on stdout, warnings on stderr (they don't fail a check)."""
     for line in result.loaded.errors:
-        print(line)
+        print(one_line(line))
     for p in result.problems:
+        # The file and line first, as the loader's own errors and compilers do: a problem
+        # names where to look, the resource and the field.
+        source = p.source or result.loaded.sources.get((p.namespace, p.kind, p.name))
+        text = one_line(f"{source}: {p}" if source else str(p))
         if p.severity == "error":
-            print(p)
+            print(text)
         elif warnings:
-            print(f"warning: {p}", file=sys.stderr)
+            print(f"warning: {text}", file=sys.stderr)
 
 
 def dump(data: Any, output: str) -> str:

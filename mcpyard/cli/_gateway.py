@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from mcpyard.cli._serve import _env, add_serving_options
+from mcpyard.cli._serve import _env, add_serving_options, serving_settings
 
 
 def register(sub: Any) -> None:
@@ -57,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"mcpyard gateway: {exc}", file=sys.stderr)
         return 2
     source = ClusterSource(connect, args.namespace, master_key_secret=args.master_key_secret)
-    settings = Settings(
-        source=source, host=args.host, port=args.port, state_dir=args.state_dir,
-        allowed_origins=tuple(args.allow_origin), redis_url=args.redis_url or None,
-        records=not args.no_records, audit_log=args.audit_log or None)
+    settings = Settings(source=source, **serving_settings(args))
     log = logging.getLogger("mcpyard.gateway")
-    serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(
-        "mcpyard gateway on %s: workspaces at /ws/NAME/mcp, from the config Secrets in "
-        "namespace %s; health at /readyz", settings.base_url, args.namespace))
+    try:
+        serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(
+            "mcpyard gateway on %s: workspaces at /ws/NAME/mcp, from the config Secrets in "
+            "namespace %s; health at %s/readyz", settings.base_url, args.namespace,
+            settings.admin_url))
+    except OSError as exc:
+        print(f"mcpyard gateway: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0

@@ -38,9 +38,43 @@ def add_serving_options(p: argparse.ArgumentParser, *, state_dir: str) -> None:
                    default=[o for o in (_env("MCPYARD_ALLOWED_ORIGINS") or "").split(",") if o],
                    help="a browser origin allowed besides loopback ones; repeatable "
                         "(MCPYARD_ALLOWED_ORIGINS, comma-separated)")
+    p.add_argument("--allow-host", action="append", metavar="HOST",
+                   default=[h for h in (_env("MCPYARD_ALLOWED_HOSTS") or "").split(",") if h],
+                   help="a Host header name allowed besides loopback ones when listening on "
+                        "loopback (DNS-rebinding guard); repeatable (MCPYARD_ALLOWED_HOSTS, "
+                        "comma-separated)")
+    p.add_argument("--admin-port", type=int, metavar="PORT",
+                   default=int(_env("MCPYARD_ADMIN_PORT") or 0) or None,
+                   help="serve /readyz and /metrics on this port only, not on --port: they "
+                        "name workspaces, servers and upstream errors (MCPYARD_ADMIN_PORT; "
+                        "default: on --port)")
+    p.add_argument("--drain-seconds", type=float, metavar="S",
+                   default=float(_env("MCPYARD_DRAIN_SECONDS", "10") or 10),
+                   help="on SIGTERM, how long calls in flight may still finish; the rest are "
+                        "answered with a JSON-RPC error (MCPYARD_DRAIN_SECONDS, default 10)")
+    p.add_argument("--max-json-depth", type=int, metavar="N",
+                   default=int(_env("MCPYARD_MAX_JSON_DEPTH", "64") or 64),
+                   help="deepest nesting a request body may have (MCPYARD_MAX_JSON_DEPTH, "
+                        "default 64)")
+    p.add_argument("--auth-failures-per-minute", type=int, metavar="N",
+                   default=int(_env("MCPYARD_AUTH_FAILURES_PER_MINUTE", "30") or 30),
+                   help="failed authentications allowed per client address and minute; more "
+                        "get 429 (MCPYARD_AUTH_FAILURES_PER_MINUTE, default 30)")
     p.add_argument("--log-level", default=_env("MCPYARD_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="(MCPYARD_LOG_LEVEL, default info)")
+
+
+def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`~mcpyard.gateway.Settings` fields of :func:`add_serving_options`."""
+    return {
+        "host": args.host, "port": args.port, "state_dir": args.state_dir,
+        "redis_url": args.redis_url or None, "records": not args.no_records,
+        "audit_log": args.audit_log or None, "allowed_origins": tuple(args.allow_origin),
+        "allowed_hosts": tuple(args.allow_host), "admin_port": args.admin_port,
+        "drain_seconds": args.drain_seconds, "max_json_depth": args.max_json_depth,
+        "auth_failures_per_minute": args.auth_failures_per_minute,
+    }
 
 
 def register(sub: Any) -> None:
@@ -75,13 +109,14 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = Settings(
-        manifests=args.folder, host=args.host, port=args.port, state_dir=args.state_dir,
-        age_key_file=args.age_key_file,
+        manifests=args.folder, age_key_file=args.age_key_file,
         age_key=None if args.age_key_file else os.environ.get("SOPS_AGE_KEY") or None,
-        allowed_origins=tuple(args.allow_origin), watch=not args.no_watch,
-        redis_url=args.redis_url or None, records=not args.no_records,
-        audit_log=args.audit_log or None)
-    serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
+        watch=not args.no_watch, **serving_settings(args))
+    try:
+        serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
+    except OSError as exc:
+        print(f"mcpyard serve: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -91,13 +126,13 @@ def _banner(app: Any, settings: Any) -> None:
     if not runtime.live:
         lines.append("  no workspace is serving yet; see /readyz and the log for why")
     for _, live in sorted(runtime.live.items()):
-        members = sum(1 for m in live.config.members if live.member_active(m.name))
+        members = live.active_members()
         lines.append(f"  {live.config.display_name}: {settings.base_url}{live.config.path}"
                      f"   ({len(live.config.servers)} servers, {members} members)")
     lines += [
         "Clients send 'Authorization: Bearer mwt_...'. To get a token: run `mcpyard token new`,",
         "put its tokenHash in your Member manifest (spec.tokenHash), and give the token to the",
-        f"member. Health: {settings.base_url}/readyz",
+        f"member. Health: {settings.admin_url}/readyz",
     ]
     if settings.records:
         lines.append(f"Call log: {settings.records_path} (`mcpyard analytics`)")

@@ -19,12 +19,13 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.routing import Router as StarletteRouter
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _limits, _records, _secrets
+from mcpyard.gateway import _auth, _limits, _records, _redact, _secrets
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._origin import OriginMiddleware
+from mcpyard.gateway._origin import OriginMiddleware, is_loopback_host
 from mcpyard.gateway._reload import Reloader
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Runtime
@@ -43,12 +44,26 @@ class _Gateway(Starlette):
     same endpoint. Everything else (and any path it does not recognise) takes the full way.
     """
 
-    def __init__(self, *args: Any, fast: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, fast: Any, admin: Any = None, admin_port: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._fast = fast
+        self._admin = admin
+        self._admin_port = admin_port
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http":
+            if self._admin_port is not None:
+                # One server listens on both ports; the connection's local port tells them
+                # apart. The admin port serves the operator's routes only, the public one
+                # everything else.
+                server = scope.get("server") or (None, None)
+                if server[1] == self._admin_port:
+                    await self._admin(scope, receive, send)
+                    return
+                if scope["path"] in ADMIN_PATHS:
+                    await PlainTextResponse("Not Found", 404)(scope, receive, send)
+                    return
             path: str = scope["path"]
             if path.startswith("/ws/") and path.endswith("/mcp"):
                 name = path[4:-4]
@@ -57,6 +72,11 @@ class _Gateway(Starlette):
                     await self._fast(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
+
+
+ADMIN_PATHS = frozenset({"/readyz", "/metrics"})
+"""Served on the admin port alone when there is one: they name workspaces, servers and
+upstream errors. (``/healthz`` says only "ok" and stays on both, for liveness probes.)"""
 
 
 class _Unsealed:
@@ -98,11 +118,17 @@ def build_app(settings: Settings) -> Starlette:
             vault = vault_.Vault(key)
             runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
+        # Log lines may quote what an upstream said: the live redactor blanks injected values.
+        redaction = _redact.LogFilter(lambda: runtime.redactor)
+        for name in _redact.LOGGERS:
+            logging.getLogger(name).addFilter(redaction)
         recorder = await asyncio.to_thread(_recorder, settings, metrics)
         if recorder is not None:
             recorder.start()
             router.recorder = recorder
         router.limiter = _limits.create_limiter(settings.redis_url)
+        router.failures = _auth.Failures(settings.auth_failures_per_minute,
+                                         settings.auth_record_seconds, settings.clock)
         try:
             if source is not None:
                 loops.append(asyncio.create_task(source.run(runtime, metrics),
@@ -133,25 +159,42 @@ def build_app(settings: Settings) -> Starlette:
             # uvicorn has waited for open responses: every finished call is queued by now.
             # Write them all before the upstreams (and the stdio servers) go.
             if recorder is not None:
+                router.flush_failures()
                 router.recorder = None
                 await recorder.close()
             try:
                 await runtime.close()
             finally:
                 await router.limiter.close()
+                for name in _redact.LOGGERS:
+                    logging.getLogger(name).removeFilter(redaction)
 
-    mcp = StreamableHTTP(runtime, router)
-    routes = [
+    mcp = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
+    operator_routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
+    ]
+    routes = [
+        *operator_routes,
         Route("/ws/{workspace}/mcp", mcp),
         Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
-        Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
+        Route("/ws/{workspace}/messages", SSEMessages(runtime, router,
+                                                      max_depth=settings.max_json_depth)),
     ]
+    check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,
-                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins)],
-                   fast=OriginMiddleware(mcp, settings.allowed_origins))
+                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins,
+                                          allowed_hosts=settings.allowed_hosts,
+                                          check_host=check_host)],
+                   fast=OriginMiddleware(mcp, settings.allowed_origins,
+                                         allowed_hosts=settings.allowed_hosts,
+                                         check_host=check_host),
+                   admin=OriginMiddleware(StarletteRouter(operator_routes),
+                                          settings.allowed_origins,
+                                          allowed_hosts=settings.allowed_hosts,
+                                          check_host=check_host),
+                   admin_port=settings.admin_port)
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.metrics = metrics

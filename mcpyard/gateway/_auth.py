@@ -9,8 +9,9 @@ time. The token never leaves this module: it is not logged and not forwarded ups
 from __future__ import annotations
 
 import hmac
+import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from mcpyard.compiler.config import MemberConfig
@@ -67,3 +68,74 @@ def authenticate(members: dict[str, Member], authorization: bytes | None) -> Mem
             or not member.active(time.time())):
         return CHALLENGE_INVALID
     return member
+
+
+class Failures:
+    """Failed authentications per client address: a limit, and aggregated call records.
+
+    Tokens carry 256 random bits, so the limit is not about guessing: it keeps anyone who
+    can reach the port from costing the gateway a record, a log line and a body read per
+    request. Each address may fail ``per_minute`` times a minute (a token bucket); beyond
+    that its failures are answered 429 with ``Retry-After``. A valid token from the same
+    address is always served: a member behind the same NAT is never locked out.
+
+    Records are aggregated per (workspace, address): the first failure of a window of
+    ``record_seconds`` is recorded at once, the rest of the window is folded into the next
+    record (or the one :meth:`drain` hands over at shutdown) as a count. Metrics count every
+    failure. ``clock`` is monotonic seconds (tests inject one).
+    """
+
+    MAX_ADDRESSES = 10_000
+    """Addresses tracked at most; the ones whose bucket has refilled are forgotten first."""
+
+    def __init__(self, per_minute: int = 30, record_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = float(max(1, per_minute))
+        self.rate = self.capacity / 60.0
+        self.record_seconds = record_seconds
+        self.clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+        """address -> (tokens left, when counted)."""
+        self._windows: dict[tuple[str, str], tuple[float, int]] = {}
+        """(workspace, address) -> (when its window opened, failures folded since)."""
+
+    def throttled(self, address: str) -> int | None:
+        """Count one failure of ``address``: None while within its limit, else the seconds
+        until it may fail again."""
+        now = self.clock()
+        tokens, then = self._buckets.get(address, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - then) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[address] = (tokens - 1.0, now)
+            if len(self._buckets) > self.MAX_ADDRESSES:
+                self._forget(now)
+            return None
+        self._buckets[address] = (tokens, now)
+        return max(1, math.ceil((1.0 - tokens) / self.rate))
+
+    def due(self, workspace: str, address: str) -> int | None:
+        """How many failures to record now (this one and those folded since the last
+        record), or None when this one is folded into the next record."""
+        now = self.clock()
+        key = (workspace, address)
+        window = self._windows.get(key)
+        if window is not None and now - window[0] < self.record_seconds:
+            self._windows[key] = (window[0], window[1] + 1)
+            return None
+        self._windows[key] = (now, 0)
+        if len(self._windows) > self.MAX_ADDRESSES:
+            self._windows = {k: w for k, w in self._windows.items()
+                             if w[1] or now - w[0] < self.record_seconds}
+        return 1 + (window[1] if window is not None else 0)
+
+    def drain(self) -> list[tuple[str, str, int]]:
+        """(workspace, address, count) of the failures folded and not yet recorded."""
+        out = [(ws, addr, n) for (ws, addr), (_, n) in sorted(self._windows.items()) if n]
+        self._windows = {k: (t, 0) for k, (t, _) in self._windows.items()}
+        return out
+
+    def _forget(self, now: float) -> None:
+        full = [a for a, (t, at) in self._buckets.items()
+                if t + (now - at) * self.rate >= self.capacity]
+        for address in full or list(self._buckets)[: len(self._buckets) // 2]:
+            del self._buckets[address]

@@ -122,6 +122,12 @@ class Metrics:
             "Call records dropped because the recorder's queue was full.",
             registry=r,
         )
+        self.auth_throttled_total = Counter(
+            "mcpyard_auth_throttled_total",
+            "Failed authentications answered 429: their client address failed too often.",
+            ["workspace"],
+            registry=r,
+        )
         self._children: dict[
             tuple[str, str, str, str | None, str | None], tuple[Counter, Histogram, Counter | None]
         ] = {}
@@ -149,6 +155,9 @@ class Metrics:
             tool_calls.inc()
         if record.outcome == "rate_limited":
             self.rate_limited.labels(record.workspace, _scope(record)).inc()
+
+    def auth_throttled(self, workspace: str) -> None:
+        self.auth_throttled_total.labels(workspace).inc()
 
     def set_upstream(self, workspace: str, server: str, up: bool) -> None:
         self.upstream_up.labels(workspace, server).set(1 if up else 0)

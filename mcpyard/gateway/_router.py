@@ -18,6 +18,7 @@ messages and its own requests to the client.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -26,7 +27,16 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay
+from mcpyard.gateway import (
+    _auth,
+    _catalog,
+    _limits,
+    _methods,
+    _metrics,
+    _records,
+    _redact,
+    _relay,
+)
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
@@ -42,6 +52,10 @@ SSE_VERSIONS = ("2024-11-05", *STREAMABLE_VERSIONS)
 LATEST = STREAMABLE_VERSIONS[-1]
 DEFAULT_HEADER_VERSION = "2025-03-26"
 """What a request without MCP-Protocol-Version speaks (the spec's backwards-compatible rule)."""
+SHUTTING_DOWN = "the gateway is shutting down: send the request again (another replica, or " \
+    "this one once it is back)"
+CUT = "the gateway shut down before this call finished: it was cancelled upstream at the end " \
+    "of the shutdown grace period"
 BATCH_VERSIONS = frozenset({"2025-03-26"})
 """Only 2025-03-26 has JSON-RPC batches; later versions removed them."""
 
@@ -94,6 +108,10 @@ def client_capabilities(params: Any) -> dict[str, Any]:
     return caps if isinstance(caps, dict) else {}
 
 
+def _failures(reason: str, count: int, address: str) -> str:
+    return f"{reason}; {count} failed authentication{'s' if count > 1 else ''} from {address}"
+
+
 def _target(method: str, params: Any) -> str | None:
     """The tool, prompt or resource a request names, as the client sent it."""
     key = _TARGETS.get(method)
@@ -114,6 +132,14 @@ class Router:
         self.metrics = metrics
         self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
         self.recorder: _records.Recorder | None = None
+        self.failures = _auth.Failures()
+        self.draining = False
+        """Set by :meth:`drain`: new requests are refused."""
+        self.drain_seconds = 0.0
+        self._cut = False
+        self._inflight: set[asyncio.Task[Any]] = set()
+        self._idle = asyncio.Event()
+        """Failed authentications per client address (the app sets its limits)."""
         self.subscriptions = _relay.Subscriptions()
         self.methods = _methods.Methods(runtime, page_size, self.subscriptions)
         runtime.on_upstream_notification = _relay.upstream_notifications(runtime,
@@ -135,45 +161,131 @@ class Router:
         method = msg["method"]
         call = _Call()
         call.target = _target(method, msg.get("params"))
-        refusal = await self.limiter.hit(live.config, member.config)
-        if refusal is not None:
+        refusal = None if self.draining else await self.limiter.hit(live.config, member.config)
+        if self.draining:
+            call.fail("upstream_error", SHUTTING_DOWN)
+            reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
+        elif refusal is not None:
             call.fail("rate_limited", refusal.message)
             reply = rpc.rate_limited(msg["id"], refusal)
         else:
-            reply = await self._answer(live, member, session, msg, call, era, way_back)
+            redactor = self.runtime.redactor
+            if way_back is not None and redactor.size:
+                way_back = _redact.Reply(way_back, redactor)
+            task = asyncio.current_task()
+            if task is not None:
+                self._inflight.add(task)
+            try:
+                reply = await self._answer(live, member, session, msg, call, era, way_back)
+            except asyncio.CancelledError:
+                if not self._cut or task is None:
+                    raise
+                task.uncancel()  # cut by the drain: answered, not cancelled
+                message = f"{CUT} ({self.drain_seconds:g} s)"
+                call.fail("upstream_error", message)
+                reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, message)
+            finally:
+                if task is not None:
+                    self._inflight.discard(task)
+                    if not self._inflight:
+                        self._idle.set()
+            # What an upstream said may quote a key the gateway injected: blanked here, once,
+            # for every era and transport (``_redact``).
             if method in RECORDED and "result" in reply:
-                reply["result"] = orjson.Fragment(orjson.dumps(reply["result"]))
+                reply["result"] = orjson.Fragment(redactor.encode(reply["result"]))
+            else:
+                reply = redactor.message(reply)
         self._account(live, member, method, call, era, started, t0, size,
                       len(orjson.dumps(reply)))
         return reply
 
+    async def drain(self, grace: float) -> None:
+        """Shut down gracefully: refuse new requests, let those in flight finish for up to
+        ``grace`` seconds, then answer the rest with a JSON-RPC error (each recorded)."""
+        self.draining, self.drain_seconds = True, grace
+        if self._inflight:
+            log.info("shutting down: waiting up to %g s for %d call(s) in flight", grace,
+                     len(self._inflight))
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace)
+        if self._inflight:
+            log.warning("shutting down: %d call(s) still running after %g s are answered "
+                        "with an error", len(self._inflight), grace)
+            self._cut = True
+            for task in list(self._inflight):
+                task.cancel()
+            self._idle.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), 10)
+
+    def throttled(self, live: Live, address: str) -> int | None:
+        """Count a failed authentication from ``address``; the seconds of its 429 when the
+        address is over its limit (:class:`_auth.Failures`), else None."""
+        wait = self.failures.throttled(address)
+        if wait is not None:
+            self.metrics.auth_throttled(live.config.name)
+        return wait
+
     def unauthorized(self, live: Live, *, method: str | None, era: _records.Era, size: int,
-                     reason: str) -> None:
-        """Record a request refused with 401 (no member; the token is never looked at here).
+                     reason: str, address: str = "unknown") -> None:
+        """Account a request refused with 401 or 429 (no member; the token is never looked
+        at here): metrics count each, the call log gets them aggregated per client address
+        (:meth:`_auth.Failures.due`), so that no one can grow it one request at a time.
 
         ``method`` is the JSON-RPC method when the body named one, else the HTTP method."""
+        count = self.failures.due(live.config.name, address)
         call = _Call()
-        call.fail("auth_failure", reason)
+        call.fail("auth_failure", reason if count is None else _failures(reason, count,
+                                                                         address))
         self._account(live, None, method or "other", call, era, time.time(),
-                      time.perf_counter(), size, 0)
+                      time.perf_counter(), size, 0, keep=count is not None)
+
+    def flush_failures(self) -> None:
+        """Record the failed authentications folded and not yet recorded (at shutdown)."""
+        for workspace, address, count in self.failures.drain():
+            live = self.runtime.live.get(workspace)
+            if live is not None and self.recorder is not None:
+                call = _Call()
+                call.fail("auth_failure", _failures("failed authentication", count, address))
+                self._account(live, None, "other", call, "handshake", time.time(),
+                              time.perf_counter(), 0, 0, observe=False)
+
+    def refused(self, live: Live, member: Member, msg: Any, *, era: _records.Era, size: int,
+                message: str) -> dict[str, Any]:
+        """Record a request the transport refused before it reached :meth:`request` (a body
+        nested too deep); its JSON-RPC error, under the request's id when it has one."""
+        msg = msg if isinstance(msg, dict) else {}
+        method = msg.get("method")
+        call = _Call()
+        call.fail("invalid_request", message)
+        reply = rpc.error(msg.get("id") if rpc.valid_id(msg.get("id")) else None,
+                          rpc.INVALID_REQUEST, message)
+        self._account(live, member, method if isinstance(method, str) else "other", call, era,
+                      time.time(), time.perf_counter(), size, len(orjson.dumps(reply)))
+        return reply
 
     def _account(self, live: Live, member: Member | None, method: str, call: _Call,
                  era: _records.Era, started: float, t0: float, request_bytes: int,
-                 response_bytes: int) -> None:
+                 response_bytes: int, *, keep: bool = True, observe: bool = True) -> None:
         # A method name comes from the client: only the known ones are kept as they are, so
         # neither the log nor the metrics hold whatever a client chose to send there.
         known = method if method in _metrics.METHODS else "other"
+        redactor = self.runtime.redactor
         record = _records.CallRecord(
             time=started, workspace=live.config.name,
             member=member.name if member is not None else None,
             user=member.config.user if member is not None else None,
-            server=call.server, method=known, target=call.target, era=era,
-            outcome=call.outcome, error=call.error,
+            server=call.server, method=known,
+            target=call.target if call.target is None else redactor.text(call.target),
+            era=era, outcome=call.outcome,
+            error=call.error if call.error is None else redactor.text(call.error),
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit)
-        self.metrics.observe(record)
-        if self.recorder is not None and (known in RECORDED or call.outcome != "ok"):
+        if observe:
+            self.metrics.observe(record)
+        if self.recorder is not None and keep and (known in RECORDED or call.outcome != "ok"):
             self.recorder.record(record)
 
     async def _answer(self, live: Live, member: Member, session: Session | None,

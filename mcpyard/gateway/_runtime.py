@@ -22,7 +22,7 @@ from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
-from mcpyard.gateway import _auth, _catalog, _jsonrpc
+from mcpyard.gateway import _auth, _catalog, _jsonrpc, _redact
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._sessions import SessionStore
 from mcpyard.gateway.upstream._base import Owner, SecretSource, Upstream, UpstreamRPCError
@@ -223,6 +223,11 @@ class Live:
         lists = tuple((slug, h.lists.get(kind.key)) for slug, h in sorted(self.handles.items()))
         return (lists, self.available, self.config.members)
 
+    def active_members(self) -> int:
+        """Members who can log in now (not disabled, not expired, with a token): what the
+        banner, the log and /readyz count."""
+        return sum(1 for m in self.config.members if self.member_active(m.name))
+
     def member_active(self, name: str) -> bool:
         m = self.by_name.get(name)
         return m is not None and m.token_hash is not None and not m.disabled and (
@@ -259,6 +264,8 @@ class Runtime:
         self.changed = asyncio.Event()
         """Set (and replaced) after each change of a snapshot or of the sessions."""
         self._handles: set[Handle] = set()
+        self.redactor = _redact.NONE
+        """Blanks the values the servers of this runtime inject (rebuilt by :meth:`apply`)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self.on_upstream_notification: Callable[[Handle, dict[str, Any]], None] | None = None
@@ -291,9 +298,22 @@ class Runtime:
                     for h in old.handles.values()):
                 continue
             self._swap(name, config, old, secrets, commit)
+        self._rebuild_redactor()
         self.loaded = True
         self.generation += 1
         self._signal()
+
+    def _rebuild_redactor(self) -> None:
+        """Know every value a server of this runtime injects (retired ones too: their
+        in-flight calls may still answer)."""
+        values = set()
+        for handle in self._handles:
+            if handle.retired and handle.inflight == 0:
+                continue
+            for injection in handle.server.injections:
+                with contextlib.suppress(errors.MCPyardError, KeyError, ValueError):
+                    values.add(self.secrets.reveal(injection.ref))
+        self.redactor = _redact.Redactor(values)
 
     def _remove(self, name: str) -> None:
         removed = self.live.pop(name)
@@ -319,8 +339,10 @@ class Runtime:
             self._retire(h for h in old.handles.values() if h not in kept)
         live = Live(config, handles, commit)
         self.live[name] = live
-        log.info("workspace %s: serving revision %s (%d servers, %d members)", name,
-                 config.revision or "-", len(config.servers), len(config.members))
+        inactive = len(config.members) - live.active_members()
+        log.info("workspace %s: serving revision %s (%d servers, %d members%s)", name,
+                 config.revision or "-", len(config.servers), live.active_members(),
+                 f"; {inactive} disabled, expired or without a token" if inactive else "")
         for handle in fresh:
             self._start(handle)
         if old is not None:
@@ -563,7 +585,7 @@ class Runtime:
                 "revision": live.config.revision,
                 "servers": servers,
                 "tools": len([e for e in live.table.entries if e.slug in live.available]),
-                "members": sum(1 for m in live.config.members if live.member_active(m.name)),
+                "members": live.active_members(),
                 "sessions": len(self.sessions.of_workspace(name)),
             }
             if name in self.held:
@@ -580,7 +602,8 @@ class Runtime:
         held = {n: p for n, p in self.held.items() if n not in self.live}
         if held:
             body["notServing"] = held
-        return serving, body
+        # Upstream error text may quote what a server said, an echoed key included.
+        return serving, self.redactor.value(body)
 
 
 def capabilities(handle: Handle) -> dict[str, Any] | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,27 @@ class Settings:
     age_key: str | None = field(default=None, repr=False)
     allowed_origins: tuple[str, ...] = ()
     """Origins allowed besides loopback ones (``https://app.example.com``); ``*`` allows any."""
+    allowed_hosts: tuple[str, ...] = ()
+    """``Host`` names allowed besides loopback ones. Bound to a loopback address the gateway
+    checks every request's ``Host`` (DNS rebinding); elsewhere only when some are given."""
+    admin_port: int | None = None
+    """Serve ``/readyz`` and ``/metrics`` on this port only (same host), not on ``port``:
+    they name workspaces, servers and upstream errors. None keeps them on ``port``."""
+    max_json_depth: int = 64
+    """Deepest nesting of arrays and objects a request may have; deeper is refused at the edge
+    with a JSON-RPC error (never forwarded)."""
+    drain_seconds: float = 10.0
+    """On SIGTERM / SIGINT: how long calls in flight may still finish. The gateway stops
+    accepting at once; what is still running after this is answered with a JSON-RPC error
+    and recorded."""
+    auth_failures_per_minute: int = 30
+    """Failed authentications one client address may make per minute; more are answered 429
+    with ``Retry-After`` without looking at the token."""
+    auth_record_seconds: float = 60.0
+    """Failed authentications are recorded aggregated: one call record per client address and
+    workspace per this many seconds (``auth_failure`` with a count); metrics count each."""
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False)
+    """Monotonic seconds, for the auth-failure limiter and its aggregation (tests inject one)."""
     session_idle_seconds: float = 1800.0
     """A session unused this long (and without an open stream) expires: its id answers 404."""
     page_size: int = 100
@@ -79,3 +101,10 @@ class Settings:
     def base_url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """Where /readyz and /metrics are served (``base_url`` without an admin port)."""
+        if self.admin_port is None:
+            return self.base_url
+        return self.base_url.rsplit(":", 1)[0] + f":{self.admin_port}"

@@ -85,9 +85,10 @@ class SSEStream:
 class SSEMessages:
     """Raw ASGI endpoint for ``POST /ws/{workspace}/messages?sessionId=ID``."""
 
-    def __init__(self, runtime: Runtime, router: Router) -> None:
+    def __init__(self, runtime: Runtime, router: Router, *, max_depth: int = 64) -> None:
         self.runtime = runtime
         self.router = router
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
@@ -126,6 +127,12 @@ class SSEMessages:
             await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
         await _http.respond(send, 202, b"Accepted")
+        if _http.too_deep(body, payload, self.max_depth):
+            # Like every answer on this transport, the refusal travels on the stream.
+            session.push(self.router.refused(live, member, payload, era="legacy-sse",
+                                             size=len(body),
+                                             message=_http.depth_error(self.max_depth)))
+            return
         session.spawn(self._handle(live, member, session, payload, len(body)))
 
     async def _handle(self, live: Live, member: _auth.Member, session: Session,

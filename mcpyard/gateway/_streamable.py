@@ -50,9 +50,10 @@ _ALLOW = [(b"allow", b"GET, POST, DELETE")]
 class StreamableHTTP:
     """Raw ASGI endpoint for ``/ws/{workspace}/mcp``."""
 
-    def __init__(self, runtime: Runtime, router: Router) -> None:
+    def __init__(self, runtime: Runtime, router: Router, *, max_depth: int = 64) -> None:
         self.runtime = runtime
         self.router = router
+        self.max_depth = max_depth
         self.modern = _modern.Modern(runtime, router, router.subscriptions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -133,7 +134,15 @@ class StreamableHTTP:
         except orjson.JSONDecodeError:
             await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
-        if _modern.is_modern(version, payload, sid is not None):
+        modern = _modern.is_modern(version, payload, sid is not None)
+        if _http.too_deep(body, payload, self.max_depth):
+            # Refused here, never forwarded: an upstream's encoder (and ours) would recurse
+            # into a 500 or a hung call.
+            await _http.respond_json(send, 400, self.router.refused(
+                live, member, payload, era="modern" if modern else "handshake",
+                size=len(body), message=_http.depth_error(self.max_depth)))
+            return
+        if modern:
             await self.modern.post(live, member, scope["headers"], receive, send, payload,
                                    accept, len(body))
             return
@@ -271,11 +280,25 @@ async def respond(send: Send, reply: dict[str, Any]) -> None:
 
 async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receive, send: Send,
                        challenge: bytes, era: Era) -> None:
-    """Answer 401 and have the router record the auth failure.
+    """Answer 401 (429 when the client's address failed too often) and have the router
+    account the auth failure (aggregated per address in the call log).
 
     The body of a POST is read to name the method in the record (bodies are capped like any
     other); nothing about the credential is passed on: the record says only whether one was
     missing or did not match."""
+    client = scope.get("client")
+    address = str(client[0]) if client else "unknown"
+    wait = router.throttled(live, address)
+    reason = ("invalid, unknown, disabled or expired token" if b"error=" in challenge
+              else "no bearer token")
+    if wait is not None:
+        # Over its limit: not even the body is read.
+        router.unauthorized(live, method=None, era=era, size=0, reason=reason,
+                            address=address)
+        await _http.respond_json(send, 429, rpc.error(
+            None, rpc.RATE_LIMITED, f"too many failed authentications from {address}",
+            {"retryAfter": wait, "scope": "address"}), [_retry_after(wait)])
+        return
     method: str | None = None
     size = 0
     if scope["method"] == "POST":
@@ -287,9 +310,8 @@ async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receiv
                 method = payload["method"]
         except (_http.BodyTooLarge, ConnectionResetError, orjson.JSONDecodeError):
             pass
-    reason = ("invalid, unknown, disabled or expired token" if b"error=" in challenge
-              else "no bearer token")
-    router.unauthorized(live, method=method, era=era, size=size, reason=reason)
+    router.unauthorized(live, method=method, era=era, size=size, reason=reason,
+                        address=address)
     await _http.unauthorized(send, challenge)
 
 

@@ -158,12 +158,15 @@ def test_the_gateway_url_follows_the_ingress_or_the_value(chart_render: Render) 
 def test_gateway_probes_port_and_state_dir(default_render: Rendered) -> None:
     c = _container(default_render, "gateway")
     assert c["args"] == ["gateway"]
-    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "admin", "containerPort": 9090, "protocol": "TCP"}]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
-    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    # /readyz and /metrics are on the admin port by default, off the public one.
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "admin"}
     env = _env(c)
     assert env["MCPYARD_HOST"] == "0.0.0.0"
     assert env["MCPYARD_PORT"] == "8080"
+    assert env["MCPYARD_ADMIN_PORT"] == "9090"
     assert "MCPYARD_REDIS_URL" not in env
     mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
     volumes = {
@@ -182,8 +185,29 @@ def test_service_keeps_a_client_on_one_replica(default_render: Rendered) -> None
     assert svc["spec"]["sessionAffinity"] == "ClientIP"
     assert svc["spec"]["sessionAffinityConfig"]["clientIP"]["timeoutSeconds"] == 10800
     assert svc["spec"]["ports"] == [
-        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}
+        {"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"},
+        {"name": "admin", "port": 9090, "targetPort": "admin", "protocol": "TCP"},
     ]
+
+
+def test_admin_port_can_be_turned_off(chart_render: Render) -> None:
+    r = chart_render({"gateway": {"adminPort": 0}, "metrics": {"serviceMonitor": {
+        "enabled": True}}, "networkPolicy": {"enabled": True}})
+    c = _container(r, "gateway")
+    assert [p["name"] for p in c["ports"]] == ["http"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert "MCPYARD_ADMIN_PORT" not in _env(c)
+    assert [p["name"] for p in r.one("Service", "mcpyard-gateway")["spec"]["ports"]] == ["http"]
+    assert r.one("ServiceMonitor", "mcpyard-gateway")["spec"]["endpoints"][0]["port"] == "http"
+    ingress = r.one("NetworkPolicy", "mcpyard-gateway")["spec"]["ingress"]
+    assert [rule["ports"] for rule in ingress] == [[{"port": 8080, "protocol": "TCP"}]]
+
+
+def test_admin_port_in_the_network_policy(chart_render: Render) -> None:
+    prometheus = [{"namespaceSelector": {"matchLabels": {"name": "monitoring"}}}]
+    r = chart_render({"networkPolicy": {"enabled": True, "adminFrom": prometheus}})
+    ingress = r.one("NetworkPolicy", "mcpyard-gateway")["spec"]["ingress"]
+    assert ingress[1] == {"ports": [{"port": 9090, "protocol": "TCP"}], "from": prometheus}
 
 
 def test_session_affinity_can_be_turned_off(chart_render: Render) -> None:
@@ -238,7 +262,7 @@ def test_service_monitor(chart_render: Render) -> None:
     svc = r.one("Service", "mcpyard-gateway")
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     assert sm["spec"]["endpoints"] == [
-        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+        {"port": "admin", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
     ]
 
 

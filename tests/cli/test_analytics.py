@@ -276,3 +276,14 @@ def test_empty_results_and_bad_times(db: Path, capsys: pytest.CaptureFixture[str
 def _default_db(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # cli.main runs in this process: point the default at the filled database.
     monkeypatch.setenv("MCPYARD_STATE_DIR", str(db.parent))
+
+
+def test_member_limit_keeps_the_newest_records(db: Path, capsys: pytest.CaptureFixture[str]
+                                               ) -> None:
+    # alice: five old calls, then two failures half an hour ago; --limit 2 is the tail.
+    rows = json.loads(run(capsys, "--json", "--limit", "2", "member", "alice"))
+    assert [r["outcome"] for r in rows] == ["tool_error", "tool_error"]
+    assert rows[0]["time"] < rows[1]["time"]  # still shown oldest first
+    everything = json.loads(run(capsys, "--json", "member", "alice"))
+    assert rows == everything[-2:]
+    assert json.loads(run(capsys, "--json", "--limit", "1", "calls"))[0]["workspace"] == "ops"

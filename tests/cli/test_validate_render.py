@@ -35,10 +35,12 @@ def test_problems_are_one_line_each_and_exit_1(tmp_path: Path) -> None:
     assert done.returncode == 1
     lines = done.stdout.splitlines()
     assert f"{tmp_path}/repo/broken.yaml:3: invalid YAML: " in lines[0]
-    assert "team-eng/Member/bob: spec.workspace: Workspace engg not found in namespace team-eng" \
-        in lines
-    assert "x/Member/zed: spec.tokenHash: String should match pattern " \
-           "'^sha256:[0-9a-f]{64}$'" in lines
+    # Each names the file (and line), the resource and the field.
+    assert any(line.startswith(f"{bob}:") and line.endswith(
+        ": team-eng/Member/bob: spec.workspace: Workspace engg not found in namespace team-eng")
+        for line in lines)
+    assert f"{tmp_path}/repo/typo.yaml:1: x/Member/zed: spec.tokenHash: String should match " \
+           "pattern '^sha256:[0-9a-f]{64}$'" in lines
     assert len(lines) == 3
 
 
@@ -54,7 +56,8 @@ def test_unknown_mcpyard_kind_is_named(tmp_path: Path) -> None:
         "apiVersion: mcpyard.io/v1alpha1\nkind: Tool\nmetadata: {name: a, namespace: n}\n")
     done = mcpyard("validate", str(tmp_path))
     assert done.returncode == 1
-    assert done.stdout.startswith("n/Tool/a: kind: mcpyard.io/v1alpha1/Tool is not a mcpyard kind")
+    assert done.stdout.startswith(
+        f"{tmp_path}/x.yaml:1: n/Tool/a: kind: mcpyard.io/v1alpha1/Tool is not a mcpyard kind")
 
 
 def test_render_prints_config_and_children_but_no_secret() -> None:

@@ -1,6 +1,7 @@
 """A real MCP server (official SDK) the gateway tests put behind the gateway.
 
-``python upstream_app.py --port P --kind alpha|beta [--token T]``: streamable HTTP at /mcp.
+``python upstream_app.py --port P --kind alpha|beta|leaky|slow [--token T]``: streamable
+HTTP at /mcp.
 ``auth_header`` reports the Authorization header it received, so a test can prove that the
 member's token never reaches an upstream while the injected secret does.
 """
@@ -8,11 +9,16 @@ member's token never reaches an upstream while the injected secret does.
 from __future__ import annotations
 
 import argparse
+import base64
 import hmac
+from pathlib import Path
+from urllib.parse import quote
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
 
 
 def build(kind: str) -> MCPServer:
@@ -43,6 +49,44 @@ def build(kind: str) -> MCPServer:
             """The Authorization header this server received ("none" when absent)."""
             headers = ctx.headers
             return (headers.get("authorization") if headers else None) or "none"
+    elif kind == "slow":
+        @server.tool()
+        async def sleep(seconds: float, marker: str) -> str:
+            """Touch ``marker`` (the call has arrived), then sleep."""
+            Path(marker).touch()
+            await anyio.sleep(seconds)
+            return f"slept {seconds}"
+    elif kind == "leaky":
+        # A careless API: it quotes the key it was given, as real APIs do in their errors.
+        def key(ctx: Context) -> str:
+            headers = ctx.headers
+            return ((headers.get("authorization") if headers else None) or "").removeprefix(
+                "Bearer ")
+
+        @server.tool()
+        def key_in_error(ctx: Context) -> str:
+            """A JSON-RPC error quoting the key."""
+            raise MCPError(code=-32001, message=f"invalid API key {key(ctx)}",
+                           data={"key": key(ctx)})
+
+        @server.tool()
+        def key_in_tool_error(ctx: Context) -> str:
+            """A tool error (isError) quoting the key."""
+            raise ToolError(f"invalid API key {key(ctx)}")
+
+        @server.tool()
+        async def key_in_result(ctx: Context) -> str:
+            """A result quoting the key in every common encoding (and a progress note)."""
+            k = key(ctx)
+            await ctx.report_progress(1, 2, f"using key {k}")
+            return "\n".join([
+                f"plain: invalid API key {k}",
+                f"basic: Basic {base64.b64encode(f'user:{k}'.encode()).decode()}",
+                f"base64url: {base64.urlsafe_b64encode(k.encode()).decode().rstrip('=')}",
+                f"url: https://api.example.com/v1?key={quote(k, safe='')}",
+                f"hex: {k.encode().hex().upper()}",
+                "fine: nothing secret here",
+            ])
     else:
         @server.tool()
         def echo(text: str) -> str:
@@ -73,7 +117,7 @@ class _Guard:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--kind", choices=["alpha", "beta"], required=True)
+    ap.add_argument("--kind", choices=["alpha", "beta", "leaky", "slow"], required=True)
     ap.add_argument("--token")
     args = ap.parse_args()
     app: object = build(args.kind).streamable_http_app()

@@ -45,7 +45,7 @@ def parse(obj: dict[str, Any]) -> Resource:
     meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
     namespace = str(meta.get("namespace") or "default")
     name = str(meta.get("name") or "<unnamed>")
-    if obj.get("apiVersion") != API_VERSION or kind not in KINDS:
+    if obj.get("apiVersion") != API_VERSION or not isinstance(kind, str) or kind not in KINDS:
         raise errors.InvalidResource(
             [Problem(namespace, str(kind), name, "kind",
                      f"{obj.get('apiVersion')}/{kind} is not a mcpyard kind "
