@@ -82,6 +82,7 @@ def build_app(settings: Settings) -> Starlette:
 
     async def readyz(request: Request) -> JSONResponse:
         serving, body = runtime.readiness()
+        body["rateLimits"] = router.limiter.status()
         return JSONResponse(body, status_code=200 if serving else 503)
 
     async def metrics_text(request: Request) -> Response:
@@ -102,7 +103,10 @@ def build_app(settings: Settings) -> Starlette:
         if recorder is not None:
             recorder.start()
             router.recorder = recorder
-        router.limiter = _limits.create_limiter(settings.redis_url)
+        if settings.redis_url is not None:
+            metrics.rate_limit_backend_up.set(1)
+        router.limiter = _limits.create_limiter(settings.redis_url,
+                                                on_state=metrics.rate_limit_backend_up.set)
         try:
             if source is not None:
                 loops.append(asyncio.create_task(source.run(runtime, metrics),
