@@ -83,6 +83,8 @@ def build_app(settings: Settings) -> Starlette:
     async def readyz(request: Request) -> JSONResponse:
         serving, body = runtime.readiness()
         body["rateLimits"] = router.limiter.status()
+        if router.recorder is not None:
+            body["callRecords"] = router.recorder.status()
         return JSONResponse(body, status_code=200 if serving else 503)
 
     async def metrics_text(request: Request) -> Response:
@@ -173,4 +175,6 @@ def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
         sinks.append(AuditSink(settings.audit_log))
     if not sinks:
         return None
-    return _records.Recorder(sinks, on_drop=metrics.record_dropped)
+    metrics.records_sink_up.set(1)
+    return _records.Recorder(sinks, on_drop=metrics.record_dropped,
+                             on_state=metrics.records_sink_up.set)

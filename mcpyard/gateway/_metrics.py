@@ -123,6 +123,11 @@ class Metrics:
             "enforces the limits in its own memory instead.",
             registry=r,
         )
+        self.records_sink_up = Gauge(
+            "mcpyard_records_sink_up",
+            "1 while every call-record sink writes, 0 while one fails (records wait in memory).",
+            registry=r,
+        )
         self.records_dropped = Counter(
             "mcpyard_records_dropped_total",
             "Call records dropped because the recorder's queue was full.",
