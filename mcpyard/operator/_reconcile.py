@@ -211,7 +211,8 @@ def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
 
 async def _served(rt: Runtime, ws: str) -> compiler.config.WorkspaceConfig | None:
     """The configuration the workspace's config Secret carries (read once per start)."""
-    if ws not in rt.served:
+    if ws not in rt.served and ws not in rt.served_read:
+        rt.served_read.add(ws)  # after that, this operator writes it and remembers it
         ns, name = rt.settings.operator_namespace, config_secret_name(ws)
         current = await rt.client.get("v1", "Secret", ns, name)
         if current is None:
@@ -221,7 +222,7 @@ async def _served(rt: Runtime, ws: str) -> compiler.config.WorkspaceConfig | Non
         except errors.MCPyardError as exc:  # unreadable: nothing to keep
             log.warning("workspace %s: config Secret %s/%s: %s", ws, ns, name, exc)
             return None
-    return rt.served[ws]
+    return rt.served.get(ws)
 
 
 def _winner(out: compiler.Compilation, ws: str) -> tuple[str, str, str] | None:

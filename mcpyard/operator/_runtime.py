@@ -211,6 +211,8 @@ class Runtime:
     served: dict[str, WorkspaceConfig] = field(default_factory=dict)
     """Workspace -> the configuration its config Secret last carried: the last good version
     of each resource, which the compiler keeps for a resource that broke since."""
+    served_read: set[str] = field(default_factory=set)
+    """Workspaces whose config Secret was read at start (one GET each, found or not)."""
 
     def index(self, name: str, key: Any) -> list[Any]:
         store = self.indexes[name].get(key)
