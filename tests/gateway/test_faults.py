@@ -102,7 +102,9 @@ async def test_a_broken_answer_fails_one_call_only(fault: str, settings_for: Any
     assert [r["outcome"] for r in mine] == ["upstream_error"]
     assert mine[0]["error"] and "faulty" in mine[0]["error"]
     assert total(metrics, "mcpyard_tool_calls_total", outcome="upstream_error") == 1
-    assert ready["workspaces"]["eng"]["servers"]["beta"]["status"] == "healthy"
+    # one broken answer does not take the server down for everyone
+    assert {s: v["status"] for s, v in ready["workspaces"]["eng"]["servers"].items()} == \
+        {"beta": "healthy", "faulty": "healthy"}
     if fault == "hang":
         assert "timed out" in error.error.message or "timeout" in error.error.message.lower()
 

@@ -144,10 +144,12 @@ def clean_redis(redis_url: str) -> str:
 async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     # A frozen clock: an exact count must not depend on how fast this machine runs (a burst
     # that outlives the window rightly lets its first admissions leave it).
+    # And a generous Redis timeout: a connect slower than the default 1 s on a loaded machine
+    # would be an outage, whose per-replica fallback is bounded but not exact.
     clock = Clock()
     if request.param == "redis":
         made: RateLimiter = _limits.RedisLimiter(request.getfixturevalue("clean_redis"),
-                                                 clock=clock)
+                                                 clock=clock, timeout=30)
     else:
         made = _limits.MemoryLimiter(clock=clock)
     try:
@@ -353,7 +355,7 @@ async def test_a_busy_pool_is_not_an_outage(clean_redis: str) -> None:
     waited for a pooled connection longer than the pool's timeout (1 s), the limiter took that
     for a Redis outage and let every later request through (6,025 of 6,000). Requests now
     queue before the pool: with one connection for a thousand requests the count is exact."""
-    limiter = _limits.RedisLimiter(clean_redis, max_connections=1, clock=Clock())
+    limiter = _limits.RedisLimiter(clean_redis, max_connections=1, clock=Clock(), timeout=30)
     try:
         results = await fire(limiter, workspace("pro", rpm=1000), member(), 1025)
     finally:
