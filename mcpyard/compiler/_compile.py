@@ -21,7 +21,8 @@ from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecret
 from mcpyard.api.v1alpha1.mcpserver import MCPServer, SecretInjection
 from mcpyard.api.v1alpha1.member import Member
 from mcpyard.api.v1alpha1.workspace import PLAN_REQUESTS_PER_MINUTE, Workspace
-from mcpyard.compiler import _children, access, naming
+from mcpyard.compiler import _children, _held, access, naming
+from mcpyard.compiler._held import Held
 from mcpyard.compiler._status import Report
 from mcpyard.compiler.config import (
     Injection,
@@ -72,6 +73,9 @@ class Compilation:
     """The status of each resource, by (namespace, kind, name)."""
     children: tuple[Child, ...] = ()
     """Child objects (cluster target only)."""
+    held: tuple[Held, ...] = ()
+    """Resources with errors, each kept at its last good version or left out (the
+    held-resource rule, :mod:`mcpyard.compiler._held`); everything else applied."""
 
     @property
     def errors(self) -> tuple[Problem, ...]:
@@ -79,7 +83,7 @@ class Compilation:
 
     @property
     def failed_workspaces(self) -> frozenset[str]:
-        """Workspaces with at least one error: adapters keep their last good config."""
+        """Workspaces with at least one error (they still apply: see ``held``)."""
         return frozenset(p.workspace for p in self.errors if p.workspace)
 
 
@@ -101,6 +105,13 @@ class _Run:
     servers: dict[NsName, list[ServerConfig]] = field(default_factory=lambda: defaultdict(list))
     members: dict[NsName, list[MemberConfig]] = field(default_factory=lambda: defaultdict(list))
     children: list[Child] = field(default_factory=list)
+    last_good: Mapping[str, WorkspaceConfig] = field(default_factory=dict)
+    """The configuration each workspace served last, by workspace name."""
+    unreadable: Mapping[Key, str] = field(default_factory=dict)
+    """Resources whose documents exist but cannot be read now, and why."""
+    held: list[Held] = field(default_factory=list)
+    synthesized: set[Key] = field(default_factory=set)
+    """Workspaces rebuilt from their last good configuration (they have no report)."""
 
     def of(self, kind: type[Any]) -> list[Any]:
         return sorted((r for r in self.resources if isinstance(r, kind)),
@@ -347,6 +358,10 @@ def _members(run: _Run) -> None:
         limits = ws.spec.rate_limit
         rpm = spec.rate_limit.requests_per_minute if spec.rate_limit else \
             limits.per_member_requests_per_minute if limits else None
+        if spec.rate_limit is None and (ws.metadata.namespace, "Workspace",
+                                        ws.metadata.name) in run.synthesized:
+            rpm = _held.member_limit(run, ws.metadata.namespace, ws.metadata.name,
+                                     member.metadata.name)
         config = MemberConfig(
             name=member.metadata.name, user=spec.user, role=spec.role,
             token_hash=spec.token_hash or run.observed.minted_token_hashes.get(
@@ -430,7 +445,7 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
     return out
 
 
-STEPS = (_workspaces, _secrets, _servers, _members)
+STEPS = (_workspaces, _held.workspaces, _secrets, _servers, _members, _held.hold)
 
 
 def compile_resources(
@@ -442,8 +457,18 @@ def compile_resources(
     target: Target = "local",
     base_url: str = "",
     runner_image: str = "ghcr.io/mcpyard/runner:latest",
+    last_good: Mapping[str, WorkspaceConfig] | None = None,
+    unreadable: Mapping[Key, str] | None = None,
 ) -> Compilation:
-    run = _Run(resources, now, catalog, observed or Observed(), target, base_url, runner_image)
+    """Compile ``resources``; hold back only what is broken (:mod:`._held`).
+
+    ``last_good`` is the configuration each workspace served last (the adapter's, by
+    workspace name) and ``unreadable`` the resources whose documents exist but cannot be
+    read now, with why: together they let a broken resource keep its last good version
+    while the rest of its workspace, revocations first, applies.
+    """
+    run = _Run(resources, now, catalog, observed or Observed(), target, base_url, runner_image,
+               last_good=last_good or {}, unreadable=unreadable or {})
     for r in resources:
         run.reports[r.key] = Report(r.metadata.namespace, r.kind, r.metadata.name,
                                     r.metadata.generation)
@@ -451,5 +476,7 @@ def compile_resources(
         step(run)
     workspaces = _configs(run)
     problems = sorted(p for rep in run.reports.values() for p in rep.problems)
-    statuses = {key: rep.status(now) for key, rep in sorted(run.reports.items())}
-    return Compilation(workspaces, tuple(problems), statuses, tuple(run.children))
+    statuses = {key: rep.status(now) for key, rep in sorted(run.reports.items())
+                if key not in run.synthesized}
+    return Compilation(workspaces, tuple(problems), statuses, tuple(run.children),
+                       tuple(sorted(run.held)))

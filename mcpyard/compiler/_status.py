@@ -35,6 +35,10 @@ class Report:
     ready_message: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
     """Kind-specific status fields (url, counts, slug, endpoint, ...)."""
+    held: str | None = None
+    """Why it has errors while its last good version stays in use (the held-resource rule)."""
+    held_out: str | None = None
+    """Why it has errors and stays out of its workspace (the held-resource rule)."""
 
     def problem(self, path: str, message: str, *, refs: bool = False,
                 warning: bool = False) -> Problem:
@@ -90,6 +94,17 @@ class Report:
                  else f"not programmed: {blocked}"
                  if not resolved else self.not_programmed_message),
         ]
+        if self.held is not None:
+            conds[2:] = [
+                cond(c.PROGRAMMED, True, c.LAST_GOOD_KEPT, "its last good version stays in use "
+                     f"in workspace {self.workspace} until the errors are fixed; the rest of "
+                     "the workspace applies"),
+                cond(c.READY, False, c.LAST_GOOD_KEPT, "serving its last good version"),
+            ]
+        elif self.held_out is not None:
+            conds[2] = cond(c.PROGRAMMED, False, c.HELD_OUT, f"left out of workspace "
+                            f"{self.workspace} until the errors are fixed; the rest of the "
+                            "workspace applies")
         return {"observedGeneration": self.generation, **self.fields, "conditions": conds}
 
 

@@ -102,6 +102,9 @@ def build_app(settings: Settings) -> Starlette:
 
     async def readyz(request: Request) -> JSONResponse:
         serving, body = runtime.readiness()
+        body["rateLimits"] = router.limiter.status()
+        if router.recorder is not None:
+            body["callRecords"] = router.recorder.status()
         return JSONResponse(body, status_code=200 if serving else 503)
 
     async def metrics_text(request: Request) -> Response:
@@ -126,7 +129,10 @@ def build_app(settings: Settings) -> Starlette:
         if recorder is not None:
             recorder.start()
             router.recorder = recorder
-        router.limiter = _limits.create_limiter(settings.redis_url)
+        if settings.redis_url is not None:
+            metrics.rate_limit_backend_up.set(1)
+        router.limiter = _limits.create_limiter(settings.redis_url,
+                                                on_state=metrics.rate_limit_backend_up.set)
         router.failures = _auth.Failures(settings.auth_failures_per_minute,
                                          settings.auth_record_seconds, settings.clock)
         try:
@@ -212,4 +218,6 @@ def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
         sinks.append(AuditSink(settings.audit_log))
     if not sinks:
         return None
-    return _records.Recorder(sinks, on_drop=metrics.record_dropped)
+    metrics.records_sink_up.set(1)
+    return _records.Recorder(sinks, on_drop=metrics.record_dropped,
+                             on_state=metrics.records_sink_up.set)

@@ -7,12 +7,17 @@ across a minute boundary. Two backends sit behind :class:`RateLimiter`:
 - :class:`MemoryLimiter` (the default; one replica): a log of timestamps per key, updated
   without an ``await`` in between, so a check and its admission are one atomic step on the
   event loop;
-- :class:`RedisLimiter` (several replicas share the limits): the ``limits`` library's Redis
-  storage, whose moving-window admission is one Lua script, atomic on the server.
+- :class:`RedisLimiter` (several replicas share the limits): the ``limits`` library's moving
+  window (its key layout and its Lua admission, atomic on the server), run here with the
+  gateway's own clock so that it can be frozen in tests: the library reads the wall clock
+  itself and takes none.
 
 Why not ``limits``' own in-memory storage too: its expiry task runs after every hit and makes
 one thread hop per key, which measured here as ~90% of a core at 1,000 hits/s once 100 keys
 are live (this module's log: ~2 µs per hit, no background work).
+
+Both take a ``clock``: a check of an exact count must not depend on how fast the machine runs
+(a burst that outlives the window lets its first admissions leave it, as it should).
 
 Keys name the workspace and the member (``ws/eng``, ``member/eng/alice``), never a token,
 and not the limit: a reload that changes ``requests_per_minute`` keeps the same log, so the
@@ -22,19 +27,17 @@ with a limit are logged, so a member limit set where there was none counts from 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import Literal, Protocol
 
 from mcpyard.api.v1alpha1 import PLAN_REQUESTS_PER_MINUTE
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
-
-if TYPE_CHECKING:
-    from limits.aio.storage import RedisStorage
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -42,7 +45,7 @@ WINDOW_SECONDS = 60
 """Every limit is per minute."""
 REDIS_KEY_PREFIX = "mcpyard"
 REDIS_BACKOFF_SECONDS = 5.0
-"""After a Redis error, requests pass unlimited this long before Redis is tried again."""
+"""After a Redis error, limits are kept in memory this long before Redis is tried again."""
 
 Scope = Literal["workspace", "member"]
 
@@ -65,12 +68,19 @@ class RateLimiter(Protocol):
         """Admit one request of ``member`` in ``workspace``, or say which limit refuses it."""
         ...
 
+    def status(self) -> dict[str, str]:
+        """``backend``, ``status`` (ok or degraded) and a ``reason`` when degraded."""
+        ...
+
     async def close(self) -> None: ...
 
 
-def create_limiter(redis_url: str | None) -> RateLimiter:
-    """In memory without a URL; on the Redis at ``redis_url`` (``redis://host:6379/0``)."""
-    return MemoryLimiter() if redis_url is None else RedisLimiter(redis_url)
+def create_limiter(redis_url: str | None, *,
+                   on_state: Callable[[bool], None] | None = None) -> RateLimiter:
+    """In memory without a URL; on the Redis at ``redis_url`` (``redis://host:6379/0``).
+
+    ``on_state`` hears whether the shared backend answers (the metrics gauge)."""
+    return MemoryLimiter() if redis_url is None else RedisLimiter(redis_url, on_state=on_state)
 
 
 def workspace_key(workspace: WorkspaceConfig) -> str:
@@ -168,26 +178,56 @@ class MemoryLimiter:
             del self._logs[key]
         self._next_sweep = now + WINDOW_SECONDS
 
+    def status(self) -> dict[str, str]:
+        return {"backend": "memory", "status": "ok"}
+
     async def close(self) -> None:
         self._logs.clear()
+
+
+# The moving-window admission, atomic on the Redis server: the log is a list of admission
+# times, newest first, trimmed to the limit. Refused: the limit-th newest entry is still in the
+# window (returned, so that retry-after costs no second round trip). The layout is the one
+# the `limits` library's moving window uses, so keys written by earlier versions stay valid.
+# The time comes from the caller (the gateway's clock), so tests can freeze it.
+_ACQUIRE = """
+local now, limit, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local entry = redis.call('lindex', KEYS[1], limit - 1)
+if entry and tonumber(entry) > now - window then
+    return entry
+end
+redis.call('lpush', KEYS[1], ARGV[1])
+redis.call('ltrim', KEYS[1], 0, limit - 1)
+redis.call('expire', KEYS[1], window)
+return false
+"""
+
+
+class _Outage(Exception):
+    """Redis failed while this request waited for a connection: it goes local."""
 
 
 class RedisLimiter:
     """Limits shared by every replica that uses the same Redis.
 
-    Uses ``limits.aio.storage.RedisStorage`` with ``implementation="redispy"`` (the async client
-    of the ``redis`` package; the library's default would need ``coredis``). Its admission is
-    the library's Lua script: read the limit-th newest entry, push the new one, trim the list
-    to the limit, so a key holds at most ``limit`` timestamps. Timestamps come from each
-    replica's clock: replicas need synchronised clocks (NTP), as every Redis limiter does.
+    One Lua script per limit and request (:data:`_ACQUIRE`) on a bounded pool of redis-py
+    connections: read the limit-th newest entry, push the new one, trim the list to the limit,
+    so a key holds at most ``limit`` timestamps. Timestamps come from each replica's clock
+    (``clock``, wall time by default): replicas need synchronised clocks (NTP), as every Redis
+    limiter does.
 
-    When Redis fails, requests pass (fail open) and a warning is logged: a limiter outage must
-    not take every workspace down. Redis is tried again after ``REDIS_BACKOFF_SECONDS``.
+    When Redis fails (down, unreachable, slower than ``timeout``), the limits stay on: each
+    replica enforces them in its own memory (:class:`MemoryLimiter`), so the total admitted is
+    at most the limit times the number of replicas, never unbounded, and no request waits
+    for an outage longer than ``timeout``. A warning is logged once per outage and
+    :meth:`status` says so (/readyz, and ``mcpyard_rate_limit_backend_up`` in /metrics).
+    Redis is tried again every ``REDIS_BACKOFF_SECONDS``; from then on it counts again.
     """
 
-    def __init__(self, url: str, *, max_connections: int = 64, timeout: float = 1.0) -> None:
+    def __init__(self, url: str, *, max_connections: int = 64, timeout: float = 1.0,
+                 clock: Callable[[], float] = time.time,
+                 on_state: Callable[[bool], None] | None = None) -> None:
         import redis.asyncio
-        from limits.aio.storage import RedisStorage
 
         # Our own bounded pool: a burst of concurrent requests waits for one of
         # `max_connections` connections instead of opening a socket each; close() owns it.
@@ -198,18 +238,23 @@ class RedisLimiter:
             socket_timeout=timeout,
             socket_connect_timeout=timeout,
         )
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError)
-        self._storage: RedisStorage = RedisStorage(
-            _limits_uri(url),
-            implementation="redispy",
-            key_prefix=REDIS_KEY_PREFIX,
-            connection_pool=self._pool,  # type: ignore[arg-type]  # a documented option
-        )
+        self._client = redis.asyncio.Redis(connection_pool=self._pool)
+        # Requests queue here, never in the pool: waiting for a free connection on a busy
+        # machine is not a Redis failure (the pool's own wait would time out and say so),
+        # and a request that waited through the start of an outage goes local at once.
+        self._slots = asyncio.Semaphore(max_connections)
+        self._script = self._client.register_script(_ACQUIRE)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError, _Outage)
+        self._clock = clock
+        self._on_state = on_state
+        self._local = MemoryLimiter()
         self._failing_until = 0.0
+        self.failure: str | None = None
+        """Why Redis is not used now; None while it is."""
 
     async def hit(self, workspace: WorkspaceConfig, member: MemberConfig) -> Refusal | None:
-        if time.monotonic() < self._failing_until:
-            return None
+        if self.failure is not None and time.monotonic() < self._failing_until:
+            return await self._local.hit(workspace, member)
         try:
             if member.requests_per_minute is not None:
                 key = member_key(workspace, member)
@@ -220,26 +265,47 @@ class RedisLimiter:
             if wait is not None:
                 return refusal("workspace", workspace, member, wait)
         except self._errors as exc:
-            # The message of a redis error names host and port, never the URL's password.
-            self._failing_until = time.monotonic() + REDIS_BACKOFF_SECONDS
-            log.warning(
-                "rate limits are off for %.0f s: redis failed: %s", REDIS_BACKOFF_SECONDS, exc
-            )
+            self._failed(exc)
+            return await self._local.hit(workspace, member)
+        if self.failure is not None:
+            log.warning("rate limits: redis is back; limits are shared again")
+            self.failure = None
+            if self._on_state is not None:
+                self._on_state(True)
         return None
 
+    def _failed(self, exc: Exception) -> None:
+        if isinstance(exc, _Outage):
+            return  # known already
+        self._failing_until = time.monotonic() + REDIS_BACKOFF_SECONDS
+        if self.failure is None:
+            # The message of a redis error names host and port, never the URL's password.
+            self.failure = f"redis failed: {exc.__class__.__name__}: {exc}"[:300]
+            log.warning("rate limits: %s; each replica enforces them in its own memory "
+                        "until redis answers again", self.failure)
+            if self._on_state is not None:
+                self._on_state(False)
+
     async def _admit(self, key: str, limit: int) -> float | None:
-        if await self._storage.acquire_entry(key, limit, WINDOW_SECONDS):
+        async with self._slots:
+            if self.failure is not None and time.monotonic() < self._failing_until:
+                raise _Outage(self.failure)
+            now = self._clock()
+            oldest = await self._script(keys=[f"{REDIS_KEY_PREFIX}:{key}"],
+                                        args=[repr(now), limit, WINDOW_SECONDS])
+        if oldest is None:
             return None
-        # Only refused requests pay this second round trip.
-        oldest, _count = await self._storage.get_moving_window(key, limit, WINDOW_SECONDS)
-        return oldest + WINDOW_SECONDS - time.time()
+        return float(oldest) + WINDOW_SECONDS - now
+
+    def status(self) -> dict[str, str]:
+        if self.failure is None:
+            return {"backend": "redis", "status": "ok"}
+        return {"backend": "redis", "status": "degraded",
+                "reason": f"{self.failure}; limits are enforced per replica meanwhile"}
 
     async def close(self) -> None:
+        await self._local.close()
+        await self._client.aclose()
         await self._pool.aclose()
 
 
-def _limits_uri(url: str) -> str:
-    """The ``limits`` storage URI for a redis-py URL (the pool is ours; this names the server)."""
-    if url.startswith("unix://"):
-        return "async+redis+unix://" + url.removeprefix("unix://")
-    return "async+" + url

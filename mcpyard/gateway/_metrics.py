@@ -117,6 +117,17 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        self.rate_limit_backend_up = Gauge(
+            "mcpyard_rate_limit_backend_up",
+            "1 while the shared rate-limit backend (Redis) answers, 0 while each replica "
+            "enforces the limits in its own memory instead.",
+            registry=r,
+        )
+        self.records_sink_up = Gauge(
+            "mcpyard_records_sink_up",
+            "1 while every call-record sink writes, 0 while one fails (records wait in memory).",
+            registry=r,
+        )
         self.records_dropped = Counter(
             "mcpyard_records_dropped_total",
             "Call records dropped because the recorder's queue was full.",

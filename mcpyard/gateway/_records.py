@@ -4,7 +4,10 @@ The router builds a record when a request ends and hands it to :meth:`Recorder.r
 which only appends to a bounded queue (O(1), never blocks, never raises). A background task
 writes batches to every :class:`RecordSink`: :class:`SQLiteSink` (the default call log, read
 by ``mcpyard analytics``) and the JSON-lines audit sink of :mod:`._audit`. When the queue is
-full a record is dropped and counted, never waited for: the gateway serves first.
+full a record is dropped and counted, never waited for: the gateway serves first. A sink
+that fails (the state folder's disk full) is retried with backoff until it takes its batch,
+while new records wait in the queue: nothing is lost unless the queue fills, and /readyz,
+``mcpyard_records_sink_up`` and the log say so meanwhile.
 
 A record never holds a secret: no token, no header, no argument or result. Free text (the
 error, the target a client named) passes :func:`redact`, which blanks anything shaped like a
@@ -240,6 +243,9 @@ class Recorder:
         batch_size: int = 500,
         interval: float = 0.2,
         on_drop: Callable[[], None] | None = None,
+        on_state: Callable[[bool], None] | None = None,
+        retry_initial: float = 0.2,
+        retry_max: float = 5.0,
     ) -> None:
         self.sinks = tuple(sinks)
         self.max_queue = max_queue
@@ -248,8 +254,15 @@ class Recorder:
         self.dropped = 0
         """Records dropped because the queue was full (or the recorder closed)."""
         self._on_drop = on_drop
+        self._on_state = on_state
+        """Told False when a sink starts failing, True when every sink writes again."""
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.failures: dict[RecordSink, str] = {}
+        """Sinks failing now, with why (free of secrets: sink errors name files, not data)."""
         self._queue: deque[CallRecord] = deque()
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
@@ -300,22 +313,70 @@ class Recorder:
             await self._write(batch)
 
     async def _write(self, batch: list[CallRecord]) -> None:
-        results = await asyncio.gather(
-            *(sink.write(batch) for sink in self.sinks), return_exceptions=True
-        )
-        for sink, result in zip(self.sinks, results, strict=True):
-            if isinstance(result, BaseException):
+        """Write ``batch`` to every sink; a sink that fails (a full disk, a database gone)
+        is retried with backoff until it takes the batch, so nothing is lost while new
+        records wait in the bounded queue (counted as dropped only once it is full). At
+        close, a sink that still fails loses what it could not write, and says how much."""
+        pending = list(self.sinks)
+        delay = self.retry_initial
+        last_try = False
+        while pending:
+            results = await asyncio.gather(*(sink.write(batch) for sink in pending),
+                                           return_exceptions=True)
+            failed = []
+            for sink, result in zip(pending, results, strict=True):
                 if isinstance(result, asyncio.CancelledError):
                     raise result
-                # A failing sink loses this batch; the others and the next batches go on.
-                log.error(
-                    "call records: %s lost %d records: %s", type(sink).__name__, len(batch), result
-                )
+                if isinstance(result, BaseException):
+                    failed.append(sink)
+                    self._failing(sink, result)
+                else:
+                    self._recovered(sink)
+            pending = failed
+            if not pending:
+                return
+            if last_try:
+                for sink in pending:
+                    log.error("call records: %s lost %d records at shutdown: %s",
+                              type(sink).__name__, len(batch), self.failures[sink])
+                self.dropped += len(batch)
+                if self._on_drop is not None:
+                    for _ in batch:
+                        self._on_drop()
+                return
+            if not self._closing:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)  # close() cuts it short
+                delay = min(self.retry_max, delay * 2)
+            last_try = self._closing
+
+    def _failing(self, sink: RecordSink, exc: BaseException) -> None:
+        reason = f"{type(sink).__name__}: {exc.__class__.__name__}: {exc}"[:ERROR_MAX]
+        if sink not in self.failures:
+            log.error("call records: %s; records wait in memory (%d queued, at most %d) and "
+                      "are retried", reason, len(self._queue), self.max_queue)
+            if self._on_state is not None:
+                self._on_state(False)
+        self.failures[sink] = reason
+
+    def _recovered(self, sink: RecordSink) -> None:
+        if self.failures.pop(sink, None) is not None:
+            log.warning("call records: %s writes again", type(sink).__name__)
+            if self._on_state is not None and not self.failures:
+                self._on_state(True)
+
+    def status(self) -> dict[str, object]:
+        """For /readyz: ok, or degraded with why and how many records wait."""
+        if not self.failures:
+            return {"status": "ok"}
+        return {"status": "degraded", "reason": "; ".join(sorted(self.failures.values())),
+                "queued": len(self._queue), "dropped": self.dropped}
 
     async def close(self) -> None:
         """Write every queued record, then close the sinks (graceful shutdown)."""
         self._closing = True
         self._wake.set()
+        self._stop.set()
         try:
             if self._task is not None:
                 await self._task

@@ -2,13 +2,17 @@
 
 A load reads every manifest (:func:`mcpyard.manifests.load`), decrypts the EncryptedSecrets
 into the vault, compiles (:func:`mcpyard.compiler.compile`, target ``local``) and applies the
-result. A workspace with an error keeps its last good configuration (one that never served
-gets what compiled, minus the resources at fault); a file that cannot be parsed holds back the
-workspaces it defined before (all of them when it is a new file). Problems are logged as
-``file: namespace/Kind/name: field: message`` and shown in /readyz.
+result. Only what is broken is held back, by the compiler's held-resource rule
+(:mod:`mcpyard.compiler._held`): a resource with errors keeps its last good version (or stays
+out if new), and the rest of its workspace applies, so a revocation never waits for an
+unrelated fix. A document that cannot be read now (invalid, or in a file that does not parse,
+such as one torn mid-write) counts as present and unreadable: its last good version stays.
+Problems are logged as ``file: namespace/Kind/name: field: message`` and shown in /readyz,
+with each held resource.
 
-:func:`publish` is the last-good rule itself, shared with the cluster source
-(:mod:`mcpyard.gateway._cluster`), which reads compiled configurations from Secrets instead.
+:func:`publish` serves a set of configurations, shared with the cluster source
+(:mod:`mcpyard.gateway._cluster`), which holds a whole workspace back when its config Secret
+cannot be read.
 """
 
 from __future__ import annotations
@@ -45,15 +49,22 @@ class Plan:
 
 def publish(runtime: Runtime, configs: Mapping[str, WorkspaceConfig],
             problems: Mapping[str, Collection[str]], general: Collection[str], *,
-            secrets: SecretState | None = None, commit: str | None = None) -> list[str]:
-    """Serve ``configs`` under the last-good rule; the workspaces held back.
+            secrets: SecretState | None = None, commit: str | None = None,
+            held: Collection[compiler.Held] = (), hold_workspaces: bool = True) -> list[str]:
+    """Serve ``configs``; the workspaces held back whole.
 
-    A workspace named in ``problems`` that serves keeps its last good configuration (its entry
-    in ``configs``, if any, is ignored); one that never served is not served. Problems show in
-    /readyz: per workspace, and ``general`` for the whole load.
+    With ``hold_workspaces`` a workspace named in ``problems`` that serves keeps its last good
+    configuration (its entry in ``configs``, if any, is ignored) and one that never served is
+    not served: the rule for configurations that cannot be read at all. Without it, ``configs``
+    already hold back only the broken resources (``held``). Problems show in /readyz: per
+    workspace, and ``general`` for the whole load.
     """
-    keep = sorted(name for name in problems if name in runtime.live)
+    keep = sorted(name for name in problems if name in runtime.live) if hold_workspaces else []
     runtime.held = {name: list(lines) for name, lines in problems.items()}
+    by_workspace: dict[str, list[compiler.Held]] = defaultdict(list)
+    for h in held:
+        by_workspace[h.workspace].append(h)
+    runtime.held_resources = dict(by_workspace)
     runtime.reload_errors = list(general)
     runtime.apply(configs, keep=keep, secrets=secrets, commit=commit)
     served = ", ".join(sorted(runtime.live)) or "nothing"
@@ -68,15 +79,6 @@ def in_use(runtime: Runtime) -> set[str]:
             for s in live.config.servers for i in s.injections}
 
 
-def _workspace_of(resource: object) -> str | None:
-    kind = getattr(resource, "kind", None)
-    if kind == "Workspace":
-        return resource.metadata.name  # type: ignore[attr-defined, no-any-return]
-    spec = getattr(resource, "spec", None)
-    ws = getattr(spec, "workspace", None)
-    return ws if isinstance(ws, str) else None
-
-
 def _file(source: str) -> str:
     return source.rsplit(":", 1)[0] if source.rsplit(":", 1)[-1].isdigit() else source
 
@@ -89,12 +91,13 @@ class Reloader:
         self.folder = folder
         self.decryptor = decryptor
         self.debounce_ms = debounce_ms
-        self._files: dict[str, set[str]] = {}
-        """Which workspaces each file defined at the last load."""
+        self._files: dict[str, set[compiler.Key]] = {}
+        """Which resources each file defined at the last load."""
         self._lock = asyncio.Lock()
 
-    def plan(self) -> Plan:
-        """Read, decrypt and compile (blocking: run it in a thread)."""
+    def plan(self, last_good: Mapping[str, WorkspaceConfig] | None = None) -> Plan:
+        """Read, decrypt and compile against the configurations served now, ``last_good``
+        (blocking: run it in a thread)."""
         loaded = manifests.load([self.folder])
         state = self.decryptor.decrypt(loaded)
         observed = compiler.Observed(
@@ -103,13 +106,31 @@ class Reloader:
                                 if k not in state.failures),
             secret_failures=dict(state.failures))
         compiled = compiler.compile(loaded.resources, now=datetime.now(UTC),
-                                    catalog=hub.catalog(), observed=observed, target="local")
+                                    catalog=hub.catalog(), observed=observed, target="local",
+                                    last_good=last_good, unreadable=self._unreadable(loaded))
         return Plan(loaded, compiled, state, _records.git_commit(self.folder))
+
+    def _unreadable(self, loaded: manifests.Loaded) -> dict[compiler.Key, str]:
+        """Resources that exist but cannot be read now: invalid documents, and whatever a file
+        that does not parse (one torn mid-write) defined at the last load."""
+        valid = {r.key for r in loaded.resources}
+        out: dict[compiler.Key, str] = {}
+        for p in loaded.problems:
+            key = (p.namespace, p.kind, p.name)
+            if key not in valid:
+                out.setdefault(key, self._line(p, loaded))
+        for err in loaded.errors:
+            for f, keys in self._files.items():
+                if err.startswith(f"{f}:"):
+                    for key in keys - valid:
+                        out.setdefault(key, err)
+        return out
 
     async def reload(self) -> None:
         async with self._lock:
+            last_good = {name: live.config for name, live in self.runtime.live.items()}
             try:
-                plan = await asyncio.to_thread(self.plan)
+                plan = await asyncio.to_thread(self.plan, last_good)
             except Exception as exc:  # never let a reload kill the gateway
                 log.exception("reload failed")
                 self.runtime.reload_errors = [f"{self.folder}: reload failed: {exc}"]
@@ -133,32 +154,45 @@ class Reloader:
                 continue
             log.error("%s", line)
             (problems[p.workspace] if p.workspace else general).append(line)
-        # A file that did not parse: hold back what it defined before; a new one, everything.
+        # A file that did not parse: what it defined before is unreadable, so held (compiled).
+        unparsed = [f for f in self._files if any(e.startswith(f"{f}:") for e in loaded.errors)]
         for err in loaded.errors:
             log.error("%s", err)
-            general.append(err)
-            owners = [ws for f, wss in self._files.items() if err.startswith(f"{f}:")
-                      for ws in wss]
-            if not any(err.startswith(f"{f}:") for f in self._files):
-                owners = [*self.runtime.live, *compiled.workspaces]
-            for ws in owners:
+            owners = {ws for f in unparsed if err.startswith(f"{f}:")
+                      for ws in self._owners(self._files[f])}
+            for ws in sorted(owners):
                 problems[ws].append(err)
+            if not owners:
+                general.append(err)
+        for h in compiled.held:
+            log.warning("workspace %s: %s", h.workspace, h)
 
         publish(self.runtime, compiled.workspaces, problems, general, secrets=plan.secrets,
-                commit=plan.commit)
+                commit=plan.commit, held=compiled.held, hold_workspaces=False)
 
-        files: dict[str, set[str]] = defaultdict(set)
-        for resource in loaded.resources:
-            owner = _workspace_of(resource)
-            where = loaded.sources.get(resource.key)
-            if owner and where:
-                files[_file(where)].add(owner)
-        for f, wss in self._files.items():  # files that failed keep their old workspaces
-            if any(err.startswith(f"{f}:") for err in loaded.errors):
-                files[f] |= wss
+        files: dict[str, set[compiler.Key]] = defaultdict(set)
+        for key, where in loaded.sources.items():
+            files[_file(where)].add(key)
+        for p in loaded.problems:  # invalid documents: still defined by their file
+            if p.source:
+                files[_file(p.source)].add((p.namespace, p.kind, p.name))
+        for f in unparsed:  # files that failed keep what they defined before
+            files[f] |= self._files[f]
         self._files = dict(files)
         self.decryptor.prune(in_use(self.runtime))
         return not problems and not general
+
+    def _owners(self, keys: Collection[compiler.Key]) -> set[str]:
+        """The workspaces the resources at ``keys`` served in."""
+        out = set()
+        for name, live in self.runtime.live.items():
+            ns = live.config.namespace
+            mine = {(ns, "Workspace", name)} | {(ns, "Member", m.name) for m in
+                                                  live.config.members} | {
+                (s.namespace, "MCPServer", s.name) for s in live.config.servers}
+            if mine & set(keys):
+                out.add(name)
+        return out
 
     @staticmethod
     def _line(p: Problem, loaded: manifests.Loaded) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mcpyard import errors
+from mcpyard import compiler, errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
 from mcpyard.gateway import _auth, _catalog, _jsonrpc, _redact
 from mcpyard.gateway._metrics import Metrics
@@ -259,7 +259,11 @@ class Runtime:
         self.reload_errors: list[str] = []
         """Why the last reload could not apply everything (``file: resource: field: msg``)."""
         self.held: dict[str, list[str]] = {}
-        """Workspaces kept at their last good config, with the problems that held them."""
+        """The problems of each workspace's last reload (it may be kept whole at its last good
+        config: the cluster source, for a config Secret that cannot be read)."""
+        self.held_resources: dict[str, list[compiler.Held]] = {}
+        """The resources held back in each workspace (:class:`mcpyard.compiler.Held`): kept
+        at their last good version or left out; the rest of the workspace applied."""
         self.loaded = False
         self.changed = asyncio.Event()
         """Set (and replaced) after each change of a snapshot or of the sessions."""
@@ -590,6 +594,8 @@ class Runtime:
             }
             if name in self.held:
                 detail["lastReloadError"] = self.held[name]
+            if self.held_resources.get(name):
+                detail["held"] = [_held(h) for h in self.held_resources[name]]
             workspaces[name] = detail
             serving = True
         body: dict[str, Any] = {
@@ -604,6 +610,12 @@ class Runtime:
             body["notServing"] = held
         # Upstream error text may quote what a server said, an echoed key included.
         return serving, self.redactor.value(body)
+
+
+def _held(h: compiler.Held) -> dict[str, Any]:
+    return {"resource": f"{h.namespace}/{h.kind}/{h.name}",
+            "serving": "last good version" if h.serving else "left out",
+            "reason": h.reason, "message": h.message}
 
 
 def capabilities(handle: Handle) -> dict[str, Any] | None:

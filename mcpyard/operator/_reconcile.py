@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from mcpyard import compiler, kube
+from mcpyard import compiler, errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
@@ -34,7 +34,6 @@ WORKSPACE_LABEL = kube.WORKSPACE_LABEL
 ENV_HASH_ANNOTATION = "mcpyard.io/env-secret-hash"
 # Reasons the operator adds to the compiler's conditions (to move into api.conditions).
 CONFIG_TOO_LARGE = "ConfigTooLarge"
-LAST_GOOD_CONFIG = "LastGoodConfigKept"
 # The MCPServer condition set by each tool refresh (discovery), and its reasons.
 TOOLS_CHANGED = "ToolsChanged"
 TOOLS_UNCHANGED = "ToolsUnchanged"
@@ -135,6 +134,9 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
     )
     resources = [e.resource for e in valid if e.resource is not None]
     resources += [e.resource for e in secrets if e.resource is not None]
+    # A resource that broke keeps its last good version, the rest applies (the compiler's
+    # held-resource rule): the last good versions are those of the config last applied.
+    last_good = await _served(rt, ws)
     out = compiler.compile(
         resources,
         now=now,
@@ -143,7 +145,15 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
         target="cluster",
         base_url=rt.settings.gateway_url,
         runner_image=rt.settings.runner_image,
+        last_good={ws: last_good} if last_good is not None else None,
+        unreadable={
+            e.key: "; ".join(str(p) for p in e.problems) or "invalid"
+            for e in live
+            if e.resource is None
+        },
     )
+    for held in out.held:
+        log.warning("workspace %s: %s", held.workspace, held)
 
     programmed = await _apply_config(rt, ws, out, workspaces, force=force)
     await _apply_children(rt, ws, out, servers, force=force)
@@ -197,6 +207,22 @@ def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
         "lastTransitionTime": stamp,
         "observedGeneration": e.body["metadata"].get("generation"),
     }
+
+
+async def _served(rt: Runtime, ws: str) -> compiler.config.WorkspaceConfig | None:
+    """The configuration the workspace's config Secret carries (read once per start)."""
+    if ws not in rt.served and ws not in rt.served_read:
+        rt.served_read.add(ws)  # after that, this operator writes it and remembers it
+        ns, name = rt.settings.operator_namespace, config_secret_name(ws)
+        current = await rt.client.get("v1", "Secret", ns, name)
+        if current is None:
+            return None
+        try:
+            rt.served[ws] = kube.read_config(current).config
+        except errors.MCPyardError as exc:  # unreadable: nothing to keep
+            log.warning("workspace %s: config Secret %s/%s: %s", ws, ns, name, exc)
+            return None
+    return rt.served.get(ws)
 
 
 def _winner(out: compiler.Compilation, ws: str) -> tuple[str, str, str] | None:
@@ -268,6 +294,7 @@ async def _apply_config(
         if ident in rt.applied or ws not in rt.sizes:
             rt.applied.pop(ident, None)
             rt.sizes[ws] = 0
+            rt.served.pop(ws, None)
             if await rt.client.delete("v1", "Secret", ns, name):
                 log.info("workspace %s is gone: deleted its config Secret %s/%s", ws, ns, name)
         return None
@@ -289,21 +316,12 @@ async def _apply_config(
             f"limit of {limit} (a Secret holds at most 1 MiB); split the workspace "
             "(the last applied configuration stays in use)",
         )
-    if ws in out.failed_workspaces:
-        current = await rt.client.get("v1", "Secret", ns, name)
-        if current is not None:
-            return (
-                LAST_GOOD_CONFIG,
-                "some resources of the workspace have errors (see their "
-                "conditions); the gateway keeps the last applied configuration",
-            )
-        await kube.apply(rt.client, desired, None, known=True)
-    else:
-        digest = _digest(desired)
-        if force or rt.applied.get(ident) != digest:  # a resync also repairs drift
-            await kube.apply(rt.client, desired)
-            rt.applied[ident] = digest
+    digest = _digest(desired)
+    if force or rt.applied.get(ident) != digest:  # a resync also repairs drift
+        await kube.apply(rt.client, desired)
+        rt.applied[ident] = digest
     rt.sizes[ws] = size
+    rt.served[ws] = out.workspaces[ws]
     return None
 
 

@@ -22,7 +22,7 @@ from mcpyard import errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
 from mcpyard.api.hub import HubEntry
-from mcpyard.compiler.config import ServerConfig
+from mcpyard.compiler.config import ServerConfig, WorkspaceConfig
 from mcpyard.operator._secrets import SecretStore
 from mcpyard.operator._settings import Settings
 
@@ -208,6 +208,11 @@ class Runtime:
     """(apiVersion/kind, namespace, name, workspace) -> hash of what was last applied."""
     sizes: dict[str, int] = field(default_factory=dict)
     """Workspace -> bytes of its last applied config Secret data."""
+    served: dict[str, WorkspaceConfig] = field(default_factory=dict)
+    """Workspace -> the configuration its config Secret last carried: the last good version
+    of each resource, which the compiler keeps for a resource that broke since."""
+    served_read: set[str] = field(default_factory=set)
+    """Workspaces whose config Secret was read at start (one GET each, found or not)."""
 
     def index(self, name: str, key: Any) -> list[Any]:
         store = self.indexes[name].get(key)

@@ -236,7 +236,45 @@ async def test_a_failing_sink_does_not_stop_the_others(
             for _ in range(4):
                 recorder.record(call())
     assert len(rows(db)) == 4
-    assert "Broken lost 2 records: disk full" in caplog.text
+    assert "Broken lost 2 records at shutdown: Broken: OSError: disk full" in caplog.text
+
+
+async def test_a_sink_that_fails_for_a_while_loses_nothing(tmp_path: Path) -> None:
+    """A full disk: the batch is retried until the sink takes it; the state is told."""
+    full = True
+    states: list[bool] = []
+
+    class Flaky:
+        def __init__(self) -> None:
+            self.inner = SQLiteSink(tmp_path / "calls.db")
+            self.attempts = 0
+
+        async def write(self, records: Sequence[CallRecord]) -> None:
+            self.attempts += 1
+            if full:
+                raise OSError(28, "No space left on device")
+            await self.inner.write(records)
+
+        async def close(self) -> None:
+            await self.inner.close()
+
+    sink = Flaky()
+    with anyio.fail_after(30):
+        async with Recorder([sink], batch_size=2, interval=0.01, retry_initial=0.01,
+                            on_state=states.append) as recorder:
+            for _ in range(5):
+                recorder.record(call())
+            while sink.attempts < 3:
+                await anyio.sleep(0.01)
+            assert recorder.status()["status"] == "degraded"
+            assert "No space left" in str(recorder.status()["reason"])
+            full = False
+            while recorder.queued or recorder.failures:
+                await anyio.sleep(0.01)
+            assert recorder.status() == {"status": "ok"}
+    assert len(rows(tmp_path / "calls.db")) == 5
+    assert recorder.dropped == 0
+    assert states == [False, True]
 
 
 async def test_audit_lines_are_json_with_the_record_fields(tmp_path: Path) -> None:

@@ -190,3 +190,50 @@ async def test_revocation_bites_inside_an_open_session(folder: Path, state_dir: 
         gone = await http.post(url, json=PING, headers={
             **MCP_HEADERS, **bearer(alice), "Mcp-Session-Id": sid_alice})
         assert gone.status_code == 401
+
+
+async def test_a_revocation_never_waits_for_an_unrelated_fix(folder: Path, state_dir: Path,
+                                                             people: None, alice: str, bob: str,
+                                                             beta: Any) -> None:
+    """A broken server keeps its last good version; the rest of the workspace applies, so
+    disabling a member bites at once (issue 13, finding 1)."""
+    (folder / "eng" / "gamma.yaml").write_text(server_manifest("gamma", beta.url))
+    async with run_gateway(settings(folder, state_dir)) as gw, httpx.AsyncClient() as http:
+        await gw.wait_serving("eng", "beta", "gamma")
+        url = gw.url("eng")
+        sid_bob = await raw_initialize(http, url, bob)
+        headers_bob = {**MCP_HEADERS, **bearer(bob), "Mcp-Session-Id": sid_bob}
+        assert (await http.post(url, json=PING, headers=headers_bob)).status_code == 200
+
+        # gamma now names a secret that does not exist, and a URL where nothing listens
+        before = gw.runtime.generation
+        (folder / "eng" / "gamma.yaml").write_text(
+            server_manifest("gamma", "http://127.0.0.1:9/mcp", secret="missing"))
+        await gw.wait_for(lambda: gw.runtime.generation > before)
+        before = gw.runtime.generation
+        (folder / "eng" / "bob.yaml").write_text(
+            member_manifest("bob", bob, extra="  disabled: true\n"))
+        await gw.wait_for(lambda: gw.runtime.generation > before)
+
+        refused = await http.post(url, json=PING, headers=headers_bob)
+        assert refused.status_code == 401
+        async with mcp_client(url, alice) as client:
+            listed = names(await client.list_tools())
+            # gamma's last good version (the old URL, no secret) keeps serving
+            called = text_of(await client.call_tool("gamma__echo", {"text": "held"}))
+        assert listed == ["beta__echo", "beta__hello", "gamma__echo", "gamma__hello"]
+        assert called == "beta:held"
+        ready = (await http.get(f"{gw.base_url}/readyz")).json()["workspaces"]["eng"]
+        assert ready["status"] == "degraded"
+        [held] = ready["held"]
+        assert held["resource"] == "team/MCPServer/gamma"
+        assert (held["serving"], held["reason"]) == ("last good version", "LastGoodKept")
+        assert "EncryptedSecret missing not found" in held["message"]
+        assert any("team/MCPServer/gamma" in line for line in ready["lastReloadError"])
+
+        # fixing gamma applies it and clears the hold
+        before = gw.runtime.generation
+        (folder / "eng" / "gamma.yaml").write_text(server_manifest("gamma", beta.url))
+        await gw.wait_for(lambda: gw.runtime.generation > before)
+        ready = (await http.get(f"{gw.base_url}/readyz")).json()["workspaces"]["eng"]
+        assert "held" not in ready and ready["status"] == "serving"

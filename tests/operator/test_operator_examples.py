@@ -202,8 +202,9 @@ def test_examples_end_to_end(cluster: Cluster, examples: list[dict[str, Any]]) -
         lambda: _status(cluster, "Workspace", "team-eng", "eng")["members"] == 0,
         what="no active member",
     )
-    # Delete a secret a server still names: an error, so the server says so and eng keeps its
-    # last applied configuration (the last-good rule), saying why.
+    # Delete a secret a server still names: an error, so the server says so and keeps its
+    # last good version; the rest of eng still applies (the held-resource rule): narrowing a
+    # member's access does not wait for the fix.
     cluster.delete("EncryptedSecret", "team-eng", "analytics-key")
     wait_for(
         lambda: (
@@ -214,10 +215,24 @@ def test_examples_end_to_end(cluster: Cluster, examples: list[dict[str, Any]]) -
     )
     wait_for(
         lambda: (
-            _conditions(cluster, "Workspace", "team-eng", "eng")["Programmed"]
-            == ("False", "LastGoodConfigKept")
+            _conditions(cluster, "MCPServer", "team-eng", "analytics")["Programmed"]
+            == ("True", "LastGoodKept")
         ),
-        what="eng held at its last config",
+        what="analytics held at its last good version",
+    )
+    narrowed = {"allow": ["notes__*", "time__*"], "deny": ["notes__word_count", "time__*"]}
+    cluster.patch("Member", "team-eng", "bob", {"spec": {"access": narrowed}})
+
+    def bob_deny() -> list[Any]:
+        members = cluster.config("eng")[0]["members"]  # type: ignore[index]
+        return [m["deny"] for m in members if m["name"] == "bob"]
+
+    wait_for(lambda: bob_deny() == [narrowed["deny"]], what="bob's access narrowed")
+    servers = cluster.config("eng")[0]["servers"]  # type: ignore[index]
+    assert "analytics" in [s["slug"] for s in servers]
+    assert _conditions(cluster, "Workspace", "team-eng", "eng")["Programmed"] == (
+        "True",
+        "ConfigGenerated",
     )
     assert set(cluster.config("data")[1]) == {"team-data/analytics-key/token"}  # type: ignore[index]
 

@@ -170,13 +170,18 @@ def test_broken_resources_are_explained_and_others_unaffected(cluster: Cluster) 
         lambda: set((cluster.config("data") or ({}, {}))[1]) == {"team-data/analytics-key/token"},
         what="sealed value in the config",
     )
-    # eng has an error (ghost): the gateway keeps its last applied config, and says so.
+    # eng has an error (ghost, never served): ghost stays out and says so; the rest of eng
+    # applies (the held-resource rule).
     wait_for(
         lambda: (
-            _cond(cluster, "Workspace", "team-eng", "eng", "Programmed")[:2]
-            == ("False", "LastGoodConfigKept")
+            _cond(cluster, "MCPServer", "team-eng", "ghost", "Programmed")[:2]
+            == ("False", "HeldOut")
         ),
-        what="eng held at its last config",
+        what="ghost held out",
+    )
+    assert _cond(cluster, "Workspace", "team-eng", "eng", "Programmed")[:2] == (
+        "True",
+        "ConfigGenerated",
     )
 
 

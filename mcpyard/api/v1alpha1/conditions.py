@@ -26,3 +26,9 @@ DISABLED = "Disabled"
 EXPIRED = "Expired"
 DECRYPTION_FAILED = "DecryptionFailed"
 UNSUPPORTED = "Unsupported"
+LAST_GOOD_KEPT = "LastGoodKept"
+"""Programmed: the resource has errors and its last good version stays in use; the rest of
+its workspace applies without waiting for a fix."""
+HELD_OUT = "HeldOut"
+"""Programmed: the resource has errors and stays out of its workspace (it is new, or a Member,
+which is never held at an older version because that version could grant revoked access)."""
