@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import json
-import os
 import urllib.parse
 import urllib.request
 import zipfile
@@ -25,7 +24,7 @@ from mcpyard import hub
 from mcpyard.api import hub as hub_api
 from tests.hub import servers
 
-NPM = os.environ.get("npm_config_registry", "https://registry.npmjs.org").rstrip("/")
+NPM = "https://registry.npmjs.org"
 PYPI = "https://pypi.org/pypi"
 PACKAGED = sorted(name for name, e in hub.catalog().items() if e.command is not None)
 # What a licence field says, by the SPDX identifier an entry uses.
@@ -50,7 +49,7 @@ class Published:
 
 
 def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - fixed registries
+    with urllib.request.urlopen(url, timeout=60) as response:
         return json.load(response) if url.startswith((NPM, PYPI)) else response.read()
 
 
