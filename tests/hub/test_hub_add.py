@@ -93,11 +93,9 @@ def test_the_skeleton_holds_encrypted_placeholders_that_sops_edits_in_place(
 
     # the user sets the real value with sops itself; the file stays valid and verifies
     env = {**os.environ, "SOPS_AGE_KEY": identity}
-    subprocess.run(
-        [sops.binary(), "set", str(secret_file), '["spec"]["stringData"]["grafana_service_account_token"]',
-         '"glsa_real_value"'],
-        check=True, env=env, capture_output=True, timeout=60,
-    )  # fmt: skip
+    where = '["spec"]["stringData"]["grafana_service_account_token"]'
+    subprocess.run([sops.binary(), "set", str(secret_file), where, '"glsa_real_value"'],
+                   check=True, env=env, capture_output=True, timeout=60)
     filled = sops.decrypt(yaml.safe_load(secret_file.read_text()), age_key=identity)
     assert filled["spec"]["stringData"] == {"grafana_service_account_token": "glsa_real_value"}
     assert "glsa_real_value" not in secret_file.read_text()
