@@ -230,10 +230,11 @@ def manifest(entry: hub_api.HubEntry, *, workspace: str, namespace: str | None =
         lines.append(f"# Create it with: {command}")
     if entry.config.properties:
         lines.append("# Settings it reads (spec.hub.env):")
-        for name, s in entry.config.properties.items():
+        for name, setting in entry.config.properties.items():
             need = "required" if name in entry.config.required else "optional"
-            default = f" (default {s.default})" if s.default is not None else ""
-            lines.append(f"#   {name} ({need}): {' '.join(s.description.split())}{default}")
+            default = f" (default {setting.default})" if setting.default is not None else ""
+            about = " ".join(setting.description.split())
+            lines.append(f"#   {name} ({need}): {about}{default}")
     header = "\n".join(lines) + "\n"
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
