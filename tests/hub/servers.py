@@ -40,6 +40,7 @@ class Offline:
 OFFLINE: dict[str, Offline] = {
     # npm (tools/hub/package.json)
     "airtable": Offline("list_bases", {"AIRTABLE_API_KEY": "pat-placeholder"}),
+    "brave-search": Offline("brave_web_search", {"BRAVE_API_KEY": "placeholder"}),
     "context7": Offline("resolve-library-id"),
     "everything": Offline("echo"),
     "filesystem": Offline("list_allowed_directories", args=("{tmp}",)),
@@ -49,11 +50,18 @@ OFFLINE: dict[str, Offline] = {
     "memory": Offline("create_entities", {"MEMORY_FILE_PATH": "{tmp}/memory.jsonl"}),
     "notion": Offline("API-post-search", {"NOTION_TOKEN": "ntn_placeholder"}),
     "playwright": Offline("browser_navigate"),
+    "postgres": Offline("pg_execute_query",
+                        {"POSTGRES_CONNECTION_STRING": "postgresql://u:p@127.0.0.1:9/db"}),
     "sequential-thinking": Offline("sequentialthinking"),
     "tavily": Offline("tavily_search", {"TAVILY_API_KEY": "tvly-placeholder"}),
     # PyPI (one venv each under CACHE)
+    "atlassian": Offline("jira_search", {"JIRA_URL": "http://127.0.0.1:9", "JIRA_USERNAME": "u",
+                                         "JIRA_API_TOKEN": "placeholder"}),
     "aws-documentation": Offline("search_documentation"),
+    "clickhouse": Offline("run_query", {"CLICKHOUSE_HOST": "127.0.0.1", "CLICKHOUSE_USER": "u",
+                                        "CLICKHOUSE_PASSWORD": "placeholder"}),
     "duckduckgo": Offline("search"),
+    "elasticsearch": Offline("search_documents", {"ELASTICSEARCH_HOSTS": "http://127.0.0.1:9"}),
     "fetch": Offline("fetch"),
     "git": Offline("git_status"),
     "grafana": Offline("search_dashboards", {"GRAFANA_URL": "http://127.0.0.1:9"}),
@@ -126,7 +134,8 @@ def install() -> None:
         shutil.rmtree(target, ignore_errors=True)
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(target)],
                        check=True)
-        subprocess.run([uv, "pip", "install", "--quiet", "--python",
+        # compiled now, so that the first start in a test does not compile every module
+        subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
                         str(target / "bin" / "python"), *specs], check=True)
         assert launch.executable and (target / "bin" / launch.executable).exists(), (
             f"{name}: {launch.package} installs no {launch.executable}")
