@@ -1,11 +1,19 @@
-"""``mcpyard hub``: browse the built-in catalog and start a manifest from an entry."""
+"""``mcpyard hub``: browse the built-in catalog, print or write the manifests of an entry.
+
+``hub add`` writes the files a GitOps repository keeps (installing an entry is a commit): the
+MCPServer, and for an entry that takes secrets an EncryptedSecret skeleton whose values are
+sops-encrypted placeholders, to be set with ``sops edit`` or replaced by ``mcpyard secret
+encrypt``. It never overwrites a file.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -13,6 +21,28 @@ import yaml
 from mcpyard import errors, hub
 from mcpyard.api import hub as hub_api
 from mcpyard.api.v1alpha1 import API_VERSION, MCPServer
+from mcpyard.api.v1alpha1._base import check_dns_label, check_dns_subdomain
+from mcpyard.cli import _secret
+from mcpyard.crypto import sops
+
+PLACEHOLDER = "REPLACE-ME"
+"""The value of each key of a secret skeleton, until the user sets the real one."""
+
+
+def _checked(what: str, check: Callable[[str], str]) -> Callable[[str], str]:
+    """An argparse type: the API's own rule for a name, as a usage error (exit 2)."""
+
+    def parse(value: str) -> str:
+        try:
+            return check(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"invalid {what}: {exc}") from None
+
+    return parse
+
+
+_WORKSPACE = _checked("Workspace name", check_dns_subdomain)
+_NAMESPACE = _checked("namespace", check_dns_label)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,8 +73,31 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Print a ready-to-edit MCPServer manifest that installs a catalog entry.",
     )
     manifest.add_argument("name", metavar="NAME")
-    manifest.add_argument("--workspace", "-w", required=True, help="the Workspace to add it to")
-    manifest.add_argument("-n", "--namespace", help="metadata.namespace of the manifest")
+    manifest.add_argument("--workspace", "-w", required=True, type=_WORKSPACE,
+                          help="the Workspace to add it to")
+    manifest.add_argument("-n", "--namespace", type=_NAMESPACE,
+                          help="metadata.namespace of the manifest")
+
+    add = sub.add_parser(
+        "add",
+        help="write an entry's MCPServer and secret skeleton into a folder",
+        description=(
+            "Write NAME.yaml (the MCPServer) into DIR and, when the entry takes secrets, "
+            "NAME-credentials.yaml: an EncryptedSecret whose values are sops-encrypted "
+            f"placeholders ({PLACEHOLDER}) to set with `sops edit` before committing. Never "
+            "overwrites a file. Recipients come from --age, else "
+            f"{' or '.join(_secret.RECIPIENT_ENV)}."
+        ),
+    )
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--workspace", "-w", required=True, type=_WORKSPACE,
+                     help="the Workspace to add it to")
+    add.add_argument("-n", "--namespace", type=_NAMESPACE,
+                     default=os.environ.get("MCPYARD_NAMESPACE", "default"),
+                     help="metadata.namespace (default: $MCPYARD_NAMESPACE or 'default')")
+    add.add_argument("--dir", type=Path, default=Path("."), help="where to write (default: .)")
+    add.add_argument("--age", action="append", default=[], metavar="RECIPIENT",
+                     help="an age recipient of the secret skeleton (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
             return 1
         if args.hub_command == "show":
             _print_entry(entry, args.output)
+        elif args.hub_command == "add":
+            return _add(entry, args)
         else:
             sys.stdout.write(manifest(entry, workspace=args.workspace, namespace=args.namespace))
         return 0
@@ -77,16 +132,77 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
+def _add(entry: hub_api.HubEntry, args: argparse.Namespace) -> int:
+    directory: Path = args.dir
+    server_file = directory / f"{entry.name}.yaml"
+    secret_file = directory / f"{_secret_name(entry)}.yaml"
+    files = [server_file, secret_file] if entry.secrets else [server_file]
+    existing = [str(f) for f in files if f.exists()]
+    if existing:
+        print(f"error: {', '.join(existing)} already exists; not overwriting it "
+              "(remove it, or choose another --dir)", file=sys.stderr)
+        return 1
+    if directory.exists() and not directory.is_dir():
+        print(f"error: --dir {directory}: not a directory", file=sys.stderr)
+        return 1
+    texts = {server_file: manifest(entry, workspace=args.workspace, namespace=args.namespace)}
+    if entry.secrets:
+        try:
+            # the same recipients, from the same places, as `mcpyard secret encrypt`
+            recipients = _secret._recipients(args)
+        except _secret._UsageError as exc:
+            print(f"mcpyard hub add: {exc} (the secret skeleton of {entry.name} is encrypted "
+                  "for them)", file=sys.stderr)
+            return 2
+        try:
+            texts[secret_file] = _skeleton(entry, args.namespace, recipients, secret_file)
+        except errors.SecretError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    directory.mkdir(parents=True, exist_ok=True)
+    for path, text in texts.items():
+        with path.open("x", encoding="utf-8") as out:  # "x": never overwrite, even in a race
+            out.write(text)
+        print(f"wrote {path}")
+    if entry.secrets:
+        print(f"next: set the real values with `sops edit {secret_file}` (replace each "
+              f"{PLACEHOLDER}), then commit both files")
+    else:
+        print("next: commit it")
+    return 0
+
+
+def _secret_name(entry: hub_api.HubEntry) -> str:
+    return f"{entry.name}-credentials"
+
+
+def _skeleton(entry: hub_api.HubEntry, namespace: str, recipients: list[str],
+              path: Path) -> str:
+    """An EncryptedSecret with one placeholder per secret of the entry, encrypted by sops."""
+    data = {s.name.lower(): PLACEHOLDER for s in entry.secrets}
+    text = sops.encrypt_secret(_secret_name(entry), namespace, data, recipients)
+    lines = [f"# Secrets of {entry.title} ({entry.name} {entry.version}) from the mcpyard hub.",
+             f"# Every value is the placeholder {PLACEHOLDER}: set the real ones with",
+             f"#   sops edit {path}",
+             "# (or replace this file with `mcpyard secret encrypt`) before committing."]
+    for s in entry.secrets:
+        need = "required" if s.required else (
+            f"optional: unused, delete it here and from spec.secrets in {entry.name}.yaml")
+        lines.append(f"#   {s.name.lower()} ({need}): {' '.join(s.description.split())}")
+    return "\n".join(lines) + "\n" + text
+
+
 def manifest(entry: hub_api.HubEntry, *, workspace: str, namespace: str | None = None) -> str:
     """An MCPServer manifest (YAML text, with explaining comments) installing ``entry``."""
-    secret_name = f"{entry.name}-credentials"
+    secret_name = _secret_name(entry)
     metadata: dict[str, Any] = {"name": entry.name}
     if namespace:
         metadata["namespace"] = namespace
-    spec: dict[str, Any] = {
-        "workspace": workspace,
-        "hub": {"name": entry.name, "version": _Quoted(entry.version)},
-    }
+    source: dict[str, Any] = {"name": entry.name, "version": _Quoted(entry.version)}
+    required = {name: entry.config.properties[name] for name in entry.config.required}
+    if required:  # a value to edit, the documented example where there is one
+        source["env"] = {name: (s.examples or [PLACEHOLDER])[0] for name, s in required.items()}
+    spec: dict[str, Any] = {"workspace": workspace, "hub": source}
     secrets = []
     for secret in entry.secrets:
         injection: dict[str, Any] = {
@@ -112,6 +228,13 @@ def manifest(entry: hub_api.HubEntry, *, workspace: str, namespace: str | None =
             lines.append(f"#   {s.name} ({need}): {' '.join(s.description.split())}")
         command = f"mcpyard secret encrypt {secret_name} {literals} --age AGE_RECIPIENT{ns}"
         lines.append(f"# Create it with: {command}")
+    if entry.config.properties:
+        lines.append("# Settings it reads (spec.hub.env):")
+        for name, setting in entry.config.properties.items():
+            need = "required" if name in entry.config.required else "optional"
+            default = f" (default {setting.default})" if setting.default is not None else ""
+            about = " ".join(setting.description.split())
+            lines.append(f"#   {name} ({need}): {about}{default}")
     header = "\n".join(lines) + "\n"
     return header + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 

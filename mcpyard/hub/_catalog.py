@@ -82,9 +82,10 @@ def _score(entry: HubEntry, words: Iterable[str]) -> int:
 @functools.cache
 def _entries() -> MappingProxyType[str, HubEntry]:
     root = importlib.resources.files("mcpyard.hub") / "catalog"
+    # by entry name (the file name less its suffix): `aws` before `aws-documentation`
     files = sorted(
         (f for f in root.iterdir() if f.is_file() and f.name.endswith(_SUFFIX)),
-        key=lambda f: f.name,
+        key=lambda f: f.name.removesuffix(_SUFFIX),
     )
     entries = {}
     for file in files:

@@ -11,18 +11,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import jsonschema
 import pytest
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
 from mcpyard import errors, hub
+from mcpyard.api import hub as hub_api
 from mcpyard.hub import _catalog
 
 CATALOG_DIR = Path(str(importlib.resources.files("mcpyard.hub") / "catalog"))
 FILES = sorted(CATALOG_DIR.glob("*.yaml"))
+# The servers issue 14 names (Puppeteer/Playwright as playwright, Jira/Confluence as
+# atlassian, Cloudflare as its documentation server); Google Drive is left out: its only
+# package needs an interactive OAuth login on the machine that runs it.
 BRIEFED = {
-    "time", "git", "fetch", "everything", "memory", "filesystem", "sequential-thinking",
-    "github", "slack", "brave-search", "postgres",
+    "github", "gitlab", "slack", "notion", "linear", "atlassian", "stripe", "sentry",
+    "postgres", "sqlite", "redis", "mongodb", "elasticsearch", "filesystem", "git", "fetch",
+    "time", "memory", "everything", "sequential-thinking", "brave-search", "google-maps",
+    "playwright", "kubernetes", "docker", "aws", "cloudflare-docs", "grafana", "prometheus",
 }  # fmt: skip
 
 
@@ -36,6 +43,7 @@ def test_every_file_is_an_entry_named_after_it() -> None:
 
 def test_the_catalog_holds_the_promised_entries() -> None:
     assert set(hub.catalog()) >= BRIEFED
+    assert len(hub.catalog()) >= 30
 
 
 @pytest.mark.parametrize("file", FILES, ids=[f.stem for f in FILES])
@@ -50,18 +58,87 @@ def test_stdio_commands_pin_the_entry_version(name: str) -> None:
     entry = hub.catalog()[name]
     if entry.transport != "stdio" or entry.command is None:
         assert entry.url is not None, f"{name}: neither a stdio command nor a remote url"
+        assert entry.version == "remote"
         return
-    tool, *args = entry.command
-    assert tool in ("uvx", "npx"), f"{name}: starts with {tool}"
-    assert entry.package is not None, f"{name}: a stdio entry names its package"
-    registry, package = entry.package.split(":", 1)
-    if tool == "uvx":
-        assert registry == "pypi"
-        assert args[0] == f"{package}=={entry.version}"
-    else:
-        assert registry == "npm"
-        assert args[0] == "-y", f"{name}: npx needs -y to run unattended"
-        assert args[1] == f"{package}@{entry.version}"
+    launch = entry.launch()
+    assert entry.package == f"{ {'uvx': 'pypi', 'npx': 'npm'}[launch.runner]}:{launch.package}"
+    assert launch.version == entry.version
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        pytest.param(["npx", "-y", "@a/b@1.2.3", "--x"],
+                     hub_api.Launch("npx", "@a/b", "1.2.3", None, (), ("--x",)), id="npx-scoped"),
+        pytest.param(["uvx", "pkg==2025.1.2", "a"],
+                     hub_api.Launch("uvx", "pkg", "2025.1.2", "pkg", (), ("a",)), id="uvx"),
+        pytest.param(["uvx", "--with", "mcp<2", "--from", "pkg==1.0", "exe"],
+                     hub_api.Launch("uvx", "pkg", "1.0", "exe", ("mcp<2",), ()), id="uvx-from"),
+    ],
+)  # fmt: skip
+def test_launch_reads_what_a_command_runs(command: list[str], expected: hub_api.Launch) -> None:
+    assert hub_api.launch(command) == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        pytest.param(["npx", "pkg@1.0"], "starts with -y", id="npx-without-y"),
+        pytest.param(["npx", "-y", "pkg"], "pin an exact version", id="npx-unpinned"),
+        pytest.param(["npx", "-y", "pkg@latest"], "pin an exact version", id="npx-latest"),
+        pytest.param(["uvx", "pkg>=1"], "pin an exact version", id="uvx-range"),
+        pytest.param(["uvx", "--with"], "needs a value", id="uvx-dangling-option"),
+        pytest.param(["docker", "run", "x"], "uvx or npx", id="other-runner"),
+    ],
+)  # fmt: skip
+def test_launch_refuses_an_unpinned_or_unknown_command(command: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        hub_api.launch(command)
+
+
+def test_a_command_that_pins_another_version_than_the_entry_is_refused(tmp_path: Path) -> None:
+    text = (CATALOG_DIR / "time.yaml").read_text().replace('version: "2026.10.19"',
+                                                          'version: "2026.1.1"')
+    (tmp_path / "time.yaml").write_text(text)
+    with pytest.raises(errors.ManifestError, match=r"time\.yaml: command pins 2026\.10\.19"):
+        _catalog._load(tmp_path / "time.yaml")
+
+
+@pytest.mark.parametrize("name", sorted(hub.catalog()))
+def test_each_entry_has_a_license_and_a_valid_config_schema(name: str) -> None:
+    entry = hub.catalog()[name]
+    assert entry.license
+    schema = entry.config.json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    # the entry's own env and every documented default and example are valid settings
+    placeholders = {name: "x" for name in entry.config.required}
+    assert not list(validator.iter_errors({**placeholders, **entry.env}))
+    for key, setting in entry.config.properties.items():
+        for value in [setting.default, *(setting.examples or [])]:
+            if value is not None:
+                assert not list(validator.iter_errors({**placeholders, key: value})), key
+
+
+def test_config_problems_name_the_variable() -> None:
+    entry = hub.get("clickhouse")
+    assert entry is not None
+    problems = entry.config.problems({"CLICKHOUSE_HOST": "h", "CLICKHOUSE_SECURE": "yes"})
+    assert problems == [("CLICKHOUSE_USER", "is required"),
+                        ("CLICKHOUSE_SECURE", "must be one of true, false, not 'yes'")]
+    strict = entry.config.model_copy(update={"additional_properties": False})
+    assert strict.problems({"CLICKHOUSE_HOST": "h", "CLICKHOUSE_USER": "u", "NOPE": "1"}) == [
+        ("NOPE", "is not a setting of this entry (settings: CLICKHOUSE_ALLOW_WRITE_ACCESS, "
+                 "CLICKHOUSE_HOST, CLICKHOUSE_PORT, CLICKHOUSE_SECURE, CLICKHOUSE_USER)")]
+
+
+def test_a_secret_is_never_a_plain_setting(tmp_path: Path) -> None:
+    text = (CATALOG_DIR / "grafana.yaml").read_text().replace(
+        "    GRAFANA_ORG_ID:", "    GRAFANA_SERVICE_ACCOUNT_TOKEN:\n      description: a token\n"
+                              "    GRAFANA_ORG_ID:")
+    (tmp_path / "grafana.yaml").write_text(text)
+    with pytest.raises(errors.ManifestError, match="GRAFANA_SERVICE_ACCOUNT_TOKEN is a secret"):
+        _catalog._load(tmp_path / "grafana.yaml")
 
 
 @pytest.mark.parametrize("name", sorted(hub.catalog()))
@@ -110,11 +187,12 @@ def test_search_is_case_insensitive_and_deterministic() -> None:
 
 
 def test_search_needs_every_word_and_ranks_by_field() -> None:
-    assert [e.name for e in hub.search("postgres sql")] == ["postgres"]
+    assert [e.name for e in hub.search("postgres sql")] == ["postgres", "supabase"]
     assert hub.search("postgres kubernetes-nonsense") == []
-    # "web" is a tag of brave-search and of fetch, and a word of other descriptions at most
+    # a tag counts more than a word of a description
+    tagged = {e.name for e in hub.catalog().values() if "web" in e.tags}
     web = [e.name for e in hub.search("web")]
-    assert set(web[:2]) == {"brave-search", "fetch"}
+    assert set(web[: len(tagged)]) == tagged
 
 
 def test_search_with_no_words_lists_everything_by_name() -> None:

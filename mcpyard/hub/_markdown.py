@@ -1,0 +1,104 @@
+"""The catalog as a Markdown page (``docs/hub.md``), generated so that it never drifts.
+
+    python -m mcpyard.hub._markdown > docs/hub.md
+
+A test compares the committed page with this output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from mcpyard.api import hub as hub_api
+from mcpyard.hub._catalog import catalog
+
+_INTRO = """\
+# The hub
+
+The hub is mcpyard's built-in catalog of MCP servers. An MCPServer installs an entry by name
+(`spec.hub: {name: NAME, version: VERSION}`): the entry says how the server runs (a pinned
+`npx`/`uvx` command, run behind `mcpyard bridge` in a cluster and spawned by `mcpyard serve`,
+or a remote URL that the gateway proxies), which secrets it takes and how they are injected,
+and which plain settings it reads from `spec.hub.env`.
+
+```sh
+mcpyard hub list                        # every entry
+mcpyard hub search database sql         # entries matching every word, best first
+mcpyard hub show grafana [-o json]      # one entry, with its settings schema
+mcpyard hub manifest grafana -w eng -n team-eng             # an MCPServer on stdout
+mcpyard hub add grafana -w eng -n team-eng --dir workspaces/team-eng --age age1...
+```
+
+`hub add` writes `NAME.yaml` (the MCPServer) and, for an entry that takes secrets,
+`NAME-credentials.yaml`: an EncryptedSecret whose values are sops-encrypted placeholders
+(`REPLACE-ME`). Set the real values with `sops edit NAME-credentials.yaml` (or replace the file
+with `mcpyard secret encrypt`), then commit both files: installing a server is a commit. It
+never overwrites a file; recipients come from `--age`, `MCPYARD_AGE_RECIPIENTS` or
+`SOPS_AGE_RECIPIENTS`.
+
+Every entry pins an exact version. The tests check each one against its registry (the version
+is published, the command's executable is in the package, the licence agrees), and start each
+entry that runs without outside network once to list its tools. This page is generated from
+the catalog files (`mcpyard/hub/catalog/*.yaml`): `python -m mcpyard.hub._markdown > docs/hub.md`.
+
+Left out on purpose: Google Drive (its only package, the archived reference server, needs an
+interactive browser login and credential files on the machine that runs it, which a shared
+gateway cannot do), Puppeteer (the archived reference server downloads Chrome when installed;
+`playwright` covers browser automation), and Cloudflare's account servers (they log in with
+OAuth per user; `cloudflare-docs` needs no login).
+"""
+
+
+def render(entries: Iterable[hub_api.HubEntry]) -> str:
+    """The Markdown page of ``entries``."""
+    entries = list(entries)
+    out = [_INTRO, f"## The {len(entries)} entries", ""]
+    out.append("| Name | Server | Runs | Version | Secrets | Licence |")
+    out.append("| --- | --- | --- | --- | --- | --- |")
+    for e in entries:
+        runs = "remote" if e.url is not None else (e.package or "").replace(":", " ")
+        secrets = ", ".join(f"`{s.name}`" for s in e.secrets) or "none"
+        out.append(f"| [`{e.name}`](#{e.name}) | {e.title} | {runs} | {e.version} | {secrets} "
+                   f"| {e.license} |")
+    for e in entries:
+        out += ["", _section(e)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _section(e: hub_api.HubEntry) -> str:
+    lines = [f'<a id="{e.name}"></a>', "", f"### {e.name}: {e.title}", "",
+             " ".join(e.description.split()), ""]
+    lines.append(f"- Homepage: <{e.homepage}>; licence {e.license}")
+    if e.url is not None:
+        lines.append(f"- Remote, {e.transport}: `{e.url}` (no version to pin)")
+    else:
+        lines.append(f"- Package: `{e.package}` {e.version}, {e.transport}")
+        if e.command is not None:
+            lines.append(f"- Command: `{' '.join(e.command)}`")
+    if e.env:
+        lines.append("- Environment it sets: " + ", ".join(f"`{k}={v}`" for k, v in e.env.items()))
+    if e.secrets:
+        lines += ["", "| Secret | Injected as | Required | What it is |",
+                  "| --- | --- | --- | --- |"]
+        for s in e.secrets:
+            how = {"env": "env", "header": "header", "bearer": "bearer token"}[s.as_]
+            lines.append(f"| `{s.name}` | {how} | {'yes' if s.required else 'no'} | "
+                         f"{_cell(s.description)} |")
+    if e.config.properties:
+        lines += ["", "| Setting (`spec.hub.env`) | Required | Default | What it changes |",
+                  "| --- | --- | --- | --- |"]
+        for name, setting in e.config.properties.items():
+            values = f" One of: {', '.join(setting.enum)}." if setting.enum else ""
+            default = f"`{setting.default}`" if setting.default is not None else ""
+            need = "yes" if name in e.config.required else "no"
+            lines.append(f"| `{name}` | {need} | {default} | "
+                         f"{_cell(setting.description)}{values} |")
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.split()).replace("|", "\\|")
+
+
+if __name__ == "__main__":
+    print(render(catalog().values()), end="")
