@@ -441,7 +441,7 @@ def compile_resources(
     observed: Observed | None = None,
     target: Target = "local",
     base_url: str = "",
-    runner_image: str = "ghcr.io/mcpyard/runner:latest",
+    runner_image: str = _children.RUNNER_IMAGE,
 ) -> Compilation:
     run = _Run(resources, now, catalog, observed or Observed(), target, base_url, runner_image)
     for r in resources:
