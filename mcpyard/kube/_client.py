@@ -42,6 +42,7 @@ log = logging.getLogger("mcpyard.kube")
 # (apiVersion, kind) -> plural: the kinds mcpyard reads or writes.
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Secret"): "secrets",
+    ("v1", "ConfigMap"): "configmaps",
     ("v1", "Service"): "services",
     ("apps/v1", "Deployment"): "deployments",
     ("mcpyard.io/v1alpha1", "Workspace"): "workspaces",
@@ -407,6 +408,7 @@ class Watch:
         ) as exc:
             raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
         response = self._response = rest.response
+        ended = False  # the server ended the stream: the connection may serve another request
         try:
             status = int(response.status)
             if not 200 <= status < 300:
@@ -423,12 +425,17 @@ class Watch:
                 if kind in ("ADDED", "MODIFIED") and not _has(obj, self._labels):
                     kind = "DELETED"  # no longer selected: gone, as far as the watcher knows
                 yield kind, obj
+            ended = True
         except (OSError, ssl.SSLError, urllib3.exceptions.HTTPError) as exc:
             if self._stopped.is_set():
                 return
             raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
         finally:
             with contextlib.suppress(Exception):
+                if not ended:
+                    # Left early (stopped, or the reader broke off): the server still streams
+                    # on this connection; pooled, it would hang the next request on it.
+                    response.close()
                 response.release_conn()
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
