@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
 from typing import Any
+
+from mcpyard.compiler import _children
+
+DEFAULT_PEERING = "mcpyard"
 
 
 def _env(name: str, default: str) -> str:
@@ -59,9 +64,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--runner-image",
-        default=_env("RUNNER_IMAGE", "ghcr.io/mcpyard/runner:latest"),
+        default=_env("RUNNER_IMAGE", _children.RUNNER_IMAGE),
         metavar="IMG",
-        help="the image hosted stdio servers run in",
+        help="the image hosted stdio servers run in (MCPYARD_RUNNER_IMAGE, default "
+        f"{_children.RUNNER_IMAGE}, as the chart)",
     )
     p.add_argument(
         "--discovery-interval",
@@ -79,9 +85,11 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--peering",
-        default=_env("PEERING", "mcpyard"),
+        default=None,
         metavar="NAME",
-        help="the kopf peering object shared by replicas (default mcpyard)",
+        help="the kopf peering object shared by replicas (MCPYARD_PEERING); named, it must "
+        "exist, or the operator exits. Default: peer through `mcpyard` when kopf's peering "
+        "CRD and that object exist, else run standalone with a warning",
     )
     p.add_argument(
         "--standalone", action="store_true", help="no peering: only ever run one replica"
@@ -112,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    explicit = args.peering or _env("PEERING", "") or None
     namespaces = args.namespace or [n for n in _env("WATCH_NAMESPACES", "").split(",") if n]
     settings = operator.Settings(
         namespaces=tuple(namespaces),
@@ -122,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         resync_interval=args.resync_interval,
         age_secret=args.age_secret,
         master_key_secret=args.master_key_secret,
-        peering=None if args.standalone else args.peering,
+        peering=None if args.standalone else (explicit or DEFAULT_PEERING),
         priority=args.priority,
     )
     kubeconfig = args.kubeconfig
@@ -131,9 +140,30 @@ def run(args: argparse.Namespace) -> int:
         return kube.Client.from_environment(kubeconfig=kubeconfig)
 
     try:
-        connect().close()  # fail early, with a clear message, when there are no credentials
+        client = connect()  # fail early, with a clear message, when there are no credentials
     except errors.DependencyNotReady as exc:
         print(f"mcpyard operator: {exc}", file=sys.stderr)
         return 2
+    try:
+        why = operator.peering_absence(client, settings)
+    except kube.ApiError as exc:
+        why = f"the peering object cannot be read ({exc})"
+    finally:
+        client.close()
+    if why and explicit:
+        # kopf, told to peer, would wait for the peering CRD and object without a word.
+        print(
+            f"mcpyard operator: --peering {explicit}: {why}. Install kopf's peering CRDs and "
+            "the peering object (docs/kubernetes.md), or run with --standalone",
+            file=sys.stderr,
+        )
+        return 2
+    if why:
+        logging.getLogger("mcpyard.operator").warning(
+            "%s: running standalone; run one replica only, or install kopf's peering CRDs "
+            "and object (docs/kubernetes.md)",
+            why,
+        )
+        settings = dataclasses.replace(settings, peering=None)
     operator.run(settings, connect)
     return 0

@@ -10,9 +10,13 @@ import hashlib
 import json
 from typing import Any
 
+from mcpyard import __version__
 from mcpyard.compiler.config import ServerConfig
 
 BRIDGE_PORT = 8080
+RUNNER_IMAGE = f"ghcr.io/mcpyard/mcpyard-runner:{__version__}"
+"""The image hosted stdio servers run in when they name none (docker/runner.Dockerfile); the
+chart's ``runnerImage`` default is the same (its appVersion is the package's version)."""
 SECRET_REFS_ANNOTATION = "mcpyard.io/secret-refs"
 CONFIG_HASH_ANNOTATION = "mcpyard.io/config-hash"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mcpyard"}

@@ -456,7 +456,7 @@ def compile_resources(
     observed: Observed | None = None,
     target: Target = "local",
     base_url: str = "",
-    runner_image: str = "ghcr.io/mcpyard/runner:latest",
+    runner_image: str = _children.RUNNER_IMAGE,
     last_good: Mapping[str, WorkspaceConfig] | None = None,
     unreadable: Mapping[Key, str] | None = None,
 ) -> Compilation:

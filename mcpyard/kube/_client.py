@@ -9,7 +9,9 @@ never waits on the network.
 Patches are JSON merge patches (``application/merge-patch+json``): lists are replaced whole,
 which is what a declarative owner wants (a strategic merge would keep an env var the spec no
 longer names), and maps are merged, which leaves other controllers' labels and annotations
-alone. Every verb used here is listed in :data:`mcpyard.kube.RBAC_RULES`.
+alone. Every write names the field manager ``mcpyard``, so that the fields mcpyard owns are
+told apart from those kubectl or other controllers set (``metadata.managedFields``). Every verb
+used here is listed in :data:`mcpyard.kube.RBAC_RULES`.
 """
 
 from __future__ import annotations
@@ -33,11 +35,14 @@ import urllib3.exceptions
 from mcpyard import __version__, errors
 
 MERGE_PATCH = "application/merge-patch+json"
+FIELD_MANAGER = "mcpyard"
+"""The field manager of every write (``metadata.managedFields``), whatever the user agent."""
 log = logging.getLogger("mcpyard.kube")
 
 # (apiVersion, kind) -> plural: the kinds mcpyard reads or writes.
 PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Secret"): "secrets",
+    ("v1", "ConfigMap"): "configmaps",
     ("v1", "Service"): "services",
     ("apps/v1", "Deployment"): "deployments",
     ("mcpyard.io/v1alpha1", "Workspace"): "workspaces",
@@ -100,10 +105,12 @@ class Client:
         *,
         timeout: float = 30,
         user_agent: str = f"mcpyard/{__version__}",
+        field_manager: str = FIELD_MANAGER,
     ) -> None:
         self._api = api_client
         self._api.user_agent = user_agent
         self._timeout = timeout
+        self._manager = {"fieldManager": field_manager}
 
     @classmethod
     def from_environment(
@@ -261,7 +268,7 @@ class Client:
     def create_sync(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
-        created = self.request("POST", url, dict(obj))
+        created = self.request("POST", url, dict(obj), query=self._manager)
         if created is None:
             raise ApiError(404, f"POST {url}: HTTP 404: the namespace or kind does not exist")
         return created
@@ -282,6 +289,7 @@ class Client:
             path(api_version, kind, namespace, name, subresource),
             dict(patch),
             content_type=MERGE_PATCH,
+            query=self._manager,
         )
 
     def delete_sync(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
@@ -400,6 +408,7 @@ class Watch:
         ) as exc:
             raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
         response = self._response = rest.response
+        ended = False  # the server ended the stream: the connection may serve another request
         try:
             status = int(response.status)
             if not 200 <= status < 300:
@@ -416,12 +425,17 @@ class Watch:
                 if kind in ("ADDED", "MODIFIED") and not _has(obj, self._labels):
                     kind = "DELETED"  # no longer selected: gone, as far as the watcher knows
                 yield kind, obj
+            ended = True
         except (OSError, ssl.SSLError, urllib3.exceptions.HTTPError) as exc:
             if self._stopped.is_set():
                 return
             raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
         finally:
             with contextlib.suppress(Exception):
+                if not ended:
+                    # Left early (stopped, or the reader broke off): the server still streams
+                    # on this connection; pooled, it would hang the next request on it.
+                    response.close()
                 response.release_conn()
 
     async def __aiter__(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:

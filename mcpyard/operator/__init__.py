@@ -18,6 +18,7 @@ from typing import Any
 import kopf
 
 from mcpyard import kube
+from mcpyard.operator._peering import absence as peering_absence
 from mcpyard.operator._registry import build as build_registry
 from mcpyard.operator._registry import sweep
 from mcpyard.operator._settings import Settings
@@ -47,4 +48,4 @@ def run(
     asyncio.run(kopf.operator(**kwargs))
 
 
-__all__ = ["Settings", "build_registry", "run", "sweep"]
+__all__ = ["Settings", "build_registry", "peering_absence", "run", "sweep"]

@@ -53,3 +53,29 @@ async def leading(client: kube.Client, settings: Settings, priority: int | None)
     else:
         found = [await client.get(PEERING_API, "ClusterKopfPeering", "", settings.peering)]
     return leads([f for f in found if f is not None], priority, datetime.now(UTC))
+
+
+def absence(client: kube.Client, settings: Settings) -> str | None:
+    """Why this replica cannot peer as ``settings`` ask (None: it can): kopf's peering CRD is
+    not installed, or the peering object is missing. kopf itself, told to peer, would wait
+    for them without a word; the command line decides before it starts (blocking calls)."""
+    if settings.peering is None:
+        return None
+    kind, plural = (
+        ("KopfPeering", "kopfpeerings")
+        if settings.namespaces
+        else ("ClusterKopfPeering", "clusterkopfpeerings")
+    )
+    discovery = client.request("GET", f"/apis/{PEERING_API}") or {}
+    served = {r.get("name") for r in discovery.get("resources") or [] if isinstance(r, dict)}
+    if plural not in served:
+        return f"kopf's peering CRD {plural}.kopf.dev is not installed"
+    missing = [
+        ns
+        for ns in settings.namespaces or ("",)
+        if client.get_sync(PEERING_API, kind, ns, settings.peering) is None
+    ]
+    if not missing:
+        return None
+    where = f" in namespace {', '.join(missing)}" if settings.namespaces else ""
+    return f"the {kind} {settings.peering!r} does not exist{where}"

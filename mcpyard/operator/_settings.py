@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 import kopf
 
+from mcpyard.compiler import _children
+
 FINALIZER = "mcpyard.io/finalizer"
 ANNOTATION_PREFIX = "operator.mcpyard.io"
 
@@ -22,7 +24,7 @@ class Settings:
     """Where the config Secrets, the age identities and the master key live."""
     gateway_url: str = ""
     """The gateway's public base URL; a Workspace's status.url is this + /ws/NAME/mcp."""
-    runner_image: str = "ghcr.io/mcpyard/runner:latest"
+    runner_image: str = _children.RUNNER_IMAGE
     """The image hosted stdio servers run in (it has `mcpyard bridge`)."""
     discovery_interval: float = 3600
     """Seconds between two tool discoveries of a serving server."""

@@ -1,0 +1,178 @@
+"""Fixtures of the cluster tests: one real kube-apiserver per test session (see apiserver.py),
+the mcpyard CRDs installed on it, the chart's ServiceAccounts and RBAC applied from the
+rendered chart, and `mcpyard` processes (operator, gateway) run as those ServiceAccounts."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import copy
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import yaml
+
+from tests.chart.helmrender import Rendered, render
+from tests.cluster.apiserver import ROOT, ApiServer, start
+from tests.conftest import DEMO_AGE_KEY
+
+OPERATOR_NS = "mcpyard"
+CRDS = ROOT / "crds"
+OPERATOR_SA = "mcpyard-operator"
+GATEWAY_SA = "mcpyard-gateway"
+# What `helm install` would create besides the workloads, which cannot run here (no kubelet):
+# the components run as processes instead, with these ServiceAccounts' tokens.
+INSTALLED_KINDS = (
+    "ServiceAccount",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Secret",
+)
+T = TypeVar("T")
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float = 60.0, what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except (AssertionError, KeyError, TypeError, IndexError) as exc:
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+
+def strip_cel(crd: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The CRD without its CEL rules (``x-kubernetes-validations``, Kubernetes 1.25+), and the
+    rules taken out: the 1.20 test server refuses the field."""
+    out = copy.deepcopy(crd)
+    rules: list[dict[str, Any]] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            rules.extend(node.pop("x-kubernetes-validations", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(out)
+    return out, rules
+
+
+def crd_documents() -> list[dict[str, Any]]:
+    return [yaml.safe_load(p.read_text()) for p in sorted(CRDS.glob("*.yaml"))]
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    server = start(tmp_path_factory.mktemp("kube-apiserver"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def crds(apiserver: ApiServer) -> list[dict[str, Any]]:
+    """The mcpyard CRDs, installed without their CEL rules; the rules stripped."""
+    stripped: list[dict[str, Any]] = []
+    docs = []
+    for crd in crd_documents():
+        doc, rules = strip_cel(crd)
+        docs.append(doc)
+        stripped.extend(rules)
+    apiserver.apply(docs)
+    for doc in docs:
+        apiserver.kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"crd/{doc['metadata']['name']}",
+            "--timeout=60s",
+        )
+    return stripped
+
+
+@pytest.fixture(scope="session")
+def chart(apiserver: ApiServer, crds: list[dict[str, Any]]) -> Rendered:
+    """The chart rendered for release namespace ``mcpyard``; its ServiceAccounts, Roles,
+    bindings and master key Secret applied to the server, and the age identity Secret the
+    operator reads (`kubectl create secret`, as docs/kubernetes.md has the user do)."""
+    rendered = render(namespace=OPERATOR_NS)
+    apiserver.kubectl("create", "namespace", OPERATOR_NS)
+    apiserver.apply([d for d in rendered.docs if d["kind"] in INSTALLED_KINDS])
+    apiserver.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "mcpyard-age", "namespace": OPERATOR_NS},
+                "data": {"demo.agekey": base64.b64encode(DEMO_AGE_KEY.read_bytes()).decode()},
+            }
+        ]
+    )
+    return rendered
+
+
+@dataclass
+class Process:
+    """A `mcpyard` command running in the background, its output in ``log``."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self) -> int:
+        if self.popen.poll() is None:
+            os.kill(self.popen.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        return int(self.popen.returncode)
+
+
+@pytest.fixture
+def mcpyard(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """``mcpyard(*args)``: start ``mcpyard ARGS`` as a process; all are stopped at the end."""
+    started: list[Process] = []
+
+    def run(*args: str, name: str = "mcpyard") -> Process:
+        log = tmp_path / f"{name}-{len(started)}.log"
+        with log.open("wb") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "mcpyard", *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+        process = Process(popen, log)
+        started.append(process)
+        return process
+
+    try:
+        yield run
+    finally:
+        for process in reversed(started):
+            with contextlib.suppress(Exception):
+                process.stop()

@@ -1,0 +1,495 @@
+"""The user's journey on a real API server: the CRDs and the examples applied with kubectl,
+`mcpyard operator` run as the chart's ServiceAccount (its token, the chart's RBAC: a missing
+permission fails a request, an unused one fails the audit check), `mcpyard gateway` as the
+gateway's ServiceAccount serving a real MCP client, and a revocation by `kubectl patch`.
+
+The tests of this module run in order on one operator and one gateway (module fixtures).
+No controller manager runs: Deployments get no pods and no status, and no garbage collector
+deletes dependents of a deleted owner; what is checked is what the API server guarantees
+(schemas, defaults, owner references as stored, field managers, RBAC, watches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from mcpyard import kube
+from tests.chart.helmrender import Rendered
+from tests.cluster.apiserver import ROOT, ApiServer
+from tests.cluster.conftest import GATEWAY_SA, OPERATOR_NS, OPERATOR_SA, Process, wait_for
+from tests.proctools import free_port
+
+DEMO_TOKEN = "demo-analytics-key-0001"  # the value of the example EncryptedSecrets
+GATEWAY_URL = "https://gw.example.com"
+NOT_STANDALONE = "mcpyard.io/example!=standalone-only"
+
+
+def _tokens() -> dict[str, str]:
+    out = {}
+    for line in (ROOT / "examples" / "demo-tokens.txt").read_text().splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3:
+            out[parts[0]] = parts[2]
+    return out
+
+
+TOKENS = _tokens()
+
+
+def _spawn(log: Path, *args: str) -> Process:
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "mcpyard", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=log.parent,
+        )
+    return Process(popen, log)
+
+
+def _chart_args(chart: Rendered, component: str) -> tuple[list[str], dict[str, str]]:
+    """The container args and plain env of the chart's Deployment of ``component``."""
+    (deployment,) = [
+        d for d in chart.of_kind("Deployment") if d["metadata"]["name"].endswith(component)
+    ]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container.get("env") or [] if "value" in e}
+    return list(container.get("args") or []), env
+
+
+@pytest.fixture(scope="module")
+def journey(
+    apiserver: ApiServer, chart: Rendered, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """The examples applied, and the operator running as the chart runs it."""
+    work = tmp_path_factory.mktemp("journey")
+    for ns in ("team-eng", "team-data"):
+        apiserver.kubectl("create", "namespace", ns, check=False)
+    apiserver.kubectl(
+        "apply",
+        "-R",
+        "-f",
+        "examples/workspaces/team-eng",
+        "-f",
+        "examples/workspaces/team-data",
+        "-l",
+        NOT_STANDALONE,
+    )
+    apiserver.kubectl("apply", "-R", "-f", "examples/cluster/")
+    args, env = _chart_args(chart, "operator")
+    assert args[0] == "operator" and "--standalone" in args
+    args[args.index("--gateway-url") + 1] = GATEWAY_URL
+    kubeconfig = apiserver.kubeconfig_for(work / "operator.kubeconfig", OPERATOR_NS, OPERATOR_SA)
+    # The chart's command line, with a short resync so that drift repair shows within the test.
+    with _environment(env):
+        operator = _spawn(
+            work / "operator.log",
+            *args,
+            "--kubeconfig",
+            str(kubeconfig),
+            "--resync-interval",
+            "3",
+        )
+    try:
+        yield {"operator": operator, "work": work, "kubeconfig": kubeconfig}
+    finally:
+        code = operator.stop()
+        assert code == 0, operator.output()[-3000:]
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _secret(apiserver: ApiServer, ns: str, name: str) -> dict[str, Any] | None:
+    done = apiserver.kubectl("get", "secret", "-n", ns, name, "-o", "json", check=False)
+    return json.loads(done.stdout) if done.returncode == 0 else None
+
+
+def _conditions(obj: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        c["type"]: (c["status"], c["reason"])
+        for c in (obj.get("status") or {}).get("conditions") or []
+    }
+
+
+def test_config_secrets_as_the_server_stores_them(
+    apiserver: ApiServer, journey: dict[str, Any]
+) -> None:
+    for ws in ("eng", "data"):
+        secret = wait_for(
+            lambda w=ws: _secret(apiserver, OPERATOR_NS, f"mcpyard-ws-{w}"),
+            what=f"the config Secret of {ws}",
+            timeout=120,
+        )
+        assert secret["type"] == "Opaque"
+        assert secret["metadata"]["labels"]["mcpyard.io/config"] == "true"
+        assert set(secret["data"]) == {"config.json", "secrets.json"}
+        managers = {f["manager"] for f in secret["metadata"].get("managedFields") or []}
+        assert managers == {"mcpyard"}, managers
+    # The label selector the gateway watches with selects exactly the config Secrets.
+    listed = apiserver.kubectl(
+        "get", "secrets", "-n", OPERATOR_NS, "-l", "mcpyard.io/config=true", "-o", "name"
+    ).stdout.split()
+    assert sorted(listed) == ["secret/mcpyard-ws-data", "secret/mcpyard-ws-eng"]
+    assert DEMO_TOKEN not in json.dumps(_secret(apiserver, OPERATOR_NS, "mcpyard-ws-eng"))
+
+
+def test_statuses_and_printer_columns(apiserver: ApiServer, journey: dict[str, Any]) -> None:
+    def eng_row() -> list[str] | None:
+        for line in apiserver.kubectl("get", "workspaces", "-A").stdout.splitlines()[1:]:
+            cells = line.split()
+            if cells[1] == "eng" and cells[2] != "<none>":
+                return cells
+        return None
+
+    row = wait_for(eng_row, what="the eng row of `kubectl get workspaces`", timeout=120)
+    # NAMESPACE NAME URL PLAN SERVERS MEMBERS TOOLS READY AGE
+    assert row[:6] == ["team-eng", "eng", f"{GATEWAY_URL}/ws/eng/mcp", "pro", "3", "2"], row
+    expected = {
+        "Accepted": ("True", "Valid"),
+        "ResolvedRefs": ("True", "Resolved"),
+        "Programmed": ("True", "ConfigGenerated"),
+    }
+    for kind, ns, name in [
+        ("workspace", "team-eng", "eng"),
+        ("workspace", "team-data", "data"),
+        ("mcpserver", "team-eng", "notes"),
+        ("member", "team-eng", "alice"),
+        ("encryptedsecret", "team-eng", "analytics-key"),
+    ]:
+        wait_for(
+            lambda k=kind, n=ns, m=name: all(  # type: ignore[misc]
+                _conditions(apiserver.get_json(k, "-n", n, m)).get(t) == v
+                for t, v in expected.items()
+            ),
+            what=f"the conditions of {kind} {name}",
+            timeout=60,
+        )
+        stored = apiserver.get_json(kind, "-n", ns, name)
+        assert stored["status"]["observedGeneration"] == stored["metadata"]["generation"]
+    carol = apiserver.get_json("member", "-n", "team-eng", "carol")
+    assert _conditions(carol)["Ready"] == ("False", "Disabled")
+    members = apiserver.kubectl("get", "members", "-n", "team-eng").stdout
+    assert "carol" in members and "alice@example.com" in members
+
+
+def test_hosted_servers_are_stored_with_owner_references(
+    apiserver: ApiServer, journey: dict[str, Any], chart: Rendered
+) -> None:
+    args, _ = _chart_args(chart, "operator")
+    runner = args[args.index("--runner-image") + 1]
+    for ns, server in [("team-eng", "notes"), ("team-eng", "time"), ("team-data", "analytics")]:
+        owner = apiserver.get_json("mcpserver", "-n", ns, server)
+        for kind in ("deployment", "service"):
+            obj = wait_for(
+                lambda k=kind, n=ns, s=server: json.loads(  # type: ignore[misc]
+                    apiserver.kubectl(
+                        "get", k, "-n", n, f"mcp-{s}", "-o", "json", check=False
+                    ).stdout
+                    or "null"
+                ),
+                what=f"{kind} of {server}",
+            )
+            (ref,) = obj["metadata"]["ownerReferences"]
+            assert (ref["kind"], ref["name"], ref["uid"], ref["controller"]) == (
+                "MCPServer",
+                server,
+                owner["metadata"]["uid"],
+                True,
+            )
+    notes = apiserver.get_json("deployment", "-n", "team-eng", "mcp-notes")
+    (container,) = notes["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == runner
+    # Defaults the API server filled in (what `covers` must tolerate), and no status: no
+    # controller manager runs here.
+    assert notes["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert notes["spec"]["revisionHistoryLimit"] == 10
+    assert not notes.get("status", {}).get("replicas")
+    env = apiserver.get_json("secret", "-n", "team-data", "mcp-analytics-env")
+    assert set(env["data"]) == {"ANALYTICS_TOKEN"}
+
+
+def test_drift_is_repaired_and_other_edits_are_kept(
+    apiserver: ApiServer, journey: dict[str, Any]
+) -> None:
+    ns = "team-eng"
+    wait_for(lambda: apiserver.get_json("deployment", "-n", ns, "mcp-notes"), what="mcp-notes")
+    image = apiserver.get_json("deployment", "-n", ns, "mcp-notes")["spec"]["template"]["spec"][
+        "containers"
+    ][0]["image"]
+    # Someone edits a field the operator owns, and adds a label of their own.
+    apiserver.kubectl("label", "deployment", "-n", ns, "mcp-notes", "team=platform")
+    apiserver.kubectl("set", "image", "deployment/mcp-notes", "-n", ns, "server=example/evil:1")
+    apiserver.kubectl("delete", "service", "-n", ns, "mcp-notes")
+
+    def repaired() -> bool:
+        d = apiserver.get_json("deployment", "-n", ns, "mcp-notes")
+        svc = apiserver.kubectl("get", "service", "-n", ns, "mcp-notes", check=False)
+        return (
+            d["spec"]["template"]["spec"]["containers"][0]["image"] == image and svc.returncode == 0
+        )
+
+    wait_for(repaired, what="the resync to repair the Deployment and the Service", timeout=60)
+    labels = apiserver.get_json("deployment", "-n", ns, "mcp-notes")["metadata"]["labels"]
+    assert labels["team"] == "platform"  # not the operator's: kept
+
+
+def test_deletion_and_owner_references(apiserver: ApiServer, journey: dict[str, Any]) -> None:
+    ns = "team-eng"
+    owner = apiserver.get_json("mcpserver", "-n", ns, "time")
+    # A dependent of someone else's, owned by the server: only a garbage collector (the
+    # controller manager, absent here) would delete it with its owner.
+    apiserver.apply(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "time-notes",
+                    "namespace": ns,
+                    "ownerReferences": [
+                        {
+                            "apiVersion": "mcpyard.io/v1alpha1",
+                            "kind": "MCPServer",
+                            "name": "time",
+                            "uid": owner["metadata"]["uid"],
+                        }
+                    ],
+                },
+            }
+        ]
+    )
+    apiserver.kubectl("delete", "mcpserver", "-n", ns, "time", "--wait=true", "--timeout=60s")
+    # The operator removes what it created (its finalizer lets it), without a collector.
+    for kind in ("deployment", "service"):
+        wait_for(
+            lambda k=kind: (
+                apiserver.kubectl(  # type: ignore[misc]
+                    "get", k, "-n", ns, "mcp-time", check=False
+                ).returncode
+                != 0
+            ),
+            what=f"the {kind} of time deleted",
+        )
+    # The API server keeps the owner reference as written; collecting it is a controller's job.
+    cm = apiserver.get_json("configmap", "-n", ns, "time-notes")
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == owner["metadata"]["uid"]
+
+    def eng_servers() -> list[str] | None:
+        secret = _secret(apiserver, OPERATOR_NS, "mcpyard-ws-eng")
+        import base64
+
+        config = json.loads(base64.b64decode(secret["data"]["config.json"])) if secret else {}
+        slugs = [s["slug"] for s in config.get("servers", [])]
+        return slugs if "time" not in slugs else None
+
+    assert wait_for(eng_servers, what="time out of eng's config") == ["analytics", "notes"]
+
+
+def test_gateway_follows_the_config_and_revocation_bites(
+    apiserver: ApiServer, journey: dict[str, Any], demo_upstream: str
+) -> None:
+    work: Path = journey["work"]
+    # The eng workspace proxies to the demo server, patched in with kubectl.
+    apiserver.kubectl(
+        "patch",
+        "mcpserver",
+        "-n",
+        "team-eng",
+        "analytics",
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"proxy": {"url": demo_upstream}}}),
+    )
+    kubeconfig = apiserver.kubeconfig_for(work / "gateway.kubeconfig", OPERATOR_NS, GATEWAY_SA)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    gateway = _spawn(
+        work / "gateway.log",
+        "gateway",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--namespace",
+        OPERATOR_NS,
+        "--port",
+        str(port),
+        "--state-dir",
+        str(work / "state"),
+        "--no-records",
+    )
+    try:
+
+        def healthy() -> bool:
+            body = httpx.get(f"{base}/readyz", timeout=5).json()
+            eng = body.get("workspaces", {}).get("eng", {})
+            return eng.get("servers", {}).get("analytics", {}).get("status") == "healthy"
+
+        wait_for(healthy, what="eng's analytics served by the gateway", timeout=90)
+        tools, text = asyncio.run(_call(f"{base}/ws/eng/mcp", TOKENS["bob"], "time__x"))
+        assert "analytics__whoami" not in tools  # bob may not: his access rules
+        tools, text = asyncio.run(_call(f"{base}/ws/eng/mcp", TOKENS["alice"], "analytics__whoami"))
+        assert "analytics__whoami" in tools
+        assert f"({len(DEMO_TOKEN)} characters)" in text
+        assert _initialize(base, TOKENS["bob"]) == 200
+        assert _initialize(base, TOKENS["carol"]) == 401
+        apiserver.kubectl(
+            "patch",
+            "member",
+            "-n",
+            "team-eng",
+            "bob",
+            "--type=merge",
+            "-p",
+            '{"spec":{"disabled":true}}',
+        )
+        wait_for(lambda: _initialize(base, TOKENS["bob"]) == 401, what="bob refused", timeout=30)
+        assert _initialize(base, TOKENS["alice"]) == 200
+    finally:
+        code = gateway.stop()
+    log = gateway.output()
+    assert code == 0, log[-3000:]
+    assert "Forbidden" not in log and " 403" not in log, log[-3000:]
+    for token in TOKENS.values():
+        assert token not in log
+
+
+def test_the_operator_used_exactly_its_rbac(apiserver: ApiServer, journey: dict[str, Any]) -> None:
+    """Every request of the operator's ServiceAccount was allowed, and every permission the
+    chart grants it was used (an unused one is excess, unless named here with its reason)."""
+    user = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
+    events = apiserver.audit(user)
+    assert events, "no request of the operator in the audit log"
+    denied = [
+        (e["verb"], e.get("objectRef", {}).get("resource"), e["responseStatus"]["code"])
+        for e in events
+        if e.get("responseStatus", {}).get("code") == 403
+    ]
+    assert denied == [], denied
+    used = set()
+    for e in events:
+        ref = e.get("objectRef") or {}
+        if not ref.get("resource"):
+            continue
+        resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
+        used.add(
+            (ref.get("apiGroup", ""), resource, e["verb"], ref.get("namespace") == OPERATOR_NS)
+        )
+    granted = set()
+    for rule in kube.RBAC_RULES:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                for verb in rule["verbs"]:
+                    granted.add((group, resource, verb, rule["scope"]))
+    unused = sorted(
+        (g, r, v, scope)
+        for g, r, v, scope in granted
+        if not any(
+            u[0] == g and u[1] == r and u[2] == v and (scope == "cluster" or u[3]) for u in used
+        )
+    )
+    print("\nunused permissions:", unused)
+    assert unused == sorted(UNUSED_HERE), unused
+
+
+UNUSED_HERE: list[tuple[str, str, str, str]] = []
+"""Granted permissions this journey does not exercise, each with why (filled from a run)."""
+
+
+async def _call(url: str, token: str, tool: str) -> tuple[list[str], str]:
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        )
+        streams = await stack.enter_async_context(streamable_http_client(url, http_client=http))
+        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
+        await session.initialize()
+        names = [t.name for t in (await session.list_tools()).tools]
+        if tool not in names:
+            return names, ""
+        result = await session.call_tool(tool, {})
+        assert not result.is_error, result
+        return names, "".join(getattr(c, "text", "") for c in result.content)
+
+
+def _initialize(base: str, token: str) -> int:
+    r = httpx.post(
+        f"{base}/ws/eng/mcp",
+        headers={
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "probe", "version": "0"},
+            },
+        },
+        timeout=10,
+    )
+    return r.status_code
+
+
+@pytest.fixture(scope="module")
+def demo_upstream() -> Iterator[str]:
+    """The demo MCP server over streamable HTTP, requiring the example secret as a bearer."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mcpyard.demo",
+            "--transport",
+            "streamable-http",
+            "--port",
+            str(port),
+            "--token-env",
+            "DEMO_TOKEN",
+        ],
+        env={**os.environ, "DEMO_TOKEN": DEMO_TOKEN},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def up() -> bool:
+            with contextlib.suppress(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=2)
+                return True
+            return False
+
+        wait_for(up, what="the demo server")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        process.wait(10)
