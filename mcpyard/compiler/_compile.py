@@ -28,6 +28,7 @@ from mcpyard.compiler.config import (
     MemberConfig,
     SecretRef,
     ServerConfig,
+    Source,
     ToolFilter,
     WorkspaceConfig,
 )
@@ -35,6 +36,9 @@ from mcpyard.compiler.config import (
 Key = tuple[str, str, str]
 NsName = tuple[str, str]
 Target = Literal["local", "cluster"]
+MEMBER_TOOLS_MAX = 50
+"""How many tool names a Member's status lists at most (``toolsNotListed`` counts the rest):
+a status stays small in a workspace of thousands of tools."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class _Run:
     target: Target
     base_url: str
     runner_image: str
+    source: Source | None = None
     reports: dict[Key, Report] = field(default_factory=dict)
     workspaces: dict[NsName, Workspace] = field(default_factory=dict)
     """Accepted workspaces by (namespace, name)."""
@@ -405,7 +410,7 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
         config = WorkspaceConfig(name=name, namespace=ns, display_name=spec.display_name or name,
                                  plan=spec.plan, requests_per_minute=rpm,
                                  tool_search=spec.tool_search, servers=tuple(servers),
-                                 members=tuple(members))
+                                 members=tuple(members), source=run.source)
         digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
         out[name] = config.model_copy(update={"revision": digest})
         tools = _known_tools(run, servers)
@@ -425,8 +430,10 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
             rep.ready, rep.ready_message = True, f"serving {len(servers)} servers"
         if any((s.namespace, s.name) in run.observed.tools for s in servers):
             for member_cfg in members:
-                run.reports[(ns, "Member", member_cfg.name)].fields["tools"] = sum(
-                    1 for t in tools if access.member_may_use(member_cfg, t))
+                usable = sorted(t for t in tools if access.member_may_use(member_cfg, t))
+                run.reports[(ns, "Member", member_cfg.name)].fields.update(
+                    tools=len(usable), toolNames=usable[:MEMBER_TOOLS_MAX],
+                    toolsNotListed=max(0, len(usable) - MEMBER_TOOLS_MAX))
     return out
 
 
@@ -442,8 +449,12 @@ def compile_resources(
     target: Target = "local",
     base_url: str = "",
     runner_image: str = "ghcr.io/mcpyard/runner:latest",
+    source: Source | None = None,
 ) -> Compilation:
-    run = _Run(resources, now, catalog, observed or Observed(), target, base_url, runner_image)
+    """``source``: where ``resources`` came from (its revision); copied into every
+    workspace's configuration, for the call records."""
+    run = _Run(resources, now, catalog, observed or Observed(), target, base_url, runner_image,
+               source)
     for r in resources:
         run.reports[r.key] = Report(r.metadata.namespace, r.kind, r.metadata.name,
                                     r.metadata.generation)
