@@ -18,6 +18,7 @@ import yaml
 from mcpyard import errors
 from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
+from mcpyard.compiler.config import Source
 
 Key = tuple[str, str, str]
 SUFFIXES = (".yaml", ".yml")
@@ -163,6 +164,19 @@ def load_revision(revision: str, paths: Sequence[str] = (".",), *, repo: Path = 
             continue
         texts.append((f"{revision}:{name}", _git(repo, "show", f"{revision}:{name}")))
     return parse_texts(texts)
+
+
+def checkout_source(folder: Path) -> Source | None:
+    """Where the manifests below ``folder`` come from: the commit HEAD of its git checkout,
+    ``<sha>-dirty`` when a file below ``folder`` differs from it (changed, staged, deleted or
+    untracked); None outside a checkout, before the first commit, or without git."""
+    where = folder if folder.is_dir() else folder.parent
+    try:
+        head = _git(where, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").strip()
+        dirty = _git(where, "status", "--porcelain", "--untracked-files=all", "--", ".")
+    except errors.ManifestError:
+        return None
+    return Source(revision=f"{head}-dirty" if dirty.strip() else head, origin=f"git {folder}")
 
 
 def _git(repo: Path, *args: str) -> str:

@@ -196,7 +196,7 @@ def _calls(
     if args.report == "member":
         where, params = f"{where} AND member = ?", [*params, args.name]
     return conn.execute(
-        f"SELECT {', '.join(_records.FIELDS)} FROM {_records.TABLE} WHERE {where} "
+        f"SELECT {_records.selected(conn)} FROM {_records.TABLE} WHERE {where} "
         "ORDER BY time, id LIMIT ?",
         [*params, _limit(args)],
     ).fetchall()
@@ -268,7 +268,17 @@ REPORTS = {
     ),
     "calls": Report(
         _records.FIELDS,
-        ("time", "workspace", "member", "method", "target", "outcome", "latency_ms", "error"),
+        (
+            "time",
+            "workspace",
+            "member",
+            "method",
+            "target",
+            "outcome",
+            "latency_ms",
+            "source_revision",
+            "error",
+        ),
         _calls,
     ),
 }

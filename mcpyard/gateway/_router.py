@@ -171,7 +171,8 @@ class Router:
             outcome=call.outcome, error=call.error,
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
-            git_commit=live.commit)
+            git_commit=live.commit, source_revision=live.config.source.revision
+            if live.config.source is not None else None)
         self.metrics.observe(record)
         if self.recorder is not None and (known in RECORDED or call.outcome != "ok"):
             self.recorder.record(record)
