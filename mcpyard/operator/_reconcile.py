@@ -24,7 +24,7 @@ from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
-from mcpyard.operator import _tokens
+from mcpyard.operator import _source, _tokens
 from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
@@ -135,6 +135,12 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
     )
     resources = [e.resource for e in valid if e.resource is not None]
     resources += [e.resource for e in secrets if e.resource is not None]
+    source = await _source.find(
+        rt.client,
+        [e.body for e in valid],
+        argocd_namespace=rt.settings.argocd_namespace,
+        unreadable=rt.unreadable,
+    )
     out = compiler.compile(
         resources,
         now=now,
@@ -143,6 +149,7 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
         target="cluster",
         base_url=rt.settings.gateway_url,
         runner_image=rt.settings.runner_image,
+        source=source,
     )
 
     programmed = await _apply_config(rt, ws, out, workspaces, force=force)
