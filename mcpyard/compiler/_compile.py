@@ -419,6 +419,8 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
                   and (m.expires is None or m.expires > run.now)]
         rep.fields.update(url=f"{run.base_url}{config.path}", servers=len(servers),
                           members=len(active))
+        if run.source is not None:
+            rep.fields["source"] = run.source.model_dump()
         if any((s.namespace, s.name) in run.observed.tools for s in servers) or not servers:
             rep.fields["tools"] = len(tools)
         health = [run.observed.server_health.get((s.namespace, s.name)) for s in servers]

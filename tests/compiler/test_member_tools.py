@@ -65,6 +65,9 @@ def test_the_source_reaches_every_workspace_config_and_its_hash() -> None:
     source = Source(revision="main@sha1:" + "a" * 40, origin="Kustomization flux-system/apps")
     out = _build([], other, source=source)
     assert {w.source for w in out.workspaces.values()} == {source}
+    assert out.statuses[("team", "Workspace", "eng")]["source"] == source.model_dump()
+    v1alpha1.Workspace.model_validate(
+        {**WS, "status": out.statuses[("team", "Workspace", "eng")]})
     plain = _build([], other)
     assert plain.workspaces["eng"].source is None
     # A new revision is a new configuration: the gateway swaps it in and records it.

@@ -78,6 +78,9 @@ def test_the_config_names_the_revision_that_applied_it(cluster: Cluster) -> None
     for ws, source in expected.items():
         wait_for(lambda ws=ws, source=source: _source_of(cluster, ws) == source,  # type: ignore[misc]
                  what=f"the source of {ws}")
+    # ... and the Workspace's status says so, for `kubectl get workspace -o yaml`.
+    wait_for(lambda: (cluster.resource("Workspace", "team-eng", "eng").get("status") or {})
+             .get("source") == expected["eng"], what="eng's status.source")
 
     # Flux applies a new commit: the Kustomization's status moves on, the objects change.
     cluster.patch("Kustomization", "flux-system", "apps",
