@@ -194,10 +194,10 @@ def checkout_source(folder: Path) -> Source | None:
     """Where the manifests below ``folder`` come from: the commit HEAD of its git checkout,
     ``<sha>-dirty`` when a file below ``folder`` differs from it (changed, staged, deleted or
     untracked); None outside a checkout, before the first commit, or without git."""
-    where = folder if folder.is_dir() else folder.parent
+    where, pathspec = (folder, ".") if folder.is_dir() else (folder.parent, folder.name)
     try:
         head = git(where, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").strip()
-        dirty = git(where, "status", "--porcelain", "--untracked-files=all", "--", ".")
+        dirty = git(where, "status", "--porcelain", "--untracked-files=all", "--", pathspec)
     except errors.ManifestError:
         return None
     return Source(revision=f"{head}-dirty" if dirty.strip() else head, origin=f"git {folder}")

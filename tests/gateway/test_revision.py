@@ -55,6 +55,9 @@ def test_checkout_source(tmp_path: Path) -> None:
     assert manifests.checkout_source(folder).revision == f"{first}-dirty"  # type: ignore
     repo.git("checkout", "--", ".")
     assert manifests.checkout_source(folder).revision == first  # type: ignore[union-attr]
+    # `serve FILE`: that file alone counts.
+    repo.write("workspaces/other.yaml", _ws("Other"))
+    assert manifests.checkout_source(folder / "eng.yaml").revision == first  # type: ignore
 
 
 def _revision(base: str) -> str:
