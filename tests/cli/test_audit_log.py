@@ -198,3 +198,37 @@ def test_this_repositorys_examples_history(capsys: pytest.CaptureFixture[str]) -
     assert second["commit"].startswith("1718dfe")
     assert {w["name"]: w["details"] for w in second["workspaces"]} == {
         "data": ["server added: analytics"], "eng": ["server added: analytics"]}
+
+
+def test_branch_commits_and_merges(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.write("w/eng.yaml", _ws("free"))
+    base = repo.commit("base", date="2026-02-01T10:00:00+00:00")
+    repo.git("checkout", "-q", "-b", "feat")
+    repo.write("w/zed.yaml", _member("zed"))
+    zed = repo.commit("add zed", author=BOB, date="2026-02-02T10:00:00+00:00")
+    repo.git("checkout", "-q", "main")
+    repo.write("README.md", "elsewhere\n")
+    repo.commit("readme", date="2026-02-03T10:00:00+00:00")
+    repo.git("merge", "-q", "--no-edit", "feat", date="2026-02-04T10:00:00+00:00")
+    # Only the folder changed on the branch: the merge brings nothing of its own.
+    got = [(e["commit"], who, change)
+           for e in _json(capsys, str(repo.path / "w"))
+           for who, change in [(m["name"], m["change"]) for w in e["workspaces"]
+                               for m in w["members"]] or [("-", "-")]]
+    assert got == [(base, "-", "-"), (zed, "zed", "added")]
+    # Both lines change the manifests: the merge is listed with what it brought to main.
+    repo.git("checkout", "-q", "-b", "yan")
+    repo.write("w/yan.yaml", _member("yan"))
+    yan = repo.commit("add yan", author=BOB, date="2026-02-05T10:00:00+00:00")
+    repo.git("checkout", "-q", "main")
+    repo.write("w/eng.yaml", _ws("pro"))
+    pro = repo.commit("pro", date="2026-02-06T10:00:00+00:00")
+    repo.git("merge", "-q", "--no-edit", "yan", date="2026-02-07T10:00:00+00:00")
+    merge = repo.git("rev-parse", "HEAD").strip()
+    entries = _json(capsys, str(repo.path / "w"), "--since", "2026-02-05")
+    assert [(e["commit"], [d for w in e["workspaces"] for d in w["details"]]
+             + [m["name"] for w in e["workspaces"] for m in w["members"]]) for e in entries] \
+        == [(yan, ["yan"]), (pro, ["plan: free -> pro",
+                                   "workspace rate limit: 60 -> 1200 requests/min"]),
+            (merge, ["yan"])]
