@@ -18,6 +18,7 @@ import yaml
 from mcpyard import errors
 from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
+from mcpyard.compiler.config import Source
 
 Key = tuple[str, str, str]
 SUFFIXES = (".yaml", ".yml")
@@ -154,18 +155,56 @@ def load(paths: Sequence[Path]) -> Loaded:
 def load_revision(revision: str, paths: Sequence[str] = (".",), *, repo: Path = Path()) -> Loaded:
     """Read the manifests below ``paths`` at a git revision of the repository at ``repo``."""
     try:
-        listing = _git(repo, "ls-tree", "-r", "-z", "--name-only", revision, "--", *paths)
+        listing = git(repo, "ls-tree", "-r", "-z", revision, "--", *paths)
     except errors.ManifestError as exc:
         raise errors.ManifestError(f"{revision}: {exc}") from None
-    texts = []
-    for name in sorted(n for n in listing.split("\0") if n.endswith(SUFFIXES)):
-        if any(part.startswith(".") for part in Path(name).parts):
-            continue
-        texts.append((f"{revision}:{name}", _git(repo, "show", f"{revision}:{name}")))
-    return parse_texts(texts)
+    found: list[tuple[str, str]] = []  # (path, blob id)
+    for line in listing.split("\0"):
+        meta, _, name = line.partition("\t")  # "<mode> <type> <object>\t<path>"
+        parts = meta.split()
+        if len(parts) == 3 and parts[1] == "blob" and name.endswith(SUFFIXES) \
+                and not any(part.startswith(".") for part in Path(name).parts):
+            found.append((name, parts[2]))
+    found.sort()
+    blobs = _blobs(repo, [oid for _, oid in found])
+    return parse_texts([(f"{revision}:{name}", text)
+                        for (name, _), text in zip(found, blobs, strict=True)])
 
 
-def _git(repo: Path, *args: str) -> str:
+def _blobs(repo: Path, oids: Sequence[str]) -> list[str]:
+    """The contents of git blobs, read by one ``git cat-file --batch``."""
+    if not oids:
+        return []
+    done = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], check=False,
+                          input="".join(f"{o}\n" for o in oids).encode(), capture_output=True)
+    if done.returncode != 0:
+        raise errors.ManifestError(done.stderr.decode(errors="replace").strip() or
+                                   "git cat-file failed")
+    out, at = [], 0
+    data = done.stdout
+    for _ in oids:
+        end = data.index(b"\n", at)
+        size = int(data[at:end].split()[2])
+        out.append(data[end + 1:end + 1 + size].decode("utf-8", errors="replace"))
+        at = end + 1 + size + 1
+    return out
+
+
+def checkout_source(folder: Path) -> Source | None:
+    """Where the manifests below ``folder`` come from: the commit HEAD of its git checkout,
+    ``<sha>-dirty`` when a file below ``folder`` differs from it (changed, staged, deleted or
+    untracked); None outside a checkout, before the first commit, or without git."""
+    where, pathspec = (folder, ".") if folder.is_dir() else (folder.parent, folder.name)
+    try:
+        head = git(where, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").strip()
+        dirty = git(where, "status", "--porcelain", "--untracked-files=all", "--", pathspec)
+    except errors.ManifestError:
+        return None
+    return Source(revision=f"{head}-dirty" if dirty.strip() else head, origin=f"git {folder}")
+
+
+def git(repo: Path, *args: str) -> str:
+    """``git -C repo ARGS``'s output; ManifestError with git's last line when it fails."""
     try:
         done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
                               check=False)

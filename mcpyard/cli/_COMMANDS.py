@@ -10,6 +10,7 @@ _NAMES = (
     "validate",
     "render",
     "access",
+    "audit",
     "token",
     "secret",
     "crds",

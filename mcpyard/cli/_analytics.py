@@ -199,8 +199,8 @@ def _calls(
     # oldest first like the whole history.
     fields = ", ".join(_records.FIELDS)
     return conn.execute(
-        f"SELECT {fields} FROM (SELECT id, {fields} FROM {_records.TABLE} WHERE {where} "
-        "ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id",
+        f"SELECT {fields} FROM (SELECT id, {_records.selected(conn)} FROM {_records.TABLE} "
+        f"WHERE {where} ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id",
         [*params, _limit(args)],
     ).fetchall()
 
@@ -271,7 +271,17 @@ REPORTS = {
     ),
     "calls": Report(
         _records.FIELDS,
-        ("time", "workspace", "member", "method", "target", "outcome", "latency_ms", "error"),
+        (
+            "time",
+            "workspace",
+            "member",
+            "method",
+            "target",
+            "outcome",
+            "latency_ms",
+            "source_revision",
+            "error",
+        ),
         _calls,
     ),
 }

@@ -100,6 +100,12 @@ def register(sub: Any) -> None:
         default=None,
         help="peering priority of this replica (default random)",
     )
+    p.add_argument(
+        "--argocd-namespace",
+        default=_env("ARGOCD_NAMESPACE", "argocd"),
+        metavar="NS",
+        help="where Argo CD's Applications live, for source revisions (default argocd)",
+    )
     p.add_argument("--kubeconfig", default=None, help="a kubeconfig file (outside a pod)")
     p.add_argument("--verbose", "-v", action="store_true", help="log debug messages")
     p.set_defaults(func=run)
@@ -133,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         master_key_secret=args.master_key_secret,
         peering=None if args.standalone else (explicit or DEFAULT_PEERING),
         priority=args.priority,
+        argocd_namespace=args.argocd_namespace,
     )
     kubeconfig = args.kubeconfig
 

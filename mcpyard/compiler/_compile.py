@@ -29,6 +29,7 @@ from mcpyard.compiler.config import (
     MemberConfig,
     SecretRef,
     ServerConfig,
+    Source,
     ToolFilter,
     WorkspaceConfig,
 )
@@ -36,6 +37,9 @@ from mcpyard.compiler.config import (
 Key = tuple[str, str, str]
 NsName = tuple[str, str]
 Target = Literal["local", "cluster"]
+MEMBER_TOOLS_MAX = 50
+"""How many tool names a Member's status lists at most (``toolsNotListed`` counts the rest):
+a status stays small in a workspace of thousands of tools."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class _Run:
     target: Target
     base_url: str
     runner_image: str
+    source: Source | None = None
     reports: dict[Key, Report] = field(default_factory=dict)
     workspaces: dict[NsName, Workspace] = field(default_factory=dict)
     """Accepted workspaces by (namespace, name)."""
@@ -420,7 +425,7 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
         config = WorkspaceConfig(name=name, namespace=ns, display_name=spec.display_name or name,
                                  plan=spec.plan, requests_per_minute=rpm,
                                  tool_search=spec.tool_search, servers=tuple(servers),
-                                 members=tuple(members))
+                                 members=tuple(members), source=run.source)
         digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
         out[name] = config.model_copy(update={"revision": digest})
         tools = _known_tools(run, servers)
@@ -429,6 +434,8 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
                   and (m.expires is None or m.expires > run.now)]
         rep.fields.update(url=f"{run.base_url}{config.path}", servers=len(servers),
                           members=len(active))
+        if run.source is not None:
+            rep.fields["source"] = run.source.model_dump()
         if any((s.namespace, s.name) in run.observed.tools for s in servers) or not servers:
             rep.fields["tools"] = len(tools)
         health = [run.observed.server_health.get((s.namespace, s.name)) for s in servers]
@@ -440,8 +447,10 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
             rep.ready, rep.ready_message = True, f"serving {len(servers)} servers"
         if any((s.namespace, s.name) in run.observed.tools for s in servers):
             for member_cfg in members:
-                run.reports[(ns, "Member", member_cfg.name)].fields["tools"] = sum(
-                    1 for t in tools if access.member_may_use(member_cfg, t))
+                usable = sorted(t for t in tools if access.member_may_use(member_cfg, t))
+                run.reports[(ns, "Member", member_cfg.name)].fields.update(
+                    tools=len(usable), toolNames=usable[:MEMBER_TOOLS_MAX],
+                    toolsNotListed=max(0, len(usable) - MEMBER_TOOLS_MAX))
     return out
 
 
@@ -459,16 +468,19 @@ def compile_resources(
     runner_image: str = _children.RUNNER_IMAGE,
     last_good: Mapping[str, WorkspaceConfig] | None = None,
     unreadable: Mapping[Key, str] | None = None,
+    source: Source | None = None,
 ) -> Compilation:
     """Compile ``resources``; hold back only what is broken (:mod:`._held`).
 
     ``last_good`` is the configuration each workspace served last (the adapter's, by
     workspace name) and ``unreadable`` the resources whose documents exist but cannot be
     read now, with why: together they let a broken resource keep its last good version
-    while the rest of its workspace, revocations first, applies.
+    while the rest of its workspace, revocations first, applies. ``source`` is where
+    ``resources`` came from (its revision); copied into every workspace's configuration,
+    for the call records.
     """
     run = _Run(resources, now, catalog, observed or Observed(), target, base_url, runner_image,
-               last_good=last_good or {}, unreadable=unreadable or {})
+               source, last_good=last_good or {}, unreadable=unreadable or {})
     for r in resources:
         run.reports[r.key] = Report(r.metadata.namespace, r.kind, r.metadata.name,
                                     r.metadata.generation)

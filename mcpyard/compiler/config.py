@@ -80,6 +80,23 @@ class MemberConfig(_Frozen):
     disabled: bool = False
 
 
+class Source(_Frozen):
+    """Where the resources of a compilation came from, for the audit trail (call records).
+
+    Adapters find it (``serve``: the manifests' git checkout; the operator: the Flux
+    Kustomization, Argo CD Application or pipeline annotation that applied the objects); the
+    compiler only copies it into each workspace's configuration.
+    """
+
+    revision: str
+    """The revision as its source states it: a commit (``<sha>``, ``<sha>-dirty`` for a
+    checkout with uncommitted changes below the manifests), Flux's ``main@sha1:<sha>``, Argo
+    CD's ``<sha>``, or what a pipeline wrote in ``mcpyard.io/revision``."""
+    origin: str
+    """Who applied it: ``git <folder>``, ``Kustomization <ns>/<name>``, ``Application
+    <ns>/<name>`` or ``annotation mcpyard.io/revision``."""
+
+
 class WorkspaceConfig(_Frozen):
     """Everything the gateway needs to serve one workspace at /ws/NAME/mcp."""
 
@@ -92,6 +109,8 @@ class WorkspaceConfig(_Frozen):
     tool_search: bool = False
     servers: tuple[ServerConfig, ...] = ()
     members: tuple[MemberConfig, ...] = ()
+    source: Source | None = None
+    """Where the resources came from (None when unknown); call records carry its revision."""
     revision: str = ""
     """A hash of everything above; equal configurations have equal revisions."""
 

@@ -121,6 +121,8 @@ def _member(old_ws: WorkspaceConfig | None, new_ws: WorkspaceConfig | None,
             details.append(f"expires: {old.expires or 'never'} -> {new.expires or 'never'}")
     if old is None and new is not None:
         change = "added"
+        if new.disabled:
+            details.append("disabled")
     elif new is None and old is not None:
         change = "removed"
     elif old is not None and new is not None and _active(old) != _active(new):
@@ -147,9 +149,12 @@ def diff(old: Mapping[str, WorkspaceConfig], new: Mapping[str, WorkspaceConfig],
             if a.requests_per_minute != b.requests_per_minute:
                 details.append(f"workspace rate limit: {a.requests_per_minute} -> "
                                f"{b.requests_per_minute} requests/min")
-            sa, sb = {s.slug for s in a.servers}, {s.slug for s in b.servers}
-            details += [f"server added: {s}" for s in sorted(sb - sa)]
-            details += [f"server removed: {s}" for s in sorted(sa - sb)]
+        elif b is not None:
+            details.append(f"plan: {b.plan}")
+        # A workspace added or removed adds or removes each of its servers.
+        sa, sb = ({s.slug for s in w.servers} if w else set() for w in (a, b))
+        details += [f"server added: {s}" for s in sorted(sb - sa)]
+        details += [f"server removed: {s}" for s in sorted(sa - sb)]
         members_a = {m.name: m for m in (a.members if a else ())}
         members_b = {m.name: m for m in (b.members if b else ())}
         changes = [c for m in sorted(set(members_a) | set(members_b))

@@ -92,6 +92,11 @@ class CallRecord:
     """The WorkspaceConfig.revision that served the request."""
     git_commit: str | None = None
     """The commit of the manifests' git checkout, when ``serve`` runs on one."""
+    source_revision: str | None = None
+    """Where the configuration came from (WorkspaceConfig.source.revision): the checkout's
+    commit (``<sha>-dirty`` with uncommitted changes) under ``serve``; in a cluster the
+    revision the Flux Kustomization or Argo CD Application applied, or the
+    ``mcpyard.io/revision`` annotation. None when unknown."""
 
     def __post_init__(self) -> None:
         # Free text only; the cheap `in` tests keep the common case off the regex.
@@ -124,9 +129,14 @@ class RecordSink(Protocol):
 
 # --- SQLite -------------------------------------------------------------------------------
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """``PRAGMA user_version`` of a call database this code writes and reads."""
 TABLE = "calls"
+MIGRATIONS: dict[int, str] = {
+    1: f"ALTER TABLE {TABLE} ADD COLUMN source_revision TEXT;",
+}
+"""The statement that takes a database from schema N to N+1 (the gateway runs them at start;
+``mcpyard analytics`` reads an older schema as it is, the newer columns as NULL)."""
 
 _SCHEMA = f"""
 CREATE TABLE {TABLE} (
@@ -145,7 +155,8 @@ CREATE TABLE {TABLE} (
     request_bytes INTEGER NOT NULL,
     response_bytes INTEGER NOT NULL,
     config_revision TEXT NOT NULL,
-    git_commit TEXT
+    git_commit TEXT,
+    source_revision TEXT
 );
 CREATE INDEX {TABLE}_time ON {TABLE} (time);
 CREATE INDEX {TABLE}_member ON {TABLE} (member, time);
@@ -156,20 +167,34 @@ _row = operator.attrgetter(*FIELDS)
 _INSERT = f"INSERT INTO {TABLE} ({', '.join(FIELDS)}) VALUES ({', '.join('?' for _ in FIELDS)})"
 
 
-def check_schema(conn: sqlite3.Connection, path: Path) -> bool:
-    """True when the database holds the call table; False when it is empty."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+def check_schema(conn: sqlite3.Connection, path: Path) -> int:
+    """The schema version of the call table (1 to SCHEMA_VERSION); 0 when the database is
+    empty."""
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise errors.MCPyardError(
             f"{path}: call records of schema {version}, newer than this mcpyard reads "
             f"({SCHEMA_VERSION}); upgrade mcpyard"
         )
-    if version == SCHEMA_VERSION:
-        return True
+    if version >= 1:
+        return version
     tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
     if tables:
         raise errors.MCPyardError(f"{path}: not a database of mcpyard call records")
-    return False
+    return 0
+
+
+def migrate(conn: sqlite3.Connection, version: int) -> None:
+    """Bring a call database of schema ``version`` to SCHEMA_VERSION, in one transaction."""
+    steps = "".join(MIGRATIONS[v] for v in range(version, SCHEMA_VERSION))
+    conn.executescript(f"BEGIN; {steps} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+
+
+def selected(conn: sqlite3.Connection) -> str:
+    """The SELECT list of every record field, in FIELDS order; a field newer than the
+    database's schema reads as NULL."""
+    have = {row[1] for row in conn.execute(f"PRAGMA table_info({TABLE})")}
+    return ", ".join(f if f in have else f"NULL AS {f}" for f in FIELDS)
 
 
 class SQLiteSink:
@@ -199,8 +224,12 @@ class SQLiteSink:
             # spares an fsync per batch.
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA busy_timeout = 5000")
-            if not check_schema(conn, self.path):
+            version = check_schema(conn, self.path)
+            if not version:
                 conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+            elif version < SCHEMA_VERSION:
+                migrate(conn, version)
+                log.info("call records %s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
         except BaseException:
             conn.close()
             raise
@@ -402,7 +431,7 @@ def git_commit(path: str | Path) -> str | None:
     ``git`` binary is installed. Read it once at load, not per request.
     """
     try:
-        gitdir = _find_gitdir(Path(path).resolve())
+        gitdir = find_gitdir(Path(path).resolve())
         if gitdir is None:
             return None
         head = (gitdir / "HEAD").read_text().strip()
@@ -428,7 +457,7 @@ def git_commit(path: str | Path) -> str | None:
     return None  # an unborn branch (no commit yet)
 
 
-def _find_gitdir(start: Path) -> Path | None:
+def find_gitdir(start: Path) -> Path | None:
     for folder in (start, *start.parents):
         dot_git = folder / ".git"
         if dot_git.is_dir():

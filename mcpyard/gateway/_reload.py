@@ -83,6 +83,16 @@ def _file(source: str) -> str:
     return source.rsplit(":", 1)[0] if source.rsplit(":", 1)[-1].isdigit() else source
 
 
+def _git_dirs(folder: Path) -> list[Path]:
+    """The git folders holding the HEAD and refs of ``folder``'s checkout (none outside one)."""
+    gitdir = _records.find_gitdir(folder.resolve())
+    if gitdir is None or not gitdir.is_dir():
+        return []
+    common = gitdir / "commondir"  # a linked worktree keeps its branches in the main one
+    return [gitdir, *([(gitdir / common.read_text().strip()).resolve()]
+                      if common.is_file() else [])]
+
+
 class Reloader:
     def __init__(self, runtime: Runtime, folder: Path, decryptor: Decryptor, *,
                  debounce_ms: int = 300, metrics: Metrics | None = None) -> None:
@@ -107,7 +117,8 @@ class Reloader:
             secret_failures=dict(state.failures))
         compiled = compiler.compile(loaded.resources, now=datetime.now(UTC),
                                     catalog=hub.catalog(), observed=observed, target="local",
-                                    last_good=last_good, unreadable=self._unreadable(loaded))
+                                    last_good=last_good, unreadable=self._unreadable(loaded),
+                                    source=manifests.checkout_source(self.folder))
         return Plan(loaded, compiled, state, _records.git_commit(self.folder))
 
     def _unreadable(self, loaded: manifests.Loaded) -> dict[compiler.Key, str]:
@@ -201,13 +212,20 @@ class Reloader:
 
     async def watch(self) -> None:
         """Reload on every (debounced) change of a manifest below the folder."""
+        # A commit or checkout changes the source revision the call records carry.
+        refs = _git_dirs(self.folder)
+
         def relevant(change: watchfiles.Change, path: str) -> bool:
+            for git in refs:
+                if path.startswith(str(git) + "/"):
+                    inside = path[len(str(git)) + 1:]
+                    return inside in ("HEAD", "packed-refs") or inside.startswith("refs/")
             name = Path(path).name
             return not name.startswith(".") and (
                 path.endswith((".yaml", ".yml")) or change == watchfiles.Change.deleted
                 or Path(path).is_dir())
 
-        async for changes in watchfiles.awatch(self.folder, watch_filter=relevant,
+        async for changes in watchfiles.awatch(self.folder, *refs, watch_filter=relevant,
                                                debounce=self.debounce_ms, step=50,
                                                recursive=True):
             log.info("manifests changed (%d files), reloading", len(changes))

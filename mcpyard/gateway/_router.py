@@ -282,7 +282,8 @@ class Router:
             error=call.error if call.error is None else redactor.text(call.error),
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
-            git_commit=live.commit)
+            git_commit=live.commit, source_revision=live.config.source.revision
+            if live.config.source is not None else None)
         if observe:
             self.metrics.observe(record)
         if self.recorder is not None and keep and (known in RECORDED or call.outcome != "ok"):

@@ -51,6 +51,9 @@ PLURALS: dict[tuple[str, str], str] = {
     ("mcpyard.io/v1alpha1", "EncryptedSecret"): "encryptedsecrets",
     ("kopf.dev/v1", "ClusterKopfPeering"): "clusterkopfpeerings",
     ("kopf.dev/v1", "KopfPeering"): "kopfpeerings",
+    # Read for the source revision of what they applied (mcpyard.operator._source).
+    ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): "kustomizations",
+    ("argoproj.io/v1alpha1", "Application"): "applications",
 }
 
 

@@ -77,6 +77,20 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
         "resources": ["clusterkopfpeerings", "kopfpeerings"],
         "verbs": ["get", "list", "watch", "patch"],
     },
+    # The Flux Kustomization or Argo CD Application that applied a workspace's objects: its
+    # status names the git revision the call records carry (read one by name, never listed).
+    {
+        "scope": "cluster",
+        "apiGroups": ["kustomize.toolkit.fluxcd.io"],
+        "resources": ["kustomizations"],
+        "verbs": ["get"],
+    },
+    {
+        "scope": "cluster",
+        "apiGroups": ["argoproj.io"],
+        "resources": ["applications"],
+        "verbs": ["get"],
+    },
     # Gateway config Secrets, the age identities and the master key live here; the sweep of
     # config Secrets of deleted workspaces lists them.
     {

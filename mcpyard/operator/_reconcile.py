@@ -24,7 +24,7 @@ from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
-from mcpyard.operator import _tokens
+from mcpyard.operator import _source, _tokens
 from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
@@ -137,6 +137,12 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
     # A resource that broke keeps its last good version, the rest applies (the compiler's
     # held-resource rule): the last good versions are those of the config last applied.
     last_good = await _served(rt, ws)
+    source = await _source.find(
+        rt.client,
+        [e.body for e in valid],
+        argocd_namespace=rt.settings.argocd_namespace,
+        unreadable=rt.unreadable,
+    )
     out = compiler.compile(
         resources,
         now=now,
@@ -151,6 +157,7 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
             for e in live
             if e.resource is None
         },
+        source=source,
     )
     for held in out.held:
         log.warning("workspace %s: %s", held.workspace, held)

@@ -23,6 +23,7 @@ from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
 from mcpyard.api.hub import HubEntry
 from mcpyard.compiler.config import ServerConfig, WorkspaceConfig
+from mcpyard.operator import _source
 from mcpyard.operator._secrets import SecretStore
 from mcpyard.operator._settings import Settings
 
@@ -89,6 +90,7 @@ def fingerprint(body: Mapping[str, Any]) -> str:
         meta.get("deletionTimestamp"),
         meta.get("uid"),
         annotations.get(ROTATE_ANNOTATION),
+        annotations.get(_source.REVISION_ANNOTATION),  # a pipeline's new revision: new config
     ]
     return hashlib.sha256(json.dumps(essence, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -207,6 +209,9 @@ class Runtime:
     applied: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     """(apiVersion/kind, namespace, name, workspace) -> hash of what was last applied."""
     sizes: dict[str, int] = field(default_factory=dict)
+    unreadable: set[str] = field(default_factory=set)
+    """Appliers (Kustomization / Application) that could not be read for a source revision,
+    warned about once."""
     """Workspace -> bytes of its last applied config Secret data."""
     served: dict[str, WorkspaceConfig] = field(default_factory=dict)
     """Workspace -> the configuration its config Secret last carried: the last good version

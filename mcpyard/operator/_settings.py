@@ -46,6 +46,8 @@ class Settings:
     """Seconds one tool discovery may take."""
     workers: int = 4
     """Workspaces reconciled at the same time."""
+    argocd_namespace: str = "argocd"
+    """Where Argo CD's Applications live (those tracked without a namespace of their own)."""
     max_config_bytes: int = 900 * 1024
     """A workspace's config Secret data past this is refused (Kubernetes stops at 1 MiB)."""
 

@@ -57,6 +57,11 @@ class MemberStatus(Model):
     """The Secret holding a token the operator minted (key `token`)."""
     tools: int | None = None
     """How many of the workspace's known tools the member may use."""
+    tool_names: list[str] | None = None
+    """The namespaced names of those tools (slug__tool), sorted; at most 50, the rest counted
+    in toolsNotListed."""
+    tools_not_listed: int | None = None
+    """How many usable tools toolNames leaves out (0 when it lists them all)."""
     conditions: list[Condition] = Field(default_factory=list)
     """Accepted, ResolvedRefs, Programmed and Ready."""
 

@@ -36,6 +36,15 @@ class WorkspaceSpec(Model):
     """Expose the gateway's own tool-search tool in this workspace."""
 
 
+class SourceStatus(Model):
+    revision: str
+    """The revision the configuration was compiled from: what the Flux Kustomization or Argo
+    CD Application last applied, or the mcpyard.io/revision annotation; call records carry it."""
+    origin: str
+    """Where it was read: Kustomization NS/NAME, Application NS/NAME or annotation
+    mcpyard.io/revision."""
+
+
 class WorkspaceStatus(Model):
     observed_generation: int | None = None
     """The metadata.generation the status was computed from."""
@@ -47,6 +56,8 @@ class WorkspaceStatus(Model):
     """How many members can use the workspace now (not disabled, not expired)."""
     tools: int | None = None
     """How many namespaced tools the workspace exposes (known ones)."""
+    source: SourceStatus | None = None
+    """Where the served configuration came from, when its objects say (see docs/audit.md)."""
     conditions: list[Condition] = Field(default_factory=list)
     """Accepted, ResolvedRefs, Programmed and Ready."""
 
