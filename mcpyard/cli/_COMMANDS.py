@@ -14,6 +14,8 @@ _NAMES = (
     "secret",
     "crds",
     "hub",
+    "docs",
+    "pin",
     "analytics",
     "operator",
     "gateway",

@@ -9,6 +9,6 @@ report and write what these functions return.
 
 from __future__ import annotations
 
-from mcpyard.discovery import pins, search
+from mcpyard.discovery import docs, manifest, pins, search
 
-__all__ = ["pins", "search"]
+__all__ = ["docs", "manifest", "pins", "search"]

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from mcpyard.crypto import vault as vault_
 from mcpyard.gateway import _limits, _records, _secrets
 from mcpyard.gateway._audit import AuditSink
+from mcpyard.gateway._docs import Docs
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware
 from mcpyard.gateway._reload import Reloader
@@ -141,6 +142,7 @@ def build_app(settings: Settings) -> Starlette:
                 await router.limiter.close()
 
     mcp = StreamableHTTP(runtime, router)
+    docs = Docs(runtime)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -148,6 +150,9 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/mcp", mcp),
         Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
         Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
+        Route("/ws/{workspace}/manifest.json", docs.manifest_json, methods=["GET"]),
+        Route("/ws/{workspace}/docs", docs.index, methods=["GET"]),
+        Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
     ]
     app = _Gateway(routes=routes, lifespan=lifespan,
                    middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins)],
