@@ -275,10 +275,12 @@ def _summary(title: str, server: ServerConfig, tools: list[dict[str, Any]],
              hub: HubInfo | None) -> str:
     how = {"proxy": f"proxied to {_plain_url(server.url)}", "hosted": "run by the gateway",
            "hub": f"installed from the hub entry {server.hub_entry}"}[server.mode]
+    effects = [f"{n} {word}" for word, n in (
+        ("read-only", _count(tools, "read-only")), ("destructive", _count(tools, "destructive")),
+        ("additive", _count(tools, "additive")),
+        ("not declaring their effect", _count(tools, "unknown"))) if n]
     parts = [f"{title} is an MCP server {how} over {server.transport}, with "
-             f"{_plural(len(tools), 'tool')} ({_count(tools, 'read-only')} read-only, "
-             f"{_count(tools, 'destructive')} destructive, {_count(tools, 'additive')} "
-             f"additive, {_count(tools, 'unknown')} not saying)"]
+             f"{_plural(len(tools), 'tool')}" + (f" ({', '.join(effects)})" if effects else "")]
     extra = [_plural(len(reported.prompts), "prompt") if reported.prompts else "",
              _plural(len(reported.resources), "resource") if reported.resources else "",
              _plural(len(reported.resource_templates), "resource template")
@@ -302,7 +304,7 @@ def _summary(title: str, server: ServerConfig, tools: list[dict[str, Any]],
 def _when(slug: str, reads: list[str], writes: list[str], tools: list[dict[str, Any]]) -> str:
     if reads or writes:
         kinds = _listing(sorted(set(reads) | set(writes)))
-        return f"Use {slug} when a task involves {kinds}."
+        return f"Use {slug} when a task involves: {kinds}."
     purposes = [t["purpose"].rstrip(".") for t in tools if t["purpose"]][:3]
     if purposes:
         return f"Use {slug} to {'; '.join(p[:1].lower() + p[1:] for p in purposes)}."
