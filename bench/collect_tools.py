@@ -3,7 +3,7 @@
 Each server below is started over stdio (an npm package at its pinned version, installed by
 this script with `npm install --ignore-scripts` into ~/.cache/mcpyard/bench-servers/; PyPI
 ones from this venv), with placeholder credentials (no server here calls its API to list its
-tools), and asked for tools/list through the official MCP SDK. Its tools are written, as the
+tools), and asked for tools/list through the stdio JSON-RPC. Its tools are written, as the
 server sent them, to bench/data/tools/<slug>.json with the package and version they came from.
 A server that fails to install or start is reported and skipped.
 
@@ -21,9 +21,6 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
 
 HERE = Path(__file__).parent
 CACHE = Path.home() / ".cache" / "mcpyard" / "bench-servers"
@@ -62,7 +59,7 @@ SERVERS: dict[str, tuple[str, list[str], dict[str, str]]] = {
                  ["@bin/mcp-server-postgres", "postgresql://u:p@127.0.0.1:1/db"], {}),
     "redis": ("npm:@modelcontextprotocol/server-redis@2025.4.25",
               ["@bin/mcp-server-redis", "redis://127.0.0.1:1"], {}),
-    "playwright": ("npm:@playwright/mcp@0.0.83", ["@bin/mcp-server-playwright"], {}),
+    "playwright": ("npm:@playwright/mcp@0.0.83", ["@bin/playwright-mcp"], {}),
     "notion": ("npm:@notionhq/notion-mcp-server@2.5.2", ["@bin/notion-mcp-server"],
                {"NOTION_TOKEN": FAKE}),
     "kubernetes": ("npm:mcp-server-kubernetes@4.1.7", ["@bin/mcp-server-kubernetes"], {}),
@@ -78,7 +75,7 @@ SERVERS: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "context7": ("npm:@upstash/context7-mcp@4.1.1", ["@bin/context7-mcp"], {}),
     "firecrawl": ("npm:firecrawl-mcp@3.26.0", ["@bin/firecrawl-mcp"],
                   {"FIRECRAWL_API_KEY": "fc-" + FAKE}),
-    "hubspot": ("npm:@hubspot/mcp-server@0.4.0", ["@bin/mcp-server-hubspot"],
+    "hubspot": ("npm:@hubspot/mcp-server@0.4.0", ["@bin/mcp-hubspot"],
                 {"PRIVATE_APP_ACCESS_TOKEN": FAKE}),
     "circleci": ("npm:@circleci/mcp-server-circleci@0.20.0",
                  ["@bin/mcp-server-circleci"], {"CIRCLECI_TOKEN": FAKE}),
@@ -97,8 +94,25 @@ SERVERS: dict[str, tuple[str, list[str], dict[str, str]]] = {
                                                  f"--figma-api-key={FAKE}"], {}),
     "heroku": ("npm:@heroku/mcp-server@1.2.8", ["@bin/heroku-mcp-server"],
                {"HEROKU_API_KEY": FAKE}),
-    "twilio": ("npm:@twilio-alpha/mcp@0.7.0", ["@bin/mcp", "AC" + "0" * 32 + "/SK" + "0" * 32
-                                               + ":" + FAKE], {}),
+    "twilio": ("npm:@twilio-alpha/mcp@0.7.0",
+               ["@bin/twilio-mcp-server", "AC" + "0" * 32 + "/SK" + "0" * 32 + ":" + FAKE], {}),
+    "cloudflare": ("npm:@cloudflare/mcp-server-cloudflare@0.2.0",
+                   ["@bin/mcp-server-cloudflare", "run", "0" * 32],
+                   {"CLOUDFLARE_API_TOKEN": FAKE, "CLOUDFLARE_ACCOUNT_ID": "0" * 32}),
+    "digitalocean": ("npm:@digitalocean/mcp@1.0.70", ["@bin/mcp"],
+                     {"DIGITALOCEAN_API_TOKEN": FAKE}),
+    "dynatrace": ("npm:@dynatrace-oss/dynatrace-mcp-server@2.1.2",
+                  ["@bin/mcp-server-dynatrace"],
+                  {"DT_ENVIRONMENT": "https://abc12345.apps.dynatrace.com",
+                   "DT_PLATFORM_TOKEN": "dt0s16." + FAKE}),
+    "mapbox": ("npm:@mapbox/mcp-server@0.14.0", ["@bin/mcp-server"],
+               {"MAPBOX_ACCESS_TOKEN": "pk." + FAKE}),
+    "upstash": ("npm:@upstash/mcp-server@0.3.0",
+                ["@bin/mcp-server", "run", "a@example.com", FAKE], {}),
+    "auth0": ("npm:@auth0/auth0-mcp-server@0.1.0-beta.19", ["@bin/auth0-mcp", "run"], {}),
+    "pinecone": ("npm:@pinecone-database/mcp@0.3.0", ["@bin/pinecone-mcp"],
+                 {"PINECONE_API_KEY": FAKE}),
+    "railway": ("npm:@railway/mcp-server@0.1.12", ["@bin/railway-mcp-server"], {}),
     "atlassian": ("pypi:mcp-atlassian==0.23.1", _uvx("mcp-atlassian==0.23.1", "mcp-atlassian"),
                   {"JIRA_URL": "https://example.atlassian.net", "JIRA_USERNAME": "a@example.com",
                    "JIRA_API_TOKEN": FAKE, "CONFLUENCE_URL": "https://example.atlassian.net/wiki",
@@ -151,22 +165,50 @@ def _install(package: str) -> Path:
 
 
 async def _list(command: list[str], env: dict[str, str], timeout: float) -> list[dict[str, Any]]:
-    params = StdioServerParameters(command=command[0], args=command[1:],
-                                   env={**os.environ, **env}, cwd=SCRATCH)
-    with open(os.devnull, "w") as devnull:
-        async with asyncio.timeout(timeout), stdio_client(params, errlog=devnull) as streams, \
-                ClientSession(*streams) as session:
-            await session.initialize()
+    """tools/list over stdio, as raw JSON-RPC, so each definition is kept exactly as sent."""
+    proc = await asyncio.create_subprocess_exec(
+        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL, env={**os.environ, **env}, cwd=SCRATCH,
+        limit=64 * 1024 * 1024)
+    assert proc.stdin is not None and proc.stdout is not None
+    stdin, stdout = proc.stdin, proc.stdout
+
+    async def ask(id_: int, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        stdin.write(json.dumps({"jsonrpc": "2.0", "id": id_, "method": method,
+                                "params": params}).encode() + b"\n")
+        await stdin.drain()
+        while True:
+            line = await stdout.readline()
+            if not line:
+                raise RuntimeError(f"the server exited during {method}")
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue  # a server printing something else on stdout
+            if isinstance(msg, dict) and msg.get("id") == id_:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                result: dict[str, Any] = msg["result"]
+                return result
+
+    try:
+        async with asyncio.timeout(timeout):
+            await ask(1, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                        "clientInfo": {"name": "mcpyard-bench", "version": "1"}})
+            stdin.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
             tools: list[dict[str, Any]] = []
             cursor = None
-            while True:
-                page = await session.list_tools(cursor=cursor) if cursor else \
-                    await session.list_tools()
-                tools += [t.model_dump(mode="json", by_alias=True, exclude_none=True)
-                          for t in page.tools]
-                cursor = page.next_cursor
+            for n in range(2, 200):
+                page = await ask(n, "tools/list", {"cursor": cursor} if cursor else {})
+                tools += page.get("tools", [])
+                cursor = page.get("nextCursor")
                 if not cursor:
-                    return tools
+                    break
+            return tools
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
 
 
 def main() -> int:

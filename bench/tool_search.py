@@ -21,6 +21,7 @@ Prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import platform
 import re
@@ -79,7 +80,7 @@ def list_tokens(live: Live, enc: Any, page_size: int = 100) -> tuple[int, int, i
 
 def find(live: Live, query: str, limit: int) -> tuple[list[str], bytes]:
     view = live.view(live.config.members[0])
-    reply = _toolsearch.find(live, view, 1, {"query": query, "limit": limit})
+    reply = asyncio.run(_toolsearch.find(live, view, 1, {"query": query, "limit": limit}))
     text = reply["result"]["content"][0]["text"]
     names = [t["name"] for t in json.loads(text)["tools"]] if text.startswith("{") else []
     return names, orjson.dumps({"jsonrpc": "2.0", **reply})
@@ -142,6 +143,10 @@ def main() -> None:
         ranked.append(names)
         answers.append(len(enc.encode(body.decode())))
     baseline = [naive(live, t["task"], args.limit) for t in tasks]
+    index, view = live.table.index(), live.view(live.config.members[0])
+    plain = [[h.key for h in index.search(t["task"], limit=args.limit,
+                                          admit=view.listed.__contains__, synonyms=False)]
+             for t in tasks]
     misses = [{"task": t["task"], "expected": t["expected"], "got": r}
               for t, r in zip(tasks, ranked, strict=True) if not set(t["expected"]) & set(r)]
     print(json.dumps({
@@ -155,7 +160,8 @@ def main() -> None:
         "search_flow_tokens": round(only_tokens + statistics.mean(answers), 1),
         "ratio_list_to_search_flow": round(full_tokens / (only_tokens
                                                           + statistics.mean(answers)), 1),
-        "bm25": quality(ranked, tasks), "naive_baseline": quality(baseline, tasks),
+        "find_tools": quality(ranked, tasks), "bm25_without_synonyms": quality(plain, tasks),
+        "naive_baseline": quality(baseline, tasks),
         "index_build_ms": round(index_ms, 1),
         "query_ms_p50": round(statistics.median(times), 2),
         "query_ms_max": round(max(times), 2),

@@ -6,12 +6,17 @@ terms, the usual BM25F shortcut. Terms are words split at case and punctuation c
 (``create_issue`` and ``createIssue`` both give ``create`` and ``issue``), lower-cased and
 lightly stemmed (``issues`` -> ``issue``), so a task written in plain words finds the tool.
 
+A query is expanded with a few generic synonyms of the words tools are named with (``show`` ->
+``list``/``get``, ``find`` -> ``search``, ``ticket`` -> ``issue``, ``email`` -> ``message``...),
+at half weight, because a task is written in a person's words and a tool in its API's.
+
 Pure and deterministic: ties break by key. The gateway's ``find_tools`` and the hub's search
 both rank with :class:`Index`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections import Counter
@@ -34,6 +39,32 @@ STOP_WORDS = frozenset(("a", "an", "and", "any", "are", "as", "at", "be", "by", 
     "which", "will", "with", "you", "your"))
 
 
+EXPANSION_WEIGHT = 0.5
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    # verbs of tasks -> verbs of tool names (CRUD and search)
+    "show": ("list", "get"), "view": ("get", "list"), "display": ("get", "list"),
+    "see": ("get", "list"), "fetch": ("get",), "retrieve": ("get",), "lookup": ("search",),
+    "find": ("search",), "look": ("search",), "new": ("create",), "make": ("create",),
+    "open": ("create",), "start": ("create",), "file": ("create",), "write": ("create",),
+    "remove": ("delete",), "erase": ("delete",), "drop": ("delete",),
+    "change": ("update",), "edit": ("update",), "modify": ("update",), "set": ("update",),
+    "turn": ("update",), "toggle": ("update",), "disable": ("update",), "enable": ("update",),
+    "leave": ("add",), "post": ("send", "create"), "now": ("current",), "latest": ("current",),
+    # nouns of tasks -> nouns of tool names
+    "ticket": ("issue",), "bug": ("issue",), "email": ("message", "mail"),
+    "mail": ("message",), "text": ("message",), "sms": ("message",), "chat": ("message",),
+    "pr": ("pull", "request"), "folder": ("directory",), "directory": ("folder",),
+    "coordinate": ("geocode",), "latitude": ("geocode",), "longitude": ("geocode",),
+}
+
+
+@functools.lru_cache(maxsize=65536)
+def _term(word: str) -> str | None:
+    """A word's term: lower-cased and stemmed; None for a stop word."""
+    lower = word.lower()
+    return None if lower in STOP_WORDS else _stem(lower)
+
+
 def _stem(word: str) -> str:
     """A light suffix stripper: enough that plurals and -ing / -ed forms meet their stem."""
     if len(word) > 4 and word.endswith("ies"):
@@ -51,12 +82,16 @@ def _stem(word: str) -> str:
 
 def terms(text: str) -> list[str]:
     """The searchable terms of a text, in order (stop words dropped)."""
-    out = []
-    for word in _WORD.findall(text):
-        lower = word.lower()
-        if lower not in STOP_WORDS:
-            out.append(_stem(lower))
-    return out
+    return [t for t in map(_term, _WORD.findall(text)) if t is not None]
+
+
+def expand(query: str) -> dict[str, float]:
+    """The query's terms (weight 1) and their synonyms not already in it (half weight)."""
+    found = dict.fromkeys(terms(query), 1.0)
+    for term in list(found):
+        for synonym in SYNONYMS.get(term, ()):
+            found.setdefault(synonym, EXPANSION_WEIGHT)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +119,8 @@ class Index:
         for i, doc in enumerate(documents):
             counts: Counter[str] = Counter()
             for text, weight in doc.fields:
-                for term in terms(text):
-                    counts[term] += weight
+                for term, n in Counter(terms(text)).items():
+                    counts[term] += n * weight
             self.keys.append(doc.key)
             self._lengths.append(sum(counts.values()))
             for term, tf in counts.items():
@@ -98,16 +133,17 @@ class Index:
     def __len__(self) -> int:
         return len(self.keys)
 
-    def search(self, query: str, *, limit: int,
-               admit: Callable[[str], bool] | None = None) -> list[Hit]:
+    def search(self, query: str, *, limit: int, admit: Callable[[str], bool] | None = None,
+               synonyms: bool = True) -> list[Hit]:
         """The best ``limit`` documents for ``query`` among those ``admit`` lets in, best
         first; documents sharing no term with the query are never returned."""
         scores: dict[int, float] = {}
-        for term in dict.fromkeys(terms(query)):
+        weighted = expand(query) if synonyms else dict.fromkeys(terms(query), 1.0)
+        for term, weight in weighted.items():
             postings = self._postings.get(term)
             if postings is None:
                 continue
-            idf = self._idf[term]
+            idf = self._idf[term] * weight
             for i, tf in postings:
                 norm = K1 * (1 - B + B * self._lengths[i] / self._avgdl)
                 scores[i] = scores.get(i, 0.0) + idf * tf * (K1 + 1) / (tf + norm)

@@ -164,6 +164,10 @@ class Table:
         return View([item for _, item in pairs], [key for key, _ in pairs],
                     frozenset(e.key for e in allowed), keys)
 
+    def built_index(self) -> search.Index | None:
+        """The search index when already built."""
+        return self._index
+
     def index(self) -> search.Index:
         """The search index over the table's items, built on first use."""
         if self._index is None:

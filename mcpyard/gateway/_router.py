@@ -267,8 +267,8 @@ class Router:
         name: str = params["name"]
         if _toolsearch.handles(live, name):
             if name == _catalog.FIND_TOOLS_NAME:
-                return _toolsearch.find(live, live.view(member.config), id_,
-                                        params.get("arguments"))
+                return await _toolsearch.find(live, live.view(member.config), id_,
+                                              params.get("arguments"))
             unwrapped = _toolsearch.unwrap(id_, params)
             if "params" not in unwrapped:
                 return unwrapped

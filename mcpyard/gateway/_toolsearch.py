@@ -9,6 +9,7 @@ plain ``tools/call`` it stands for; the router then answers it exactly like a di
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -31,8 +32,11 @@ def _tool_error(id_: rpc.Id, message: str) -> dict[str, Any]:
     return rpc.result(id_, {"content": [{"type": "text", "text": message}], "isError": True})
 
 
-def find(live: Live, view: _catalog.View, id_: rpc.Id, arguments: Any) -> dict[str, Any]:
-    """The answer to ``find_tools``."""
+async def find(live: Live, view: _catalog.View, id_: rpc.Id, arguments: Any
+               ) -> dict[str, Any]:
+    """The answer to ``find_tools``. The table's index is built on first use, in a thread:
+    a workspace of a thousand tools takes a few hundred ms to index, which must not stall
+    every other request of the gateway."""
     args = arguments if isinstance(arguments, dict) else {}
     query = args.get("query")
     if not isinstance(query, str) or not query.strip():
@@ -40,7 +44,10 @@ def find(live: Live, view: _catalog.View, id_: rpc.Id, arguments: Any) -> dict[s
     limit = args.get("limit", 5)
     if type(limit) is not int or not 1 <= limit <= _catalog.SEARCH_LIMIT:
         return _tool_error(id_, f"limit must be an integer from 1 to {_catalog.SEARCH_LIMIT}")
-    hits = live.table.index().search(query, limit=limit, admit=view.listed.__contains__)
+    index = live.table.built_index()
+    if index is None:
+        index = await asyncio.to_thread(live.table.index)
+    hits = index.search(query, limit=limit, admit=view.listed.__contains__)
     found = []
     for hit in hits:
         item = live.table.by_key[hit.key].item

@@ -122,7 +122,7 @@ def test_docs_escape_server_text_and_show_tables() -> None:
 
 @pytest.mark.parametrize(("query", "best"), [
     pytest.param("open a new bug report", "github__create_issue", id="description word"),
-    pytest.param("which issues are open", "github__list_issues", id="plural"),
+    pytest.param("show me all the issues", "github__list_issues", id="plural and synonym"),
     pytest.param("remove the feature branch", "github__delete_branch", id="argument name"),
 ])
 def test_search_ranks_by_name_description_and_arguments(query: str, best: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, WithJsonSchema
+from pydantic import Field, StrictBool, WithJsonSchema
 
 from mcpyard.api.v1alpha1._base import Condition, Model, Resource
 
@@ -19,7 +19,7 @@ PLAN_REQUESTS_PER_MINUTE: dict[str, int] = {
 
 
 ToolSearch = Annotated[
-    bool | Literal["only"],
+    StrictBool | Literal["only"],
     # A boolean-or-string field has no structural schema of its own: the API server takes any
     # scalar and the CEL rule keeps it to the three values.
     WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True, "x-kubernetes-validations": [
