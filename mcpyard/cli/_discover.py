@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,9 +129,17 @@ def add_options(p: Any) -> None:
                    help="seconds to wait for the servers to list their tools (default 60)")
 
 
-def run_discovery(args: Any) -> Found:
-    found = discover(args.folder, tools_file=args.tools_file, age_key_file=args.age_key_file,
-                     timeout=args.timeout)
+def run_discovery(args: Any, command: str) -> Found | None:
+    """What the folder's servers report (warning on stderr for each one whose lists are
+    unknown), or None after saying why nothing could be found."""
+    try:
+        found = discover(args.folder, tools_file=args.tools_file,
+                         age_key_file=args.age_key_file, timeout=args.timeout)
+    except errors.MCPyardError as exc:
+        print(f"mcpyard {command}: {exc}", file=sys.stderr)
+        return None
     if args.save_tools is not None:
         args.save_tools.write_text(json.dumps(found.tools_file(), indent=2) + "\n")
+    for where, why in sorted(found.down.items()):
+        print(f"warning: {where}: no tools known: {why}", file=sys.stderr)
     return found

@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 
-from mcpyard import errors
 from mcpyard.cli import _discover
 from mcpyard.discovery import docs, manifest
 from mcpyard.gateway import _docs
@@ -48,13 +47,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        found = _discover.run_discovery(args)
-    except errors.MCPyardError as exc:
-        print(f"mcpyard docs: {exc}", file=sys.stderr)
+    found = _discover.run_discovery(args, "docs")
+    if found is None:
         return 2
-    for where, why in sorted(found.down.items()):
-        print(f"warning: {where}: no tools known: {why}", file=sys.stderr)
     for name, live in sorted(found.lives.items()):
         built = _docs.manifests(live)
         if args.summarizer_url:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import io
-import sys
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
-from mcpyard import errors, manifests
+from mcpyard import manifests
 from mcpyard.cli import _discover
 from mcpyard.discovery import pins
 
@@ -36,10 +35,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        found = _discover.run_discovery(args)
-    except errors.MCPyardError as exc:
-        print(f"mcpyard pin: {exc}", file=sys.stderr)
+    found = _discover.run_discovery(args, "pin")
+    if found is None:
         return 2
     wanted: dict[tuple[str, str], dict[str, str]] = {}
     for live in found.lives.values():
@@ -47,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
             if handle.tools is not None:
                 wanted[(handle.server.namespace, handle.server.name)] = pins.pin_map(
                     handle.tools)
-    for where, why in sorted(found.down.items()):
-        print(f"warning: {where}: not pinned, no tools known: {why}", file=sys.stderr)
     changed = 0
     for path in manifests._files(args.folder):
         changed += _pin_file(path, wanted, write=not args.check)

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from gwtools import NS, member_manifest
 from test_accounting_serve import serve, wait_healthy
+from test_tool_search import stdio_server
 
 from mcpyard.crypto import tokens
 
@@ -20,15 +21,7 @@ SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "schemas" /
                      "manifest.schema.json").read_text())
 SERVER = Path(__file__).parent / "changing_server.py"
 
-
-def stdio(name: str, command: list[str]) -> str:
-    return f"""apiVersion: mcpyard.io/v1alpha1
-kind: MCPServer
-metadata: {{name: {name}, namespace: {NS}}}
-spec:
-  workspace: eng
-  hosted: {{command: {json.dumps(command)}, transport: stdio}}
-"""
+stdio = stdio_server
 
 
 @pytest.fixture
