@@ -58,7 +58,7 @@ class Docs:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._cache: tuple[Live, list[dict[str, Any]]] | None = None
+        self._cache: dict[str, tuple[Live, list[dict[str, Any]]]] = {}
 
     def _for(self, request: Request) -> tuple[Live, list[dict[str, Any]]] | Response:
         name = request.path_params["workspace"]
@@ -71,9 +71,9 @@ class Docs:
             return PlainTextResponse("a member token is needed: Authorization: Bearer mwt_...\n",
                                      status_code=401,
                                      headers={"WWW-Authenticate": member.decode()})
-        cached = self._cache
+        cached = self._cache.get(name)
         if cached is None or cached[0] is not live:
-            cached = self._cache = (live, manifests(live))
+            cached = self._cache[name] = (live, manifests(live))
 
         def may_use(key: str) -> bool:
             return access.member_may_use(member.config, key)
