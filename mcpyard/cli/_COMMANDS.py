@@ -15,6 +15,8 @@ _NAMES = (
     "secret",
     "crds",
     "hub",
+    "docs",
+    "pin",
     "analytics",
     "operator",
     "gateway",

@@ -233,7 +233,8 @@ def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> Serv
     spec, ns, name = server.spec, server.metadata.namespace, server.metadata.name
     base: dict[str, Any] = {"slug": slug, "name": name, "namespace": ns,
                             "tools": ToolFilter(include=tuple(spec.tools.include),
-                                                exclude=tuple(spec.tools.exclude))
+                                                exclude=tuple(spec.tools.exclude),
+                                                pin=spec.tools.pin)
                             if spec.tools else ToolFilter()}
     injections = _injections(run, server, rep, spec.secrets)
     if spec.proxy is not None:

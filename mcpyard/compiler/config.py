@@ -41,6 +41,8 @@ class Injection(_Frozen):
 class ToolFilter(_Frozen):
     include: tuple[str, ...] = ("*",)
     exclude: tuple[str, ...] = ()
+    pin: dict[str, str] | None = None
+    """Tool name -> ``sha256:HEX`` of its pinned definition; None when nothing is pinned."""
 
 
 class ServerConfig(_Frozen):
@@ -106,7 +108,8 @@ class WorkspaceConfig(_Frozen):
     plan: str
     requests_per_minute: int
     """The workspace's effective limit (plan, or the override)."""
-    tool_search: bool = False
+    tool_search: bool | Literal["only"] = False
+    """Whether find_tools / call_tool are added (True) or are the only tools listed ("only")."""
     servers: tuple[ServerConfig, ...] = ()
     members: tuple[MemberConfig, ...] = ()
     source: Source | None = None

@@ -24,6 +24,7 @@ from starlette.routing import Router as StarletteRouter
 from mcpyard.crypto import vault as vault_
 from mcpyard.gateway import _auth, _limits, _records, _redact, _secrets
 from mcpyard.gateway._audit import AuditSink
+from mcpyard.gateway._docs import Docs
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware, is_loopback_host
 from mcpyard.gateway._reload import Reloader
@@ -176,6 +177,7 @@ def build_app(settings: Settings) -> Starlette:
                     logging.getLogger(name).removeFilter(redaction)
 
     mcp = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
+    docs = Docs(runtime)
     operator_routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -187,6 +189,9 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
         Route("/ws/{workspace}/messages", SSEMessages(runtime, router,
                                                       max_depth=settings.max_json_depth)),
+        Route("/ws/{workspace}/manifest.json", docs.manifest_json, methods=["GET"]),
+        Route("/ws/{workspace}/docs", docs.index, methods=["GET"]),
+        Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
     ]
     check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,

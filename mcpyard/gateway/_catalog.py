@@ -7,6 +7,14 @@ Built from the cached lists of the workspace's servers: tools (those the server'
 are sorted by that key, so the order never depends on which server answered first, and paged
 with opaque cursors naming the last key of the previous page, so paging survives a reload.
 
+Pins: a server that pins its tools (``tools.pin``) serves only the tools whose definitions
+match their pins (:func:`exposed`); the others are withheld from every member, listed or
+called, until the pin is updated (:func:`withheld` says which and why).
+
+Tool search: with the workspace's ``toolSearch``, the gateway's own tools :data:`FIND_TOOLS`
+and :data:`CALL_TOOL` join the member's list (or, with ``"only"``, are the whole list while
+every allowed tool stays callable through ``call_tool``); :meth:`Table.index` ranks the table.
+
 Access: a member sees a tool or prompt when its access rules admit the namespaced name, and a
 resource or template when they admit its workspace URI (the same globs, deny wins: ``*``
 admits everything, ``mcpyard://github/*`` every resource of ``github``). A resource read by a
@@ -31,6 +39,7 @@ import orjson
 
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import MemberConfig, ServerConfig
+from mcpyard.discovery import pins, search
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -74,6 +83,36 @@ class Entry:
     """The object as the server sent it, with the identifying field replaced."""
 
 
+FIND_TOOLS_NAME = "find_tools"
+CALL_TOOL_NAME = "call_tool"
+SEARCH_LIMIT = 50
+FIND_TOOLS: dict[str, Any] = {
+    "name": FIND_TOOLS_NAME,
+    "title": "Find tools",
+    "description": "Search this workspace's tools by what they do. Give a short task "
+                   "description; get the best matching tools with their input schemas, then "
+                   "call one with call_tool.",
+    "inputSchema": {"type": "object", "properties": {
+        "query": {"type": "string", "description": "What you want to do, in plain words."},
+        "limit": {"type": "integer", "minimum": 1, "maximum": SEARCH_LIMIT, "default": 5,
+                  "description": "How many tools to return."}},
+        "required": ["query"]},
+    "annotations": {"readOnlyHint": True, "openWorldHint": False},
+}
+CALL_TOOL: dict[str, Any] = {
+    "name": CALL_TOOL_NAME,
+    "title": "Call a tool",
+    "description": "Call a tool of this workspace by the name find_tools gave, with "
+                   "arguments that follow its input schema.",
+    "inputSchema": {"type": "object", "properties": {
+        "name": {"type": "string", "description": "The tool's name, as find_tools gave it."},
+        "arguments": {"type": "object", "description": "The tool's arguments."}},
+        "required": ["name"]},
+}
+SEARCH_TOOLS = (CALL_TOOL, FIND_TOOLS)
+"""The gateway's own tools, sorted by name; neither name has ``__``, so none is a server's."""
+
+
 @dataclass(frozen=True, slots=True)
 class View:
     """What one member sees: the listable items, their keys, and every key it may use
@@ -82,12 +121,14 @@ class View:
     items: list[dict[str, Any]]
     keys: list[str]
     allowed: frozenset[str]
+    listed: frozenset[str] = frozenset()
+    """The server tools among ``keys`` (those of servers serving now), for tool search."""
 
 
 class Table:
     """One kind's items of every server of a workspace."""
 
-    __slots__ = ("by_key", "entries", "kind", "signature")
+    __slots__ = ("_index", "by_key", "entries", "kind", "signature")
 
     def __init__(self, kind: Kind, sources: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> None:
         table: dict[str, Entry] = {}
@@ -107,20 +148,55 @@ class Table:
         self.by_key = table
         self.signature = orjson.dumps([e.item for e in self.entries])
         """Equal signatures mean equal lists, to decide whether clients need list_changed."""
+        self._index: search.Index | None = None
 
-    def view(self, member: MemberConfig, available: Collection[str]) -> View:
+    def view(self, member: MemberConfig, available: Collection[str],
+             tool_search: bool | str = False) -> View:
         allowed = [e for e in self.entries if access.member_may_use(member, e.key)]
         listed = [e for e in allowed if e.slug in available]
-        return View([e.item for e in listed], [e.key for e in listed],
-                    frozenset(e.key for e in allowed))
+        keys = frozenset(e.key for e in listed)
+        if tool_search == "only":
+            return View([dict(t) for t in SEARCH_TOOLS], [t["name"] for t in SEARCH_TOOLS],
+                        frozenset(e.key for e in allowed), keys)
+        pairs = [(e.key, e.item) for e in listed]
+        if tool_search:
+            pairs = sorted([*pairs, *((t["name"], dict(t)) for t in SEARCH_TOOLS)])
+        return View([item for _, item in pairs], [key for key, _ in pairs],
+                    frozenset(e.key for e in allowed), keys)
+
+    def built_index(self) -> search.Index | None:
+        """The search index when already built."""
+        return self._index
+
+    def index(self) -> search.Index:
+        """The search index over the table's items, built on first use."""
+        if self._index is None:
+            self._index = search.Index(search.tool_document(e.key, e.item, e.slug)
+                                       for e in self.entries)
+        return self._index
 
 
 def tools(sources: Iterable[tuple[ServerConfig, Sequence[dict[str, Any]]]]) -> Table:
-    """The tool table: each server's tools that its filter exposes."""
-    return Table(TOOLS, ((server.slug, [t for t in items if isinstance(t, dict)
-                                        and isinstance(t.get("name"), str)
-                                        and access.server_exposes(server.tools, t["name"])])
-                         for server, items in sources))
+    """The tool table: each server's tools that its filter exposes and its pins admit."""
+    return Table(TOOLS, ((server.slug, exposed(server, items)) for server, items in sources))
+
+
+def _filtered(server: ServerConfig, items: Iterable[Any]) -> list[dict[str, Any]]:
+    return [t for t in items if isinstance(t, dict) and isinstance(t.get("name"), str)
+            and access.server_exposes(server.tools, t["name"])]
+
+
+def exposed(server: ServerConfig, items: Iterable[Any]) -> list[dict[str, Any]]:
+    """The server's tools the workspace serves: its filter exposes them and its pins admit
+    them (the one place both rules meet)."""
+    pin = server.tools.pin
+    return [t for t in _filtered(server, items) if pins.verdict(pin, t) is None]
+
+
+def withheld(server: ServerConfig, items: Iterable[Any]) -> dict[str, pins.Reason]:
+    """The tools the server's filter exposes but its pins withhold, by the server's own name
+    (``changed`` or ``unpinned``)."""
+    return pins.withheld(server.tools.pin, _filtered(server, items))
 
 
 class InvalidCursor(ValueError):

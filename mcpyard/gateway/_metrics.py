@@ -108,6 +108,13 @@ class Metrics:
             ["workspace", "server"],
             registry=r,
         )
+        self.tools_withheld = Gauge(
+            "mcpyard_tools_withheld",
+            "Tools of a server withheld because their definitions no longer match their pins "
+            "(or have none).",
+            ["workspace", "server"],
+            registry=r,
+        )
         self.sessions_open = Gauge(
             "mcpyard_sessions_open", "Downstream sessions open now.", ["workspace"], registry=r
         )
@@ -170,13 +177,16 @@ class Metrics:
     def auth_throttled(self, workspace: str) -> None:
         self.auth_throttled_total.labels(workspace).inc()
 
-    def set_upstream(self, workspace: str, server: str, up: bool) -> None:
+    def set_upstream(self, workspace: str, server: str, up: bool, *, withheld: int = 0) -> None:
         self.upstream_up.labels(workspace, server).set(1 if up else 0)
+        self.tools_withheld.labels(workspace, server).set(withheld)
 
     def forget_upstream(self, workspace: str, server: str) -> None:
         """Drop the series of a server that left the configuration."""
         with contextlib.suppress(KeyError):
             self.upstream_up.remove(workspace, server)
+        with contextlib.suppress(KeyError):
+            self.tools_withheld.remove(workspace, server)
 
     def session_opened(self, workspace: str) -> None:
         self.sessions_open.labels(workspace).inc()

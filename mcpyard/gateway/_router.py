@@ -36,6 +36,7 @@ from mcpyard.gateway import (
     _records,
     _redact,
     _relay,
+    _toolsearch,
 )
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
@@ -378,6 +379,15 @@ class Router:
             call.fail("invalid_request", "tools/call without a name")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: tools/call needs a name")
         name: str = params["name"]
+        if _toolsearch.handles(live, name):
+            if name == _catalog.FIND_TOOLS_NAME:
+                return await _toolsearch.find(live, live.view(member.config), id_,
+                                              params.get("arguments"))
+            unwrapped = _toolsearch.unwrap(id_, params)
+            if "params" not in unwrapped:
+                return unwrapped
+            params = unwrapped["params"]
+            name = call.target = params["name"]
         entry = live.table.by_key.get(name)
         if entry is None or name not in live.view(member.config).allowed:
             if entry is not None:

@@ -156,14 +156,17 @@ class Handle:
             out["reason"] = self.why_down
         if self.tools is not None:
             out["tools"] = len(self.table_tools())
+            withheld = self.withheld()
+            if withheld:
+                out["withheld"] = withheld
         return out
 
     def table_tools(self) -> list[str]:
-        from mcpyard.compiler import access
+        return [t["name"] for t in _catalog.exposed(self.server, self.tools or ())]
 
-        return [t["name"] for t in self.tools or () if isinstance(t, dict)
-                and isinstance(t.get("name"), str)
-                and access.server_exposes(self.server.tools, t["name"])]
+    def withheld(self) -> dict[str, str]:
+        """Tools its pins withhold (server's own name -> changed | unpinned)."""
+        return dict(_catalog.withheld(self.server, self.tools or ()))
 
 
 class Live:
@@ -189,7 +192,8 @@ class Live:
     def view(self, member: MemberConfig) -> _catalog.View:
         view = self.views.get(member.name)
         if view is None:
-            view = self.views[member.name] = self.table.view(member, self.available)
+            view = self.views[member.name] = self.table.view(member, self.available,
+                                                             self.config.tool_search)
         return view
 
     def catalog(self, kind: _catalog.Kind) -> _catalog.Table:
@@ -397,7 +401,8 @@ class Runtime:
 
     def _report(self, handle: Handle) -> None:
         if self.metrics is not None:
-            self.metrics.set_upstream(handle.workspace, handle.slug, handle.up)
+            self.metrics.set_upstream(handle.workspace, handle.slug, handle.up,
+                                      withheld=len(handle.withheld()))
 
     def _start(self, handle: Handle) -> None:
         self._handles.add(handle)

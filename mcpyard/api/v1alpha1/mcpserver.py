@@ -123,11 +123,19 @@ class SecretInjection(Model):
         return self
 
 
+ToolHash = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+
+
 class ToolFilter(Model):
     include: list[Glob] = Field(default_factory=lambda: ["*"])
     """Globs over the server's own tool names to expose; default all."""
     exclude: list[Glob] = Field(default_factory=list)
     """Globs over the server's own tool names to hide; wins over include."""
+    pin: dict[str, ToolHash] | None = None
+    """Pinned tool definitions: the server's own tool name -> the hash of its reviewed
+    definition (`mcpyard pin DIR` writes them). When set, a tool whose definition no longer
+    matches its hash, or that has none, is withheld from members and reported until the pin
+    is updated."""
 
 
 class MCPServerSpec(Model):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, WithJsonSchema
 
 from mcpyard.api.v1alpha1._base import Condition, Model, Resource
 
@@ -16,6 +16,16 @@ PLAN_REQUESTS_PER_MINUTE: dict[str, int] = {
     "pro": 1200,
     "business": 6000,
 }
+
+
+ToolSearch = Annotated[
+    StrictBool | Literal["only"],
+    # A boolean-or-string field has no structural schema of its own: the API server takes any
+    # scalar and the CEL rule keeps it to the three values.
+    WithJsonSchema({"x-kubernetes-preserve-unknown-fields": True, "x-kubernetes-validations": [
+        {"rule": "type(self) == bool || (type(self) == string && self == 'only')",
+         "message": "toolSearch must be true, false or \"only\""}]}),
+]
 
 
 class WorkspaceRateLimit(Model):
@@ -32,8 +42,10 @@ class WorkspaceSpec(Model):
     """free, starter, pro or business: 60, 300, 1200 or 6000 requests per minute."""
     rate_limit: WorkspaceRateLimit | None = None
     """Optional overrides of the plan's limits."""
-    tool_search: bool = False
-    """Expose the gateway's own tool-search tool in this workspace."""
+    tool_search: ToolSearch = False
+    """Tool search: true adds the gateway's own find_tools(query, limit) and call_tool(name,
+    arguments) to the workspace's tools; "only" lists just those two (every tool stays callable
+    through call_tool), so that clients get a short list; false (the default) adds neither."""
 
 
 class SourceStatus(Model):

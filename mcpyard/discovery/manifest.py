@@ -1,0 +1,414 @@
+"""Capability manifests: what a server does, generated from what it reports and its config.
+
+:func:`build` turns a server's own lists (tools with their schemas and annotations, prompts,
+resources, templates, what its initialize said) and its compiled :class:`ServerConfig` (mode,
+transport, the secrets injected and how, its hub entry) into a JSON-ready dict that follows
+``docs/schemas/manifest.schema.json``: a one-paragraph summary, each tool's purpose,
+arguments, example call, the data types it reads and writes and its effect (read-only,
+destructive, additive, or unknown when the server says nothing), what the server needs to run,
+and when to use it. :func:`link` adds, across a workspace's manifests, which servers pair
+with which (they share data types).
+
+Deterministic and offline: the same input gives the same bytes. Data types come from tool
+names (``create_issue`` writes ``issue``, ``list_pull_requests`` reads ``pull request``); an
+optional summarizer (an adapter's business) may replace the summary through :func:`enrich`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcpyard.compiler import access, naming
+from mcpyard.compiler.config import ServerConfig
+from mcpyard.discovery import pins, search
+
+SCHEMA_VERSION = "mcpyard.io/manifest/v1"
+
+READ_VERBS = frozenset({
+    "get", "list", "search", "read", "find", "fetch", "query", "describe", "show", "view",
+    "lookup", "look", "check", "count", "download", "export", "inspect", "browse", "retrieve",
+    "analyze", "explain", "preview", "resolve", "validate", "lint", "diff", "compare",
+    "summarize", "status", "log", "watch", "monitor", "test", "scrape", "crawl", "extract",
+    "map", "navigate", "snapshot", "screenshot", "evaluate", "convert", "calculate",
+    "geocode", "reverse", "directions", "distance", "echo", "whoami", "current", "explore",
+})
+WRITE_VERBS = frozenset({
+    "create", "add", "update", "edit", "set", "delete", "remove", "write", "send", "post",
+    "push", "merge", "move", "rename", "upload", "close", "comment", "assign", "run",
+    "execute", "start", "stop", "apply", "install", "fork", "publish", "deploy", "cancel",
+    "archive", "restore", "invite", "approve", "reject", "reply", "react", "insert", "drop",
+    "truncate", "put", "patch", "upsert", "save", "store", "commit", "checkout", "reset",
+    "tag", "label", "enable", "disable", "trigger", "scale", "restart", "kill", "click",
+    "type", "fill", "press", "drag", "hover", "select", "submit", "open", "schedule",
+    "refund", "capture", "pay", "transfer", "generate", "import", "sync", "mark", "pin",
+    "unpin", "lock", "unlock", "clear", "increment", "rollback", "branch", "clone", "init",
+    "subscribe", "unsubscribe", "share", "copy", "duplicate", "attach", "detach",
+})
+DESTRUCTIVE_VERBS = frozenset({"delete", "remove", "drop", "truncate", "kill", "reset",
+                               "clear", "archive", "cancel", "close", "rollback"})
+_SENTENCE_END = (". ", ".\n", "! ", "? ")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What a server reported about itself (its lists as it sent them)."""
+
+    tools: Sequence[Mapping[str, Any]] = ()
+    prompts: Sequence[Mapping[str, Any]] = ()
+    resources: Sequence[Mapping[str, Any]] = ()
+    resource_templates: Sequence[Mapping[str, Any]] = ()
+    server_info: Mapping[str, Any] = field(default_factory=dict)
+    """initialize's serverInfo (name, title, version), when known."""
+    instructions: str | None = None
+
+
+@dataclass(frozen=True)
+class HubInfo:
+    """What the hub catalog says of the server's entry (passed in by the adapter)."""
+
+    name: str
+    title: str = ""
+    description: str = ""
+    homepage: str | None = None
+    license: str | None = None
+    secrets: Sequence[Mapping[str, str]] = ()
+    """What the entry needs: ``{"name", "as", "description"}`` each."""
+
+
+def purpose(description: str | None) -> str:
+    """A description's first sentence (its first line when it has no sentence end)."""
+    text = " ".join((description or "").split())
+    if not text:
+        return ""
+    ends = [i for i in (text.find(e) for e in _SENTENCE_END) if i > 0]
+    return text[: min(ends) + 1] if ends else text
+
+
+def verb_and_object(name: str) -> tuple[str | None, str | None]:
+    """``create_pull_request`` -> ("create", "pull request"); unknown verbs give (None, ...).
+
+    The verb is the name's first word that is a known verb; the object the words after it
+    (singular), or the words before it when none follow (``issue_create``)."""
+    words = [search._stem(w.lower()) for w in search._WORD.findall(name)]
+    for i, word in enumerate(words):
+        if word in READ_VERBS or word in WRITE_VERBS:
+            rest = words[i + 1:] or words[:i]
+            rest = [w for w in rest if w not in search.STOP_WORDS and not w.isdigit()]
+            return word, " ".join(rest) or None
+    return None, " ".join(words) or None
+
+
+def effect(tool: Mapping[str, Any]) -> str:
+    """read-only, destructive, additive (writes without destroying) or unknown, from the
+    tool's annotations only (hints the server gives; absent ones are unknown)."""
+    ann = tool.get("annotations")
+    if not isinstance(ann, dict):
+        return "unknown"
+    if ann.get("readOnlyHint") is True:
+        return "read-only"
+    if ann.get("destructiveHint") is True:
+        return "destructive"
+    if ann.get("readOnlyHint") is False:
+        # The spec's default for a tool that writes is destructive unless it says otherwise.
+        return "additive" if ann.get("destructiveHint") is False else "destructive"
+    return "unknown"
+
+
+def json_type(schema: Any) -> str:
+    """A short human name for a JSON Schema's type."""
+    if not isinstance(schema, dict):
+        return "any"
+    if "enum" in schema and isinstance(schema["enum"], list):
+        return " | ".join(repr(v) if isinstance(v, str) else str(v) for v in schema["enum"][:6])
+    t = schema.get("type")
+    if isinstance(t, list):
+        return " | ".join(str(x) for x in t)
+    if t == "array":
+        return f"array of {json_type(schema.get('items'))}"
+    if isinstance(t, str):
+        fmt = schema.get("format")
+        return f"{t} ({fmt})" if isinstance(fmt, str) else t
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list):
+            return " | ".join(json_type(o) for o in options if isinstance(o, dict))
+    return "object" if "properties" in schema else "any"
+
+
+def arguments(schema: Any) -> list[dict[str, Any]]:
+    """The top-level arguments of an input schema, in their declared order."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return []
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    out = []
+    for name, prop in props.items():
+        prop = prop if isinstance(prop, dict) else {}
+        arg: dict[str, Any] = {"name": str(name), "type": json_type(prop),
+                               "required": name in required,
+                               "description": " ".join(str(prop.get("description", "")).split())}
+        if "default" in prop:
+            arg["default"] = prop["default"]
+        out.append(arg)
+    return out
+
+
+def example_value(schema: Any, name: str = "value", depth: int = 0) -> Any:
+    """A plausible value for a schema: its example, default, first enum value, or one made
+    from its type and format (deterministic)."""
+    if not isinstance(schema, dict) or depth > 4:
+        return f"<{name}>"
+    for key in ("examples", "enum"):
+        values = schema.get(key)
+        if isinstance(values, list) and values:
+            return values[0]
+    if "const" in schema:
+        return schema["const"]
+    if "default" in schema:
+        return schema["default"]
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), None)
+    if t is None:
+        for key in ("anyOf", "oneOf"):
+            options = schema.get(key)
+            if isinstance(options, list) and options:
+                usable = [o for o in options if isinstance(o, dict) and o.get("type") != "null"]
+                return example_value(usable[0] if usable else options[0], name, depth + 1)
+        t = "object" if "properties" in schema else "string"
+    if t == "string":
+        fmt = schema.get("format")
+        return {"date-time": "2025-01-31T12:00:00Z", "date": "2025-01-31",
+                "uri": "https://example.com", "email": "someone@example.com"}.get(
+                    str(fmt), f"<{name}>")
+    if t == "integer":
+        return int(schema.get("minimum", 1)) if isinstance(schema.get("minimum", 1),
+                                                           (int, float)) else 1
+    if t == "number":
+        return float(schema.get("minimum", 1.5)) if isinstance(schema.get("minimum", 1.5),
+                                                               (int, float)) else 1.5
+    if t == "boolean":
+        return True
+    if t == "array":
+        return [example_value(schema.get("items"), name, depth + 1)]
+    if t == "object":
+        return example_arguments(schema, depth + 1)
+    return None
+
+
+def example_arguments(schema: Any, depth: int = 0) -> dict[str, Any]:
+    """Arguments for an example call: the required ones (all, when none is required)."""
+    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(props, dict):
+        return {}
+    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    chosen = [n for n in props if n in required] or list(props)[:3]
+    return {str(n): example_value(props[n], str(n), depth) for n in chosen}
+
+
+def _tool(server: ServerConfig, tool: Mapping[str, Any]) -> dict[str, Any]:
+    original = str(tool["name"])
+    verb, obj = verb_and_object(original)
+    reads = [obj] if obj and verb in READ_VERBS else []
+    writes = [obj] if obj and verb in WRITE_VERBS else []
+    out: dict[str, Any] = {
+        "name": naming.namespaced(server.slug, original),
+        "originalName": original,
+        "purpose": purpose(tool.get("description")),
+        "description": str(tool.get("description") or ""),
+        "effect": effect(tool),
+        "reads": reads,
+        "writes": writes,
+        "arguments": arguments(tool.get("inputSchema")),
+        "example": {"name": naming.namespaced(server.slug, original),
+                    "arguments": example_arguments(tool.get("inputSchema"))},
+        "inputSchema": tool.get("inputSchema") or {"type": "object"},
+        "hash": pins.digest(tool),
+    }
+    for key in ("title", "outputSchema", "annotations"):
+        if tool.get(key) is not None:
+            out[key] = tool[key]
+    return out
+
+
+def _needs(server: ServerConfig, hub: HubInfo | None) -> dict[str, Any]:
+    secrets = [{"secret": i.ref.name, "key": i.ref.key, "as": i.as_, "target": i.target}
+               for i in server.injections]
+    out: dict[str, Any] = {"transport": server.transport, "secrets": secrets,
+                           "env": sorted(server.env)}
+    if server.command is not None:
+        out["command"] = list(server.command)
+    if server.url is not None and server.mode == "proxy":
+        out["url"] = _plain_url(server.url)
+    if hub is not None and hub.secrets:
+        out["hubSecrets"] = [dict(s) for s in hub.secrets]
+    return out
+
+
+def _plain_url(url: str | None) -> str:
+    # A query string may carry a key; the manifest is shown to members.
+    return (url or "").split("?", 1)[0].split("#", 1)[0]
+
+
+def _count(tools: Iterable[Mapping[str, Any]], value: str) -> int:
+    return sum(1 for t in tools if t["effect"] == value)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _listing(items: Sequence[str], limit: int = 6) -> str:
+    shown = list(items[:limit])
+    more = len(items) - len(shown)
+    if more > 0:
+        shown.append(f"{more} more")
+    if len(shown) <= 1:
+        return "".join(shown)
+    return ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _summary(title: str, server: ServerConfig, tools: list[dict[str, Any]],
+             reported: Reported, reads: list[str], writes: list[str],
+             hub: HubInfo | None) -> str:
+    how = {"proxy": f"proxied to {_plain_url(server.url)}", "hosted": "run by the gateway",
+           "hub": f"installed from the hub entry {server.hub_entry}"}[server.mode]
+    effects = [f"{n} {word}" for word, n in (
+        ("read-only", _count(tools, "read-only")), ("destructive", _count(tools, "destructive")),
+        ("additive", _count(tools, "additive")),
+        ("not declaring their effect", _count(tools, "unknown"))) if n]
+    parts = [f"{title} is an MCP server {how} over {server.transport}, with "
+             f"{_plural(len(tools), 'tool')}" + (f" ({', '.join(effects)})" if effects else "")]
+    extra = [_plural(len(reported.prompts), "prompt") if reported.prompts else "",
+             _plural(len(reported.resources), "resource") if reported.resources else "",
+             _plural(len(reported.resource_templates), "resource template")
+             if reported.resource_templates else ""]
+    extra = [e for e in extra if e]
+    parts[0] += (", " + _listing(extra) + "." if extra else ".")
+    if hub is not None and hub.description:
+        parts.append(purpose(hub.description))
+    if reported.instructions:
+        parts.append(purpose(reported.instructions))
+    if reads:
+        parts.append(f"It reads {_listing(reads)}.")
+    if writes:
+        parts.append(f"It changes {_listing(writes)}.")
+    if server.injections:
+        parts.append(f"It needs {_plural(len(server.injections), 'secret')}, injected by "
+                     "the gateway.")
+    return " ".join(parts)
+
+
+def _when(slug: str, reads: list[str], writes: list[str], tools: list[dict[str, Any]]) -> str:
+    if reads or writes:
+        kinds = _listing(sorted(set(reads) | set(writes)))
+        return f"Use {slug} when a task involves: {kinds}."
+    purposes = [t["purpose"].rstrip(".") for t in tools if t["purpose"]][:3]
+    if purposes:
+        return f"Use {slug} to {'; '.join(p[:1].lower() + p[1:] for p in purposes)}."
+    return f"Use {slug} for the tools listed below."
+
+
+def build(workspace: str, server: ServerConfig, reported: Reported,
+          hub: HubInfo | None = None) -> dict[str, Any]:
+    """The capability manifest of one server (the tools its filter exposes)."""
+    exposed = [t for t in reported.tools if isinstance(t.get("name"), str)
+               and access.server_exposes(server.tools, t["name"])]
+    tools = [_tool(server, t) for t in sorted(exposed, key=lambda t: str(t["name"]))]
+    reads = sorted({r for t in tools for r in t["reads"]})
+    writes = sorted({w for t in tools for w in t["writes"]})
+    info = reported.server_info
+    title = str(info.get("title") or (hub.title if hub is not None else "") or server.slug)
+    out: dict[str, Any] = {
+        "schemaVersion": SCHEMA_VERSION,
+        "workspace": workspace,
+        "server": {"name": server.name, "namespace": server.namespace, "slug": server.slug,
+                   "title": title, "mode": server.mode, "transport": server.transport,
+                   "hub": server.hub_entry},
+        "summary": _summary(title, server, tools, reported, reads, writes, hub),
+        "summarySource": "generated",
+        "whenToUse": _when(server.slug, reads, writes, tools),
+        "dataTypes": {"reads": reads, "writes": writes},
+        "needs": _needs(server, hub),
+        "tools": tools,
+        "prompts": [_prompt(server, p) for p in reported.prompts if isinstance(p.get("name"), str)],
+        "resources": [_resource(server, r, "uri") for r in reported.resources
+                      if isinstance(r.get("uri"), str)],
+        "resourceTemplates": [_resource(server, r, "uriTemplate")
+                              for r in reported.resource_templates
+                              if isinstance(r.get("uriTemplate"), str)],
+        "pairsWith": [],
+    }
+    if hub is not None:
+        out["server"]["homepage"] = hub.homepage
+        out["server"]["license"] = hub.license
+    if isinstance(info, Mapping) and isinstance(info.get("version"), str):
+        out["server"]["version"] = info["version"]
+    return out
+
+
+def _prompt(server: ServerConfig, prompt: Mapping[str, Any]) -> dict[str, Any]:
+    found = prompt.get("arguments")
+    args: list[Any] = found if isinstance(found, list) else []
+    return {"name": naming.namespaced(server.slug, str(prompt["name"])),
+            "description": str(prompt.get("description") or ""),
+            "arguments": [{"name": str(a.get("name")), "required": bool(a.get("required")),
+                           "description": str(a.get("description") or "")}
+                          for a in args if isinstance(a, dict)]}
+
+
+def _resource(server: ServerConfig, item: Mapping[str, Any], key: str) -> dict[str, Any]:
+    out = {key: naming.resource_uri(server.slug, str(item[key])),
+           "name": str(item.get("name") or ""),
+           "description": str(item.get("description") or "")}
+    if isinstance(item.get("mimeType"), str):
+        out["mimeType"] = item["mimeType"]
+    return out
+
+
+def link(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The manifests of one workspace, each with ``pairsWith``: the other servers that work
+    on a data type it works on (one writes what the other reads, or both touch it)."""
+    types = {m["server"]["slug"]: set(m["dataTypes"]["reads"]) | set(m["dataTypes"]["writes"])
+             for m in manifests}
+    out = []
+    for m in manifests:
+        slug = m["server"]["slug"]
+        pairs = [{"server": other, "shared": sorted(types[slug] & theirs)}
+                 for other, theirs in sorted(types.items())
+                 if other != slug and types[slug] & theirs]
+        out.append({**m, "pairsWith": pairs})
+    return out
+
+
+def enrich(manifest: dict[str, Any], summary: str) -> dict[str, Any]:
+    """The manifest with a summarizer's summary (kept only when it is a usable paragraph)."""
+    text = " ".join(summary.split())
+    if not text or len(text) > 2000:
+        return manifest
+    return {**manifest, "summary": text, "summarySource": "summarizer"}
+
+
+def visible(manifest: dict[str, Any], may_use: Any) -> dict[str, Any] | None:
+    """The manifest as a member sees it: only the tools and prompts ``may_use(name)`` admits,
+    the resources whose URIs it admits; None when nothing is left."""
+    tools = [t for t in manifest["tools"] if may_use(t["name"])]
+    prompts = [p for p in manifest["prompts"] if may_use(p["name"])]
+    resources = [r for r in manifest["resources"] if may_use(r["uri"])]
+    templates = [r for r in manifest["resourceTemplates"] if may_use(r["uriTemplate"])]
+    if not (tools or prompts or resources or templates):
+        return None
+    return {**manifest, "tools": tools, "prompts": prompts, "resources": resources,
+            "resourceTemplates": templates}
+
+
+def prompt_for_summary(manifest: Mapping[str, Any]) -> str:
+    """What a summarizer is asked (the facts it may use, nothing secret: no URL, no env)."""
+    lines = [f"Server {manifest['server']['slug']} ({manifest['server']['title']}).",
+             "Tools:"]
+    lines += [f"- {t['originalName']}: {t['purpose']} ({t['effect']})" for t in manifest["tools"]]
+    lines.append("Write one paragraph (at most 80 words) saying what this MCP server does "
+                 "and when an agent should use it. Plain text, no lists.")
+    return "\n".join(lines)

@@ -1,0 +1,145 @@
+"""Capability manifests and the docs rendered from them, as pure functions: deterministic,
+valid against the published JSON Schema, and honest about what the server did not say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from mcpyard.compiler.config import Injection, SecretRef, ServerConfig, ToolFilter
+from mcpyard.discovery import docs, manifest, search
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "docs" / "schemas" /
+                     "manifest.schema.json").read_text())
+
+TOOLS: list[dict[str, Any]] = [
+    {"name": "create_issue", "description": "Create a new issue in a repository. Needs push "
+     "access.", "inputSchema": {"type": "object", "properties": {
+         "repo": {"type": "string", "description": "owner/name"},
+         "title": {"type": "string"},
+         "labels": {"type": "array", "items": {"type": "string"}},
+         "draft": {"type": "boolean", "default": False}}, "required": ["repo", "title"]},
+     "annotations": {"readOnlyHint": False, "destructiveHint": False}},
+    {"name": "list_issues", "description": "List the issues of a repository",
+     "inputSchema": {"type": "object", "properties": {
+         "state": {"type": "string", "enum": ["open", "closed"]},
+         "since": {"type": "string", "format": "date-time"}}},
+     "annotations": {"readOnlyHint": True}},
+    {"name": "delete_branch", "description": "Delete a branch.",
+     "inputSchema": {"type": "object", "properties": {"branch": {"type": "string"}},
+                     "required": ["branch"]},
+     "annotations": {"readOnlyHint": False}},
+    {"name": "frobnicate", "description": "<script>alert(1)</script> Does | things.",
+     "inputSchema": {"type": "object"}},
+    {"name": "hidden_tool", "description": "Filtered out.", "inputSchema": {"type": "object"}},
+]
+
+
+def github() -> ServerConfig:
+    return ServerConfig(
+        slug="github", name="github", namespace="team", mode="proxy",
+        transport="streamable-http", url="https://mcp.example.com/mcp?key=SECRET",
+        tools=ToolFilter(exclude=("hidden_*",)),
+        injections=(Injection(ref=SecretRef(namespace="team", name="gh", key="token"),
+                              as_="bearer", target="Authorization"),))
+
+
+def tracker() -> ServerConfig:
+    return ServerConfig(slug="tracker", name="tracker", namespace="team", mode="hosted",
+                        transport="stdio", command=("tracker-mcp",), env={"LOG": "info"})
+
+
+def built() -> list[dict[str, Any]]:
+    one = manifest.build("eng", github(), manifest.Reported(
+        tools=TOOLS, prompts=[{"name": "triage", "description": "Triage issues",
+                               "arguments": [{"name": "repo", "required": True}]}],
+        resources=[{"uri": "repo://readme", "name": "readme"}]))
+    two = manifest.build("eng", tracker(), manifest.Reported(tools=[
+        {"name": "get_issue", "description": "Get one issue.", "inputSchema": {}}]))
+    return manifest.link([one, two])
+
+
+def test_manifest_is_deterministic_and_follows_the_schema() -> None:
+    first, second = built(), built()
+    assert json.dumps(first) == json.dumps(second)
+    for m in first:
+        jsonschema.validate(m, SCHEMA)
+
+
+def test_manifest_says_what_each_tool_does_and_what_it_needs() -> None:
+    gh, tr = built()
+    tools = {t["originalName"]: t for t in gh["tools"]}
+    assert "hidden_tool" not in tools  # the server's filter applies
+    assert tools["create_issue"]["effect"] == "additive"
+    assert tools["list_issues"]["effect"] == "read-only"
+    assert tools["delete_branch"]["effect"] == "destructive"  # the spec's default
+    assert tools["frobnicate"]["effect"] == "unknown"  # no annotations: never guessed
+    assert tools["create_issue"]["purpose"] == "Create a new issue in a repository."
+    assert tools["create_issue"]["writes"] == ["issue"]
+    assert tools["list_issues"]["reads"] == ["issue"]
+    assert tools["create_issue"]["example"] == {
+        "name": "github__create_issue", "arguments": {"repo": "<repo>", "title": "<title>"}}
+    assert tools["list_issues"]["example"]["arguments"] == {
+        "state": "open", "since": "2025-01-31T12:00:00Z"}
+    assert gh["needs"]["secrets"] == [{"secret": "gh", "key": "token", "as": "bearer",
+                                       "target": "Authorization"}]
+    assert "SECRET" not in json.dumps(gh)  # a URL's query string never reaches a manifest
+    assert gh["pairsWith"] == [{"server": "tracker", "shared": ["issue"]}]
+    assert tr["pairsWith"] == [{"server": "github", "shared": ["issue"]}]
+    assert ("4 tools (1 read-only, 1 destructive, 1 additive, 1 not declaring their effect)"
+            in gh["summary"])
+    assert gh["whenToUse"].startswith("Use github when a task involves")
+
+
+def test_a_member_sees_only_what_it_may_use() -> None:
+    gh, _ = built()
+    cut = manifest.visible(gh, lambda name: name.startswith("github__list"))
+    assert cut is not None and [t["name"] for t in cut["tools"]] == ["github__list_issues"]
+    assert cut["prompts"] == [] and cut["resources"] == []
+    assert manifest.visible(gh, lambda name: False) is None
+
+
+def test_enrich_keeps_a_usable_summary_only() -> None:
+    gh, _ = built()
+    assert manifest.enrich(gh, "  Files   issues.\n")["summary"] == "Files issues."
+    assert manifest.enrich(gh, "  ")["summarySource"] == "generated"
+
+
+def test_docs_escape_server_text_and_show_tables() -> None:
+    gh, _ = built()
+    page = docs.server_html(gh)
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "<th>argument</th>" in page and 'id="tool-github__create_issue"' in page
+    md = docs.server_markdown(gh)
+    assert "| repo | string | yes | owner/name |" in md
+    assert "Does \\| things." in md  # a pipe cannot break the table
+    assert "mcpyard secret encrypt gh --from-literal token=VALUE" in md
+
+
+@pytest.mark.parametrize(("query", "best"), [
+    pytest.param("open a new bug report", "github__create_issue", id="description word"),
+    pytest.param("show me all the issues", "github__list_issues", id="plural and synonym"),
+    pytest.param("remove the feature branch", "github__delete_branch", id="argument name"),
+])
+def test_search_ranks_by_name_description_and_arguments(query: str, best: str) -> None:
+    gh, _ = built()
+    index = search.Index(search.tool_document(t["name"], {**t, "name": t["originalName"]},
+                                              "github")
+                         for t in gh["tools"])
+    hits = index.search(query, limit=3)
+    assert hits and hits[0].key == best, hits
+
+
+def test_search_is_deterministic_and_admits_only_what_it_is_told() -> None:
+    index = search.Index([search.Document("b", (("send message", 1),)),
+                          search.Document("a", (("send message", 1),)),
+                          search.Document("c", (("weather", 1),))])
+    assert [h.key for h in index.search("sending messages", limit=5)] == ["a", "b"]
+    assert [h.key for h in index.search("send", limit=5, admit=lambda k: k != "a")] == ["b"]
+    assert index.search("nothing here", limit=5) == []
+    assert search.terms("createPullRequest list_issues") == ["create", "pull", "request",
+                                                             "list", "issue"]
