@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from mcpyard.cli._serve import _env, add_serving_options
+from mcpyard.cli._serve import _env, add_serving_options, records_options
 
 
 def register(sub: Any) -> None:
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(
         source=source, host=args.host, port=args.port, state_dir=args.state_dir,
         allowed_origins=tuple(args.allow_origin), redis_url=args.redis_url or None,
-        records=not args.no_records, audit_log=args.audit_log or None)
+        records=not args.no_records, audit_log=args.audit_log or None,
+        **records_options(args))
     log = logging.getLogger("mcpyard.gateway")
     serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(
         "mcpyard gateway on %s: workspaces at /ws/NAME/mcp, from the config Secrets in "

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _limits, _records, _secrets
+from mcpyard.gateway import _limits, _pgrecords, _records, _secrets, console
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware
@@ -102,6 +102,9 @@ def build_app(settings: Settings) -> Starlette:
         if recorder is not None:
             recorder.start()
             router.recorder = recorder
+            if settings.retention_days > 0:
+                loops.append(asyncio.create_task(recorder.keep_for(settings.retention_days),
+                                                 name="mcpyard-retention"))
         router.limiter = _limits.create_limiter(settings.redis_url)
         try:
             if source is not None:
@@ -148,6 +151,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/mcp", mcp),
         Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
         Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
+        console.mount(runtime, settings.records_store if settings.records else None),
     ]
     app = _Gateway(routes=routes, lifespan=lifespan,
                    middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins)],
@@ -163,7 +167,9 @@ def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
     """The recorder over the configured sinks, or None when no sink is (blocking: it opens
     the database, so that a bad path fails at start-up)."""
     sinks: list[_records.RecordSink] = []
-    if settings.records:
+    if settings.records and settings.records_url:
+        sinks.append(_pgrecords.PostgresSink(settings.records_url))
+    elif settings.records:
         sinks.append(_records.SQLiteSink(settings.records_path))
     if settings.audit_log:
         sinks.append(AuditSink(settings.audit_log))
