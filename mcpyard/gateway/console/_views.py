@@ -32,7 +32,7 @@ HEADERS = {
                                "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",  # no-referrer would make form posts Origin: null
     "Cache-Control": "no-store",
 }
 AUDIT_PAGE = 200
@@ -273,7 +273,8 @@ class Console:
                  "errors": [u.errors for u in series],
                  "rate_limited": [u.rate_limited for u in series],
                  "p50": [u.p50 for u in series], "p95": [u.p95 for u in series],
-                 "p99": [u.p99 for u in series], "step": step}
+                 "p99": [u.p99 for u in series], "step": step,
+                 "since": window.since, "until": time.time()}
         totals = {"calls": sum(u.calls for u in series),
                   "errors": sum(u.errors for u in series),
                   "rate_limited": sum(u.rate_limited for u in series)}

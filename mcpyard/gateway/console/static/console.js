@@ -10,8 +10,14 @@
   var xs = [], calls = [], errors = [], limited = [], p50 = [], p95 = [], p99 = [];
   var byT = {};
   data.t.forEach(function (t, i) { byT[t] = i; });
+  // The whole period, bucket by bucket: the chart's axis is the period the page asked for.
+  var first = Math.floor(data.since / step) * step, last = Math.floor(data.until / step) * step;
   if (data.t.length) {
-    for (var t = data.t[0]; t <= data.t[data.t.length - 1]; t += step) {
+    first = Math.min(first, data.t[0]);
+    last = Math.max(last, data.t[data.t.length - 1]);
+  }
+  {
+    for (var t = first; t <= last; t += step) {
       var i = byT[t];
       xs.push(t);
       calls.push(i === undefined ? 0 : data.calls[i]);
@@ -44,9 +50,9 @@
     {label: "rate-limited", stroke: "#b7791f", width: 2, dash: [6, 4]},
   ], [calls, errors, limited]);
   draw("chart-latency", [
-    {label: "p50", stroke: "#1f8a4c", width: 2, spanGaps: true},
-    {label: "p95", stroke: "#b7791f", width: 2, spanGaps: true},
-    {label: "p99", stroke: "#c53030", width: 2, spanGaps: true},
+    {label: "p50", stroke: "#1f8a4c", width: 2, spanGaps: true, points: {show: true, size: 6}},
+    {label: "p95", stroke: "#b7791f", width: 2, spanGaps: true, points: {show: true, size: 6}},
+    {label: "p99", stroke: "#c53030", width: 2, spanGaps: true, points: {show: true, size: 6}},
   ], [p50, p95, p99]);
   var total = calls.reduce(function (a, b) { return a + b; }, 0);
   document.getElementById("chart-calls").dataset.totalCalls = String(total);
