@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _limits, _pgrecords, _records, _secrets, console
+from mcpyard.gateway import _limits, _pgrecords, _records, _secrets, _tracing, console
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._origin import OriginMiddleware
@@ -142,15 +142,21 @@ def build_app(settings: Settings) -> Starlette:
                 await runtime.close()
             finally:
                 await router.limiter.close()
+                if _tracing.ON:
+                    await asyncio.to_thread(_tracing.shutdown)
 
-    mcp = StreamableHTTP(runtime, router)
+    mcp: Any = StreamableHTTP(runtime, router)
+    sse: Any = SSEStream(runtime, router)
+    messages: Any = SSEMessages(runtime, router)
+    if _tracing.enable():  # OTEL_EXPORTER_OTLP_ENDPOINT: a span per MCP request
+        mcp, sse, messages = (_tracing.Middleware(a) for a in (mcp, sse, messages))
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_text, methods=["GET"]),
         Route("/ws/{workspace}/mcp", mcp),
-        Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
-        Route("/ws/{workspace}/messages", SSEMessages(runtime, router)),
+        Route("/ws/{workspace}/sse", sse),
+        Route("/ws/{workspace}/messages", messages),
         console.mount(runtime, settings.records_store if settings.records else None),
     ]
     app = _Gateway(routes=routes, lifespan=lifespan,

@@ -26,7 +26,7 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay
+from mcpyard.gateway import _catalog, _limits, _methods, _metrics, _records, _relay, _tracing
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
@@ -135,7 +135,8 @@ class Router:
         method = msg["method"]
         call = _Call()
         call.target = _target(method, msg.get("params"))
-        refusal = await self.limiter.hit(live.config, member.config)
+        with _tracing.span("mcpyard.limit"):
+            refusal = await self.limiter.hit(live.config, member.config)
         if refusal is not None:
             call.fail("rate_limited", refusal.message)
             reply = rpc.rate_limited(msg["id"], refusal)
@@ -173,6 +174,8 @@ class Router:
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit)
         self.metrics.observe(record)
+        if _tracing.ON:
+            _tracing.annotate(record)
         if self.recorder is not None and (known in RECORDED or call.outcome != "ok"):
             self.recorder.record(record)
 
@@ -279,7 +282,8 @@ class Router:
         forwarded["name"] = entry.original
         session.used.add(handle)
         try:
-            result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
+            with (_tracing.upstream_span(entry.slug, name) if _tracing.ON else _tracing.NOOP):
+                result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
         except UpstreamRPCError as exc:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
