@@ -15,8 +15,9 @@ never a token). Arguments, results, headers and secrets never become attributes.
 
 Off costs nothing measurable: :data:`ON` is False, :func:`span` returns one shared no-op
 context manager, :data:`authenticate` *is* :func:`mcpyard.gateway._auth.authenticate`, the
-ASGI middleware is not installed and no OpenTelemetry module is imported. Like
-OpenTelemetry's own global provider, the switch is per process.
+ASGI middleware is not installed and the OpenTelemetry SDK is never imported. Like
+OpenTelemetry's own global provider, the switch is per process. Sampling follows the SDK's
+own variables (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``..._ARG=0.1``).
 """
 
 from __future__ import annotations
