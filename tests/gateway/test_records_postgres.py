@@ -56,6 +56,8 @@ def test_the_postgres_table_has_every_field_of_a_record_and_a_versioned_schema(
         version = conn.execute("SELECT version FROM mcpyard_schema").fetchall()
     assert columns == ["id", *_records.FIELDS]
     assert version == [(_pgrecords.SCHEMA_VERSION,)]
+    # One schema, two databases: a step added to one is added to the other.
+    assert _pgrecords.SCHEMA_VERSION == _records.SCHEMA_VERSION
 
 
 def test_a_newer_schema_is_refused_without_showing_the_password(pg_database: str) -> None:

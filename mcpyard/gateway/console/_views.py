@@ -7,9 +7,10 @@ scope holds. Pages only read: the configuration changes through git, never here.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,22 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+Page = Callable[["Console", Request, _data.Admin, _session.Session], Awaitable[Response]]
+
+
+def _admin_only(page: Page) -> Callable[[Console, Request], Awaitable[Response]]:
+    """A page for a signed-in admin; anyone else is sent to the sign-in form."""
+
+    @functools.wraps(page)
+    async def endpoint(self: Console, request: Request) -> Response:
+        found = self.admin(request)
+        if found is None:
+            return RedirectResponse("/console/login", status_code=303, headers=HEADERS)
+        return await page(self, request, *found)
+
+    return endpoint
+
+
 class Console:
     """The console of one gateway: its runtime, its call log, its session signer."""
 
@@ -95,12 +112,6 @@ class Console:
                 if reader is not None:
                     reader.conn.close()
         return await asyncio.to_thread(run)
-
-    def _signed_in(self, request: Request) -> Any:
-        found = self.admin(request)
-        if found is None:
-            return RedirectResponse("/console/login", status_code=303, headers=HEADERS)
-        return found
 
     def _live(self, admin: _data.Admin, name: str) -> Any:
         if name not in admin.scope:
@@ -154,17 +165,14 @@ class Console:
 
     # -- pages ---------------------------------------------------------------------------
 
-    async def home(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
+    @_admin_only
+    async def home(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         return RedirectResponse("/console/workspaces", status_code=303, headers=HEADERS)
 
-    async def workspaces(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def workspaces(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         now = time.time()
         lives = [live for name in admin.scope
                  if (live := self.runtime.live.get(name)) is not None]
@@ -173,11 +181,9 @@ class Console:
         return self.page(request, "workspaces.html", admin=admin, session=session,
                          workspaces=rows)
 
-    async def workspace(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def workspace(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         live = self._live(admin, request.path_params["ws"])
         if live is None:
             return self._not_found(request, admin, session, "This workspace")
@@ -192,11 +198,9 @@ class Console:
         return self.page(request, "workspace.html", admin=admin, session=session, ws=summary,
                          members=members)
 
-    async def server(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def server(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         live = self._live(admin, request.path_params["ws"])
         config = next((s for s in live.config.servers
                        if s.slug == request.path_params["slug"]), None) if live else None
@@ -212,11 +216,9 @@ class Console:
                          errors=errors, usage=usage,
                          injections=[i.as_ for i in config.injections])
 
-    async def member(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def member(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         live = self._live(admin, request.path_params["ws"])
         config = live.by_name.get(request.path_params["name"]) if live else None
         if live is None or config is None:
@@ -254,11 +256,9 @@ class Console:
         return _calllog.Window(since=time.time() - length, workspaces=scope,
                                **values), filters
 
-    async def usage(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def usage(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         window, filters = self._window(request, admin)
         step = _data.PERIODS[filters["period"]][1]
 
@@ -282,11 +282,9 @@ class Console:
                          filters=filters, periods=list(_data.PERIODS), series=series,
                          chart=chart, breakdown=breakdown, totals=totals)
 
-    async def audit(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def audit(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         window, filters = self._window(request, admin)
         rows = await self.read(lambda r: _calllog.calls(r, window, AUDIT_PAGE,
                                                         newest_first=True) if r else [])
@@ -295,14 +293,12 @@ class Console:
                          filters=filters, periods=list(_data.PERIODS), rows=rows,
                          limit=AUDIT_PAGE, query=query, outcomes=_records.OUTCOMES)
 
-    async def audit_export(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, _ = found
+    @_admin_only
+    async def audit_export(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         fmt = request.path_params["fmt"]
         if fmt not in ("csv", "jsonl"):
-            return self._not_found(request, admin, found[1], "This export format")
+            return self._not_found(request, admin, session, "This export format")
         window, _ = self._window(request, admin)
         def export(r: _calllog.Reader | None) -> str:
             out = io.StringIO()
@@ -317,11 +313,9 @@ class Console:
         return Response(body, media_type=media, headers={
             **HEADERS, "Content-Disposition": f'attachment; filename="mcpyard-calls.{fmt}"'})
 
-    async def hub(self, request: Request) -> Response:
-        found = self._signed_in(request)
-        if isinstance(found, Response):
-            return found
-        admin, session = found
+    @_admin_only
+    async def hub(self, request: Request, admin: _data.Admin,
+                     session: _session.Session) -> Response:
         used: dict[str, list[str]] = {}
         for name in admin.scope:
             live = self.runtime.live.get(name)
