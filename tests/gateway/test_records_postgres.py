@@ -108,17 +108,31 @@ async def test_analytics_queries_answer_the_same_on_sqlite_and_postgres(
         (c["time"], c["workspace"], c["member"]) for c in answers[1][3]]
 
 
-async def test_retention_deletes_old_records_in_postgres(pg_database: str) -> None:
-    sink = _pgrecords.PostgresSink(pg_database)
-    async with Recorder([sink]) as recorder:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+async def test_retention_deletes_the_records_older_than_the_days_kept(
+        store: str, pg_database: str, tmp_path: Path) -> None:
+    def sink() -> Any:
+        if store == "sqlite":
+            return SQLiteSink(tmp_path / "calls.db")
+        return _pgrecords.PostgresSink(pg_database)
+
+    async with Recorder([sink()]) as recorder:
         for i in range(10):
             recorder.record(record(i))
-    recorder = Recorder([_pgrecords.PostgresSink(pg_database)])
-    # "Now" is 2 days after record 5: records 0..4 are older than one day + 5 s.
-    deleted = await recorder.prune(record(5).time)
+    recorder = Recorder([sink()])
+    # "Now" is one day after record 5: records 0..4 are older than the day kept.
+    keeping = asyncio.create_task(recorder.keep_for(1.0, clock=lambda: record(5).time + 86400))
+    location = tmp_path / "calls.db" if store == "sqlite" else pg_database
+    with anyio.fail_after(60):
+        while True:
+            with _calllog.open_reader(location) as reader:
+                left = [c["time"] for c in _calllog.calls(reader, _calllog.Window())]
+            if len(left) < 10:
+                break
+            await asyncio.sleep(0.05)
+    keeping.cancel()
     await recorder.close()
-    assert deleted == 5
-    assert [r[0] for r in pg_rows(pg_database)] == [record(i).time for i in range(5, 10)]
+    assert left == [record(i).time for i in range(5, 10)]
 
 
 async def test_two_gateways_write_into_one_database(

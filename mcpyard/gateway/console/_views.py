@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from mcpyard.gateway import _calllog, _records
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway.console import _data, _session
 
+log = logging.getLogger("mcpyard.gateway")
 HERE = Path(__file__).parent
 STATIC_VERSION = "1"
 """Part of every static URL, so that a new release is never served a stale cached file."""
@@ -105,9 +107,17 @@ class Console:
 
     async def read(self, work: Callable[[_calllog.Reader | None], Any]) -> Any:
         def run() -> Any:
-            reader = _data.open_store(self.store)
+            try:
+                reader = _data.open_store(self.store)
+            except Exception as exc:  # the pages still show the configuration
+                log.warning("console: call records unavailable: %s", _records.redact(str(exc)))
+                return work(None)
             try:
                 return work(reader)
+            except Exception as exc:
+                log.warning("console: reading call records failed: %s",
+                            _records.redact(str(exc)))
+                return work(None)
             finally:
                 if reader is not None:
                     reader.conn.close()
