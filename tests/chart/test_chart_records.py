@@ -54,3 +54,11 @@ def test_the_schema_refuses(chart_render: Render, values: dict[str, Any], path: 
     with pytest.raises(helm.HelmValuesError) as caught:
         chart_render({"gateway": values})
     assert f"at '{path}'" in str(caught.value) and says in str(caught.value), caught.value
+
+
+def test_notes_say_when_replicas_keep_records_apart(chart_render: Render) -> None:
+    apart = chart_render({"gateway": {"replicas": 3}}).notes
+    shared = chart_render({"gateway": {"replicas": 3, "records": {"postgres": {
+        "existingSecret": "mcpyard-records"}}}}).notes
+    assert "gateway.records.postgres.existingSecret" in apart
+    assert "records.postgres" not in shared

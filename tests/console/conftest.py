@@ -15,10 +15,6 @@ from gwtools import anyio_backend, beta, settings_for, state_dir
 
 __all__ = ["anyio_backend", "artifacts", "beta", "settings_for", "state_dir"]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
 
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
@@ -26,9 +22,3 @@ def artifacts() -> Path:
     root = Path(os.environ.get("MCPYARD_ARTIFACTS") or "/tmp/mcpyard-artifacts") / "console"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-def chromium_path() -> str:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: run tools/setup/41-chromium.sh (Debian chromium)")
-    return CHROMIUM

@@ -18,10 +18,11 @@ import anyio
 import httpx
 import pytest
 from accounting import Raw
-from conftest import CHROMIUM_ARGS, chromium_path
+from consoletools import CHROMIUM_ARGS, chromium_path
 from gwtools import member, run_gateway, server, workspace
 from playwright.async_api import Browser, Page, async_playwright
 
+from mcpyard import hub
 from mcpyard.crypto import tokens
 from mcpyard.gateway import _calllog, _records
 
@@ -168,7 +169,9 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             assert set(exported[0]) == set(_records.FIELDS)
 
             await page.goto(f"{base}/console/hub")
-            assert await page.locator("table.data tbody tr").count() >= 3
+            assert await page.locator("table.data tbody tr").count() == len(hub.catalog())
+            time_row = await page.locator("tr", has_text="pypi:mcp-server-time").inner_text()
+            assert time_row.split()[0] == "time"
             await shot(page, artifacts, "07-hub")
 
             # Outside ada's scope: ops is not hers.
