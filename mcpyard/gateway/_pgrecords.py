@@ -175,6 +175,8 @@ class PostgresSink:
         return self._conn
 
     async def write(self, records: Sequence[_records.CallRecord]) -> None:
+        if not records:
+            return
         batch = uuid.uuid4()
         delay = 0.05
         loop = asyncio.get_running_loop()
@@ -205,9 +207,11 @@ class PostgresSink:
         self.written += len(records)
 
     async def prune(self, before: float) -> int:
-        """Delete the records older than ``before`` (seconds since the epoch)."""
-        conn = await self._connection()
-        async with conn.transaction(), conn.cursor() as cur:
+        """Delete the records older than ``before`` (seconds since the epoch). On a connection
+        of its own: a transaction of the writer's must never hold this one, nor wait for it."""
+        conn = await self._psycopg.AsyncConnection.connect(self.url, autocommit=True,
+                                                           connect_timeout=10)
+        async with conn, conn.transaction(), conn.cursor() as cur:
             await cur.execute(f"DELETE FROM {_records.TABLE} WHERE time < %s", (before,))
             deleted: int = cur.rowcount
             await cur.execute("DELETE FROM call_batches WHERE time < %s", (before,))
