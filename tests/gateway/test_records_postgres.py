@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import astuple, replace
 from pathlib import Path
 from typing import Any
@@ -17,13 +20,23 @@ import httpx
 import psycopg
 import pytest
 from accounting import Raw
-from gwtools import member, run_gateway, server, workspace
+from gwtools import (
+    member,
+    member_manifest,
+    run_gateway,
+    server,
+    server_manifest,
+    wait_port,
+    workspace,
+    ws_manifest,
+)
 
 from mcpyard import errors
 from mcpyard.crypto import tokens
 from mcpyard.gateway import _calllog, _pgrecords, _records
 from mcpyard.gateway._records import CallRecord, Recorder, SQLiteSink
 from tests.pgserver import PostgresServer, pg_database, postgres
+from tests.proctools import free_port
 
 __all__ = ["pg_database", "postgres"]
 pytestmark = pytest.mark.anyio
@@ -259,3 +272,52 @@ async def test_records_wait_for_the_database_and_the_recorder_gives_up_at_shutdo
         assert sink.written == 0
     finally:
         await asyncio.to_thread(postgres.start)
+
+
+def test_serve_writes_into_the_database_named_by_the_environment(
+        pg_database: str, beta: Any, tmp_path: Path) -> None:
+    token = tokens.new()
+    folder = tmp_path / "manifests"
+    folder.mkdir()
+    (folder / "ws.yaml").write_text(ws_manifest())
+    (folder / "beta.yaml").write_text(server_manifest("beta", beta.url))
+    (folder / "alice.yaml").write_text(member_manifest("alice", token))
+    port = free_port()
+    env = {**os.environ, "MCPYARD_RECORDS_URL": pg_database, "MCPYARD_RETENTION_DAYS": "30"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mcpyard", "serve", str(folder), "--port", str(port),
+         "--state-dir", str(tmp_path / "state"), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path)
+    try:
+        wait_port(port, proc, deadline=120)
+        url = f"http://127.0.0.1:{port}/ws/eng/mcp"
+        with httpx.Client(timeout=30) as http:
+            headers = {"Authorization": f"Bearer {token}",
+                       "Accept": "application/json, text/event-stream"}
+            for _ in range(600):  # the upstream is discovered in the background
+                ready = http.get(f"http://127.0.0.1:{port}/readyz").json()
+                if ready["workspaces"].get("eng", {}).get("tools"):
+                    break
+                time.sleep(0.1)
+            init = http.post(url, headers=headers, json={
+                "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                    "protocolVersion": "2025-06-18", "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "0"}}})
+            sid = init.headers["mcp-session-id"]
+            r = http.post(url, headers={**headers, "Mcp-Session-Id": sid,
+                                        "MCP-Protocol-Version": "2025-06-18"},
+                          json={"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                                "params": {"name": "beta__echo", "arguments": {"text": "x"}}})
+            assert r.status_code == 200, r.text
+        proc.send_signal(signal.SIGTERM)  # a graceful stop writes what is queued
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "postgresql://mcpyard@127.0.0.1" in out.decode()  # the banner names the store
+    assert not (tmp_path / "state" / "calls.db").exists()
+    rows = [dict(zip(_records.FIELDS, r, strict=True)) for r in pg_rows(pg_database)]
+    assert [(r["member"], r["target"], r["outcome"]) for r in rows
+            if r["method"] == "tools/call"] == [("alice", "beta__echo", "ok")]
