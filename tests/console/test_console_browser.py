@@ -208,7 +208,11 @@ async def test_the_session_opens_the_console_only(settings_for: Any, beta: Any) 
         assert ok.status_code == 303
         set_cookie = ok.headers["set-cookie"]
         assert "HttpOnly" in set_cookie and "SameSite=strict" in set_cookie
-        assert "Path=/console" in set_cookie
+        assert "Path=/console" in set_cookie and "Secure" not in set_cookie
+        behind_tls = await http.post("/console/login", data={"token": ADA},
+                                     headers={"Origin": gw.base_url,
+                                              "X-Forwarded-Proto": "https"})
+        assert "Secure" in behind_tls.headers["set-cookie"]
         session = ok.cookies["mcpyard_console"]
         http.cookies.clear()  # every request below names the cookie it sends
         page = await http.get("/console/workspaces", headers=jar(session))

@@ -157,7 +157,10 @@ class Console:
         response = RedirectResponse("/console/", status_code=303, headers=HEADERS)
         response.set_cookie(_session.COOKIE, cookie, max_age=int(self.signer.lifetime),
                             path="/console", httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+                            # Behind a TLS-terminating ingress the gateway sees http; the
+                            # header can only add Secure, never take it away.
+                            secure=request.url.scheme == "https" or request.headers.get(
+                                "x-forwarded-proto") == "https")
         return response
 
     async def logout(self, request: Request) -> Response:
