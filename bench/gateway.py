@@ -3,7 +3,7 @@
 
     python bench/gateway.py [--seconds 8] [--rounds 1] [--concurrency 1,16,64] [--out FILE]
                             [--profile cprofile|py-spy]
-    python bench/gateway.py --compare records [--rounds 5] [--concurrency 16,64]
+    python bench/gateway.py --compare records|tracing [--rounds 5] [--concurrency 16,64]
 
 Starts the echo upstream (``../shared/bench/echo_server.py --stateless --json``), writes a
 temporary folder of manifests (a workspace proxying it, one member with a fresh token), runs
@@ -19,6 +19,10 @@ always) and one with ``--no-records``, alternating at each concurrency for ``--r
 rounds. It prints, per concurrency, the median throughput of each and the median of the
 per-round ratios with their range, and the gateway's CPU per call (from loadgen's
 ``--watch-pids``), which a busy machine disturbs less than throughput.
+
+``--compare tracing`` does the same for traces: one gateway exporting a span tree per request
+over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``, to a sink in this process) against one
+without the variable (tracing off: no middleware, no OpenTelemetry import).
 """
 
 from __future__ import annotations
@@ -37,7 +41,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = (ROOT / ".." / "shared" / "bench").resolve()
+# ../shared/bench beside the checkout; a worktree under /work/wt/ finds it one level up.
+SHARED = next((p.resolve() for p in (ROOT / ".." / "shared" / "bench",
+                                     ROOT / ".." / ".." / "shared" / "bench") if p.is_dir()),
+              (ROOT / ".." / "shared" / "bench").resolve())
 PY = sys.executable
 
 
@@ -143,19 +150,60 @@ def cpu_us_per_call(row: dict[str, object], pid: int) -> float:
     return pct / 100 / max(1e-9, float(row["calls_per_s"])) * 1e6  # type: ignore[arg-type]
 
 
-def compare_records(args: argparse.Namespace, levels: list[int], folder: Path, tmp: Path,
-                    token: str, out: Path, env: dict[str, str]) -> None:
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    """An OTLP/HTTP endpoint that accepts and discards every export (the tracing-on gateway's
+    collector: what is measured is the gateway's side)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+COMPARISONS = {
+    # name: (baseline label, measured label)
+    "records": ("no-records", "records"),
+    "tracing": ("tracing-off", "tracing-on"),
+}
+
+
+def compare(args: argparse.Namespace, levels: list[int], folder: Path, tmp: Path,
+            token: str, out: Path, env: dict[str, str]) -> None:
     import statistics
 
-    ports = {"records": free_port(), "no-records": free_port()}
+    base_label, other_label = COMPARISONS[args.compare]
+    ports = {other_label: free_port(), base_label: free_port()}
     with contextlib.ExitStack() as stack:
         procs = {}
+        otlp = stack.enter_context(otlp_sink()) if args.compare == "tracing" else ""
         for label, port in ports.items():
             cmd = [PY, "-m", "mcpyard", "serve", str(folder), "--port", str(port),
                    "--state-dir", str(tmp / label), "--log-level", "warning", "--no-watch"]
+            penv = dict(env)
+            penv.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
             if label == "no-records":
                 cmd.append("--no-records")
-            procs[label] = stack.enter_context(process(cmd, env=env, stdout=subprocess.DEVNULL))
+            if label == "tracing-on":
+                penv["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+            procs[label] = stack.enter_context(process(cmd, env=penv, stdout=subprocess.DEVNULL))
         for label, port in ports.items():
             wait_ready(f"http://127.0.0.1:{port}/readyz", procs[label])
         rows: list[dict[str, object]] = []
@@ -170,21 +218,21 @@ def compare_records(args: argparse.Namespace, levels: list[int], folder: Path, t
                     row["cpu_us_per_call"] = cpu_us_per_call(row, procs[label].pid)
                     row["round"] = i
                     rows.append(row)
-    subprocess.run([PY, str(SHARED / "fmt.py"), "--ratio-to", "no-records", str(out)],
+    subprocess.run([PY, str(SHARED / "fmt.py"), "--ratio-to", base_label, str(out)],
                    check=True)
     print()
-    print("| c | no-records calls/s | records calls/s | ratio (median, range) "
-          "| CPU/call no-records | CPU/call records | CPU cost |")
+    print(f"| c | {base_label} calls/s | {other_label} calls/s | ratio (median, range) "
+          f"| CPU/call {base_label} | CPU/call {other_label} | CPU cost |")
     print("|---|---|---|---|---|---|---|")
     def of(label: str, key: str, c: int) -> list[float]:
         return [float(r[key]) for r in rows  # type: ignore[arg-type]
                 if r["label"] == label and r["concurrency"] == c]
 
     for c in levels:
-        on, off = of("records", "calls_per_s", c), of("no-records", "calls_per_s", c)
+        on, off = of(other_label, "calls_per_s", c), of(base_label, "calls_per_s", c)
         ratios = [a / b for a, b in zip(on, off, strict=True)]
-        cpu_on = of("records", "cpu_us_per_call", c)
-        cpu_off = of("no-records", "cpu_us_per_call", c)
+        cpu_on = of(other_label, "cpu_us_per_call", c)
+        cpu_off = of(base_label, "cpu_us_per_call", c)
         med_on, med_off = statistics.median(cpu_on), statistics.median(cpu_off)
         print(f"| {c} | {statistics.median(off):,.0f} ({min(off):,.0f}-{max(off):,.0f}) "
               f"| {statistics.median(on):,.0f} ({min(on):,.0f}-{max(on):,.0f}) "
@@ -202,8 +250,9 @@ def main() -> int:
     ap.add_argument("--concurrency", default="1,16,64")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--profile", choices=["cprofile", "py-spy"])
-    ap.add_argument("--compare", choices=["records"],
-                    help="records: gateway with call records vs --no-records, alternating")
+    ap.add_argument("--compare", choices=sorted(COMPARISONS),
+                    help="records: gateway with call records vs --no-records; tracing: "
+                         "OTLP export on (to a local sink) vs off; alternating")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from mcpyard.crypto import tokens
@@ -222,11 +271,11 @@ def main() -> int:
         folder = Path(tmp) / "manifests"
         folder.mkdir()
         manifests(folder, direct, tokens.hash(token))
-        if args.compare == "records":
+        if args.compare:
             with process([PY, str(SHARED / "echo_server.py"), "--port", str(up_port),
                           "--stateless", "--json"]) as upstream:
                 wait_ready(direct, upstream)
-                compare_records(args, levels, folder, Path(tmp), token, out, env)
+                compare(args, levels, folder, Path(tmp), token, out, env)
             return 0
         gw_cmd = [PY, "-m", "mcpyard", "serve", str(folder), "--port", str(gw_port),
                   "--state-dir", str(Path(tmp) / "state"), "--log-level", "warning",

@@ -1,13 +1,15 @@
-"""``mcpyard analytics``: reports over the gateway's call records (the SQLite call log).
+"""``mcpyard analytics``: reports over the gateway's call records, and their export.
 
-Reads the database the gateway writes (``calls.db`` in its state directory) without writing
-to it; the gateway may keep serving meanwhile (WAL).
+Reads the SQLite call log the gateway writes (``calls.db`` in its state directory; WAL, so
+the gateway may keep serving) or the PostgreSQL store every replica writes into
+(``--records-url``), read-only, through the queries of :mod:`mcpyard.gateway._calllog`.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import re
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mcpyard import errors
-from mcpyard.gateway import _records
+from mcpyard.gateway import _calllog, _pgrecords, _records
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -57,7 +59,8 @@ def register(subparsers: Any) -> None:
         help="reports over the gateway's per-member call records",
         description=(
             "Reports over the call records the gateway keeps: who calls what, how often, "
-            "what fails. Reads the SQLite call log; the gateway may keep running."
+            "what fails. Reads the SQLite call log (--db) or the PostgreSQL store "
+            "(--records-url); the gateway may keep running."
         ),
     )
     _options(parser, None)
@@ -68,10 +71,14 @@ def register(subparsers: Any) -> None:
         ("member", "one member's call history"),
         ("errors", "failed requests, grouped by what failed"),
         ("calls", "every record in the range (for export)"),
+        ("export", "every record of the range as JSON lines or CSV, streamed (compliance)"),
     ):
         report = reports.add_parser(name, help=help_, description=help_[:1].upper() + help_[1:])
         if name == "member":
             report.add_argument("name", metavar="NAME", help="the Member's name")
+        if name == "export":
+            report.add_argument("--format", choices=("jsonl", "csv"), default=None,
+                                help="jsonl (default: one JSON object a line) or csv")
         # The options work after REPORT too; SUPPRESS keeps a report's parser from
         # overwriting what was given before REPORT with its defaults.
         _options(report, argparse.SUPPRESS)
@@ -84,6 +91,13 @@ def _options(parser: argparse.ArgumentParser, default: Any) -> None:
         type=Path,
         default=default,
         help="the call database (default: $MCPYARD_STATE_DIR/calls.db, else .mcpyard/calls.db)",
+    )
+    parser.add_argument(
+        "--records-url",
+        metavar="URL",
+        default=default,
+        help="read the PostgreSQL call records at URL (postgresql://...; "
+        "MCPYARD_RECORDS_URL) instead of a SQLite file",
     )
     parser.add_argument(
         "--since",
@@ -140,69 +154,17 @@ class Report:
     """Fields of each row in json and csv, in order."""
     table: tuple[str, ...]
     """The fields a table shows (a terminal is narrower than an export)."""
-    query: Callable[[sqlite3.Connection, str, list[Any], argparse.Namespace], list[Any]]
+    query: Callable[[_calllog.Reader, _calllog.Window, argparse.Namespace], list[Any]]
     top: bool = False
 
 
-_ERRORS = "('tool_error', 'upstream_error', 'invalid_request')"
-
-
-def _top_members(
-    conn: sqlite3.Connection, where: str, params: list[Any], args: argparse.Namespace
-) -> list[Any]:
-    return conn.execute(
-        f"""
-        SELECT workspace, member, max(user), count(*),
-               sum(outcome IN {_ERRORS}), sum(outcome = 'denied'),
-               sum(outcome = 'rate_limited'), round(avg(latency_ms), 1), max(time)
-        FROM {_records.TABLE} WHERE {where} AND member IS NOT NULL
-        GROUP BY workspace, member ORDER BY count(*) DESC, workspace, member LIMIT ?""",
-        [*params, _limit(args)],
-    ).fetchall()
-
-
-def _top_tools(
-    conn: sqlite3.Connection, where: str, params: list[Any], args: argparse.Namespace
-) -> list[Any]:
-    return conn.execute(
-        f"""
-        SELECT workspace, target, max(server), count(*), sum(outcome IN {_ERRORS}),
-               sum(outcome = 'denied'), count(DISTINCT member), round(avg(latency_ms), 1),
-               max(time)
-        FROM {_records.TABLE}
-        WHERE {where} AND method = 'tools/call' AND target IS NOT NULL
-        GROUP BY workspace, target ORDER BY count(*) DESC, workspace, target LIMIT ?""",
-        [*params, _limit(args)],
-    ).fetchall()
-
-
-def _errors(
-    conn: sqlite3.Connection, where: str, params: list[Any], args: argparse.Namespace
-) -> list[Any]:
-    return conn.execute(
-        f"""
-        SELECT count(*), outcome, workspace, server, target, error,
-               count(DISTINCT member), max(time)
-        FROM {_records.TABLE} WHERE {where} AND outcome != 'ok'
-        GROUP BY workspace, outcome, server, target, error
-        ORDER BY count(*) DESC, max(time) DESC LIMIT ?""",
-        [*params, _limit(args)],
-    ).fetchall()
-
-
-def _calls(
-    conn: sqlite3.Connection, where: str, params: list[Any], args: argparse.Namespace
-) -> list[Any]:
+def _calls(r: _calllog.Reader, w: _calllog.Window, args: argparse.Namespace) -> list[Any]:
     if args.report == "member":
-        where, params = f"{where} AND member = ?", [*params, args.name]
+        w = dataclasses.replace(w, member=args.name)
     # --limit N keeps the newest N records (a history's tail is what one looks for), shown
     # oldest first like the whole history.
-    fields = ", ".join(_records.FIELDS)
-    return conn.execute(
-        f"SELECT {fields} FROM (SELECT id, {_records.selected(conn)} FROM {_records.TABLE} "
-        f"WHERE {where} ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id",
-        [*params, _limit(args)],
-    ).fetchall()
+    sql, params = _calllog.calls_sql(w, newest_first=True, limit=_limit(args))
+    return list(reversed(r.fetch(sql, params)))
 
 
 REPORTS = {
@@ -229,7 +191,7 @@ REPORTS = {
             "avg_ms",
             "last_call",
         ),
-        _top_members,
+        lambda r, w, args: _calllog.top_members(r, w, _limit(args)),
         top=True,
     ),
     "top-tools": Report(
@@ -255,13 +217,13 @@ REPORTS = {
             "avg_ms",
             "last_call",
         ),
-        _top_tools,
+        lambda r, w, args: _calllog.top_tools(r, w, _limit(args)),
         top=True,
     ),
     "errors": Report(
         ("count", "outcome", "workspace", "server", "target", "error", "members", "last_seen"),
         ("count", "outcome", "workspace", "server", "target", "members", "last_seen", "error"),
-        _errors,
+        lambda r, w, args: _calllog.errors(r, w, _limit(args)),
         top=True,
     ),
     "member": Report(
@@ -288,26 +250,47 @@ REPORTS = {
 _TIMES = frozenset({"time", "last_call", "last_seen"})
 
 
-def _limit(args: argparse.Namespace) -> int:
+def _limit(args: argparse.Namespace) -> int | None:
     if args.limit is not None:
         return max(0, int(args.limit))
-    return TOP_DEFAULT if REPORTS[args.report].top else -1  # SQLite: -1 is no limit
+    return TOP_DEFAULT if REPORTS[args.report].top else None
 
 
-def run(args: argparse.Namespace) -> int:
+def _store(args: argparse.Namespace) -> str | Path | None:
+    """The PostgreSQL URL or the SQLite file to read; None (after saying why) when the
+    default file does not exist."""
+    url = args.records_url or os.environ.get("MCPYARD_RECORDS_URL")
+    if url and not args.db:
+        return str(url)
     path: Path = args.db or default_db()
     if not path.is_file():
         print(
             f"mcpyard analytics: no call records at {path}: the gateway writes calls.db "
-            "in its state directory (serve --state-dir); name the file with --db",
+            "in its state directory (serve --state-dir); name the file with --db, or a "
+            "PostgreSQL store with --records-url",
             file=sys.stderr,
         )
+        return None
+    return path
+
+
+def _window(args: argparse.Namespace) -> _calllog.Window:
+    return _calllog.Window(since=args.since, until=args.until,
+                           workspaces=(args.workspace,) if args.workspace else None)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = _store(args)
+    if store is None:
         return 1
+    if args.report == "export":
+        return _export(store, args)
     report = REPORTS[args.report]
     try:
-        rows = _query(path, report, args)
+        with _calllog.open_reader(store) as reader:
+            rows = report.query(reader, _window(args), args)
     except (sqlite3.Error, errors.MCPyardError) as exc:
-        print(f"mcpyard analytics: {path}: {exc}", file=sys.stderr)
+        print(f"mcpyard analytics: {_name(store)}: {exc}", file=sys.stderr)
         return 1
     records = [
         {
@@ -330,25 +313,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _query(path: Path, report: Report, args: argparse.Namespace) -> list[Any]:
-    # Read-only: analytics never creates or changes the gateway's database.
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+def _name(store: str | Path) -> str:
+    return _pgrecords.safe_url(store) if isinstance(store, str) else str(store)
+
+
+def _export(store: str | Path, args: argparse.Namespace) -> int:
+    """Every record of the range, streamed: one JSON object a line, or CSV with a header."""
+    fmt = args.format or "jsonl"
     try:
-        if not _records.check_schema(conn, path):
-            return []
-        where, params = ["1"], []
-        if args.since is not None:
-            where.append("time >= ?")
-            params.append(args.since)
-        if args.until is not None:
-            where.append("time < ?")
-            params.append(args.until)
-        if args.workspace:
-            where.append("workspace = ?")
-            params.append(args.workspace)
-        return report.query(conn, " AND ".join(where), params, args)
-    finally:
-        conn.close()
+        with _calllog.open_reader(store) as reader:
+            sql, params = _calllog.calls_sql(_window(args), limit=args.limit)
+            _calllog.write_records(sys.stdout, fmt, reader.stream(sql, params))
+    except (sqlite3.Error, errors.MCPyardError) as exc:
+        print(f"mcpyard analytics export: {_name(store)}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from mcpyard.cli._serve import _env, add_serving_options, serving_settings
+from mcpyard.cli._serve import _env, add_serving_options, records_options, serving_settings
 
 
 def register(sub: Any) -> None:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mcpyard gateway: {exc}", file=sys.stderr)
         return 2
     source = ClusterSource(connect, args.namespace, master_key_secret=args.master_key_secret)
-    settings = Settings(source=source, **serving_settings(args))
+    settings = Settings(source=source, **serving_settings(args), **records_options(args))
     log = logging.getLogger("mcpyard.gateway")
     try:
         serve(settings, log_level=args.log_level, on_ready=lambda app: log.info(

@@ -30,6 +30,15 @@ def add_serving_options(p: argparse.ArgumentParser, *, state_dir: str) -> None:
     p.add_argument("--audit-log", default=_env("MCPYARD_AUDIT_LOG"), metavar="PATH|-",
                    help="also write every call record as one JSON line to PATH, or to stdout "
                         "with - (MCPYARD_AUDIT_LOG)")
+    p.add_argument("--records-url", default=_env("MCPYARD_RECORDS_URL"), metavar="URL",
+                   help="keep the call records in this PostgreSQL database, shared by every "
+                        "gateway that uses it (postgresql://user:password@host/db; "
+                        "MCPYARD_RECORDS_URL; needs the postgres extra); default: "
+                        "STATE_DIR/calls.db (SQLite)")
+    p.add_argument("--retention-days", type=float, metavar="DAYS",
+                   default=float(_env("MCPYARD_RETENTION_DAYS", "90") or 90),
+                   help="delete call records older than DAYS, hourly; 0 keeps them forever "
+                        "(MCPYARD_RETENTION_DAYS, default 90)")
     p.add_argument("--no-records", action="store_true",
                    default=(_env("MCPYARD_NO_RECORDS") or "").lower() in ("1", "true", "yes"),
                    help="keep no call log (STATE_DIR/calls.db); metrics stay "
@@ -75,6 +84,18 @@ def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
         "drain_seconds": args.drain_seconds, "max_json_depth": args.max_json_depth,
         "auth_failures_per_minute": args.auth_failures_per_minute,
     }
+def records_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The Settings fields of --records-url and --retention-days (checked here, so that a
+    wrong URL is a usage error naming the option, never echoing a password)."""
+    from mcpyard.gateway import _pgrecords
+
+    url = args.records_url or None
+    if url is not None and not _pgrecords.is_postgres(url):
+        raise SystemExit("mcpyard: --records-url: not a PostgreSQL URL (postgresql://...): "
+                         f"{_pgrecords.safe_url(url)}")
+    if args.retention_days < 0:
+        raise SystemExit("mcpyard: --retention-days: must be 0 (keep forever) or more")
+    return {"records_url": url, "retention_days": args.retention_days}
 
 
 def register(sub: Any) -> None:
@@ -111,7 +132,8 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(
         manifests=args.folder, age_key_file=args.age_key_file,
         age_key=None if args.age_key_file else os.environ.get("SOPS_AGE_KEY") or None,
-        watch=not args.no_watch, **serving_settings(args))
+        watch=not args.no_watch, **serving_settings(args),
+        **records_options(args))
     try:
         serve(settings, log_level=args.log_level, on_ready=lambda app: _banner(app, settings))
     except OSError as exc:
@@ -135,5 +157,10 @@ def _banner(app: Any, settings: Any) -> None:
         f"member. Health: {settings.admin_url}/readyz",
     ]
     if settings.records:
-        lines.append(f"Call log: {settings.records_path} (`mcpyard analytics`)")
+        from mcpyard.gateway import _pgrecords
+
+        store = (_pgrecords.safe_url(settings.records_url) if settings.records_url
+                 else settings.records_path)
+        lines.append(f"Call log: {store} (`mcpyard analytics`); console: "
+                     f"{settings.base_url}/console (admins)")
     print("\n".join(lines), flush=True)

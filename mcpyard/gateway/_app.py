@@ -22,7 +22,16 @@ from starlette.routing import Route
 from starlette.routing import Router as StarletteRouter
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _auth, _limits, _records, _redact, _secrets
+from mcpyard.gateway import (
+    _auth,
+    _limits,
+    _pgrecords,
+    _records,
+    _redact,
+    _secrets,
+    _tracing,
+    console,
+)
 from mcpyard.gateway._audit import AuditSink
 from mcpyard.gateway._docs import Docs
 from mcpyard.gateway._metrics import Metrics
@@ -130,6 +139,9 @@ def build_app(settings: Settings) -> Starlette:
         if recorder is not None:
             recorder.start()
             router.recorder = recorder
+            if settings.retention_days > 0:
+                loops.append(asyncio.create_task(recorder.keep_for(settings.retention_days),
+                                                 name="mcpyard-retention"))
         if settings.redis_url is not None:
             metrics.rate_limit_backend_up.set(1)
         router.limiter = _limits.create_limiter(settings.redis_url,
@@ -176,7 +188,14 @@ def build_app(settings: Settings) -> Starlette:
                 for name in _redact.LOGGERS:
                     logging.getLogger(name).removeFilter(redaction)
 
-    mcp = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
+                if _tracing.ON:
+                    await asyncio.to_thread(_tracing.shutdown)
+
+    mcp: Any = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
+    sse: Any = SSEStream(runtime, router)
+    messages: Any = SSEMessages(runtime, router, max_depth=settings.max_json_depth)
+    if _tracing.enable():  # OTEL_EXPORTER_OTLP_ENDPOINT: a span per MCP request
+        mcp, sse, messages = (_tracing.Middleware(a) for a in (mcp, sse, messages))
     docs = Docs(runtime)
     operator_routes = [
         Route("/healthz", healthz, methods=["GET"]),
@@ -186,12 +205,12 @@ def build_app(settings: Settings) -> Starlette:
     routes = [
         *operator_routes,
         Route("/ws/{workspace}/mcp", mcp),
-        Route("/ws/{workspace}/sse", SSEStream(runtime, router)),
-        Route("/ws/{workspace}/messages", SSEMessages(runtime, router,
-                                                      max_depth=settings.max_json_depth)),
+        Route("/ws/{workspace}/sse", sse),
+        Route("/ws/{workspace}/messages", messages),
         Route("/ws/{workspace}/manifest.json", docs.manifest_json, methods=["GET"]),
         Route("/ws/{workspace}/docs", docs.index, methods=["GET"]),
         Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
+        console.mount(runtime, settings.records_store if settings.records else None),
     ]
     check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,
@@ -217,7 +236,9 @@ def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
     """The recorder over the configured sinks, or None when no sink is (blocking: it opens
     the database, so that a bad path fails at start-up)."""
     sinks: list[_records.RecordSink] = []
-    if settings.records:
+    if settings.records and settings.records_url:
+        sinks.append(_pgrecords.PostgresSink(settings.records_url))
+    elif settings.records:
         sinks.append(_records.SQLiteSink(settings.records_path))
     if settings.audit_log:
         sinks.append(AuditSink(settings.audit_log))

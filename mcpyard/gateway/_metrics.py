@@ -96,6 +96,12 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self.tool_duration = Histogram(
+            "mcpyard_tool_call_duration_seconds",
+            "Time from a tools/call routed to a server to its response, by server.",
+            ["workspace", "server"],
+            registry=r,
+        )
         self.rate_limited = Counter(
             "mcpyard_rate_limited_total",
             "Requests refused by a rate limit.",
@@ -147,7 +153,8 @@ class Metrics:
             registry=r,
         )
         self._children: dict[
-            tuple[str, str, str, str | None, str | None], tuple[Counter, Histogram, Counter | None]
+            tuple[str, str, str, str | None, str | None],
+            tuple[Counter, Histogram, Counter | None, Histogram | None],
         ] = {}
 
     def observe(self, record: _records.CallRecord) -> None:
@@ -165,12 +172,16 @@ class Metrics:
                 None
                 if tool is None
                 else self.tool_calls.labels(record.workspace, record.server, tool, record.outcome),
+                None
+                if tool is None
+                else self.tool_duration.labels(record.workspace, record.server),
             )
-        requests, duration, tool_calls = children
+        requests, duration, tool_calls, tool_duration = children
         requests.inc()
         duration.observe(record.latency_ms / 1000)
         if tool_calls is not None:
             tool_calls.inc()
+            tool_duration.observe(record.latency_ms / 1000)  # type: ignore[union-attr]
         if record.outcome == "rate_limited":
             self.rate_limited.labels(record.workspace, _scope(record)).inc()
 

@@ -22,13 +22,14 @@ import logging
 import operator
 import re
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol, get_args
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from mcpyard import errors
 
@@ -125,6 +126,13 @@ class RecordSink(Protocol):
     async def write(self, records: Sequence[CallRecord]) -> None: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class Prunable(Protocol):
+    """A sink that keeps records and can forget old ones (retention)."""
+
+    async def prune(self, before: float) -> int: ...
 
 
 # --- SQLite -------------------------------------------------------------------------------
@@ -242,6 +250,16 @@ class SQLiteSink:
 
     async def write(self, records: Sequence[CallRecord]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self._write, records)
+
+    def _prune(self, before: float) -> int:
+        assert self._conn is not None, "prune after close"
+        with self._conn:
+            return self._conn.execute(f"DELETE FROM {TABLE} WHERE time < ?", (before,)).rowcount
+
+    async def prune(self, before: float) -> int:
+        """Delete the records older than ``before`` (seconds since the epoch)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._prune,
+                                                                 before)
 
     def _close(self) -> None:
         if self._conn is not None:
@@ -406,6 +424,10 @@ class Recorder:
         self._closing = True
         self._wake.set()
         self._stop.set()
+        for sink in self.sinks:  # a sink that retries (PostgreSQL) now gives up in time
+            closing = getattr(sink, "closing", None)
+            if closing is not None:
+                closing()
         try:
             if self._task is not None:
                 await self._task
@@ -419,6 +441,28 @@ class Recorder:
                     await sink.close()
                 except Exception as exc:
                     log.error("call records: closing %s failed: %s", type(sink).__name__, exc)
+
+
+    async def prune(self, before: float) -> int:
+        """Forget the records older than ``before`` in every sink that keeps them."""
+        deleted = 0
+        for sink in self.sinks:
+            if isinstance(sink, Prunable):
+                try:
+                    deleted += await sink.prune(before)
+                except Exception as exc:  # the next round tries again
+                    log.error("call records: pruning %s failed: %s", type(sink).__name__,
+                              redact(str(exc)))
+        return deleted
+
+    async def keep_for(self, days: float, *, interval: float = 3600.0,
+                       clock: Callable[[], float] = time.time) -> None:
+        """Prune records older than ``days`` now and every ``interval`` seconds (a task)."""
+        while True:
+            deleted = await self.prune(clock() - days * 86400.0)
+            if deleted:
+                log.info("call records: %d older than %g days deleted", deleted, days)
+            await asyncio.sleep(interval)
 
 
 # --- git ----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from mcpyard.gateway import (
     _redact,
     _relay,
     _toolsearch,
+    _tracing,
 )
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._auth import Member
@@ -162,7 +163,11 @@ class Router:
         method = msg["method"]
         call = _Call()
         call.target = _target(method, msg.get("params"))
-        refusal = None if self.draining else await self.limiter.hit(live.config, member.config)
+        if self.draining:
+            refusal = None
+        else:
+            with _tracing.span("mcpyard.limit"):
+                refusal = await self.limiter.hit(live.config, member.config)
         if self.draining:
             call.fail("upstream_error", SHUTTING_DOWN)
             reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
@@ -287,6 +292,8 @@ class Router:
             if live.config.source is not None else None)
         if observe:
             self.metrics.observe(record)
+        if _tracing.ON:
+            _tracing.annotate(record)
         if self.recorder is not None and keep and (known in RECORDED or call.outcome != "ok"):
             self.recorder.record(record)
 
@@ -402,7 +409,8 @@ class Router:
         forwarded["name"] = entry.original
         session.used.add(handle)
         try:
-            result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
+            with (_tracing.upstream_span(entry.slug, name) if _tracing.ON else _tracing.NOOP):
+                result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
         except UpstreamRPCError as exc:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)

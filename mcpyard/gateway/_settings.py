@@ -87,6 +87,11 @@ class Settings:
     password.)"""
     records: bool = True
     """Keep a call record of every call in ``state_dir/calls.db`` (SQLite)."""
+    records_url: str | None = field(default=None, repr=False)
+    """Keep the call records in this PostgreSQL database (``postgresql://user:pw@host/db``),
+    shared by every replica, instead of ``state_dir/calls.db``. (Not in repr: a password.)"""
+    retention_days: float = 90.0
+    """Call records older than this are deleted (hourly); 0 keeps them forever."""
     audit_log: str | None = None
     """Also write every call record as a JSON line here: a file path, or ``-`` for stdout."""
     upstream_factory: Callable[..., Any] | None = None
@@ -96,6 +101,11 @@ class Settings:
     @property
     def records_path(self) -> Path:
         return self.state_dir / "calls.db"
+
+    @property
+    def records_store(self) -> str | Path:
+        """Where the call records are: the PostgreSQL URL, else the SQLite file."""
+        return self.records_url or self.records_path
 
     @property
     def base_url(self) -> str:

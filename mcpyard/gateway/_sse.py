@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http, _streams
+from mcpyard.gateway import _auth, _http, _streams, _tracing
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
@@ -62,7 +62,7 @@ class SSEStream:
         if live is None:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
             return
-        member = _auth.authenticate(live.members, auth)
+        member = _tracing.authenticate(live.members, auth)
         if isinstance(member, bytes):
             await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
             return
@@ -100,7 +100,7 @@ class SSEMessages:
         if live is None:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
             return
-        member = _auth.authenticate(live.members, auth)
+        member = _tracing.authenticate(live.members, auth)
         if isinstance(member, bytes):
             await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
             return

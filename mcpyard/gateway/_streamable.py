@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http, _modern, _streams
+from mcpyard.gateway import _auth, _http, _modern, _streams, _tracing
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._records import Era
 from mcpyard.gateway._router import (
@@ -74,7 +74,7 @@ class StreamableHTTP:
         if live is None:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
             return
-        member = _auth.authenticate(live.members, auth)
+        member = _tracing.authenticate(live.members, auth)
         if isinstance(member, bytes):
             await unauthorized(self.router, live, scope, receive, send, member, "handshake")
             return

@@ -17,6 +17,7 @@ METRICS = {
     "mcpyard_requests_total": {"workspace", "method", "outcome"},
     "mcpyard_tool_calls_total": {"workspace", "server", "tool", "outcome"},
     "mcpyard_request_duration_seconds_bucket": {"workspace", "method", "le"},
+    "mcpyard_tool_call_duration_seconds_bucket": {"workspace", "server", "le"},
     "mcpyard_rate_limited_total": {"workspace", "scope"},
     "mcpyard_upstream_up": {"workspace", "server"},
     "mcpyard_sessions_open": {"workspace"},
@@ -73,3 +74,18 @@ def test_metric_names_match_the_gateway() -> None:
             or f"{base}_total" in exported
             or base.removesuffix("_total") in families
         ), f"{name} is not exported by the gateway"
+
+
+def test_per_server_latency_and_error_panels() -> None:
+    """Which upstream is slow, which is failing: one series per server in each panel."""
+    by_title = {p["title"]: p for p in DASHBOARD["panels"]}
+    latency = by_title["Tool-call latency by server (p50 / p95)"]
+    errors = by_title["Tool-call error ratio by server"]
+    for panel in (latency, errors):
+        for target in panel["targets"]:
+            assert "by (server" in target["expr"], target["expr"]
+            assert "{{server}}" in target["legendFormat"]
+    assert [t["expr"].split(",")[0] for t in latency["targets"]] == [
+        "histogram_quantile(0.5", "histogram_quantile(0.95"]
+    assert 'outcome=~"tool_error|upstream_error"' in errors["targets"][0]["expr"]
+    assert errors["fieldConfig"]["defaults"]["unit"] == "percentunit"

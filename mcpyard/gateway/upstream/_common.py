@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
+from mcpyard.gateway import _tracing
 from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import NotificationHandler, Owner, Relay, SecretSource
 
@@ -196,7 +197,11 @@ class UpstreamBase:
     # -- secrets ---------------------------------------------------------------------------
 
     def _headers(self, base: dict[str, str]) -> dict[str, str]:
-        """``base`` plus the injected secret headers, revealed now and for this request only."""
+        """``base`` plus the injected secret headers, revealed now and for this request only,
+        and the trace context of the hop when tracing is on."""
+        trace = _tracing.upstream_headers.get()
+        if trace is not None:
+            base = {**base, **trace}
         if not self._inject:
             return base
         headers = dict(base)

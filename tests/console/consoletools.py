@@ -1,0 +1,18 @@
+"""Helpers of the console tests (a unique module name: every test folder has a conftest)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+def chromium_path() -> str:
+    """Debian's chromium (tools/setup/41-chromium.sh); Playwright never downloads one here."""
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: run tools/setup/41-chromium.sh (Debian chromium)")
+    return CHROMIUM
