@@ -166,3 +166,22 @@ def test_every_encoding_of_a_value_is_found(value: str) -> None:
     assert value not in str(cleaned) and cleaned["error"]["message"] == "bad key [redacted]"
     assert redactor.message({"fine": "text"}) == {"fine": "text"}
     assert _redact.Redactor(["short"]).text("short") == "short"  # under MIN_LENGTH
+
+
+def test_log_lines_are_redacted(caplog: pytest.LogCaptureFixture) -> None:
+    log = logging.getLogger("mcpyard.gateway.upstream")
+    redaction = _redact.LogFilter(lambda: _redact.Redactor([KEY]))
+    log.addFilter(redaction)
+    try:
+        with caplog.at_level(logging.INFO):
+            log.warning("server leaky: %s", f"invalid API key {quote(KEY, safe='')}")
+            try:
+                raise RuntimeError(f"upstream answered 401: invalid API key {KEY}")
+            except RuntimeError:
+                log.exception("server leaky failed")
+    finally:
+        log.removeFilter(redaction)
+    text = caplog.text
+    assert "server leaky: invalid API key [redacted]" in text
+    assert "RuntimeError: upstream answered 401: invalid API key [redacted]" in text
+    assert leaked_forms(text) == []
