@@ -15,8 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,12 +28,19 @@ from mcp.client.streamable_http import streamable_http_client
 from mcpyard import kube
 from tests.chart.helmrender import Rendered
 from tests.cluster.apiserver import ROOT, ApiServer
-from tests.cluster.conftest import GATEWAY_SA, OPERATOR_NS, OPERATOR_SA, Process, wait_for
+from tests.cluster.conftest import (
+    GATEWAY_SA,
+    OPERATOR_NS,
+    OPERATOR_SA,
+    Process,
+    apply_examples,
+    spawn,
+    wait_for,
+)
+from tests.operator.conftest import DEMO_TOKEN
 from tests.proctools import free_port
 
-DEMO_TOKEN = "demo-analytics-key-0001"  # the value of the example EncryptedSecrets
 GATEWAY_URL = "https://gw.example.com"
-NOT_STANDALONE = "mcpyard.io/example!=standalone-only"
 
 
 def _tokens() -> dict[str, str]:
@@ -48,18 +53,6 @@ def _tokens() -> dict[str, str]:
 
 
 TOKENS = _tokens()
-
-
-def _spawn(log: Path, *args: str) -> Process:
-    with log.open("wb") as out:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "mcpyard", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=log.parent,
-        )
-    return Process(popen, log)
 
 
 def _chart_args(chart: Rendered, component: str) -> tuple[list[str], dict[str, str]]:
@@ -78,26 +71,14 @@ def journey(
 ) -> Iterator[dict[str, Any]]:
     """The examples applied, and the operator running as the chart runs it."""
     work = tmp_path_factory.mktemp("journey")
-    for ns in ("team-eng", "team-data"):
-        apiserver.kubectl("create", "namespace", ns, check=False)
-    apiserver.kubectl(
-        "apply",
-        "-R",
-        "-f",
-        "examples/workspaces/team-eng",
-        "-f",
-        "examples/workspaces/team-data",
-        "-l",
-        NOT_STANDALONE,
-    )
-    apiserver.kubectl("apply", "-R", "-f", "examples/cluster/")
+    apply_examples(apiserver)
     args, env = _chart_args(chart, "operator")
     assert args[0] == "operator" and "--standalone" in args
     args[args.index("--gateway-url") + 1] = GATEWAY_URL
     kubeconfig = apiserver.kubeconfig_for(work / "operator.kubeconfig", OPERATOR_NS, OPERATOR_SA)
     # The chart's command line, with a short resync so that drift repair shows within the test.
     with _environment(env):
-        operator = _spawn(
+        operator = spawn(
             work / "operator.log",
             *args,
             "--kubeconfig",
@@ -321,7 +302,7 @@ def test_deletion_and_owner_references(apiserver: ApiServer, journey: dict[str, 
 
 
 def test_gateway_follows_the_config_and_revocation_bites(
-    apiserver: ApiServer, journey: dict[str, Any], demo_upstream: str
+    apiserver: ApiServer, journey: dict[str, Any], demo_server: str
 ) -> None:
     work: Path = journey["work"]
     # The eng workspace proxies to the demo server, patched in with kubectl.
@@ -333,12 +314,12 @@ def test_gateway_follows_the_config_and_revocation_bites(
         "analytics",
         "--type=merge",
         "-p",
-        json.dumps({"spec": {"proxy": {"url": demo_upstream}}}),
+        json.dumps({"spec": {"proxy": {"url": demo_server}}}),
     )
     kubeconfig = apiserver.kubeconfig_for(work / "gateway.kubeconfig", OPERATOR_NS, GATEWAY_SA)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    gateway = _spawn(
+    gateway = spawn(
         work / "gateway.log",
         "gateway",
         "--kubeconfig",
@@ -504,38 +485,3 @@ def _initialize(base: str, token: str) -> int:
         timeout=10,
     )
     return r.status_code
-
-
-@pytest.fixture(scope="module")
-def demo_upstream() -> Iterator[str]:
-    """The demo MCP server over streamable HTTP, requiring the example secret as a bearer."""
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mcpyard.demo",
-            "--transport",
-            "streamable-http",
-            "--port",
-            str(port),
-            "--token-env",
-            "DEMO_TOKEN",
-        ],
-        env={**os.environ, "DEMO_TOKEN": DEMO_TOKEN},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-
-        def up() -> bool:
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(f"http://127.0.0.1:{port}/mcp", timeout=2)
-                return True
-            return False
-
-        wait_for(up, what="the demo server")
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        process.terminate()
-        process.wait(10)
