@@ -5,13 +5,11 @@ rendered chart, and `mcpyard` processes (operator, gateway) run as those Service
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,8 @@ import yaml
 from tests.chart.helmrender import Rendered, render
 from tests.cluster.apiserver import ROOT, ApiServer, start
 from tests.conftest import DEMO_AGE_KEY
+from tests.operator import conftest as operator_conftest
+from tests.operator.conftest import demo_server  # noqa: F401 (the demo MCP server fixture)
 
 OPERATOR_NS = "mcpyard"
 CRDS = ROOT / "crds"
@@ -42,19 +42,26 @@ T = TypeVar("T")
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 60.0, what: str = "condition") -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (AssertionError, KeyError, TypeError, IndexError) as exc:
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    """Poll ``check`` under a deadline (a real server on a loaded machine: 60 s by default)."""
+    return operator_conftest.wait_for(check, timeout=timeout, what=what)
+
+
+def apply_examples(apiserver: ApiServer) -> str:
+    """The examples as docs/kubernetes.md has the user apply them: the team folders without
+    the standalone-only resources, then their cluster variants; kubectl's output."""
+    for ns in ("team-eng", "team-data"):
+        apiserver.kubectl("create", "namespace", ns, check=False)
+    first = apiserver.kubectl(
+        "apply",
+        "-R",
+        "-f",
+        "examples/workspaces/team-eng",
+        "-f",
+        "examples/workspaces/team-data",
+        "-l",
+        "mcpyard.io/example!=standalone-only",
+    )
+    return first.stdout + apiserver.kubectl("apply", "-R", "-f", "examples/cluster/").stdout
 
 
 def strip_cel(crd: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -115,7 +122,7 @@ def chart(apiserver: ApiServer, crds: list[dict[str, Any]]) -> Rendered:
     bindings and master key Secret applied to the server, and the age identity Secret the
     operator reads (`kubectl create secret`, as docs/kubernetes.md has the user do)."""
     rendered = render(namespace=OPERATOR_NS)
-    apiserver.kubectl("create", "namespace", OPERATOR_NS)
+    apiserver.kubectl("create", "namespace", OPERATOR_NS, check=False)
     apiserver.apply([d for d in rendered.docs if d["kind"] in INSTALLED_KINDS])
     apiserver.apply(
         [
@@ -151,28 +158,14 @@ class Process:
         return int(self.popen.returncode)
 
 
-@pytest.fixture
-def mcpyard(tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    """``mcpyard(*args)``: start ``mcpyard ARGS`` as a process; all are stopped at the end."""
-    started: list[Process] = []
-
-    def run(*args: str, name: str = "mcpyard") -> Process:
-        log = tmp_path / f"{name}-{len(started)}.log"
-        with log.open("wb") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "mcpyard", *args],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=ROOT,
-            )
-        process = Process(popen, log)
-        started.append(process)
-        return process
-
-    try:
-        yield run
-    finally:
-        for process in reversed(started):
-            with contextlib.suppress(Exception):
-                process.stop()
+def spawn(log: Path, *args: str) -> Process:
+    """``mcpyard ARGS`` in the background, its output in ``log`` (stopped by the caller)."""
+    with log.open("wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "mcpyard", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=log.parent,
+        )
+    return Process(popen, log)

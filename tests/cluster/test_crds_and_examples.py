@@ -17,11 +17,10 @@ import pytest
 import yaml
 
 from tests.cluster.apiserver import ApiServer
-from tests.cluster.conftest import crd_documents, strip_cel
+from tests.cluster.conftest import apply_examples, crd_documents, strip_cel
 from tests.conftest import EXAMPLES, manifest
 
 CLUSTER_EXAMPLES = EXAMPLES.parent / "cluster"
-NOT_STANDALONE = "mcpyard.io/example!=standalone-only"
 
 
 def _docs(root: Path) -> list[dict[str, Any]]:
@@ -52,20 +51,7 @@ def test_crds_need_their_cel_rule_stripped_on_1_20(apiserver: ApiServer) -> None
 
 
 def test_examples_are_admitted(apiserver: ApiServer, crds: list[dict[str, Any]]) -> None:
-    for ns in ("team-eng", "team-data"):
-        apiserver.kubectl("create", "namespace", ns, check=False)
-    out = apiserver.kubectl(
-        "apply",
-        "-R",
-        "-f",
-        "examples/workspaces/team-eng",
-        "-f",
-        "examples/workspaces/team-data",
-        "-l",
-        NOT_STANDALONE,
-    )
-    out2 = apiserver.kubectl("apply", "-R", "-f", "examples/cluster/")
-    applied = out.stdout + out2.stdout
+    applied = apply_examples(apiserver)
     for doc in _docs(EXAMPLES) + _docs(CLUSTER_EXAMPLES):
         kind, name = doc["kind"].lower(), doc["metadata"]["name"]
         assert f"{kind}.mcpyard.io/{name}" in applied, f"{kind} {name} not applied"

@@ -8,7 +8,6 @@ removes a CRD and its objects), so the other modules see a server without them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import yaml
 
 from tests.chart.helmrender import Rendered
 from tests.cluster.apiserver import ApiServer
-from tests.cluster.conftest import OPERATOR_NS, OPERATOR_SA, Process, wait_for
-from tests.cluster.test_journey import _spawn
+from tests.cluster.conftest import OPERATOR_NS, OPERATOR_SA, Process, spawn, wait_for
 from tests.conftest import manifest
 
 PEERING_CRDS = Path(__file__).with_name("kopf-peering.yaml")
@@ -56,7 +54,7 @@ def test_without_peering_crds_an_unasked_operator_runs_standalone(
     apiserver: ApiServer, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
     _peering_crds_absent(apiserver)
-    operator = _spawn(tmp_path / "operator.log", *_base_args(operator_kubeconfig))
+    operator = spawn(tmp_path / "operator.log", *_base_args(operator_kubeconfig))
     try:
         apiserver.apply([manifest("Workspace", "lonely", {"plan": "free"}, namespace=NS)])
         status = wait_for(
@@ -76,7 +74,7 @@ def test_without_peering_crds_an_explicit_peering_exits(
     apiserver: ApiServer, operator_kubeconfig: Path, tmp_path: Path
 ) -> None:
     _peering_crds_absent(apiserver)
-    operator = _spawn(
+    operator = spawn(
         tmp_path / "operator.log", *_base_args(operator_kubeconfig), "--peering", "mcpyard"
     )
     code = operator.popen.wait(120)
@@ -105,18 +103,49 @@ def _peers(apiserver: ApiServer) -> dict[str, Any]:
     return dict((yaml.safe_load(found) or {}).get("status") or {})
 
 
-def _writers(apiserver: ApiServer, since: str) -> set[str]:
-    """Which operator replicas (by their user agent) wrote mcpyard objects after ``since``."""
-    user = f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}"
-    out = set()
-    for e in apiserver.audit(user):
+TWIN = "mcpyard-operator-twin"
+
+
+def _twin(apiserver: ApiServer) -> list[dict[str, Any]]:
+    """A ServiceAccount bound to the chart's operator ClusterRole and Role."""
+    subject = [{"kind": "ServiceAccount", "name": TWIN, "namespace": OPERATOR_NS}]
+    rbac = "rbac.authorization.k8s.io"
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": TWIN, "namespace": OPERATOR_NS},
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": TWIN},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": OPERATOR_SA},
+            "subjects": subject,
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": TWIN, "namespace": OPERATOR_NS},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": OPERATOR_SA},
+            "subjects": subject,
+        },
+    ]
+
+
+def _writes(apiserver: ApiServer, account: str) -> list[tuple[str, str, str]]:
+    """(verb, resource, name) of every write ``account`` made to objects (not peering)."""
+    out = []
+    for e in apiserver.audit(f"system:serviceaccount:{OPERATOR_NS}:{account}"):
         ref = e.get("objectRef") or {}
         if (
             e["verb"] in ("create", "patch", "update", "delete")
-            and ref.get("apiGroup") == "mcpyard.io"
-            and e["requestReceivedTimestamp"] > since
+            and ref.get("apiGroup") != "kopf.dev"
         ):
-            out.add(str(e.get("userAgent", "")).split(" ")[0])
+            resource = ref.get("resource", "") + (
+                f"/{ref['subresource']}" if ref.get("subresource") else ""
+            )
+            out.append((e["verb"], resource, ref.get("name", "")))
     return out
 
 
@@ -132,23 +161,33 @@ def test_two_replicas_one_writes_then_the_other_takes_over(
             }
         ]
     )
-    args = [*_base_args(operator_kubeconfig), "--peering", "ha"]
-    high = _spawn(tmp_path / "high.log", *args, "--priority", "100")
-    low = _spawn(tmp_path / "low.log", *args, "--priority", "10")
+    # The second replica runs as a twin of the chart's ServiceAccount (same Roles), so that
+    # the audit log tells the two replicas apart.
+    apiserver.apply(_twin(apiserver))
+    twin = apiserver.kubeconfig_for(tmp_path / "twin.kubeconfig", OPERATOR_NS, TWIN)
+    high = spawn(
+        tmp_path / "high.log",
+        *_base_args(operator_kubeconfig),
+        "--peering",
+        "ha",
+        "--priority",
+        "100",
+    )
+    low = spawn(tmp_path / "low.log", *_base_args(twin), "--peering", "ha", "--priority", "10")
     replicas: list[Process] = [high, low]
     try:
         peers = wait_for(
             lambda: len(p := _peers(apiserver)) == 2 and p, what="two peers", timeout=120
         )
         assert sorted(p["priority"] for p in peers.values()) == [10, 100]
-        since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
         apiserver.apply([manifest("Workspace", "shared", {"plan": "free"}, namespace=NS)])
         wait_for(
             lambda: apiserver.get_json("workspace", "-n", NS, "shared").get("status"),
             what="the leader to serve",
             timeout=120,
         )
-        assert "paused" in low.output().lower() or "pausing" in low.output().lower()
+        assert _writes(apiserver, OPERATOR_SA)
+        assert _writes(apiserver, TWIN) == []  # paused: not one write
         # The leader goes; the other resumes and serves.
         assert high.stop() == 0
         wait_for(lambda: len(_peers(apiserver)) == 1, what="one peer left", timeout=120)
@@ -158,8 +197,7 @@ def test_two_replicas_one_writes_then_the_other_takes_over(
             what="the second replica to serve",
             timeout=120,
         )
-        assert _writers(apiserver, since)  # somebody wrote; which one is in the logs
-        assert "resuming" in low.output().lower()
+        assert ("patch", "workspaces/status", "after") in _writes(apiserver, TWIN)
     finally:
         for r in replicas:
             r.stop()
