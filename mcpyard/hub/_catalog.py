@@ -39,6 +39,10 @@ def search(query: str) -> list[HubEntry]:
     Case-insensitive. A word counts most in the name (an exact name first), then the title,
     the tags and the description; ties are broken by name, so the order is deterministic.
     An empty query returns every entry by name.
+
+    A stopgap ranker: when the workspace tool search (BM25, issue 14 point 3) lands as a pure
+    module, this function should rank with it over each entry's text (title, description,
+    tags, settings) and its capability manifest, and ``_score`` goes.
     """
     words = query.lower().split()
     scored = []
