@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-from collections.abc import Iterable
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
 from typing import Any
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from mcpyard import errors
 from mcpyard.api._problem import validation_messages
 from mcpyard.api.hub import HubEntry
+from mcpyard.discovery import search as search_
 
 _SUFFIX = ".yaml"
 
@@ -34,53 +34,36 @@ def get(name: str) -> HubEntry | None:
 
 
 def search(query: str) -> list[HubEntry]:
-    """Entries matching every word of ``query``, best first.
-
-    Case-insensitive. A word counts most in the name (an exact name first), then the title,
-    the tags and the description; ties are broken by name, so the order is deterministic.
-    An empty query returns every entry by name.
-
-    A stopgap ranker: when the workspace tool search (BM25, issue 14 point 3) lands as a pure
-    module, this function should rank with it over each entry's text (title, description,
-    tags, settings) and its capability manifest, and ``_score`` goes.
+    """Entries ranked by what they do for ``query``, best first: the BM25 ranking of the
+    workspace tool search (:mod:`mcpyard.discovery.search`) over each entry's name and title,
+    tags, settings and description. An exact name comes first; entries sharing no word with
+    the query are left out; ties break by name. An empty query returns every entry by name.
     """
-    words = query.lower().split()
-    scored = []
-    for entry in _entries().values():
-        score = _score(entry, words)
-        if score > 0 or not words:
-            if query.strip().lower() == entry.name:
-                score += 1000
-            scored.append((-score, entry.name, entry))
-    return [entry for _, _, entry in sorted(scored, key=lambda t: (t[0], t[1]))]
+    words = query.strip().lower()
+    entries = _entries()
+    if not words:
+        return list(entries.values())
+    hits = _index().search(words, limit=len(entries))
+    ranked = [entries[h.key] for h in hits]
+    exact = entries.get(words)
+    if exact is not None:
+        ranked = [exact, *(e for e in ranked if e is not exact)]
+    return ranked
 
 
-def _score(entry: HubEntry, words: Iterable[str]) -> int:
-    name = entry.name
-    title = entry.title.lower()
-    tags = [t.lower() for t in entry.tags]
-    description = entry.description.lower()
-    total = 0
-    for word in words:
-        score = 0
-        if word == name:
-            score += 100
-        elif word in name:
-            score += 30
-        if word in title.split():
-            score += 20
-        elif word in title:
-            score += 10
-        if word in tags:
-            score += 15
-        elif any(word in tag for tag in tags):
-            score += 5
-        if word in description:
-            score += 2
-        if score == 0:
-            return 0  # every word must match somewhere
-        total += score
-    return total
+@functools.cache
+def _index() -> search_.Index:
+    return search_.Index(_document(e) for e in _entries().values())
+
+
+def _document(entry: HubEntry) -> search_.Document:
+    settings = " ".join([*entry.env, *(s.name for s in entry.secrets)])
+    return search_.Document(entry.name, (
+        (f"{entry.name} {entry.title}", search_.NAME_WEIGHT),
+        (" ".join(entry.tags), search_.ARGUMENT_WEIGHT),
+        (settings, search_.CONTEXT_WEIGHT),
+        (entry.description, search_.DESCRIPTION_WEIGHT),
+    ))
 
 
 @functools.cache

@@ -23,7 +23,7 @@ and which plain settings it reads from `spec.hub.env`.
 
 ```sh
 mcpyard hub list                        # every entry
-mcpyard hub search database sql         # entries matching every word, best first
+mcpyard hub search "query a sql database"  # ranked by what servers do (BM25, as find_tools)
 mcpyard hub show grafana [-o json]      # one entry, with its settings schema
 mcpyard hub manifest grafana -w eng -n team-eng             # an MCPServer on stdout
 mcpyard hub add grafana -w eng -n team-eng --dir workspaces/team-eng --age age1...
