@@ -218,7 +218,8 @@ def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> Serv
     base: dict[str, Any] = {"slug": slug, "name": name, "namespace": ns,
                             "tools": ToolFilter(include=tuple(spec.tools.include),
                                                 exclude=tuple(spec.tools.exclude))
-                            if spec.tools else ToolFilter()}
+                            if spec.tools else ToolFilter(),
+                            "protocol_era": spec.protocol_era}
     injections = _injections(run, server, rep, spec.secrets)
     if spec.proxy is not None:
         p = spec.proxy

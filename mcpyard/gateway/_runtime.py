@@ -156,6 +156,14 @@ class Handle:
             out["reason"] = self.why_down
         if self.tools is not None:
             out["tools"] = len(self.table_tools())
+        # The era the gateway speaks to the server, and why (spec.protocolEra: auto decides).
+        out["eraPolicy"] = self.server.protocol_era
+        era = getattr(self.upstream, "era", None)
+        if era is not None:
+            out["era"] = era
+            version = getattr(self.upstream, "protocol_version", None)
+            if version is not None:
+                out["protocolVersion"] = version
         return out
 
     def table_tools(self) -> list[str]:

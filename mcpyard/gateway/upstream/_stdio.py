@@ -62,6 +62,11 @@ class StdioUpstream(UpstreamBase):
         self.protocol_version: str | None = None
 
     @property
+    def era(self) -> str | None:
+        """Always the handshake era (initialize) once a process answered."""
+        return "handshake" if self.protocol_version is not None else None
+
+    @property
     def pid(self) -> int | None:
         """The current process's id (None while none runs)."""
         process = self._supervisor.process
