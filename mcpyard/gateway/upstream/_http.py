@@ -499,7 +499,10 @@ class StreamableHTTPUpstream(UpstreamBase):
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                session = await self._handshake(caps if owner is not None else None)
+                # The gateway's own session (discovery) declares what clients may answer, so a
+                # server lists the tools it offers only to such clients (they are relayed).
+                session = await self._handshake(
+                    caps if owner is not None else _wire.RELAYED_CAPABILITIES)
         except TimeoutError:
             error = errors.UpstreamError(f"{self._slug}: no answer to initialize after {limit:g}s")
             self._fail(str(error))
@@ -802,7 +805,8 @@ class StreamableHTTPUpstream(UpstreamBase):
     # -- a spawned server (hosted streamable-http with a command) ------------------------------
 
     async def _spawned(self, process: asyncio.subprocess.Process) -> None:
-        """Nothing to do at spawn: requests wait for the port to open."""
+        """Requests wait for the port to open; a restart makes the gateway look again."""
+        self._started()
 
     def _process_exited(self, code: int) -> None:
         """The spawned server ended: its sessions died with it."""

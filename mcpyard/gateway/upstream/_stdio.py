@@ -209,6 +209,7 @@ class StdioUpstream(UpstreamBase):
         self._handshake_failed = False
         self._stdin = process.stdin
         self._ok()
+        self._started()
 
     def _exited(self, code: int) -> None:
         self._stdin = None
