@@ -99,6 +99,7 @@ def _structure(markdown: str) -> list[str]:
             if line.startswith(("|", "###"))]
 
 
+@pytest.mark.filterwarnings("ignore::mcp.shared.exceptions.MCPDeprecationWarning")
 async def test_interop_matrix(settings_for: Any, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     check_installed()
