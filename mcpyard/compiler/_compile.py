@@ -235,7 +235,8 @@ def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> Serv
                             "tools": ToolFilter(include=tuple(spec.tools.include),
                                                 exclude=tuple(spec.tools.exclude),
                                                 pin=spec.tools.pin)
-                            if spec.tools else ToolFilter()}
+                            if spec.tools else ToolFilter(),
+                            "protocol_era": spec.protocol_era}
     injections = _injections(run, server, rep, spec.secrets)
     if spec.proxy is not None:
         p = spec.proxy

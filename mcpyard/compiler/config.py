@@ -64,6 +64,8 @@ class ServerConfig(_Frozen):
     tools: ToolFilter = ToolFilter()
     injections: tuple[Injection, ...] = ()
     hub_entry: str | None = None
+    protocol_era: Literal["auto", "handshake", "modern"] = "auto"
+    """The era the gateway speaks to the server (spec.protocolEra)."""
 
 
 class MemberConfig(_Frozen):

@@ -25,7 +25,13 @@ from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
 from mcpyard.gateway import _auth, _catalog, _jsonrpc, _redact
 from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._sessions import SessionStore
-from mcpyard.gateway.upstream._base import Owner, SecretSource, Upstream, UpstreamRPCError
+from mcpyard.gateway.upstream._base import (
+    RESTARTED,
+    Owner,
+    SecretSource,
+    Upstream,
+    UpstreamRPCError,
+)
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -81,6 +87,16 @@ class Handle:
         self.discovering: asyncio.Task[None] | None = None
         self.rediscover = False
         self.closing: asyncio.Task[None] | None = None
+        self.provisional = False
+        """Serving the lists of the handle it replaced (same slug, changed configuration)
+        until its own discovery ends: a reload that restarts a server does not make its tools
+        vanish and come back (two list_changed for nothing)."""
+
+    def stand_in_for(self, prev: Handle) -> None:
+        """Serve ``prev``'s lists until this handle's first discovery."""
+        if prev.up and prev.tools is not None:
+            self.tools, self.lists, self.up = prev.tools, prev.lists, True
+            self.provisional = True
 
     def same(self, server: ServerConfig, digest: str, blocked: str | None) -> bool:
         return self.server == server and self.digest == digest and self.blocked == blocked
@@ -147,7 +163,9 @@ class Handle:
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {"transport": self.server.transport}
-        if self.up:
+        if self.provisional:
+            out["status"] = "starting"
+        elif self.up:
             out["status"] = "healthy"
         elif self.reason == "starting" and not self.blocked:
             out["status"] = "starting"
@@ -159,6 +177,14 @@ class Handle:
             withheld = self.withheld()
             if withheld:
                 out["withheld"] = withheld
+        # The era the gateway speaks to the server, and why (spec.protocolEra: auto decides).
+        out["eraPolicy"] = self.server.protocol_era
+        era = getattr(self.upstream, "era", None)
+        if era is not None:
+            out["era"] = era
+            version = getattr(self.upstream, "protocol_version", None)
+            if version is not None:
+                out["protocolVersion"] = version
         return out
 
     def table_tools(self) -> list[str]:
@@ -217,15 +243,6 @@ class Live:
     def serves(self, key: str) -> bool:
         """Whether any server of the workspace serves prompts / resources (by result key)."""
         return any(key in h.lists for h in self.handles.values())
-
-    def listing(self) -> tuple[Any, ...]:
-        """What decides whether connected clients need notifications/tools/list_changed."""
-        return (self.table.signature, self.available, self.config.members)
-
-    def catalog_listing(self, kind: _catalog.Kind) -> tuple[Any, ...]:
-        """What decides whether connected clients need ``kind``'s list_changed."""
-        lists = tuple((slug, h.lists.get(kind.key)) for slug, h in sorted(self.handles.items()))
-        return (lists, self.available, self.config.members)
 
     def active_members(self) -> int:
         """Members who can log in now (not disabled, not expired, with a token): what the
@@ -340,6 +357,8 @@ class Runtime:
                 handles[server.slug] = prev
                 continue
             handle = Handle(name, server, digest=digest, blocked=blocked)
+            if prev is not None and not blocked:
+                handle.stand_in_for(prev)
             handles[server.slug] = handle
             fresh.append(handle)
         if old is not None:
@@ -357,18 +376,14 @@ class Runtime:
             self._after_swap(name, old, live)
 
     def _after_swap(self, name: str, old: Live, new: Live) -> None:
-        notes = [LIST_CHANGED] if old.listing() != new.listing() else []
-        for kind in (_catalog.PROMPTS, _catalog.RESOURCES):
-            if (old.serves(kind.key) or new.serves(kind.key)) and (
-                    old.catalog_listing(kind) != new.catalog_listing(kind)
-                    or (kind is _catalog.RESOURCES
-                        and old.catalog_listing(_catalog.TEMPLATES)
-                        != new.catalog_listing(_catalog.TEMPLATES))):
-                notes.append(_jsonrpc.notification(kind.notification))
-        if notes:
-            for session in self.sessions.of_workspace(name):
-                for note in notes:
-                    session.push(note)
+        # Each connected member hears of the lists that changed for it, once: a list another
+        # member gained, or a server restarting with the same tools, is no news to it.
+        notes: dict[str, list[dict[str, Any]]] = {}
+        for session in self.sessions.of_workspace(name):
+            if session.member not in notes:
+                notes[session.member] = changed_lists(old, new, session.member)
+            for note in notes[session.member]:
+                session.push(note)
         if old.config.members != new.config.members:
             # Close the streams of revoked members now; their requests fail auth anyway.
             self._spawn(self.sessions.end_where(
@@ -447,8 +462,9 @@ class Runtime:
             except (errors.MCPyardError, OSError, TimeoutError) as exc:
                 self.mark_down(handle, _clean(exc))
                 return
-            was_down = not handle.up
+            was_down = not handle.up or handle.provisional
             handle.tools, handle.up, handle.failures = tuple(tools), True, 0
+            handle.provisional = False
             handle.lists = lists
             if was_down:
                 handle.reason = None
@@ -510,7 +526,7 @@ class Runtime:
         handle.retry_at = time.monotonic() + min(60.0, self.health_interval * 2 ** min(
             handle.failures - 1, 6))
         first = handle.up or handle.reason != reason
-        handle.up, handle.reason = False, reason
+        handle.up, handle.reason, handle.provisional = False, reason, False
         if first:
             log.error("workspace %s: server %s is degraded: %s", handle.workspace, handle.slug,
                       reason)
@@ -518,13 +534,13 @@ class Runtime:
 
     async def _on_notification(self, handle: Handle, slug: str, message: dict[str, Any]) -> None:
         method = message.get("method")
-        if method in _REDISCOVER:
+        if method == RESTARTED:
+            # A new process of the server: discover again; clients hear of what changed.
             self.discover_soon(handle)
-            # The upstream says its list changed: the workspace's may have, so clients hear it
-            # now (and once more after the rediscovery if the workspace's list did change).
-            if not handle.retired:
-                for session in self.sessions.of_workspace(handle.workspace):
-                    session.push(message)
+        elif method in _REDISCOVER:
+            # The upstream says a list changed: clients hear of it after the rediscovery, each
+            # of the lists that changed for it (a tool it may not see is no news to it).
+            self.discover_soon(handle)
         elif self.on_upstream_notification is not None:
             self.on_upstream_notification(handle, message)
 
@@ -621,6 +637,26 @@ def _held(h: compiler.Held) -> dict[str, Any]:
     return {"resource": f"{h.namespace}/{h.kind}/{h.name}",
             "serving": "last good version" if h.serving else "left out",
             "reason": h.reason, "message": h.message}
+
+
+_CATALOG_NOTES = ((_catalog.PROMPTS,), (_catalog.RESOURCES, _catalog.TEMPLATES))
+
+
+def changed_lists(old: Live, new: Live, member: str) -> list[dict[str, Any]]:
+    """The list_changed notifications ``member`` needs after ``old`` became ``new``: one per
+    list whose items, as that member sees them, differ."""
+    was, now = old.by_name.get(member), new.by_name.get(member)
+    if now is None:
+        return []  # gone: its sessions end
+    if was is None:
+        return [LIST_CHANGED, *(_jsonrpc.notification(kinds[0].notification)
+                                for kinds in _CATALOG_NOTES if new.serves(kinds[0].key))]
+    out = [LIST_CHANGED] if old.view(was).items != new.view(now).items else []
+    for kinds in _CATALOG_NOTES:
+        if any(old.catalog_view(k, was).items != new.catalog_view(k, now).items
+               for k in kinds):
+            out.append(_jsonrpc.notification(kinds[0].notification))
+    return out
 
 
 def capabilities(handle: Handle) -> dict[str, Any] | None:

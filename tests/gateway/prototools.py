@@ -37,7 +37,7 @@ UPSTREAM_ERAS = [pytest.param("handshake", id="handshake-upstreams"),
 @pytest.fixture(scope="session", params=UPSTREAM_ERAS)
 def upstreams(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     """Two upstreams of one era: ``handshake`` (2025 servers) or ``both`` (SDK 2.x servers,
-    which the gateway talks to in 2026-07-28 after its probe)."""
+    which the gateway is told to talk to in 2026-07-28: ``protocolEra: modern``)."""
     with protocol_upstream("one", request.param) as one, \
             protocol_upstream("two", request.param) as two:
         yield {"one": one, "two": two, "era": request.param}
@@ -46,7 +46,9 @@ def upstreams(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
 def protocol_workspace(urls: dict[str, str], **kw: Any) -> Any:
     """alice sees everything; bob only server one (tools, prompts and resources); carol all
     but ``two``'s prompts and resources."""
-    return workspace("p", [server("one", urls["one"]), server("two", urls["two"])], [
+    era = "modern" if urls.get("era") == "both" else "auto"
+    return workspace("p", [server("one", urls["one"], protocol_era=era),
+                           server("two", urls["two"], protocol_era=era)], [
         member("alice", ALICE),
         member("bob", BOB, allow=("one__*", "mcpyard://one/*")),
         member("carol", CAROL, deny=("two__greet", "two__embedded", "mcpyard://two/*")),

@@ -40,7 +40,7 @@ def headers(method: str, name: str | None = None, **extra: str) -> dict[str, str
 async def test_discover_and_sessionless_requests(settings_for: Any,
                                                  upstreams: dict[str, str]) -> None:
     async with protocol_gateway(settings_for, upstreams) as gw, httpx.AsyncClient() as http:
-        # Each upstream is spoken to in the newest era it serves, whatever the client's.
+        # Each upstream is spoken to in the era its protocolEra says, whatever the client's.
         expected = "modern" if upstreams["era"] == "both" else "handshake"
         for handle in gw.runtime.live["p"].handles.values():
             assert getattr(handle.upstream, "era", None) == expected

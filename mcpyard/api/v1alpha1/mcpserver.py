@@ -153,9 +153,21 @@ class MCPServerSpec(Model):
     """Credentials injected at request time; their values never leave the gateway."""
     tools: ToolFilter | None = None
     """Optional filters on the server's own tool names."""
+    protocol_era: Literal["auto", "handshake", "modern"] = "auto"
+    """The MCP protocol era the gateway speaks to this server. auto: the handshake era
+    (initialize, 2025-11-25) whenever the server serves it, since there both ways a server asks
+    its client work (requests on the back-channel and input-required results), and 2026-07-28
+    only to a server that refuses initialize; handshake: always initialize; modern: always
+    2026-07-28 (streamable-http only), for a server that misbehaves in the handshake era. The
+    era in use shows in the gateway's /readyz. Clients of either era are served either way."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:
+        if self.protocol_era == "modern" and (
+                (self.proxy is not None and self.proxy.transport != "streamable-http")
+                or (self.hosted is not None and self.hosted.transport != "streamable-http")):
+            raise ValueError("protocolEra: modern (2026-07-28) is spoken over streamable-http "
+                             "only; use auto or handshake for this transport")
         modes = [m for m in ("proxy", "hosted", "hub") if getattr(self, m) is not None]
         if len(modes) != 1:
             found = ", ".join(modes) if modes else "none"

@@ -51,6 +51,9 @@ def create(
     Raises ValueError when the configuration lacks what its transport needs (the compiler
     rules that out for valid resources).
     """
+    if server.protocol_era == "modern" and server.transport != "streamable-http":
+        raise ValueError(f"{server.slug}: protocolEra modern (2026-07-28) is spoken over "
+                         f"streamable-http only, not {server.transport}")
     if server.transport == "stdio":
         if not server.command:
             raise ValueError(f"{server.slug}: a stdio server needs a command")

@@ -47,6 +47,10 @@ class SecretSource(Protocol):
     def reveal(self, ref: SecretRef) -> str: ...
 
 
+RESTARTED = "mcpyard/upstream/restarted"
+"""The method of the notification an upstream client delivers (to ``on_notification``) when
+the server's process was started again: what it serves may have changed with it."""
+
 # (server slug, JSON-RPC notification message) for notifications the upstream sends outside a
 # request, e.g. notifications/tools/list_changed.
 NotificationHandler = Callable[[str, dict[str, Any]], Awaitable[None]]

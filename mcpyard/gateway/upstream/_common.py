@@ -14,7 +14,13 @@ from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
 from mcpyard.gateway import _tracing
 from mcpyard.gateway.upstream import _wire
-from mcpyard.gateway.upstream._base import NotificationHandler, Owner, Relay, SecretSource
+from mcpyard.gateway.upstream._base import (
+    RESTARTED,
+    NotificationHandler,
+    Owner,
+    Relay,
+    SecretSource,
+)
 
 log = logging.getLogger("mcpyard.gateway.upstream")
 
@@ -45,6 +51,8 @@ class UpstreamBase:
         self._flights: dict[Hashable, asyncio.Task[Any]] = {}
         self._queue: asyncio.Queue[dict[str, Any]] | None = None
         self._capabilities: dict[str, Any] | None = None
+        self._spawns = 0
+        """Processes started so far (spawned servers)."""
         self._relays: dict[tuple[Owner | None, int], Relay] = {}
         """Requests in flight that have a relay, for the clients that must guess which request
         a message belongs to (SSE, stdio)."""
@@ -138,6 +146,13 @@ class UpstreamBase:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _started(self) -> None:
+        """A spawned server's process is serving; after a restart, tell the gateway (its tools
+        may differ now, and nothing else would make it look again while the server is idle)."""
+        self._spawns += 1
+        if self._spawns > 1:
+            self._notify({"jsonrpc": "2.0", "method": RESTARTED})
 
     # -- messages from the upstream ----------------------------------------------------------
 

@@ -99,6 +99,13 @@ class _Expired(Exception):
     """HTTP 404 on a request that carried a session id."""
 
 
+class _Refused(Exception):
+    """The server refused initialize (a 4xx or a JSON-RPC error): not of the handshake era."""
+
+    def __init__(self, error: errors.UpstreamError) -> None:
+        self.error = error
+
+
 class _Unreachable(Exception):
     """A spawned server refused the connection: it is (re)starting."""
 
@@ -144,15 +151,23 @@ class StreamableHTTPUpstream(UpstreamBase):
         self.share_stateless = True
         """One initialization for every owner when the server issues no session id."""
         self._era: str | None = None
-        """``modern`` or ``handshake`` once the server answered the probe; None: probe."""
+        """``modern`` or ``handshake`` once the server answered; None: decide again (see
+        ``_handshake``)."""
         self._watched: set[str] = set()
         """Resource URIs the gateway subscribed to on a 2026-07-28 server (the filter of its
         ``subscriptions/listen`` stream)."""
 
     @property
     def era(self) -> str | None:
-        """Which protocol era the server speaks (None until it was asked)."""
+        """Which protocol era the server is spoken to in (None until it was asked)."""
         return self._era
+
+    @property
+    def protocol_version(self) -> str | None:
+        if self._era == "modern":
+            return _wire.MODERN_VERSION
+        session = self._sessions.get(None) or self._shared
+        return session.version if session is not None else None
 
     # -- the contract ----------------------------------------------------------------------
 
@@ -484,7 +499,10 @@ class StreamableHTTPUpstream(UpstreamBase):
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
-                session = await self._handshake(caps if owner is not None else None)
+                # The gateway's own session (discovery) declares what clients may answer, so a
+                # server lists the tools it offers only to such clients (they are relayed).
+                session = await self._handshake(
+                    caps if owner is not None else _wire.RELAYED_CAPABILITIES)
         except TimeoutError:
             error = errors.UpstreamError(f"{self._slug}: no answer to initialize after {limit:g}s")
             self._fail(str(error))
@@ -513,11 +531,40 @@ class StreamableHTTPUpstream(UpstreamBase):
         return session
 
     async def _handshake(self, caps: dict[str, Any] | None) -> _Session:
-        if self._era != "handshake":
+        """A new session, in the era ``server.protocol_era`` decides.
+
+        ``auto``: ``initialize`` first, since a server that serves both eras has a back-channel
+        only in the handshake era, and a tool that asks its client through it fails in
+        2026-07-28; input-required results (the other style) are translated for clients of
+        either era anyway. A server that refuses initialize (4xx, JSON-RPC error) and answers
+        ``server/discover`` is of the 2026-07-28 era only. ``handshake`` / ``modern``: that era,
+        without probing the other (the operator's override).
+        """
+        policy = self.server.protocol_era
+        if policy == "modern" or (policy == "auto" and self._era == "modern"):
             modern = await self._discover()
-            self._era = "handshake" if modern is None else "modern"
             if modern is not None:
+                self._era = "modern"
                 return modern
+            if policy == "modern":
+                raise errors.UpstreamError(
+                    f"{self._slug}: protocolEra is modern, but the server does not serve "
+                    f"{_wire.MODERN_VERSION} (server/discover)")
+        try:
+            session = await self._initialize_handshake(caps)
+        except _Refused as refused:
+            if policy != "auto":
+                raise refused.error from None
+            # A server that refuses initialize may be one of the 2026-07-28 era only.
+            modern = await self._discover()
+            if modern is None:
+                raise refused.error from None
+            self._era = "modern"
+            return modern
+        self._era = "handshake"
+        return session
+
+    async def _initialize_handshake(self, caps: dict[str, Any] | None) -> _Session:
         http = self._http or self._open_http()
         rid = next(self._ids)
         params = _wire.initialize_params(_wire.HANDSHAKE_VERSION, caps)
@@ -527,7 +574,10 @@ class StreamableHTTPUpstream(UpstreamBase):
         try:
             async with http.post(self._url, data=body, headers=headers) as resp:
                 if resp.status != 200:
-                    raise await self._refusal(resp)
+                    error = await self._refusal(resp)
+                    if 400 <= resp.status < 500 and resp.status not in (401, 403):
+                        raise _Refused(error)
+                    raise error
                 session_id = resp.headers.get("Mcp-Session-Id")
                 ctype = resp.headers.get("Content-Type", "")
                 if ctype.startswith(_SSE):
@@ -536,7 +586,10 @@ class StreamableHTTPUpstream(UpstreamBase):
                     message = self._parse_json(await resp.read(), rid)
         except (aiohttp.ClientError, OSError) as exc:
             raise self._broken(exc) from None
-        result = _wire.result_of(message, self._slug)
+        try:
+            result = _wire.result_of(message, self._slug)
+        except UpstreamRPCError as exc:
+            raise _Refused(exc) from None
         self._learn(result)
         version = result.get("protocolVersion")
         session = _Session(session_id, version if isinstance(version, str) else bare.version)
@@ -752,7 +805,8 @@ class StreamableHTTPUpstream(UpstreamBase):
     # -- a spawned server (hosted streamable-http with a command) ------------------------------
 
     async def _spawned(self, process: asyncio.subprocess.Process) -> None:
-        """Nothing to do at spawn: requests wait for the port to open."""
+        """Requests wait for the port to open; a restart makes the gateway look again."""
+        self._started()
 
     def _process_exited(self, code: int) -> None:
         """The spawned server ended: its sessions died with it."""

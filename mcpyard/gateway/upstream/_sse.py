@@ -69,6 +69,16 @@ class LegacySSEUpstream(UpstreamBase):
         self._streams: dict[Owner | None, tuple[_Stream, URL]] = {}
         self._ids = itertools.count(1)
 
+    @property
+    def era(self) -> str | None:
+        """The legacy transport is of the handshake era (initialize)."""
+        return "handshake" if self.protocol_version is not None else None
+
+    @property
+    def protocol_version(self) -> str | None:
+        found = self._streams.get(None)
+        return found[0].version if found is not None else None
+
     # -- the contract ----------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -62,6 +62,11 @@ class StdioUpstream(UpstreamBase):
         self.protocol_version: str | None = None
 
     @property
+    def era(self) -> str | None:
+        """Always the handshake era (initialize) once a process answered."""
+        return "handshake" if self.protocol_version is not None else None
+
+    @property
     def pid(self) -> int | None:
         """The current process's id (None while none runs)."""
         process = self._supervisor.process
@@ -204,6 +209,7 @@ class StdioUpstream(UpstreamBase):
         self._handshake_failed = False
         self._stdin = process.stdin
         self._ok()
+        self._started()
 
     def _exited(self, code: int) -> None:
         self._stdin = None

@@ -44,10 +44,32 @@ CLIENT_INFO = {"name": "mcpyard", "version": mcpyard.__version__}
 _MAX_TEXT = 300
 
 
+ENVELOPE_KEYS = frozenset({VERSION_KEY, CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY})
+"""The 2026-07-28 envelope a modern client puts in ``params._meta``; never forwarded as is."""
+
+
 def request(rid: int, method: str, params: dict[str, Any] | None) -> bytes:
+    """A handshake-era request. A 2026-07-28 client's envelope in ``_meta`` is left out: a
+    handshake-era server refuses a request that carries it (the SDK's servers do, with -32600),
+    and the version and capabilities it names are the gateway's hop, not the client's."""
+    if params is not None:
+        params = without_envelope(params)
     if params is None:
         return orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method})
     return orjson.dumps({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
+
+
+def without_envelope(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` without the 2026-07-28 envelope keys in ``_meta`` (the same object when it
+    has none, so the common case copies nothing)."""
+    meta = params.get("_meta")
+    if type(meta) is not dict or not ENVELOPE_KEYS.intersection(meta):
+        return params
+    kept = {k: v for k, v in meta.items() if k not in ENVELOPE_KEYS}
+    out = {k: v for k, v in params.items() if k != "_meta"}
+    if kept:
+        out["_meta"] = kept
+    return out
 
 
 def notification(method: str, params: dict[str, Any] | None = None) -> bytes:
