@@ -24,7 +24,9 @@ from mcpyard.compiler.config import WorkspaceConfig
 CONFIG_PREFIX = "mcpyard-ws-"
 CONFIG_LABEL = "mcpyard.io/config"
 WORKSPACE_LABEL = "mcpyard.io/workspace"
-REVISION_ANNOTATION = "mcpyard.io/revision"
+REVISION_ANNOTATION = "mcpyard.io/config-revision"
+"""The config hash on the Secret (not the git revision that pipelines write on resources as
+``mcpyard.io/revision``)."""
 CONFIG_KEY = "config.json"
 SECRETS_KEY = "secrets.json"
 MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
