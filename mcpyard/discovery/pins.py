@@ -15,6 +15,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from mcpyard.compiler import access
+from mcpyard.compiler.config import ServerConfig
+
 DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema",
                      "annotations")
 
@@ -59,3 +62,21 @@ def pin_map(tools: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Name -> hash of each tool, sorted by name (what ``mcpyard pin`` writes)."""
     found = {str(t["name"]): digest(t) for t in tools if isinstance(t.get("name"), str)}
     return dict(sorted(found.items()))
+
+
+def split(server: ServerConfig,
+          tools: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], dict[str, Reason]]:
+    """The tools the server's filter exposes, divided into those its pins admit (what members
+    are served, in order) and those they withhold (by the server's own name)."""
+    served: list[Mapping[str, Any]] = []
+    held: dict[str, Reason] = {}
+    for tool in tools:
+        if not isinstance(tool.get("name"), str) or not access.server_exposes(server.tools,
+                                                                              tool["name"]):
+            continue
+        reason = verdict(server.tools.pin, tool)
+        if reason is None:
+            served.append(tool)
+        else:
+            held[tool["name"]] = reason
+    return served, held
