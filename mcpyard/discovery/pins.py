@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from mcpyard.compiler import access
 from mcpyard.compiler.config import ServerConfig
@@ -22,6 +22,7 @@ DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchem
                      "annotations")
 
 Reason = Literal["changed", "unpinned"]
+T = TypeVar("T", bound=Mapping[str, Any])
 
 
 def canonical(tool: Mapping[str, Any]) -> bytes:
@@ -64,11 +65,11 @@ def pin_map(tools: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def split(server: ServerConfig,
-          tools: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], dict[str, Reason]]:
+def split(server: ServerConfig, tools: Iterable[T]) -> tuple[list[T], dict[str, Reason]]:
     """The tools the server's filter exposes, divided into those its pins admit (what members
-    are served, in order) and those they withhold (by the server's own name)."""
-    served: list[Mapping[str, Any]] = []
+    are served, in order) and those they withhold (by the server's own name): the one place
+    both rules meet (the gateway's tool table, the operator's manifests and conditions)."""
+    served: list[T] = []
     held: dict[str, Reason] = {}
     for tool in tools:
         if not isinstance(tool.get("name"), str) or not access.server_exposes(server.tools,
