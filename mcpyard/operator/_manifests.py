@@ -12,6 +12,7 @@ whether every exposed tool still matches its pin.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,9 @@ from mcpyard.operator._runtime import Entry, Runtime, Tools
 
 KEY = "manifest.json"
 """The ConfigMap key holding the manifest."""
+MAX_BYTES = 1_000_000
+"""A ConfigMap holds at most 1 MiB; a larger manifest is not stored (and said so)."""
+log = logging.getLogger("mcpyard.operator")
 
 
 def config_map_name(server: str) -> str:
@@ -56,12 +60,23 @@ def build(
 
 async def store(
     rt: Runtime, owner: Entry, ws: str, built: Mapping[str, Any], *, force: bool
-) -> dict[str, str]:
+) -> dict[str, str] | None:
     """Write the server's manifest ConfigMap when its content changed (or on a resync, which
-    repairs drift); its status reference."""
+    repairs drift); its status reference. None when it cannot be stored (too large, or
+    refused): the server's other status still applies."""
     name = config_map_name(owner.name)
     text = manifest.dumps(built)
     digest = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    if len(text.encode()) > MAX_BYTES:
+        log.warning(
+            "MCPServer %s/%s: its manifest of %d bytes is over the %d a ConfigMap holds; "
+            "not stored",
+            owner.namespace,
+            owner.name,
+            len(text.encode()),
+            MAX_BYTES,
+        )
+        return None
     labels = {**_children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws}
     obj = {
         "apiVersion": "v1",
@@ -77,7 +92,19 @@ async def store(
     }
     key = (owner.namespace, owner.name)
     if force or rt.manifests.get(key) != (name, digest, ws):
-        await kube.apply(rt.client, obj)
+        try:
+            await kube.apply(rt.client, obj)
+        except kube.ApiError as exc:
+            if exc.transient:
+                raise  # the reconcile is retried
+            log.warning(
+                "MCPServer %s/%s: manifest ConfigMap %s refused: %s",
+                owner.namespace,
+                owner.name,
+                name,
+                exc,
+            )
+            return None
         rt.manifests[key] = (name, digest, ws)
     return {"configMap": name, "digest": digest}
 

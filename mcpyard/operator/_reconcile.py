@@ -194,8 +194,9 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
                 if pinned:
                     status["conditions"].append(pinned)
             built = manifests.get((e.namespace, e.name))
-            if built is not None:
-                status["manifest"] = await _manifests.store(rt, e, ws, built, force=force)
+            stored = built and await _manifests.store(rt, e, ws, built, force=force)
+            if stored:
+                status["manifest"] = stored
         if (
             isinstance(e.resource, v1alpha1.Workspace)
             and programmed is not None

@@ -4,13 +4,17 @@ whose definition no longer matches its pin (against the demo server, a real MCP 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
+from mcpyard.operator import _manifests
+from mcpyard.operator._runtime import Entry, Runtime
 from tests.conftest import manifest
 from tests.gateway.gwtools import upstream_process
 from tests.operator.conftest import Cluster, example_documents, wait_for
@@ -145,3 +149,22 @@ def test_the_manifest_configmap_follows_discovery_and_pins(
 
 def first_echo_hash(first: dict[str, Any]) -> str:
     return str(next(t["hash"] for t in first["tools"] if t["originalName"] == "echo"))
+
+
+def test_a_manifest_too_large_for_a_configmap_is_not_stored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rt = Runtime(settings=None, client=None, store=None, catalog={}, indexes={})  # type: ignore[arg-type]
+    owner = Entry(
+        {
+            "apiVersion": "mcpyard.io/v1alpha1",
+            "kind": "MCPServer",
+            "metadata": {"name": "big", "namespace": NS, "uid": "u-1"},
+        },
+        None,
+    )
+    built = {"tools": [{"description": "x" * 1_100_000}]}
+    # Nothing is written (the client would fail if asked), the status names no ConfigMap.
+    assert asyncio.run(_manifests.store(rt, owner, "eng", built, force=False)) is None
+    assert rt.manifests == {}
+    assert "over the 1000000 a ConfigMap holds" in caplog.text
