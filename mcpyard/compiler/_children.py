@@ -31,6 +31,12 @@ def object_name(name: str, suffix: str = "") -> str:
     return f"{full[:54].rstrip('-')}-{digest}"
 
 
+def child_labels(name: str) -> dict[str, str]:
+    """The labels of every child object of the MCPServer ``name``."""
+    return {**MANAGED_BY, "app.kubernetes.io/name": "mcp-server",
+            "app.kubernetes.io/instance": object_name(name), "mcpyard.io/server": name}
+
+
 def service_url(name: str, namespace: str, port: int, path: str) -> str:
     return f"http://{object_name(name)}.{namespace}.svc.cluster.local:{port}{path}"
 
@@ -47,8 +53,7 @@ def hosted(
 ) -> list[dict[str, Any]]:
     """Deployment + Service (+ env Secret) for one hosted server."""
     name, ns = server.name, server.namespace
-    labels = {**MANAGED_BY, "app.kubernetes.io/name": "mcp-server",
-              "app.kubernetes.io/instance": object_name(name), "mcpyard.io/server": name}
+    labels = child_labels(name)
     env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(server.env.items())]
     refs = {i.target: i.ref.identity for i in server.injections if i.as_ == "env"}
     objects: list[dict[str, Any]] = []

@@ -16,10 +16,12 @@ optional summarizer (an adapter's business) may replace the summary through :fun
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcpyard.api.hub import HubEntry
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import pins, search
@@ -75,6 +77,23 @@ class HubInfo:
     license: str | None = None
     secrets: Sequence[Mapping[str, str]] = ()
     """What the entry needs: ``{"name", "as", "description"}`` each."""
+
+
+def hub_info(entry: HubEntry | None) -> HubInfo | None:
+    """What the manifest uses of a hub catalog entry (None when there is none)."""
+    if entry is None:
+        return None
+    return HubInfo(
+        name=entry.name, title=entry.title, description=entry.description,
+        homepage=str(entry.homepage), license=entry.license,
+        secrets=[{"name": s.name, "as": s.as_, "description": s.description}
+                 for s in entry.secrets])
+
+
+def dumps(manifest: Mapping[str, Any]) -> str:
+    """A manifest's JSON text as it is stored and published (the same bytes for the same
+    manifest)."""
+    return json.dumps(manifest, indent=2) + "\n"
 
 
 def purpose(description: str | None) -> str:

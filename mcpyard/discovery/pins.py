@@ -13,12 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
+
+from mcpyard.compiler import access
+from mcpyard.compiler.config import ServerConfig
 
 DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema",
                      "annotations")
 
 Reason = Literal["changed", "unpinned"]
+T = TypeVar("T", bound=Mapping[str, Any])
 
 
 def canonical(tool: Mapping[str, Any]) -> bytes:
@@ -59,3 +63,21 @@ def pin_map(tools: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """Name -> hash of each tool, sorted by name (what ``mcpyard pin`` writes)."""
     found = {str(t["name"]): digest(t) for t in tools if isinstance(t.get("name"), str)}
     return dict(sorted(found.items()))
+
+
+def split(server: ServerConfig, tools: Iterable[T]) -> tuple[list[T], dict[str, Reason]]:
+    """The tools the server's filter exposes, divided into those its pins admit (what members
+    are served, in order) and those they withhold (by the server's own name): the one place
+    both rules meet (the gateway's tool table, the operator's manifests and conditions)."""
+    served: list[T] = []
+    held: dict[str, Reason] = {}
+    for tool in tools:
+        if not isinstance(tool.get("name"), str) or not access.server_exposes(server.tools,
+                                                                              tool["name"]):
+            continue
+        reason = verdict(server.tools.pin, tool)
+        if reason is None:
+            served.append(tool)
+        else:
+            held[tool["name"]] = reason
+    return served, held

@@ -181,22 +181,20 @@ def tools(sources: Iterable[tuple[ServerConfig, Sequence[dict[str, Any]]]]) -> T
     return Table(TOOLS, ((server.slug, exposed(server, items)) for server, items in sources))
 
 
-def _filtered(server: ServerConfig, items: Iterable[Any]) -> list[dict[str, Any]]:
-    return [t for t in items if isinstance(t, dict) and isinstance(t.get("name"), str)
-            and access.server_exposes(server.tools, t["name"])]
+def _dicts(items: Iterable[Any]) -> list[dict[str, Any]]:
+    return [t for t in items if isinstance(t, dict)]
 
 
 def exposed(server: ServerConfig, items: Iterable[Any]) -> list[dict[str, Any]]:
     """The server's tools the workspace serves: its filter exposes them and its pins admit
-    them (the one place both rules meet)."""
-    pin = server.tools.pin
-    return [t for t in _filtered(server, items) if pins.verdict(pin, t) is None]
+    them (:func:`mcpyard.discovery.pins.split`)."""
+    return pins.split(server, _dicts(items))[0]
 
 
 def withheld(server: ServerConfig, items: Iterable[Any]) -> dict[str, pins.Reason]:
     """The tools the server's filter exposes but its pins withhold, by the server's own name
     (``changed`` or ``unpinned``)."""
-    return pins.withheld(server.tools.pin, _filtered(server, items))
+    return pins.split(server, _dicts(items))[1]
 
 
 class InvalidCursor(ValueError):

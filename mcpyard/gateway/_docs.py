@@ -27,14 +27,7 @@ from mcpyard.gateway._runtime import Handle, Live, Runtime
 
 def hub_info(name: str | None) -> manifest.HubInfo | None:
     """What the catalog says of a hub entry, for the manifest (None when unknown)."""
-    entry = hub.get(name) if name is not None else None
-    if entry is None:
-        return None
-    return manifest.HubInfo(
-        name=entry.name, title=entry.title, description=entry.description,
-        homepage=str(entry.homepage), license=getattr(entry, "license", None),
-        secrets=[{"name": s.name, "as": s.as_, "description": s.description}
-                 for s in entry.secrets])
+    return manifest.hub_info(hub.get(name) if name is not None else None)
 
 
 def reported(handle: Handle) -> manifest.Reported:

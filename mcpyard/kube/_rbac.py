@@ -50,6 +50,13 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
         "resources": ["secrets"],
         "verbs": ["get", "create", "patch", "delete"],
     },
+    # Capability manifests: a ConfigMap per MCPServer, next to it (read, written, never listed).
+    {
+        "scope": "cluster",
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "verbs": ["get", "create", "patch"],
+    },
     # kopf: Kubernetes events about the resources it handles.
     {
         "scope": "cluster",

@@ -4,8 +4,10 @@ One loop per MCPServer (a kopf daemon): wait until the server can answer (a prox
 server at once, a hosted one when its Deployment reports an available replica), call
 ``tools/list`` with the official MCP client, injecting the server's credentials as the
 gateway would (bearer or header), retry with backoff while it starts, then refresh every
-``discovery_interval`` seconds or when the server's configuration changes. What it finds goes
-to ``Observed.tools`` and the server's ``status.tools`` through a reconcile of its workspace.
+``discovery_interval`` seconds or when the server's configuration changes. What it finds (each
+tool's full definition, and the prompts and resources the server advertises) goes to
+``Observed.tools``, the server's ``status.tools`` and its capability manifest ConfigMap through
+a reconcile of its workspace.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
+from mcpyard.discovery import manifest, pins
 from mcpyard.operator._runtime import NsName, Runtime, Tools
 
 MAX_BACKOFF = 60.0
@@ -44,13 +47,29 @@ def headers(server: ServerConfig, rt: Runtime) -> dict[str, str]:
     return out
 
 
-async def list_tools(
-    server: ServerConfig, rt: Runtime, timeout: float
-) -> tuple[tuple[str, str | None], ...]:
-    """(name, description) of every tool the server lists, following pagination."""
+def _dump(item: Any) -> dict[str, Any]:
+    """An SDK list item as the server sent it (JSON names, absent fields left out)."""
+    return dict(item.model_dump(mode="json", by_alias=True, exclude_none=True))
+
+
+async def _pages(fetch: Any, attr: str) -> list[dict[str, Any]]:
+    """Every item of a paginated list (a server that pages forever is cut off at 100)."""
+    found: list[dict[str, Any]] = []
+    cursor: str | None = None
+    for _ in range(100):
+        result = await fetch(cursor)
+        found.extend(_dump(item) for item in getattr(result, attr))
+        cursor = result.next_cursor
+        if not cursor:
+            break
+    return found
+
+
+async def list_tools(server: ServerConfig, rt: Runtime, timeout: float) -> manifest.Reported:
+    """What the server reports about itself: its tools (full definitions), and the prompts,
+    resources and resource templates it advertises, following pagination."""
     if server.url is None:
         raise errors.UpstreamError(f"server {server.slug} has no URL to discover tools at")
-    found: list[tuple[str, str | None]] = []
     async with asyncio.timeout(timeout):
         http = create_mcp_http_client(headers=headers(server, rt), timeout=httpx2.Timeout(timeout))
         async with http, contextlib.AsyncExitStack() as stack:
@@ -64,32 +83,45 @@ async def list_tools(
                     streamable_http_client(server.url, http_client=http)
                 )
             session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
-            await session.initialize()
-            cursor: str | None = None
-            for _ in range(100):  # a server that pages forever is cut off
-                params = {"cursor": cursor} if cursor else None
-                result = await session.list_tools(params=params)  # type: ignore[arg-type]
-                found.extend((t.name, t.description) for t in result.tools)
-                cursor = result.next_cursor
-                if not cursor:
-                    break
-    return tuple(found)
+            init = await session.initialize()
+
+            def paged(method: Any) -> Any:
+                return lambda cursor: method(params={"cursor": cursor} if cursor else None)
+
+            tools = await _pages(paged(session.list_tools), "tools")
+            caps = init.capabilities
+            prompts = await _pages(paged(session.list_prompts), "prompts") if caps.prompts else []
+            resources: list[dict[str, Any]] = []
+            templates: list[dict[str, Any]] = []
+            if caps.resources:
+                resources = await _pages(paged(session.list_resources), "resources")
+                templates = await _pages(
+                    paged(session.list_resource_templates), "resource_templates"
+                )
+    return manifest.Reported(
+        tools=tools,
+        prompts=prompts,
+        resources=resources,
+        resource_templates=templates,
+        server_info=_dump(init.server_info),
+        instructions=init.instructions,
+    )
 
 
-def _changes(
-    before: tuple[tuple[str, str | None], ...], after: tuple[tuple[str, str | None], ...]
-) -> str | None:
-    """What changed between two tool lists, in words; None when nothing did."""
-    if before == after:
+def _changes(before: manifest.Reported, after: manifest.Reported) -> str | None:
+    """What changed between two tool lists, in words; None when nothing did. A tool whose
+    definition (description, schemas, annotations: what its pin covers) changed is named."""
+    old = {str(t["name"]): pins.digest(t) for t in before.tools}
+    new = {str(t["name"]): pins.digest(t) for t in after.tools}
+    if list(old.items()) == list(new.items()):
         return None
-    old, new = dict(before), dict(after)
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
-    described = sorted(n for n in set(old) & set(new) if old[n] != new[n])
+    redefined = sorted(n for n in set(old) & set(new) if old[n] != new[n])
     parts = [
         f"added {', '.join(added)}" if added else "",
         f"removed {', '.join(removed)}" if removed else "",
-        f"description changed: {', '.join(described)}" if described else "",
+        f"definition changed: {', '.join(redefined)}" if redefined else "",
     ]
     return "; ".join(p for p in parts if p) or "order changed"
 
@@ -144,7 +176,7 @@ async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | 
             continue
         workspace, server = known
         try:
-            tools = await list_tools(server, rt, rt.settings.discovery_timeout)
+            reported = await list_tools(server, rt, rt.settings.discovery_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure of the upstream: report it, retry later
@@ -161,10 +193,10 @@ async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | 
             continue
         failures = 0
         before = rt.tools.get(key)
-        changed = _changes(before.tools, tools) if before is not None else None
+        changed = _changes(before.reported, reported) if before is not None else None
         now = datetime.now(UTC).replace(microsecond=0)
-        rt.tools[key] = Tools(tools, now, changed, first=before is None)
-        rt.health[key] = (True, f"{len(tools)} tools discovered")
+        rt.tools[key] = Tools(reported, now, changed, first=before is None)
+        rt.health[key] = (True, f"{len(reported.tools)} tools discovered")
         if changed is not None:
             logger.info(f"tools changed: {changed}")
         rt.request(("ws", workspace))

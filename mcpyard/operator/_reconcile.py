@@ -24,7 +24,7 @@ from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
-from mcpyard.operator import _source, _tokens
+from mcpyard.operator import _manifests, _source, _tokens
 from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
@@ -166,6 +166,9 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
     await _apply_children(rt, ws, out, servers, force=force)
     _remember_servers(rt, ws, out, server_keys)
 
+    cfg = out.workspaces.get(ws)
+    compiled = {(s.namespace, s.name): s for s in cfg.servers} if cfg is not None else {}
+    manifests = _manifests.build(rt, ws, compiled)
     for e in entries:
         if e.deleting:
             continue
@@ -186,6 +189,14 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
                     *(status.get("conditions") or []),
                     _tools_condition(e, discovered),
                 ]
+                server = compiled.get((e.namespace, e.name))
+                pinned = server and _manifests.pinned_condition(e, server, discovered, now)
+                if pinned:
+                    status["conditions"].append(pinned)
+            built = manifests.get((e.namespace, e.name))
+            stored = built and await _manifests.store(rt, e, ws, built, force=force)
+            if stored:
+                status["manifest"] = stored
         if (
             isinstance(e.resource, v1alpha1.Workspace)
             and programmed is not None

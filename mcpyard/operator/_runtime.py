@@ -23,6 +23,7 @@ from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
 from mcpyard.api.hub import HubEntry
 from mcpyard.compiler.config import ServerConfig, WorkspaceConfig
+from mcpyard.discovery import manifest
 from mcpyard.operator import _source
 from mcpyard.operator._secrets import SecretStore
 from mcpyard.operator._settings import Settings
@@ -99,8 +100,9 @@ def fingerprint(body: Mapping[str, Any]) -> str:
 class Tools:
     """What the last discovery found on a server."""
 
-    tools: tuple[tuple[str, str | None], ...]
-    """(name, description) in the server's order."""
+    reported: manifest.Reported
+    """What the server reported: its tools' full definitions in its order, its prompts and
+    resources (the capability manifest's input)."""
     refreshed: datetime
     changed: str | None = None
     """What this discovery found changed since the one before (None: the same tools, or the
@@ -109,8 +111,15 @@ class Tools:
     """The first discovery since the operator started."""
 
     @property
+    def tools(self) -> tuple[tuple[str, str | None], ...]:
+        """(name, description) in the server's order."""
+        return tuple(
+            (str(t["name"]), t.get("description") or None) for t in self.reported.tools
+        )
+
+    @property
     def names(self) -> tuple[str, ...]:
-        return tuple(name for name, _ in self.tools)
+        return tuple(str(t["name"]) for t in self.reported.tools)
 
 
 class Reconciler:
@@ -201,6 +210,8 @@ class Runtime:
     """Member (namespace, name) -> (token hash, rotation value, member uid)."""
     tools: dict[NsName, Tools] = field(default_factory=dict)
     health: dict[NsName, tuple[bool, str]] = field(default_factory=dict)
+    manifests: dict[NsName, tuple[str, str, str]] = field(default_factory=dict)
+    """MCPServer -> (ConfigMap, digest, workspace) of the manifest last written."""
     servers: dict[NsName, tuple[str, ServerConfig]] = field(default_factory=dict)
     """MCPServer -> (workspace, its compiled config): what discovery talks to."""
     wakers: dict[NsName, asyncio.Event] = field(default_factory=dict)

@@ -438,6 +438,14 @@ _UNUSED: dict[str, list[tuple[str, str, str, str]]] = {
         *[("mcpyard.io", r, "get", "cluster") for r in _CR],
         *[("mcpyard.io", f"{r}/status", "get", "cluster") for r in _CR],
     ],
+    # The source revision is read from the Flux Kustomization or Argo CD Application named by
+    # labels the objects carry; this journey applies them by hand (no such labels).
+    "no Flux or Argo CD applier here": [
+        ("kustomize.toolkit.fluxcd.io", "kustomizations", "get", "cluster"),
+        ("argoproj.io", "applications", "get", "cluster"),
+    ],
+    # A server's manifest ConfigMap is patched only when its tools change (created here).
+    "a changed capability manifest": [("", "configmaps", "patch", "cluster")],
     # kopf patches only kinds with finalizers or handler progress (Workspaces, MCPServers).
     "kopf annotations on Members and EncryptedSecrets": [
         ("mcpyard.io", "members", "patch", "cluster"),

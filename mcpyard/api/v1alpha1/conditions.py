@@ -32,3 +32,12 @@ its workspace applies without waiting for a fix."""
 HELD_OUT = "HeldOut"
 """Programmed: the resource has errors and stays out of its workspace (it is new, or a Member,
 which is never held at an older version because that version could grant revoked access)."""
+
+# MCPServer: whether the tools it serves still match their pins (spec.tools.pin), set after
+# each tool discovery when the server pins its tools.
+TOOLS_PINNED = "ToolsPinned"
+PINS_MATCH = "PinsMatch"
+"""ToolsPinned True: every tool the server exposes matches its pin."""
+PIN_MISMATCH = "PinMismatch"
+"""ToolsPinned False: tools whose definition changed since it was pinned, or that are not
+pinned, are withheld from members until the pin is updated in git (the message names them)."""

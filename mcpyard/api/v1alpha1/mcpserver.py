@@ -196,6 +196,16 @@ class DiscoveredTool(Model):
     """The tool's description, as the server gives it."""
 
 
+class ManifestRef(Model):
+    """Where the operator stored the server's capability manifest (docs/discovery.md)."""
+
+    config_map: str
+    """The ConfigMap next to the MCPServer, ``mcp-NAME-manifest`` (owned by it), whose key
+    ``manifest.json`` holds the manifest (docs/schemas/manifest.schema.json)."""
+    digest: str
+    """``sha256:HEX`` of that JSON text: it changes exactly when the manifest does."""
+
+
 class MCPServerStatus(Model):
     observed_generation: int | None = None
     """The metadata.generation the status was computed from."""
@@ -213,8 +223,13 @@ class MCPServerStatus(Model):
     """How many of its tools the workspace exposes."""
     last_refresh: datetime | None = None
     """When the tools were last discovered."""
+    manifest: ManifestRef | None = None
+    """The capability manifest built from the last discovery, refreshed with it."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Accepted, ResolvedRefs, Programmed and Ready."""
+    """Accepted, ResolvedRefs, Programmed and Ready; after a tool discovery also
+    ToolsChanged (True when a tool was added, removed or its definition changed since the
+    refresh before) and, when ``spec.tools.pin`` is set, ToolsPinned (False, reason
+    PinMismatch, naming the tools withheld because they no longer match their pins)."""
 
 
 class MCPServer(Resource):
