@@ -67,14 +67,9 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
         "resources": ["events"],
         "verbs": ["create"],
     },
-    # kopf: which namespaces exist (when it serves named namespaces) and which CRDs are
-    # installed; both listed and watched, never read one by one.
-    {
-        "scope": "cluster",
-        "apiGroups": [""],
-        "resources": ["namespaces"],
-        "verbs": ["list", "watch"],
-    },
+    # kopf: which CRDs are installed, listed and watched (never read one by one). Namespaces
+    # are not listed: cluster-wide kopf needs none, and with named namespaces the operator
+    # turns kopf's scanning off (operator/_settings.py).
     {
         "scope": "cluster",
         "apiGroups": ["apiextensions.k8s.io"],

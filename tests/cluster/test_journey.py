@@ -461,11 +461,6 @@ _KEPT: dict[str, list[tuple[str, str, str, str]]] = {
         for r in ("clusterkopfpeerings", "kopfpeerings")
         for v in ("get", "list", "watch", "patch")
     ],
-    # kopf lists and watches namespaces only when it serves named ones (--namespace, the
-    # chart's operator.namespaces), to follow namespace patterns; cluster-wide it does not.
-    "the operator serving named namespaces (here: all)": [
-        ("", "namespaces", v, "cluster") for v in ("list", "watch")
-    ],
     # kopf posts a core v1 Event when a handler fails or retries; none did here.
     "events of failed handlers (none failed)": [("", "events", "create", "cluster")],
     # The Flux Kustomization or Argo CD Application named by the labels of objects they
