@@ -3,6 +3,8 @@
 Server-side apply would be the natural verb, but read-compare-patch does the same job for
 objects mcpyard alone owns, works on every API server (and on the test emulator), and writes
 nothing when nothing changed, so a resync of thousands of objects costs reads, not writes.
+The emulator the operator suite runs on (kmock) has no server-side apply: it merges any PATCH
+body as JSON. docs/kubernetes.md ("How the operator writes what it owns") has the reasons.
 """
 
 from __future__ import annotations

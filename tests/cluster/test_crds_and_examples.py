@@ -1,9 +1,10 @@
 """`kubectl apply -f crds/`, then the examples, against a real API server (1.20).
 
 The server validates every custom resource against the CRD's openAPIV3Schema, prunes unknown
-fields and serves the printer columns. It is 1.20: the MCPServer CRD's CEL rule
-(``x-kubernetes-validations``, 1.25+) is stripped to install there, so that rule is checked
-here with a CEL evaluator (cel-python) on every example and on objects that break it.
+fields and serves the printer columns. It is 1.20: the CEL rules of the MCPServer and
+Workspace CRDs (``x-kubernetes-validations``, 1.25+) are stripped to install there, so those
+rules are checked here with a CEL evaluator (cel-python) on every example and on values that
+break them.
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ def test_crds_need_their_cel_rule_stripped_on_1_20(apiserver: ApiServer) -> None
     done = apiserver.kubectl("apply", "--dry-run=server", "-f", "crds/", check=False)
     assert done.returncode != 0
     assert "x-kubernetes-validations" in done.stderr
-    stripped = [strip_cel(crd)[1] for crd in crd_documents()]
-    assert sum(len(r) for r in stripped) == 1, "one CEL rule, in the MCPServer CRD"
+    stripped = {crd["spec"]["names"]["kind"]: strip_cel(crd)[1] for crd in crd_documents()}
+    counts = {kind: len(rules) for kind, rules in stripped.items() if rules}
+    # One rule each, both tested below with a CEL evaluator.
+    assert counts == {"MCPServer": 1, "Workspace": 1}, counts
 
 
 def test_examples_are_admitted(apiserver: ApiServer, crds: list[dict[str, Any]]) -> None:
@@ -123,7 +126,7 @@ def test_bad_resources_are_refused_by_the_server(
 # -- the CEL rule the 1.20 server cannot run ---------------------------------------------------
 
 
-def _evaluate(rule: str, spec: dict[str, Any]) -> bool:
+def _evaluate(rule: str, spec: Any) -> bool:
     env = celpy.Environment()
     program = env.program(env.compile(rule))
     return bool(program.evaluate({"self": celpy.json_to_cel(spec)}))
@@ -132,8 +135,7 @@ def _evaluate(rule: str, spec: dict[str, Any]) -> bool:
 def test_the_cel_rule_holds_for_every_example_and_breaks_on_bad_ones(
     crds: list[dict[str, Any]],
 ) -> None:
-    (rule,) = crds
-    assert rule["message"] == "set exactly one of proxy, hosted, hub"
+    (rule,) = [r for r in crds if r["message"] == "set exactly one of proxy, hosted, hub"]
     servers = [d for d in _docs(EXAMPLES) + _docs(CLUSTER_EXAMPLES) if d["kind"] == "MCPServer"]
     assert len(servers) >= 5
     for doc in servers:
@@ -145,3 +147,15 @@ def test_the_cel_rule_holds_for_every_example_and_breaks_on_bad_ones(
     three = {**both, "hub": {"name": "time"}}
     for spec in (both, none, three):
         assert not _evaluate(rule["rule"], spec), spec
+
+
+def test_the_workspace_tool_search_rule(crds: list[dict[str, Any]]) -> None:
+    """Workspace spec.toolSearch: true, false or "only" (the rule's self is that field)."""
+    (rule,) = [r for r in crds if r["message"] == 'toolSearch must be true, false or "only"']
+    for value in (True, False, "only"):
+        assert _evaluate(rule["rule"], value), value
+    for value in ("yes", "", 1, None):
+        assert not _evaluate(rule["rule"], value), value
+    for doc in _docs(EXAMPLES) + _docs(CLUSTER_EXAMPLES):
+        if doc["kind"] == "Workspace" and "toolSearch" in doc["spec"]:
+            assert _evaluate(rule["rule"], doc["spec"]["toolSearch"]), doc["metadata"]["name"]

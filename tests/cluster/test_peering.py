@@ -198,6 +198,16 @@ def test_two_replicas_one_writes_then_the_other_takes_over(
             timeout=120,
         )
         assert ("patch", "workspaces/status", "after") in _writes(apiserver, TWIN)
+        # The peering permissions the journey keeps without using (KEPT in test_journey.py)
+        # are used here; serving a named namespace, kopf never lists namespaces (no grant).
+        used = {
+            (e.get("objectRef", {}).get("resource"), e["verb"])
+            for account in (OPERATOR_SA, TWIN)
+            for e in apiserver.audit(f"system:serviceaccount:{OPERATOR_NS}:{account}")
+        }
+        wanted = {("kopfpeerings", v) for v in ("get", "list", "watch", "patch")}
+        assert wanted <= used, sorted(wanted - used)
+        assert not {v for r, v in used if r == "namespaces"}
     finally:
         for r in replicas:
             r.stop()
