@@ -153,6 +153,9 @@ class Console:
         digest = tokens.hash(token)
         if _data.admin_scope(self.runtime, digest) is None:
             return refused
+        if not self.signer.ready:
+            return self.page(request, "login.html", 503,
+                             error="The gateway is still starting; try again in a moment.")
         cookie, _ = self.signer.issue(digest)
         response = RedirectResponse("/console/", status_code=303, headers=HEADERS)
         response.set_cookie(_session.COOKIE, cookie, max_age=int(self.signer.lifetime),
