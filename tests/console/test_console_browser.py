@@ -90,7 +90,10 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
                 assert r.status_code == 200
             denied = await raw.post("tools/call", {"name": "beta__hello", "arguments": {}})
             assert "error" in denied.json()
-        await records_written(gw.app.state.settings.records_path, 6)
+            # A call the upstream rejects (no text): an error of server beta.
+            failed = await raw.post("tools/call", {"name": "beta__echo", "arguments": {}})
+            assert failed.json()["result"]["isError"] is True
+        await records_written(gw.app.state.settings.records_path, 7)
 
         async with chromium() as browser:
             # An active member who is not an admin is refused.
@@ -126,9 +129,28 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             await shot(page, artifacts, "02-workspace")
 
             await page.goto(f"{base}/console/ws/eng/servers/beta")
-            assert "healthy" in await page.locator("h1").inner_text()
+            assert "healthy" in await page.locator("main > h1").inner_text()
             assert await cells(page, "ul.tools li") == ["beta__echo", "beta__hello"]
+            # Its capability manifest and generated docs, from the gateway's own builder.
+            assert await page.locator("#manifest-counts").inner_text() == (
+                "2 tools · 0 prompts · 0 resources")
+            docs = page.locator(".card.docs")
+            assert await docs.locator("h1").inner_text() == "beta (beta)"
+            assert await docs.locator("h3").all_inner_texts() == ["beta__echo", "beta__hello"]
+            # Its recent errors: bob's call that the server failed.
+            errors = await cells(page, "#errors + table tbody tr")
+            assert len(errors) == 1 and "tool_error" in errors[0] and "beta__echo" in errors[0]
             await shot(page, artifacts, "03-server")
+            manifest = await page.request.get(
+                f"{base}/console/ws/eng/servers/beta/manifest.json")
+            assert manifest.ok and manifest.headers["content-type"] == "application/json"
+            body = await manifest.json()
+            assert [t["name"] for t in body["tools"]] == ["beta__echo", "beta__hello"]
+            await page.goto(f"{base}/console/ws/eng/servers/beta/docs")
+            assert await page.locator("h1").inner_text() == "beta (beta)"
+            await shot(page, artifacts, "03b-server-docs")
+            markdown = await page.request.get(f"{base}/console/ws/eng/servers/beta/docs.md")
+            assert (await markdown.text()).startswith("# beta (beta)")
 
             await page.goto(f"{base}/console/ws/eng/members/bob")
             # Exactly the tools bob may call: his allow rule keeps one of beta's two.
@@ -140,21 +162,21 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             with anyio.fail_after(30):
                 await page.wait_for_selector("body[data-charts-ready='1']")
             chart = page.locator("#chart-calls")
-            # bob's 5 calls and 1 denial: what the records hold.
-            assert await chart.get_attribute("data-total-calls") == "6"
+            # bob's 5 calls, 1 denial and 1 failure: what the records hold.
+            assert await chart.get_attribute("data-total-calls") == "7"
             assert await page.locator("#chart-calls canvas").count() == 1
             assert await page.locator("#chart-latency canvas").count() == 1
-            assert await page.locator("#total-calls").inner_text() == "6"
+            assert await page.locator("#total-calls").inner_text() == "7"
             by_member = await page.locator("section", has_text="By member").locator(
                 "tbody tr").first.inner_text()
-            assert by_member.split("\t")[:2] == ["bob", "6"]
+            assert by_member.split("\t")[:2] == ["bob", "7"]
             by_outcome = await page.locator("section", has_text="By outcome").inner_text()
             assert "denied" in by_outcome
             await shot(page, artifacts, "05-usage")
 
             await page.goto(f"{base}/console/audit?period=1h")
             rows = await cells(page, "#audit tbody tr")
-            assert len(rows) == 6 and all("bob" in r for r in rows)
+            assert len(rows) == 7 and all("bob" in r for r in rows)
             await page.select_option("select[name=outcome]", "denied")
             await page.click("form.filters button")
             rows = await cells(page, "#audit tbody tr")

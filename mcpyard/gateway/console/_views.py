@@ -17,17 +17,24 @@ from typing import Any
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 
 from mcpyard import hub
 from mcpyard.crypto import tokens
+from mcpyard.discovery import docs
 from mcpyard.gateway import _calllog, _records
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway.console import _data, _session
 
 log = logging.getLogger("mcpyard.gateway")
 HERE = Path(__file__).parent
-STATIC_VERSION = "1"
+STATIC_VERSION = "2"
 """Part of every static URL, so that a new release is never served a stale cached file."""
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -38,6 +45,9 @@ HEADERS = {
     "Referrer-Policy": "same-origin",  # no-referrer would make form posts Origin: null
     "Cache-Control": "no-store",
 }
+DOCS_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+"""A generated docs page: its inline stylesheet, no script, no request anywhere."""
 AUDIT_PAGE = 200
 """Rows of the audit trail a page shows (the export has them all)."""
 
@@ -87,6 +97,7 @@ class Console:
         self.store = store
         self.signer = signer or _session.Signer()
         self.env = _environment()
+        self.manifests = _data.Manifests()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -227,10 +238,40 @@ class Console:
         errors, usage = await self.read(lambda r: (
             _calllog.errors(r, window, 20) if r else [],
             _calllog.usage_by(r, window, "tool") if r else []))
+        manifest = self.manifests.of(live, config.slug)
         return self.page(request, "server.html", admin=admin, session=session,
                          ws=live.config, server=_data.server_row(live, config),
                          errors=errors, usage=usage,
-                         injections=[i.as_ for i in config.injections])
+                         injections=[i.as_ for i in config.injections], manifest=manifest,
+                         docs=_data.docs_body(manifest) if manifest is not None else None)
+
+    def _manifest(self, request: Request, admin: _data.Admin) -> dict[str, Any] | None:
+        live = self._live(admin, request.path_params["ws"])
+        return self.manifests.of(live, request.path_params["slug"]) if live else None
+
+    @_admin_only
+    async def server_manifest(self, request: Request, admin: _data.Admin,
+                              session: _session.Session) -> Response:
+        """The server's capability manifest, as JSON (what ``/ws/<w>/manifest.json`` holds)."""
+        manifest = self._manifest(request, admin)
+        if manifest is None:
+            return self._not_found(request, admin, session, "This server's manifest")
+        return JSONResponse(manifest, headers=HEADERS)
+
+    @_admin_only
+    async def server_docs(self, request: Request, admin: _data.Admin,
+                          session: _session.Session) -> Response:
+        """The server's generated docs page, exactly as the gateway serves it to members."""
+        manifest = self._manifest(request, admin)
+        if manifest is None:
+            return self._not_found(request, admin, session, "This server's docs")
+        if request.path_params.get("fmt") == "md":
+            return PlainTextResponse(docs.server_markdown(manifest), headers=HEADERS,
+                                     media_type="text/markdown")
+        # The generated page carries its own inline stylesheet, and nothing else.
+        back = f"/console/ws/{request.path_params['ws']}/servers/{request.path_params['slug']}"
+        return HTMLResponse(docs.server_html(manifest, index_href=back), headers={
+            **HEADERS, "Content-Security-Policy": DOCS_CSP})
 
     @_admin_only
     async def member(self, request: Request, admin: _data.Admin,
