@@ -28,6 +28,7 @@ ERRORS = ("tool_error", "upstream_error", "invalid_request")
 """Outcomes that count as errors (a refusal is not an error of the gateway or a server)."""
 _ERRORS_SQL = "('tool_error', 'upstream_error', 'invalid_request')"
 _COLUMNS = ", ".join('"user"' if f == "user" else f for f in _records.FIELDS)
+_REVISIONS = ("config_revision", "source_revision", "git_commit")
 _FROM = re.compile(rf"\bFROM {T}\b")
 _DIALECTS = {
     "sqlite": {"bucket": "CAST(time / ? AS INTEGER)"},
@@ -121,6 +122,9 @@ class Window:
     server: str | None = None
     target: str | None = None
     outcome: str | None = None
+    revision: str | None = None
+    """Records whose configuration revision, source revision or git commit starts with this
+    (what allowed a call: the audit trail's question)."""
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = ["true"]
@@ -141,6 +145,11 @@ class Window:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if self.revision:
+            prefix = re.sub(r"([\\%_])", r"\\\1", self.revision) + "%"
+            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _REVISIONS)
+                           + ")")
+            params.extend([prefix] * len(_REVISIONS))
         return " AND ".join(clauses), params
 
 

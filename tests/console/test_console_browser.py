@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ from gwtools import member, run_gateway, server, workspace
 from playwright.async_api import Browser, Page, async_playwright
 
 from mcpyard import hub
+from mcpyard.compiler.config import Source
 from mcpyard.crypto import tokens
 from mcpyard.gateway import _calllog, _records
 
 pytestmark = pytest.mark.anyio
 
 ADA, BOB, CAROL, DAN = tokens.new(), tokens.new(), tokens.new(), tokens.new()
+COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
 
 
 @contextlib.asynccontextmanager
@@ -75,10 +78,13 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
         member("bob", BOB, allow=("beta__echo",)),
         member("carol", CAROL, disabled=True),
         member("dan", DAN),
-    ], display_name="Engineering", revision="3f9a1c2e7b4d5a60")
+    ], display_name="Engineering", revision="3f9a1c2e7b4d5a60",
+        source=Source(revision="main@sha1:9e8d7c6b5a43", origin="Kustomization flux/eng"))
     ops = workspace("ops", [server("beta", beta.url)], [member("bob", BOB, role="admin")],
                     display_name="Operations")
     async with run_gateway(settings_for([eng, ops])) as gw:
+        # Served from a checkout of the manifests at this commit (as `serve` does).
+        gw.runtime.apply({"eng": eng, "ops": ops}, commit=COMMIT)
         await gw.wait_serving("eng", "beta")
         base = gw.base_url
         async with httpx.AsyncClient(timeout=30) as http:
@@ -181,14 +187,33 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             await page.click("form.filters button")
             rows = await cells(page, "#audit tbody tr")
             assert len(rows) == 1 and "beta__hello" in rows[0] and "denied" in rows[0]
-            assert "3f9a1c2e7b4d" in rows[0]  # the configuration revision that decided it
+            # What allowed it: the configuration revision, the Flux revision, the commit.
+            assert "3f9a1c2e7b4d" in rows[0] and "main@sha1:9e8d7c6b5a43" in rows[0]
+            assert COMMIT[:10] in rows[0]
             await shot(page, artifacts, "06-audit")
+            # Filter by what allowed the calls: a commit's start finds all 7, another none.
+            await page.goto(f"{base}/console/audit?period=1h&revision=c0ffee12")
+            assert len(await cells(page, "#audit tbody tr td:first-child")) == 7
+            await page.goto(f"{base}/console/audit?period=1h&revision=main@sha1:9e8d")
+            assert len(await cells(page, "#audit tbody tr td:first-child")) == 7
+            await page.goto(f"{base}/console/audit?period=1h&revision=deadbeef")
+            assert await cells(page, "#audit tbody tr") == ["No calls match."]
             export = await page.request.get(
-                f"{base}/console/audit.csv?period=1h&outcome=ok")
+                f"{base}/console/audit.csv?period=1h&outcome=ok&revision=3f9a1c")
             assert export.ok
             exported = list(csv.DictReader(io.StringIO(await export.text())))
             assert [r["target"] for r in exported] == ["beta__echo"] * 5
             assert set(exported[0]) == set(_records.FIELDS)
+            assert {(r["config_revision"], r["source_revision"], r["git_commit"])
+                    for r in exported} == {("3f9a1c2e7b4d5a60", "main@sha1:9e8d7c6b5a43",
+                                            COMMIT)}
+            export = await page.request.get(
+                f"{base}/console/audit.jsonl?period=1h&outcome=denied")
+            lines = [json.loads(line) for line in (await export.text()).splitlines()]
+            assert [(r["target"], r["source_revision"], r["git_commit"]) for r in lines] == [
+                ("beta__hello", "main@sha1:9e8d7c6b5a43", COMMIT)]
+            export = await page.request.get(f"{base}/console/audit.jsonl?revision=nope")
+            assert await export.text() == ""
 
             await page.goto(f"{base}/console/hub")
             assert await page.locator("table.data tbody tr").count() == len(hub.catalog())

@@ -11,6 +11,7 @@ import functools
 import io
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -304,7 +305,7 @@ class Console:
         filters = {"period": period or "24h", "ws": ws if ws in admin.scope else ""}
         values: dict[str, Any] = {}
         for key, column in (("member", "member"), ("tool", "target"), ("server", "server"),
-                            ("outcome", "outcome")):
+                            ("outcome", "outcome"), ("revision", "revision")):
             value = (q.get(key) or "").strip()
             filters[key] = value
             if value:
@@ -345,10 +346,13 @@ class Console:
         window, filters = self._window(request, admin)
         rows = await self.read(lambda r: _calllog.calls(r, window, AUDIT_PAGE,
                                                         newest_first=True) if r else [])
-        query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+        query = urllib.parse.urlencode({k: v for k, v in filters.items() if v})
+        others = urllib.parse.urlencode({k: v for k, v in filters.items()
+                                         if v and k != "revision"})
         return self.page(request, "audit.html", admin=admin, session=session,
                          filters=filters, periods=list(_data.PERIODS), rows=rows,
-                         limit=AUDIT_PAGE, query=query, outcomes=_records.OUTCOMES)
+                         limit=AUDIT_PAGE, query=query, query_without_revision=others,
+                         outcomes=_records.OUTCOMES)
 
     @_admin_only
     async def audit_export(self, request: Request, admin: _data.Admin,
