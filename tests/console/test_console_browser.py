@@ -157,6 +157,9 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             await shot(page, artifacts, "03b-server-docs")
             markdown = await page.request.get(f"{base}/console/ws/eng/servers/beta/docs.md")
             assert (await markdown.text()).startswith("# beta (beta)")
+            for elsewhere in ("ws/eng/servers/beta/secrets", "ws/ops/servers/beta/docs"):
+                refused = await page.request.get(f"{base}/console/{elsewhere}")
+                assert refused.status == 404  # no other file; ops is not ada's
 
             await page.goto(f"{base}/console/ws/eng/members/bob")
             # Exactly the tools bob may call: his allow rule keeps one of beta's two.

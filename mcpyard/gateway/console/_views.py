@@ -246,31 +246,24 @@ class Console:
                          injections=[i.as_ for i in config.injections], manifest=manifest,
                          docs=_data.docs_body(manifest) if manifest is not None else None)
 
-    def _manifest(self, request: Request, admin: _data.Admin) -> dict[str, Any] | None:
-        live = self._live(admin, request.path_params["ws"])
-        return self.manifests.of(live, request.path_params["slug"]) if live else None
-
     @_admin_only
-    async def server_manifest(self, request: Request, admin: _data.Admin,
-                              session: _session.Session) -> Response:
-        """The server's capability manifest, as JSON (what ``/ws/<w>/manifest.json`` holds)."""
-        manifest = self._manifest(request, admin)
-        if manifest is None:
-            return self._not_found(request, admin, session, "This server's manifest")
-        return JSONResponse(manifest, headers=HEADERS)
-
-    @_admin_only
-    async def server_docs(self, request: Request, admin: _data.Admin,
+    async def server_file(self, request: Request, admin: _data.Admin,
                           session: _session.Session) -> Response:
-        """The server's generated docs page, exactly as the gateway serves it to members."""
-        manifest = self._manifest(request, admin)
-        if manifest is None:
-            return self._not_found(request, admin, session, "This server's docs")
-        if request.path_params.get("fmt") == "md":
+        """The server's capability manifest (``manifest.json``: what ``/ws/<w>/manifest.json``
+        holds for it) or its generated docs (``docs``, ``docs.md``), exactly as the gateway
+        serves them to members, but whole."""
+        live = self._live(admin, request.path_params["ws"])
+        slug, file = request.path_params["slug"], request.path_params["file"]
+        manifest = self.manifests.of(live, slug) if live else None
+        if manifest is None or file not in ("manifest.json", "docs", "docs.md"):
+            return self._not_found(request, admin, session, "This server's file")
+        if file == "manifest.json":
+            return JSONResponse(manifest, headers=HEADERS)
+        if file == "docs.md":
             return PlainTextResponse(docs.server_markdown(manifest), headers=HEADERS,
                                      media_type="text/markdown")
         # The generated page carries its own inline stylesheet, and nothing else.
-        back = f"/console/ws/{request.path_params['ws']}/servers/{request.path_params['slug']}"
+        back = f"/console/ws/{live.config.name}/servers/{slug}"
         return HTMLResponse(docs.server_html(manifest, index_href=back), headers={
             **HEADERS, "Content-Security-Policy": DOCS_CSP})
 
