@@ -123,11 +123,19 @@ def build_app(settings: Settings) -> Starlette:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
+    master_key: list[bytes] = []
+    """The master key once loaded here (else the source holds it): the console derives its
+    cookie key from it."""
+
+    def current_master_key() -> bytes | None:
+        return master_key[0] if master_key else getattr(settings.source, "master_key", None)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         source = settings.source
         if source is None:  # else the source opens the vault with the key it holds
             key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
+            master_key.append(key)
             vault = vault_.Vault(key)
             runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
@@ -210,7 +218,8 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/manifest.json", docs.manifest_json, methods=["GET"]),
         Route("/ws/{workspace}/docs", docs.index, methods=["GET"]),
         Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
-        console.mount(runtime, settings.records_store if settings.records else None),
+        console.mount(runtime, settings.records_store if settings.records else None,
+                      master_key=current_master_key),
     ]
     check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,

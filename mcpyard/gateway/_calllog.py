@@ -4,7 +4,7 @@
 SQL both databases speak (``count(*) FILTER (WHERE ...)``, ``"user"`` quoted, ``?``
 placeholders that the PostgreSQL reader turns into ``%s``). What the two disagree on (integer
 division of a time into buckets) is one entry of :data:`_DIALECTS`. Percentiles are computed
-here from the latencies, since SQLite has no percentile function.
+here from the latencies alone (SQLite has no percentile function).
 
 Blocking: call it from a thread (``asyncio.to_thread``) inside the gateway.
 """
@@ -12,8 +12,8 @@ Blocking: call it from a thread (``asyncio.to_thread``) inside the gateway.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
-import math
 import re
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +28,7 @@ ERRORS = ("tool_error", "upstream_error", "invalid_request")
 """Outcomes that count as errors (a refusal is not an error of the gateway or a server)."""
 _ERRORS_SQL = "('tool_error', 'upstream_error', 'invalid_request')"
 _COLUMNS = ", ".join('"user"' if f == "user" else f for f in _records.FIELDS)
+_REVISIONS = ("config_revision", "source_revision", "git_commit")
 _FROM = re.compile(rf"\bFROM {T}\b")
 _DIALECTS = {
     "sqlite": {"bucket": "CAST(time / ? AS INTEGER)"},
@@ -121,6 +122,9 @@ class Window:
     server: str | None = None
     target: str | None = None
     outcome: str | None = None
+    revision: str | None = None
+    """Records whose configuration revision, source revision or git commit starts with this
+    (what allowed a call: the audit trail's question)."""
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = ["true"]
@@ -141,6 +145,11 @@ class Window:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 params.append(value)
+        if self.revision:
+            prefix = re.sub(r"([\\%_])", r"\\\1", self.revision) + "%"
+            clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in _REVISIONS)
+                           + ")")
+            params.extend([prefix] * len(_REVISIONS))
         return " AND ".join(clauses), params
 
 
@@ -245,32 +254,59 @@ class Usage:
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """The ``q`` quantile (0..1) by nearest rank; None for no values."""
+    """The ``q`` quantile (0..1) by nearest rank; None for no values. The rank is
+    ceil(q * n) in integers, exactly as :func:`_percentiles_sql` computes it."""
     if not sorted_values:
         return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return round(sorted_values[rank - 1], 1)
+    return round(sorted_values[_rank(round(q * 100), len(sorted_values)) - 1], 1)
 
 
-def _usage(key: Any, rows: list[tuple[str, float]]) -> Usage:
-    latencies = sorted(latency for outcome, latency in rows
-                       if outcome not in ("rate_limited", "denied", "auth_failure"))
-    outcomes = [outcome for outcome, _ in rows]
-    return Usage(key, len(rows), sum(o in ERRORS for o in outcomes),
-                 outcomes.count("rate_limited"), outcomes.count("denied"),
-                 percentile(latencies, 0.5), percentile(latencies, 0.95),
-                 percentile(latencies, 0.99))
+def _rank(pct: int, n: int) -> int:
+    return max(1, (pct * n + 99) // 100)
+
+
+_NO_LATENCY = "('rate_limited', 'denied', 'auth_failure')"
+"""Outcomes answered by the gateway itself: their latency is not a server's."""
+_PERCENTILES = (50, 95, 99)
+
+
+def _counts_sql(key: str, where: str) -> str:
+    """Per group, in the database: calls, errors, rate-limit refusals, denials."""
+    return f"""
+        SELECT k, count(*), count(*) FILTER (WHERE outcome IN {_ERRORS_SQL}),
+               count(*) FILTER (WHERE outcome = 'rate_limited'),
+               count(*) FILTER (WHERE outcome = 'denied')
+        FROM (SELECT {key} AS k, outcome FROM {T} WHERE {where}) AS g GROUP BY k"""
+
+
+def _latencies_sql(key: str, where: str) -> str:
+    """The server latencies of each record with its group."""
+    return f"""
+        SELECT {key}, latency_ms FROM {T} WHERE {where} AND outcome NOT IN {_NO_LATENCY}"""
+
+
+def _usage(r: Reader, key: str, key_params: list[Any], w: Window) -> list[Usage]:
+    """Usage per value of the SQL expression ``key``: the counts are grouped in the database
+    (one row per group); the percentiles are computed here from the latencies alone."""
+    where, params = w.where()
+    groups = r.fetch(_counts_sql(key, where), [*key_params, *params])
+    latencies: dict[Any, list[float]] = {k: [] for k, *_ in groups}
+    if groups:
+        for k, v in r.stream(_latencies_sql(key, where), [*key_params, *params]):
+            found = latencies.get(k)
+            if found is not None:  # else a record newer than the counts
+                found.append(v)
+    out: list[Usage] = []
+    for k, calls_, errors_, limited, denied in groups:
+        values = sorted(latencies[k])
+        out.append(Usage(k, calls_, errors_, limited, denied,
+                         *(percentile(values, p / 100) for p in _PERCENTILES)))
+    return out
 
 
 def usage_by(r: Reader, w: Window, dimension: str, limit: int = 50) -> list[Usage]:
     """Usage per member / tool / server / outcome, busiest first."""
-    column = DIMENSIONS[dimension]
-    where, params = w.where()
-    groups: dict[Any, list[tuple[str, float]]] = {}
-    for key, outcome, latency in r.stream(
-            f"SELECT {column}, outcome, latency_ms FROM {T} WHERE {where}", params):
-        groups.setdefault(key, []).append((outcome, latency))
-    out = [_usage(key, rows) for key, rows in groups.items()]
+    out = _usage(r, DIMENSIONS[dimension], [], w)
     out.sort(key=lambda u: (-u.calls, str(u.key)))
     return out[:limit]
 
@@ -278,13 +314,9 @@ def usage_by(r: Reader, w: Window, dimension: str, limit: int = 50) -> list[Usag
 def usage_over_time(r: Reader, w: Window, step: float) -> list[Usage]:
     """Usage per time bucket of ``step`` seconds (key: the bucket's start), oldest first;
     buckets without records are absent."""
-    where, params = w.where()
-    groups: dict[int, list[tuple[str, float]]] = {}
-    for bucket, outcome, latency in r.stream(
-            f"SELECT {r.bucket()}, outcome, latency_ms FROM {T} WHERE {where}",
-            [step, *params]):
-        groups.setdefault(int(bucket), []).append((outcome, latency))
-    return [_usage(bucket * step, groups[bucket]) for bucket in sorted(groups)]
+    out = _usage(r, r.bucket(), [step], w)
+    return sorted((dataclasses.replace(u, key=int(u.key) * step) for u in out),
+                  key=lambda u: u.key)
 
 
 def last_activity(r: Reader, w: Window) -> dict[str, float]:

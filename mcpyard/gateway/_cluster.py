@@ -72,6 +72,11 @@ class ClusterSource:
         self._key = b""
         self.vault: Vault | None = None
 
+    @property
+    def master_key(self) -> bytes | None:
+        """The master key once read from its Secret (the console derives its cookie key)."""
+        return self._key or None
+
     def __repr__(self) -> str:
         return f"<ClusterSource {self.namespace}: {len(self._secrets)} config Secrets>"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,14 @@ from gwtools import member, run_gateway, server, workspace
 from playwright.async_api import Browser, Page, async_playwright
 
 from mcpyard import hub
+from mcpyard.compiler.config import Source
 from mcpyard.crypto import tokens
 from mcpyard.gateway import _calllog, _records
 
 pytestmark = pytest.mark.anyio
 
 ADA, BOB, CAROL, DAN = tokens.new(), tokens.new(), tokens.new(), tokens.new()
+COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
 
 
 @contextlib.asynccontextmanager
@@ -75,10 +78,13 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
         member("bob", BOB, allow=("beta__echo",)),
         member("carol", CAROL, disabled=True),
         member("dan", DAN),
-    ], display_name="Engineering", revision="3f9a1c2e7b4d5a60")
+    ], display_name="Engineering", revision="3f9a1c2e7b4d5a60",
+        source=Source(revision="main@sha1:9e8d7c6b5a43", origin="Kustomization flux/eng"))
     ops = workspace("ops", [server("beta", beta.url)], [member("bob", BOB, role="admin")],
                     display_name="Operations")
     async with run_gateway(settings_for([eng, ops])) as gw:
+        # Served from a checkout of the manifests at this commit (as `serve` does).
+        gw.runtime.apply({"eng": eng, "ops": ops}, commit=COMMIT)
         await gw.wait_serving("eng", "beta")
         base = gw.base_url
         async with httpx.AsyncClient(timeout=30) as http:
@@ -90,7 +96,10 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
                 assert r.status_code == 200
             denied = await raw.post("tools/call", {"name": "beta__hello", "arguments": {}})
             assert "error" in denied.json()
-        await records_written(gw.app.state.settings.records_path, 6)
+            # A call the upstream rejects (no text): an error of server beta.
+            failed = await raw.post("tools/call", {"name": "beta__echo", "arguments": {}})
+            assert failed.json()["result"]["isError"] is True
+        await records_written(gw.app.state.settings.records_path, 7)
 
         async with chromium() as browser:
             # An active member who is not an admin is refused.
@@ -126,9 +135,31 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             await shot(page, artifacts, "02-workspace")
 
             await page.goto(f"{base}/console/ws/eng/servers/beta")
-            assert "healthy" in await page.locator("h1").inner_text()
+            assert "healthy" in await page.locator("main > h1").inner_text()
             assert await cells(page, "ul.tools li") == ["beta__echo", "beta__hello"]
+            # Its capability manifest and generated docs, from the gateway's own builder.
+            assert await page.locator("#manifest-counts").inner_text() == (
+                "2 tools · 0 prompts · 0 resources")
+            docs = page.locator(".card.docs")
+            assert await docs.locator("h1").inner_text() == "beta (beta)"
+            assert await docs.locator("h3").all_inner_texts() == ["beta__echo", "beta__hello"]
+            # Its recent errors: bob's call that the server failed.
+            errors = await cells(page, "#errors + table tbody tr")
+            assert len(errors) == 1 and "tool_error" in errors[0] and "beta__echo" in errors[0]
             await shot(page, artifacts, "03-server")
+            manifest = await page.request.get(
+                f"{base}/console/ws/eng/servers/beta/manifest.json")
+            assert manifest.ok and manifest.headers["content-type"] == "application/json"
+            body = await manifest.json()
+            assert [t["name"] for t in body["tools"]] == ["beta__echo", "beta__hello"]
+            await page.goto(f"{base}/console/ws/eng/servers/beta/docs")
+            assert await page.locator("h1").inner_text() == "beta (beta)"
+            await shot(page, artifacts, "03b-server-docs")
+            markdown = await page.request.get(f"{base}/console/ws/eng/servers/beta/docs.md")
+            assert (await markdown.text()).startswith("# beta (beta)")
+            for elsewhere in ("ws/eng/servers/beta/secrets", "ws/ops/servers/beta/docs"):
+                refused = await page.request.get(f"{base}/console/{elsewhere}")
+                assert refused.status == 404  # no other file; ops is not ada's
 
             await page.goto(f"{base}/console/ws/eng/members/bob")
             # Exactly the tools bob may call: his allow rule keeps one of beta's two.
@@ -140,33 +171,52 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
             with anyio.fail_after(30):
                 await page.wait_for_selector("body[data-charts-ready='1']")
             chart = page.locator("#chart-calls")
-            # bob's 5 calls and 1 denial: what the records hold.
-            assert await chart.get_attribute("data-total-calls") == "6"
+            # bob's 5 calls, 1 denial and 1 failure: what the records hold.
+            assert await chart.get_attribute("data-total-calls") == "7"
             assert await page.locator("#chart-calls canvas").count() == 1
             assert await page.locator("#chart-latency canvas").count() == 1
-            assert await page.locator("#total-calls").inner_text() == "6"
+            assert await page.locator("#total-calls").inner_text() == "7"
             by_member = await page.locator("section", has_text="By member").locator(
                 "tbody tr").first.inner_text()
-            assert by_member.split("\t")[:2] == ["bob", "6"]
+            assert by_member.split("\t")[:2] == ["bob", "7"]
             by_outcome = await page.locator("section", has_text="By outcome").inner_text()
             assert "denied" in by_outcome
             await shot(page, artifacts, "05-usage")
 
             await page.goto(f"{base}/console/audit?period=1h")
             rows = await cells(page, "#audit tbody tr")
-            assert len(rows) == 6 and all("bob" in r for r in rows)
+            assert len(rows) == 7 and all("bob" in r for r in rows)
             await page.select_option("select[name=outcome]", "denied")
             await page.click("form.filters button")
             rows = await cells(page, "#audit tbody tr")
             assert len(rows) == 1 and "beta__hello" in rows[0] and "denied" in rows[0]
-            assert "3f9a1c2e7b4d" in rows[0]  # the configuration revision that decided it
+            # What allowed it: the configuration revision, the Flux revision, the commit.
+            assert "3f9a1c2e7b4d" in rows[0] and "main@sha1:9e8d7c6b5a43" in rows[0]
+            assert COMMIT[:10] in rows[0]
             await shot(page, artifacts, "06-audit")
+            # Filter by what allowed the calls: a commit's start finds all 7, another none.
+            await page.goto(f"{base}/console/audit?period=1h&revision=c0ffee12")
+            assert len(await cells(page, "#audit tbody tr td:first-child")) == 7
+            await page.goto(f"{base}/console/audit?period=1h&revision=main@sha1:9e8d")
+            assert len(await cells(page, "#audit tbody tr td:first-child")) == 7
+            await page.goto(f"{base}/console/audit?period=1h&revision=deadbeef")
+            assert await cells(page, "#audit tbody tr") == ["No calls match."]
             export = await page.request.get(
-                f"{base}/console/audit.csv?period=1h&outcome=ok")
+                f"{base}/console/audit.csv?period=1h&outcome=ok&revision=3f9a1c")
             assert export.ok
             exported = list(csv.DictReader(io.StringIO(await export.text())))
             assert [r["target"] for r in exported] == ["beta__echo"] * 5
             assert set(exported[0]) == set(_records.FIELDS)
+            assert {(r["config_revision"], r["source_revision"], r["git_commit"])
+                    for r in exported} == {("3f9a1c2e7b4d5a60", "main@sha1:9e8d7c6b5a43",
+                                            COMMIT)}
+            export = await page.request.get(
+                f"{base}/console/audit.jsonl?period=1h&outcome=denied")
+            lines = [json.loads(line) for line in (await export.text()).splitlines()]
+            assert [(r["target"], r["source_revision"], r["git_commit"]) for r in lines] == [
+                ("beta__hello", "main@sha1:9e8d7c6b5a43", COMMIT)]
+            export = await page.request.get(f"{base}/console/audit.jsonl?revision=nope")
+            assert await export.text() == ""
 
             await page.goto(f"{base}/console/hub")
             assert await page.locator("table.data tbody tr").count() == len(hub.catalog())

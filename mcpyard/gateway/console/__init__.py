@@ -10,6 +10,7 @@ scoped to ``/console`` and the MCP endpoints never read cookies.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.routing import Mount, Route
@@ -22,8 +23,14 @@ from mcpyard.gateway.console._views import STATIC_VERSION, Console
 __all__ = ["Console", "Signer", "mount"]
 
 
-def mount(runtime: Runtime, store: str | Path | None, *, signer: Signer | None = None) -> Mount:
-    """The console's routes under ``/console``; ``store`` is the call log (None: none kept)."""
+def mount(runtime: Runtime, store: str | Path | None, *, signer: Signer | None = None,
+          master_key: Callable[[], bytes | None] | None = None) -> Mount:
+    """The console's routes under ``/console``; ``store`` is the call log (None: none kept).
+
+    ``master_key`` returns the gateway's master key once loaded: session cookies are signed
+    with a key derived from it, so every replica sharing it accepts them."""
+    if signer is None and master_key is not None:
+        signer = Signer(master_key=master_key)
     console = Console(runtime, store, signer=signer)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     return Mount("/console", routes=[
@@ -34,6 +41,7 @@ def mount(runtime: Runtime, store: str | Path | None, *, signer: Signer | None =
         Route("/workspaces", console.workspaces, methods=["GET"]),
         Route("/ws/{ws}", console.workspace, methods=["GET"]),
         Route("/ws/{ws}/servers/{slug}", console.server, methods=["GET"]),
+        Route("/ws/{ws}/servers/{slug}/{file}", console.server_file, methods=["GET"]),
         Route("/ws/{ws}/members/{name}", console.member, methods=["GET"]),
         Route("/usage", console.usage, methods=["GET"]),
         Route("/audit", console.audit, methods=["GET"]),

@@ -12,8 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import markupsafe
+
 from mcpyard.compiler.config import MemberConfig, ServerConfig
-from mcpyard.gateway import _calllog, _pgrecords, _records
+from mcpyard.discovery import docs
+from mcpyard.gateway import _calllog, _docs, _pgrecords, _records
 from mcpyard.gateway._runtime import Live, Runtime
 
 PERIODS = {"1h": (3600.0, 60.0), "24h": (86400.0, 900.0), "7d": (7 * 86400.0, 3 * 3600.0),
@@ -100,3 +103,31 @@ def workspace_summary(live: Live, reader: _calllog.Reader | None,
             "tools": len([e for e in live.table.entries if e.slug in live.available]),
             "last_minute": minute[0].calls if minute else 0,
             "last_hour": hour[0] if hour else None}
+
+
+class Manifests:
+    """The capability manifests of each workspace, built once per configuration snapshot by
+    the gateway's own builder (:func:`mcpyard.gateway._docs.manifests`; a Live is immutable).
+    An admin sees a server's whole manifest, not one member's cut of it."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[Live, list[dict[str, Any]]]] = {}
+
+    def of(self, live: Live, slug: str) -> dict[str, Any] | None:
+        """The manifest of server ``slug``; None until its tools are known."""
+        cached = self._cache.get(live.config.name)
+        if cached is None or cached[0] is not live:
+            cached = self._cache[live.config.name] = (live, _docs.manifests(live))
+        return next((m for m in cached[1] if m["server"]["slug"] == slug), None)
+
+
+def docs_body(manifest: dict[str, Any]) -> markupsafe.Markup:
+    """The generated docs page of a server, as the gateway serves it at ``/ws/<w>/docs/<slug>``
+    (:func:`mcpyard.discovery.docs.server_html`), without its document shell and inline style:
+    the console's stylesheet dresses it (its CSP allows no inline style). Every text from the
+    server is escaped by that renderer."""
+    page = docs.server_html(manifest)
+    body = page.split("<body>\n", 1)[1].rsplit("\n</body>", 1)[0]
+    if body.startswith("<nav>"):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+    return markupsafe.Markup(body)  # escaped by discovery.docs.html

@@ -11,23 +11,31 @@ import functools
 import io
 import logging
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import jinja2
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 
 from mcpyard import hub
 from mcpyard.crypto import tokens
+from mcpyard.discovery import docs
 from mcpyard.gateway import _calllog, _records
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway.console import _data, _session
 
 log = logging.getLogger("mcpyard.gateway")
 HERE = Path(__file__).parent
-STATIC_VERSION = "1"
+STATIC_VERSION = "2"
 """Part of every static URL, so that a new release is never served a stale cached file."""
 HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -38,6 +46,9 @@ HEADERS = {
     "Referrer-Policy": "same-origin",  # no-referrer would make form posts Origin: null
     "Cache-Control": "no-store",
 }
+DOCS_CSP = ("default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+"""A generated docs page: its inline stylesheet, no script, no request anywhere."""
 AUDIT_PAGE = 200
 """Rows of the audit trail a page shows (the export has them all)."""
 
@@ -87,6 +98,7 @@ class Console:
         self.store = store
         self.signer = signer or _session.Signer()
         self.env = _environment()
+        self.manifests = _data.Manifests()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -153,6 +165,9 @@ class Console:
         digest = tokens.hash(token)
         if _data.admin_scope(self.runtime, digest) is None:
             return refused
+        if not self.signer.ready:
+            return self.page(request, "login.html", 503,
+                             error="The gateway is still starting; try again in a moment.")
         cookie, _ = self.signer.issue(digest)
         response = RedirectResponse("/console/", status_code=303, headers=HEADERS)
         response.set_cookie(_session.COOKIE, cookie, max_age=int(self.signer.lifetime),
@@ -224,10 +239,33 @@ class Console:
         errors, usage = await self.read(lambda r: (
             _calllog.errors(r, window, 20) if r else [],
             _calllog.usage_by(r, window, "tool") if r else []))
+        manifest = self.manifests.of(live, config.slug)
         return self.page(request, "server.html", admin=admin, session=session,
                          ws=live.config, server=_data.server_row(live, config),
                          errors=errors, usage=usage,
-                         injections=[i.as_ for i in config.injections])
+                         injections=[i.as_ for i in config.injections], manifest=manifest,
+                         docs=_data.docs_body(manifest) if manifest is not None else None)
+
+    @_admin_only
+    async def server_file(self, request: Request, admin: _data.Admin,
+                          session: _session.Session) -> Response:
+        """The server's capability manifest (``manifest.json``: what ``/ws/<w>/manifest.json``
+        holds for it) or its generated docs (``docs``, ``docs.md``), exactly as the gateway
+        serves them to members, but whole."""
+        live = self._live(admin, request.path_params["ws"])
+        slug, file = request.path_params["slug"], request.path_params["file"]
+        manifest = self.manifests.of(live, slug) if live else None
+        if manifest is None or file not in ("manifest.json", "docs", "docs.md"):
+            return self._not_found(request, admin, session, "This server's file")
+        if file == "manifest.json":
+            return JSONResponse(manifest, headers=HEADERS)
+        if file == "docs.md":
+            return PlainTextResponse(docs.server_markdown(manifest), headers=HEADERS,
+                                     media_type="text/markdown")
+        # The generated page carries its own inline stylesheet, and nothing else.
+        back = f"/console/ws/{live.config.name}/servers/{slug}"
+        return HTMLResponse(docs.server_html(manifest, index_href=back), headers={
+            **HEADERS, "Content-Security-Policy": DOCS_CSP})
 
     @_admin_only
     async def member(self, request: Request, admin: _data.Admin,
@@ -260,7 +298,7 @@ class Console:
         filters = {"period": period or "24h", "ws": ws if ws in admin.scope else ""}
         values: dict[str, Any] = {}
         for key, column in (("member", "member"), ("tool", "target"), ("server", "server"),
-                            ("outcome", "outcome")):
+                            ("outcome", "outcome"), ("revision", "revision")):
             value = (q.get(key) or "").strip()
             filters[key] = value
             if value:
@@ -301,10 +339,13 @@ class Console:
         window, filters = self._window(request, admin)
         rows = await self.read(lambda r: _calllog.calls(r, window, AUDIT_PAGE,
                                                         newest_first=True) if r else [])
-        query = "&".join(f"{k}={v}" for k, v in filters.items() if v)
+        query = urllib.parse.urlencode({k: v for k, v in filters.items() if v})
+        others = urllib.parse.urlencode({k: v for k, v in filters.items()
+                                         if v and k != "revision"})
         return self.page(request, "audit.html", admin=admin, session=session,
                          filters=filters, periods=list(_data.PERIODS), rows=rows,
-                         limit=AUDIT_PAGE, query=query, outcomes=_records.OUTCOMES)
+                         limit=AUDIT_PAGE, query=query, query_without_revision=others,
+                         outcomes=_records.OUTCOMES)
 
     @_admin_only
     async def audit_export(self, request: Request, admin: _data.Admin,
