@@ -235,7 +235,7 @@ def traced(out: str, argv: list[str]) -> None:
 
     from mcpyard.cli import main as mcpyard_main
 
-    tracemalloc.start(12)
+    tracemalloc.start(4)
 
     def report(*_: Any) -> None:
         snap = tracemalloc.take_snapshot()
