@@ -239,7 +239,8 @@ def traced(out: str, argv: list[str]) -> None:
 
     def report(*_: Any) -> None:
         snap = tracemalloc.take_snapshot()
-        lines = [f"traced {tracemalloc.get_traced_memory()[0] / 2**20:.1f} MiB now"]
+        now, peak = tracemalloc.get_traced_memory()
+        lines = [f"traced {now / 2**20:.1f} MiB now, {peak / 2**20:.1f} MiB at the peak"]
         for group in ("filename", "lineno", "traceback"):
             lines.append(f"## by {group}")
             for stat in snap.statistics(group)[: 8 if group == "traceback" else 30]:
