@@ -22,7 +22,6 @@ import httpx2
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared._httpx_utils import create_mcp_http_client
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
@@ -70,13 +69,29 @@ async def list_tools(server: ServerConfig, rt: Runtime, timeout: float) -> manif
     resources and resource templates it advertises, following pagination."""
     if server.url is None:
         raise errors.UpstreamError(f"server {server.slug} has no URL to discover tools at")
-    async with asyncio.timeout(timeout):
-        http = create_mcp_http_client(headers=headers(server, rt), timeout=httpx2.Timeout(timeout))
+    tls = rt.discovery_tls()
+
+    def client(
+        headers: dict[str, str] | None = None,
+        timeout: httpx2.Timeout | None = None,
+        auth: httpx2.Auth | None = None,
+    ) -> httpx2.AsyncClient:
+        # The MCP SDK's client factory, with the one TLS context of the operator: each
+        # context loads the CA bundle (~0.85 MiB), and hundreds of servers discover at once.
+        return httpx2.AsyncClient(headers=headers, timeout=timeout, auth=auth, verify=tls)
+
+    async with rt.discovery_slots, asyncio.timeout(timeout):
+        http = client(headers=headers(server, rt), timeout=httpx2.Timeout(timeout))
         async with http, contextlib.AsyncExitStack() as stack:
             streams: Any
             if server.transport == "sse":
                 streams = await stack.enter_async_context(
-                    sse_client(server.url, headers=headers(server, rt), timeout=timeout)
+                    sse_client(
+                        server.url,
+                        headers=headers(server, rt),
+                        timeout=timeout,
+                        httpx_client_factory=client,
+                    )
                 )
             else:
                 streams = await stack.enter_async_context(

@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import itertools
 import json
 import logging
+import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import httpx2
 
 from mcpyard import errors, kube
 from mcpyard.api import v1alpha1
@@ -33,6 +37,7 @@ WorkKey = tuple[str, ...]
 """("ws", NAME) or ("secret", NAMESPACE, NAME)."""
 ROTATE_ANNOTATION = "mcpyard.io/rotate-token"
 log = logging.getLogger("mcpyard.operator")
+DISCOVERY_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,21 @@ class Entry:
         return value if isinstance(value, str) else None
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
 def entry(body: Mapping[str, Any]) -> Entry:
-    raw = copy.deepcopy(dict(body))
+    """The index entry of a resource: a copy of its body without what no reconcile reads and
+    what can dwarf the object (``managedFields``, kubectl's copy of the whole object)."""
+    raw = dict(body)
+    if isinstance(raw.get("metadata"), dict):
+        meta = raw["metadata"] = dict(raw["metadata"])
+        meta.pop("managedFields", None)
+        if isinstance(meta.get("annotations"), dict):
+            meta["annotations"] = {
+                k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED
+            }
+    raw = copy.deepcopy(raw)
     try:
         return Entry(raw, v1alpha1.parse(raw))
     except errors.InvalidResource as exc:
@@ -122,14 +140,23 @@ class Tools:
         return tuple(str(t["name"]) for t in self.reported.tools)
 
 
+URGENT, ROUTINE = 0, 1
+"""Reconcile priorities: a change to a resource already seen (an edit or a deletion: how
+access is removed) goes before routine work (a cold start's first sightings, resyncs,
+discovery results)."""
+
+
 class Reconciler:
     """A queue of work keys served by a few workers; a key is never worked on twice at once,
-    and requests for a key that is queued or running fold into one more run."""
+    requests for a key that is queued or running fold into one more run (a burst of changes
+    to one workspace costs one compile and one write), and urgent keys go first."""
 
     def __init__(self, work: Callable[[WorkKey, bool], Awaitable[None]], workers: int) -> None:
         self._work = work
-        self._queue: asyncio.Queue[WorkKey] = asyncio.Queue()
-        self._queued: set[WorkKey] = set()
+        self._queue: asyncio.PriorityQueue[tuple[int, int, WorkKey]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
+        self._queued: dict[WorkKey, int] = {}
+        """Key -> the priority it is queued with (its best)."""
         self._running: set[WorkKey] = set()
         self._force: set[WorkKey] = set()
         self._failures: dict[WorkKey, int] = {}
@@ -140,20 +167,24 @@ class Reconciler:
         self.idle = asyncio.Event()
         self.idle.set()
 
-    def request(self, key: WorkKey, *, force: bool = False) -> None:
+    def request(self, key: WorkKey, *, force: bool = False, urgent: bool = False) -> None:
         if force:
             self._force.add(key)
-        if key in self._queued:
+        priority = URGENT if urgent else ROUTINE
+        queued = self._queued.get(key)
+        if queued is not None and queued <= priority:
             return
-        self._queued.add(key)
+        self._queued[key] = priority  # a routine key made urgent is queued again, in front
         self.idle.clear()
         if key not in self._running:
-            self._queue.put_nowait(key)
+            self._queue.put_nowait((priority, next(self._order), key))
 
     async def _worker(self) -> None:
         while True:
-            key = await self._queue.get()
-            self._queued.discard(key)
+            priority, _, key = await self._queue.get()
+            if key in self._running or self._queued.get(key) != priority:
+                continue  # an entry left behind by a promotion, or re-queued when done
+            del self._queued[key]
             self._running.add(key)
             force = key in self._force
             self._force.discard(key)
@@ -178,7 +209,7 @@ class Reconciler:
             finally:
                 self._running.discard(key)
                 if key in self._queued:
-                    self._queue.put_nowait(key)
+                    self._queue.put_nowait((self._queued[key], next(self._order), key))
                 if not self._queued and not self._running:
                     self.idle.set()
 
@@ -229,14 +260,26 @@ class Runtime:
     of each resource, which the compiler keeps for a resource that broke since."""
     served_read: set[str] = field(default_factory=set)
     """Workspaces whose config Secret was read at start (one GET each, found or not)."""
+    discovery_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(DISCOVERY_CONCURRENCY)
+    )
+    """Tool discoveries in flight at once: a cold start of hundreds of servers would
+    otherwise hold hundreds of HTTP clients and MCP sessions at the same time."""
+    _tls: ssl.SSLContext | None = field(default=None, init=False, repr=False)
+
+    def discovery_tls(self) -> ssl.SSLContext:
+        """The one TLS context of every discovery client (built once: it loads the CAs)."""
+        if self._tls is None:
+            self._tls = httpx2.create_ssl_context()
+        return self._tls
 
     def index(self, name: str, key: Any) -> list[Any]:
         store = self.indexes[name].get(key)
         return list(store) if store is not None else []
 
-    def request(self, key: WorkKey, *, force: bool = False) -> None:
+    def request(self, key: WorkKey, *, force: bool = False, urgent: bool = False) -> None:
         if self.reconciler is not None:
-            self.reconciler.request(key, force=force)
+            self.reconciler.request(key, force=force, urgent=urgent)
 
     def wake(self, server: NsName) -> None:
         self.wakers.setdefault(server, asyncio.Event()).set()
@@ -257,11 +300,13 @@ class Runtime:
             if before is not None and before[0] == fp:
                 return
         force = before is None
+        # An edit or a deletion of a resource already seen may remove access: it goes first.
+        urgent = before is not None
         if kind == "EncryptedSecret":
-            self.request(("secret", ns, name), force=force)
+            self.request(("secret", ns, name), force=force, urgent=urgent)
             return
         for ws in {workspace, before[1] if before else None} - {None}:
-            self.request(("ws", str(ws)), force=force)
+            self.request(("ws", str(ws)), force=force, urgent=urgent)
         if kind == "MCPServer":
             self.wake((ns, name))
 

@@ -16,10 +16,12 @@ PLURAL = "encryptedsecrets"
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="secrets")
-    def secrets(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Entry]:
+    async def secrets(
+        body: kopf.Body, namespace: str | None, name: str, **_: Any
+    ) -> dict[Any, Entry]:
         return {(namespace, name): entry(body)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def secret_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    async def secret_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.observe(body, deleted=type == "DELETED")

@@ -30,15 +30,15 @@ def _secret_names(body: kopf.Body) -> set[str]:
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="servers")
-    def servers(body: kopf.Body, **_: Any) -> dict[Any, Entry]:
+    async def servers(body: kopf.Body, **_: Any) -> dict[Any, Entry]:
         return {entry_workspace(body): entry(body)}
 
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="servers_by_secret")
-    def servers_by_secret(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
+    async def servers_by_secret(body: kopf.Body, namespace: str | None, **_: Any) -> dict[Any, Any]:
         return {(namespace, secret): entry_workspace(body) for secret in _secret_names(body)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def server_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    async def server_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.observe(body, deleted=type == "DELETED")
 
@@ -63,13 +63,13 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     # The Deployments mcpyard made: which workspace has which (to prune), and which are
     # available (a hosted server is discovered once it is).
     @kopf.index("apps", "v1", "deployments", registry=registry, labels=MANAGED, id="deployments")
-    def deployments(namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
+    async def deployments(namespace: str | None, labels: kopf.Labels, **_: Any) -> dict[Any, Any]:
         if WORKSPACE_LABEL not in labels or SERVER_LABEL not in labels:
             return {}
         return {labels[WORKSPACE_LABEL]: (namespace, labels[SERVER_LABEL])}
 
     @kopf.index("apps", "v1", "deployments", registry=registry, labels=MANAGED, id="available")
-    def available(
+    async def available(
         namespace: str | None, labels: kopf.Labels, status: kopf.Status, **_: Any
     ) -> dict[Any, Any]:
         if SERVER_LABEL not in labels:
@@ -77,7 +77,9 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         return {(namespace, labels[SERVER_LABEL]): int(status.get("availableReplicas") or 0)}
 
     @kopf.on.event("apps", "v1", "deployments", registry=registry, labels=MANAGED)
-    def deployment_event(namespace: str | None, labels: kopf.Labels, memo: Any, **_: Any) -> None:
+    async def deployment_event(
+        namespace: str | None, labels: kopf.Labels, memo: Any, **_: Any
+    ) -> None:
         runtime: Runtime = memo.runtime
         if SERVER_LABEL in labels:
             runtime.wake((str(namespace), labels[SERVER_LABEL]))

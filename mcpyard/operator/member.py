@@ -19,10 +19,10 @@ PLURAL = "members"
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="members")
-    def members(body: kopf.Body, **_: Any) -> dict[Any, Entry]:
+    async def members(body: kopf.Body, **_: Any) -> dict[Any, Entry]:
         return {entry_workspace(body): entry(body)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def member_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    async def member_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.observe(body, deleted=type == "DELETED")

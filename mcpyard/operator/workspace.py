@@ -22,16 +22,16 @@ PLURAL = "workspaces"
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="workspaces")
-    def workspaces(body: kopf.Body, name: str, **_: Any) -> dict[Any, Entry]:
+    async def workspaces(body: kopf.Body, name: str, **_: Any) -> dict[Any, Entry]:
         return {name: entry(body)}
 
     @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    def workspace_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    async def workspace_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.observe(body, deleted=type == "DELETED")
 
     @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    def workspace_resume(name: str, memo: kopf.Memo, **_: Any) -> None:
+    async def workspace_resume(name: str, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.request(("ws", name), force=True)
 
@@ -43,7 +43,7 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
         interval=settings.resync_interval,
         initial_delay=settings.resync_interval,
     )
-    def workspace_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
+    async def workspace_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.request(("ws", name), force=True)
 

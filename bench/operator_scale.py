@@ -1,0 +1,276 @@
+"""The operator at scale, on a real kube-apiserver (issue 18).
+
+Starts etcd + kube-apiserver 1.20 on loopback (tests/cluster/apiserver.py; built by
+tools/kube-apiserver/install.sh), installs the CRDs, then creates WORKSPACES workspaces spread
+over 10 namespaces, each with 5 proxied MCPServers and 10 Members with an access rule, and runs
+``mcpyard operator --standalone`` as a process with the admin kubeconfig. It measures:
+
+- the time from the operator's start to every config Secret written;
+- the operator's peak RSS (VmHWM from /proc) and its RSS once idle;
+- a revocation during the cold start: a Member of the last workspace patched ``disabled: true``
+  as soon as the operator has written its first config Secret, until that workspace's config
+  Secret shows the member disabled;
+- the same revocation when the operator is idle.
+
+    .venv/bin/python bench/operator_scale.py --workspaces 1 30 100
+
+``--tracemalloc PATH`` runs the operator under tracemalloc (this file's ``--traced``): once idle
+the bench sends it SIGUSR1 and it writes the top allocations, by file and by line, to PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from mcpyard import kube  # noqa: E402
+from tests.cluster.apiserver import ApiServer, start  # noqa: E402
+from tests.cluster.conftest import crd_documents, strip_cel  # noqa: E402
+
+GROUP_VERSION = "mcpyard.io/v1alpha1"
+OPERATOR_NS = "mcpyard"
+NAMESPACES = 10
+SERVERS = 5
+MEMBERS = 10
+T = TypeVar("T")
+
+
+def resources(workspaces: int) -> list[dict[str, Any]]:
+    """The scenario: WORKSPACES x (1 Workspace + 5 proxied servers + 10 members)."""
+    out: list[dict[str, Any]] = []
+    for i in range(workspaces):
+        ws, ns = f"ws{i:04d}", f"team{i % NAMESPACES:02d}"
+
+        def meta(name: str, ns: str = ns) -> dict[str, Any]:
+            return {"name": name, "namespace": ns}
+
+        out.append(
+            {
+                "apiVersion": GROUP_VERSION,
+                "kind": "Workspace",
+                "metadata": meta(ws),
+                "spec": {"displayName": f"Workspace {i}", "plan": "pro"},
+            }
+        )
+        for s in range(SERVERS):
+            out.append(
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "MCPServer",
+                    "metadata": meta(f"{ws}-s{s}"),
+                    "spec": {
+                        "workspace": ws,
+                        # Nothing listens there: discovery fails fast and retries hourly.
+                        "proxy": {"url": f"http://127.0.0.1:9/{ws}/s{s}/mcp"},
+                    },
+                }
+            )
+        for m in range(MEMBERS):
+            digest = f"{i:06d}{m:04d}".ljust(64, "0")
+            out.append(
+                {
+                    "apiVersion": GROUP_VERSION,
+                    "kind": "Member",
+                    "metadata": meta(f"{ws}-m{m}"),
+                    "spec": {
+                        "workspace": ws,
+                        "user": f"user{m}@ws{i}.example.com",
+                        "tokenHash": f"sha256:{digest}",
+                        "access": {"allow": [f"{ws}-s0__*", f"{ws}-s{m % SERVERS}__*"]},
+                    },
+                }
+            )
+    return out
+
+
+def create_all(server: ApiServer, objs: Iterable[dict[str, Any]], threads: int = 8) -> None:
+    local = threading.local()
+
+    def one(obj: dict[str, Any]) -> None:
+        if not hasattr(local, "client"):
+            local.client = server.client()
+        local.client.create_sync(obj)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, objs))
+
+
+def wait(check: Callable[[], T | None], timeout: float, what: str, every: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of ``pid`` in MiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def member_disabled(client: kube.Client, ws: str, member: str) -> bool:
+    secret = client.get_sync("v1", "Secret", OPERATOR_NS, kube.config_secret_name(ws))
+    if not secret:
+        return False
+    config = json.loads(base64.b64decode(secret["data"]["config.json"]))
+    return any(m["name"] == member and m["disabled"] for m in config["members"])
+
+
+def revoke(client: kube.Client, ws: str, ns: str, member: str, timeout: float) -> float:
+    """Seconds from patching ``member`` disabled to its workspace's config Secret saying so."""
+    t0 = time.monotonic()
+    client.patch_sync(GROUP_VERSION, "Member", ns, member, {"spec": {"disabled": True}})
+    wait(lambda: member_disabled(client, ws, member), timeout, f"{member} disabled in {ws}")
+    return time.monotonic() - t0
+
+
+def config_count(client: kube.Client) -> int:
+    return len(client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"}))
+
+
+def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, Any]:
+    server = start(work / "apiserver")
+    operator: subprocess.Popen[bytes] | None = None
+    try:
+        docs = [strip_cel(crd)[0] for crd in crd_documents()]
+        server.apply(docs)
+        for doc in docs:
+            server.kubectl("wait", "--for=condition=Established", f"crd/{doc['metadata']['name']}")
+        for ns in [OPERATOR_NS, *(f"team{i:02d}" for i in range(NAMESPACES))]:
+            server.kubectl("create", "namespace", ns)
+        objs = resources(workspaces)
+        t0 = time.monotonic()
+        create_all(server, objs)
+        created = time.monotonic() - t0
+        client = server.client()
+        traced = [__file__, "--traced", tracemalloc, "--"] if tracemalloc else ["-m", "mcpyard"]
+        log = (work / "operator.log").open("wb")
+        args = ["--kubeconfig", str(server.kubeconfig), "--gateway-url", "https://gw.example.com"]
+        started = time.monotonic()
+        operator = subprocess.Popen(
+            [sys.executable, *traced, "operator", "--standalone", *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=work,
+        )
+        pid = operator.pid
+        peak = [0.0]
+
+        def sample() -> None:
+            while operator.poll() is None:
+                try:
+                    peak[0] = max(peak[0], rss_mib(pid)[1])
+                except (OSError, KeyError):
+                    return
+                time.sleep(0.2)
+
+        threading.Thread(target=sample, daemon=True).start()
+        last = workspaces - 1
+        last_ws, last_ns = f"ws{last:04d}", f"team{last % NAMESPACES:02d}"
+        # During the cold start: as soon as the first config Secret is written.
+        wait(lambda: config_count(client) > 0, 600, "the first config Secret", every=0.02)
+        first = time.monotonic() - started
+        cold_revoke = revoke(client, last_ws, last_ns, f"{last_ws}-m1", 600)
+        wait(
+            lambda: config_count(client) >= workspaces,
+            1200,
+            f"{workspaces} config Secrets",
+            every=0.1,
+        )
+        all_written = time.monotonic() - started
+        time.sleep(5)  # let status patches and discovery settle before the idle measurement
+        idle_revoke = revoke(client, last_ws, last_ns, f"{last_ws}-m2", 120)
+        if tracemalloc:
+            operator.send_signal(signal.SIGUSR1)
+            wait(lambda: Path(tracemalloc).exists(), 600, "the tracemalloc report")
+        rss, hwm = rss_mib(pid)
+        return {
+            "workspaces": workspaces,
+            "resources": len(objs),
+            "create_s": round(created, 1),
+            "first_secret_s": round(first, 2),
+            "all_secrets_s": round(all_written, 1),
+            "revoke_cold_s": round(cold_revoke, 2),
+            "revoke_idle_s": round(idle_revoke, 2),
+            "rss_idle_mib": round(rss),
+            "rss_peak_mib": round(max(hwm, peak[0])),
+        }
+    finally:
+        if operator is not None and operator.poll() is None:
+            operator.terminate()
+            try:
+                operator.wait(30)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+        server.stop()
+
+
+def traced(out: str, argv: list[str]) -> None:
+    """Run ``mcpyard ARGV`` under tracemalloc; SIGUSR1 writes the top allocations to OUT."""
+    import tracemalloc
+
+    from mcpyard.cli import main as mcpyard_main
+
+    tracemalloc.start(4)
+
+    def report(*_: Any) -> None:
+        snap = tracemalloc.take_snapshot()
+        now, peak = tracemalloc.get_traced_memory()
+        lines = [f"traced {now / 2**20:.1f} MiB now, {peak / 2**20:.1f} MiB at the peak"]
+        for group in ("filename", "lineno", "traceback"):
+            lines.append(f"## by {group}")
+            for stat in snap.statistics(group)[: 8 if group == "traceback" else 30]:
+                lines.append(f"{stat.size / 2**20:8.2f} MiB {stat.count:8d} {stat.traceback}")
+                if group == "traceback":
+                    lines.extend(f"      {frame}" for frame in stat.traceback.format()[-12:])
+        Path(out).write_text("\n".join(lines) + "\n")
+
+    signal.signal(signal.SIGUSR1, report)
+    sys.argv = ["mcpyard", *argv]
+    sys.exit(mcpyard_main())
+
+
+def main() -> None:
+    if len(sys.argv) > 3 and sys.argv[1] == "--traced":
+        traced(sys.argv[2], sys.argv[4:])
+        return
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workspaces", type=int, nargs="+", default=[1, 30, 100])
+    p.add_argument("--tracemalloc", default=None, metavar="PATH")
+    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = p.parse_args()
+    print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    for n in args.workspaces:
+        work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
+        result = scenario(n, work, args.tracemalloc)
+        print(json.dumps(result), flush=True)
+        if not args.keep:
+            subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
