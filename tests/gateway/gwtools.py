@@ -44,7 +44,7 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 30.0) -> None:
+def wait_port(port: int, proc: subprocess.Popen[bytes], deadline: float = 90.0) -> None:
     """Block until something accepts connections on ``port`` (or the process died)."""
     end = time.monotonic() + deadline
     while time.monotonic() < end:
