@@ -49,6 +49,14 @@ async def _until(predicate: Any, what: str, deadline: float = 60) -> None:
         await asyncio.sleep(0.05)
 
 
+def _healthy(readyz: str) -> bool:
+    """The gateway serves and the slow server is up (a call before that is refused)."""
+    r = httpx.get(readyz)
+    if r.status_code != 200:
+        return False
+    return bool(r.json()["workspaces"]["eng"]["servers"]["slow"]["status"] == "healthy")
+
+
 def _refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), 0.5).close()
@@ -73,7 +81,7 @@ async def test_sigterm_drains_calls_in_flight(tmp_path: Path, slow: UpstreamProc
         wait_port(port, proc)
         base = f"http://127.0.0.1:{port}"
         async with httpx.AsyncClient(timeout=120) as http:
-            await _until(lambda: httpx.get(f"{base}/readyz").status_code == 200, "ready")
+            await _until(lambda: _healthy(f"{base}/readyz"), "the slow server healthy")
             raw = Raw(http, f"{base}/ws/eng/mcp", token)
             assert (await raw.initialize()).status_code == 200
             quick, stuck = tmp_path / "quick", tmp_path / "stuck"
