@@ -136,6 +136,7 @@ async def test_an_admin_sees_every_page_and_a_member_is_refused(
 
             await page.goto(f"{base}/console/ws/eng/servers/beta")
             assert "healthy" in await page.locator("main > h1").inner_text()
+            assert await page.title() == "beta · mcpyard"
             assert await cells(page, "ul.tools li") == ["beta__echo", "beta__hello"]
             # Its capability manifest and generated docs, from the gateway's own builder.
             assert await page.locator("#manifest-counts").inner_text() == (
