@@ -47,6 +47,7 @@ _KINDS: dict[type[Resource], tuple[type[Any], list[dict[str, Any]], list[dict[st
         _col("Tools", ".status.toolCount", "integer"),
         _col("Ready", _READY),
         _col("Endpoint", ".status.endpoint", priority=1),
+        _col("Protocol", ".status.protocol.version", priority=1),
         _AGE,
     ], [{"rule": "[has(self.proxy), has(self.hosted), has(self.hub)]"
                  ".filter(x, x).size() == 1",

@@ -99,6 +99,9 @@ def hosted(
         "apiVersion": "v1", "kind": "Service",
         "metadata": {"name": object_name(name), "namespace": ns, "labels": dict(labels)},
         "spec": {"selector": {"app.kubernetes.io/instance": object_name(name)},
-                 "ports": [{"name": "mcp", "port": port, "targetPort": "mcp"}]},
+                 # protocol is a key of the ports list: a server-side apply without it
+                 # fails on Kubernetes 1.20 (it has no default there for apply).
+                 "ports": [{"name": "mcp", "port": port, "targetPort": "mcp",
+                            "protocol": "TCP"}]},
     })
     return objects

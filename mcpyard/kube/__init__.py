@@ -1,10 +1,11 @@
 """The only code that talks to the Kubernetes API (the operator and the gateway's cluster source).
 
 A small client over the official ``kubernetes`` client (:class:`Client`: get, list, watch,
-create, merge-patch, delete, status patches; objects as plain dicts), apply-by-patch of owned
-objects with owner references (:func:`apply`), the config Secret that carries a workspace's
-configuration from the operator to the gateway (:func:`config_secret`, :func:`read_config`),
-and the permissions all of it needs as data (:data:`RBAC_RULES`, :data:`GATEWAY_RBAC_RULES`).
+create, server-side apply, merge-patch, delete, status patches; objects as plain dicts), the
+apply of owned objects with owner references (:func:`apply`), the config Secret that carries
+a workspace's configuration from the operator to the gateway (:func:`config_secret`,
+:func:`read_config`), and the permissions all of it needs as data (:data:`RBAC_RULES`,
+:data:`GATEWAY_RBAC_RULES`).
 No rule of mcpyard lives here: what to write comes from the compiler.
 """
 

@@ -1,20 +1,35 @@
-"""Apply owned objects by patch: read, compare, then create, merge-patch, or leave alone.
+"""Apply owned objects: read, compare, then server-side apply, or leave alone.
 
-Server-side apply would be the natural verb, but read-compare-patch does the same job for
-objects mcpyard alone owns, works on every API server (and on the test emulator), and writes
-nothing when nothing changed, so a resync of thousands of objects costs reads, not writes.
-The emulator the operator suite runs on (kmock) has no server-side apply: it merges any PATCH
-body as JSON. docs/kubernetes.md ("How the operator writes what it owns") has the reasons.
+Writes are server-side apply (``application/apply-patch+yaml``) under the field manager
+``mcpyard``, with ``force``: mcpyard owns, by design, every field it applies, so a field someone
+else changed (``kubectl edit``, ``kubectl set image``) is taken back and put right at the next
+resync, while a field mcpyard does not apply (a label a person added, a default the API server
+filled in) stays theirs and is kept. A field mcpyard applied before and applies no more (a
+Secret key, a label a newer version drops) is removed by the API server.
+
+The read comes first so that an unchanged object costs a read, not a write: a resync of
+thousands of objects writes nothing when nothing drifted. The object is written when it does
+not hold what mcpyard wants (:func:`covers`) or when it holds a field that mcpyard owns
+(``metadata.managedFields``) and no longer wants (:func:`stale`). An apply the API server
+refuses as invalid because someone changed the key of a list item (a Service port: apply keeps
+their item beside mcpyard's) is followed by a merge patch that replaces the lists whole.
+
+kmock's emulator, which the operator suite runs on, has no server-side apply; the test helper
+``tests/operator/_emulator.py`` approximates it (docs/kubernetes.md, "How the operator writes
+what it owns"). ``tests/cluster`` shows the real behaviour on a real API server.
 """
 
 from __future__ import annotations
 
-import copy
 import enum
+import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-from mcpyard.kube._client import Client
+from mcpyard.kube._client import FIELD_MANAGER, ApiError, Client
+
+log = logging.getLogger("mcpyard.kube")
 
 
 class Outcome(enum.Enum):
@@ -55,22 +70,59 @@ def covers(current: Any, desired: Any) -> bool:
     return bool(current == desired)
 
 
-def _patch_for(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
-    patch = copy.deepcopy(dict(desired))
-    patch.pop("apiVersion", None)
-    patch.pop("kind", None)
-    if desired.get("kind") == "Secret":
-        # A merge patch merges maps: drop the keys of `data` that are no longer wanted.
-        stale = set(current.get("data") or {}) - set(desired.get("data") or {})
-        if stale:
-            patch.setdefault("data", {}).update(dict.fromkeys(sorted(stale)))
-    return patch
+def owned(current: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+    """The fields ``manager`` applied (its ``Apply`` entries of ``metadata.managedFields``,
+    in the API server's ``FieldsV1`` form), merged."""
+    out: dict[str, Any] = {}
+    for entry in (current.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            _merge(out, entry.get("fieldsV1") or {})
+    return out
 
 
-def _secret_data_matches(current: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
-    if desired.get("kind") != "Secret":
-        return True
-    return set(current.get("data") or {}) == set(desired.get("data") or {})
+def _merge(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+    for k, v in more.items():
+        if isinstance(v, Mapping):
+            _merge(into.setdefault(k, {}), v)
+
+
+def stale(fields: Mapping[str, Any], desired: Any) -> bool:
+    """True when ``fields`` (a FieldsV1 set) names a field ``desired`` does not hold.
+
+    FieldsV1 keys: ``f:NAME`` a map field, ``k:{JSON}`` a list item by its keys, ``v:JSON`` a
+    set's value, ``i:N`` a list item by index, ``.`` the node itself. A key field the API
+    server defaulted (a port's ``protocol``) is not in ``desired``: items match on the keys
+    ``desired`` gives.
+    """
+    for key, sub in fields.items():
+        kind, _, rest = key.partition(":")
+        if kind == "f":
+            if not isinstance(desired, Mapping) or rest not in desired:
+                return True
+            found = desired[rest]
+        elif kind == "k":
+            keys = json.loads(rest)
+            items = [
+                i
+                for i in (desired if isinstance(desired, list) else [])
+                if isinstance(i, Mapping) and all(i.get(k, v) == v for k, v in keys.items())
+            ]
+            if not items:
+                return True
+            found = items[0]
+        elif kind == "v":
+            if not isinstance(desired, list) or json.loads(rest) not in desired:
+                return True
+            continue
+        elif kind == "i":
+            if not isinstance(desired, list) or int(rest) >= len(desired):
+                return True
+            found = desired[int(rest)]
+        else:  # ".": the node itself, present since its parent is
+            continue
+        if isinstance(sub, Mapping) and stale(sub, found):
+            return True
+    return False
 
 
 async def apply(
@@ -83,16 +135,32 @@ async def apply(
     """Make the cluster hold ``desired``; ``current`` when the caller has just read it
     (``known=True`` also when it knows the object is absent)."""
     meta = desired["metadata"]
-    api_version, kind = desired["apiVersion"], desired["kind"]
     if not known:
-        current = await client.get(api_version, kind, meta["namespace"], meta["name"])
-    if current is None:
-        return Outcome.CREATED, await client.create(desired)
-    if covers(current, desired) and _secret_data_matches(current, desired):
+        current = await client.get(
+            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"]
+        )
+    if current is not None and covers(current, desired) and not stale(owned(current), desired):
         return Outcome.UNCHANGED, dict(current)
-    patched = await client.patch(
-        api_version, kind, meta["namespace"], meta["name"], _patch_for(current, desired)
-    )
-    if patched is None:  # deleted between the read and the patch
-        return Outcome.CREATED, await client.create(desired)
-    return Outcome.UPDATED, patched
+    try:
+        created, applied = await client.apply(desired)
+    except ApiError as exc:
+        if exc.status != 422 or current is None:
+            raise
+        # Refused as invalid: someone changed the key of a list item (a Service's port), which
+        # server-side apply keeps as their item beside ours (two ports named alike). The
+        # object is mcpyard's: a merge patch replaces its lists whole, as the spec says.
+        body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
+        patched = await client.patch(
+            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"], body
+        )
+        if patched is None:
+            raise
+        log.info(
+            "%s %s/%s: apply refused (%s); lists replaced by a merge patch",
+            desired["kind"],
+            meta["namespace"],
+            meta["name"],
+            exc,
+        )
+        return Outcome.UPDATED, patched
+    return (Outcome.CREATED if created else Outcome.UPDATED), applied

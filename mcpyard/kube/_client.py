@@ -6,12 +6,13 @@ them with what the cluster holds), so requests go through the generated client's
 Calls are blocking; the async methods run them in a worker thread so that kopf's event loop
 never waits on the network.
 
-Patches are JSON merge patches (``application/merge-patch+json``): lists are replaced whole,
-which is what a declarative owner wants (a strategic merge would keep an env var the spec no
-longer names), and maps are merged, which leaves other controllers' labels and annotations
-alone. Every write names the field manager ``mcpyard``, so that the fields mcpyard owns are
-told apart from those kubectl or other controllers set (``metadata.managedFields``). Every verb
-used here is listed in :data:`mcpyard.kube.RBAC_RULES`.
+Owned objects are written with server-side apply (:meth:`Client.apply`,
+``application/apply-patch+yaml``, ``force``): the API server merges the fields mcpyard applies
+with those kubectl or other controllers set, by field manager (``metadata.managedFields``), and
+removes a field mcpyard applied before and applies no more. Other writes (status, a finalizer,
+a label of kopf's) are JSON merge patches (``application/merge-patch+json``). Every write names
+the field manager ``mcpyard``. Every verb used here is listed in
+:data:`mcpyard.kube.RBAC_RULES`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import urllib3.exceptions
 from mcpyard import __version__, errors
 
 MERGE_PATCH = "application/merge-patch+json"
+APPLY_PATCH = "application/apply-patch+yaml"
 FIELD_MANAGER = "mcpyard"
 """The field manager of every write (``metadata.managedFields``), whatever the user agent."""
 log = logging.getLogger("mcpyard.kube")
@@ -183,6 +185,18 @@ class Client:
         query: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
         """One request; the decoded JSON answer, None for 404, ApiError otherwise."""
+        return self._call(method, url, body, content_type=content_type, query=query)[1]
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        *,
+        content_type: str | None = None,
+        query: Mapping[str, str] | None = None,
+    ) -> tuple[int, dict[str, Any] | None]:
+        """:meth:`request`, with the HTTP status of the answer."""
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
@@ -208,7 +222,7 @@ class Client:
             raise ApiError(0, f"{method} {url}: {type(exc).__name__}") from None
         status = int(response.status)
         if status == 404:
-            return None
+            return status, None
         text = (response.data or b"").decode("utf-8", "replace")
         if not 200 <= status < 300:
             raise ApiError(status, f"{method} {url}: HTTP {status}: {_message(text)}")
@@ -216,7 +230,7 @@ class Client:
             data = json.loads(text) if text else {}
         except ValueError:
             raise ApiError(status, f"{method} {url}: the answer is not JSON") from None
-        return data if isinstance(data, dict) else {}
+        return status, data if isinstance(data, dict) else {}
 
     def get_sync(
         self, api_version: str, kind: str, namespace: str, name: str
@@ -295,6 +309,23 @@ class Client:
             query=self._manager,
         )
 
+    def apply_sync(self, obj: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        """Server-side apply of ``obj`` (the whole desired object) as the field manager, with
+        ``force``: a field another manager changed is taken back. (created, the object)."""
+        meta = obj["metadata"]
+        url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        # JSON is YAML: the body goes as a string, so that no client layer re-encodes it.
+        status, applied = self._call(
+            "PATCH",
+            url,
+            json.dumps(dict(obj)),
+            content_type=APPLY_PATCH,
+            query={**self._manager, "force": "true"},
+        )
+        if applied is None:
+            raise ApiError(404, f"PATCH {url}: HTTP 404: the namespace or kind does not exist")
+        return status == 201, applied
+
     def delete_sync(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete (background propagation); False when it was not there."""
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"}
@@ -343,6 +374,9 @@ class Client:
         return await asyncio.to_thread(
             self.patch_sync, api_version, kind, namespace, name, patch, subresource=subresource
         )
+
+    async def apply(self, obj: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+        return await asyncio.to_thread(self.apply_sync, obj)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         return await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)

@@ -40,6 +40,8 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
         "resources": [f"{r}/status" for r in _CRS],
         "verbs": ["patch"],
     },
+    # Owned objects are written by server-side apply: a PATCH, which the API server also
+    # authorizes as create when it creates the object. The master key Secret is created (POST).
     # Hosted servers: Deployments are also watched to learn when a server is available.
     {
         "scope": "cluster",

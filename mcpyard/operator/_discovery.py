@@ -15,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
+import mcp.types
 from mcp.client.session import ClientSession
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
@@ -64,9 +67,23 @@ async def _pages(fetch: Any, attr: str) -> list[dict[str, Any]]:
     return found
 
 
-async def list_tools(server: ServerConfig, rt: Runtime, timeout: float) -> manifest.Reported:
+@dataclass(frozen=True)
+class Protocol:
+    """The era and version a discovery spoke to a server (``status.protocol``)."""
+
+    era: str
+    version: str
+
+    def status(self) -> dict[str, str]:
+        return {"era": self.era, "version": self.version}
+
+
+async def list_tools(
+    server: ServerConfig, rt: Runtime, timeout: float
+) -> tuple[manifest.Reported, Protocol]:
     """What the server reports about itself: its tools (full definitions), and the prompts,
-    resources and resource templates it advertises, following pagination."""
+    resources and resource templates it advertises, following pagination; and the protocol
+    spoken to it."""
     if server.url is None:
         raise errors.UpstreamError(f"server {server.slug} has no URL to discover tools at")
     tls = rt.discovery_tls()
@@ -98,13 +115,13 @@ async def list_tools(server: ServerConfig, rt: Runtime, timeout: float) -> manif
                     streamable_http_client(server.url, http_client=http)
                 )
             session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
-            init = await session.initialize()
+            protocol = await negotiate(session, server)
 
             def paged(method: Any) -> Any:
                 return lambda cursor: method(params={"cursor": cursor} if cursor else None)
 
             tools = await _pages(paged(session.list_tools), "tools")
-            caps = init.capabilities
+            caps = session.server_capabilities or mcp.types.ServerCapabilities()
             prompts = await _pages(paged(session.list_prompts), "prompts") if caps.prompts else []
             resources: list[dict[str, Any]] = []
             templates: list[dict[str, Any]] = []
@@ -113,14 +130,32 @@ async def list_tools(server: ServerConfig, rt: Runtime, timeout: float) -> manif
                 templates = await _pages(
                     paged(session.list_resource_templates), "resource_templates"
                 )
+    info = session.server_info
     return manifest.Reported(
         tools=tools,
         prompts=prompts,
         resources=resources,
         resource_templates=templates,
-        server_info=_dump(init.server_info),
-        instructions=init.instructions,
-    )
+        server_info=_dump(info) if info is not None else {},
+        instructions=session.instructions,
+    ), protocol
+
+
+async def negotiate(session: ClientSession, server: ServerConfig) -> Protocol:
+    """Open the session in the era ``spec.protocolEra`` decides, as the gateway does
+    (:mod:`mcpyard.gateway.upstream`): modern: ``server/discover``; handshake:
+    ``initialize``; auto: ``initialize``, and ``server/discover`` when the server refuses it
+    (a server of the 2026-07-28 era only)."""
+    if server.protocol_era != "modern":
+        try:
+            await session.initialize()
+        except MCPError:
+            if server.protocol_era == "handshake" or server.transport != "streamable-http":
+                raise
+        else:
+            return Protocol("handshake", str(session.protocol_version))
+    await session.discover()
+    return Protocol("modern", str(session.protocol_version))
 
 
 def _changes(before: manifest.Reported, after: manifest.Reported) -> str | None:
@@ -191,7 +226,7 @@ async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | 
             continue
         workspace, server = known
         try:
-            reported = await list_tools(server, rt, rt.settings.discovery_timeout)
+            reported, protocol = await list_tools(server, rt, rt.settings.discovery_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure of the upstream: report it, retry later
@@ -210,7 +245,9 @@ async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | 
         before = rt.tools.get(key)
         changed = _changes(before.reported, reported) if before is not None else None
         now = datetime.now(UTC).replace(microsecond=0)
-        rt.tools[key] = Tools(reported, now, changed, first=before is None)
+        rt.tools[key] = Tools(
+            reported, now, changed, first=before is None, protocol=protocol.status()
+        )
         rt.health[key] = (True, f"{len(reported.tools)} tools discovered")
         if changed is not None:
             logger.info(f"tools changed: {changed}")

@@ -185,6 +185,8 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
                     {"name": n, **({"description": d} if d else {})} for n, d in discovered.tools
                 ]
                 status["lastRefresh"] = discovered.refreshed.isoformat().replace("+00:00", "Z")
+                if discovered.protocol is not None:
+                    status["protocol"] = dict(discovered.protocol)
                 status["conditions"] = [
                     *(status.get("conditions") or []),
                     _tools_condition(e, discovered),

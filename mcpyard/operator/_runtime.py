@@ -127,6 +127,8 @@ class Tools:
     first discovery): the ``ToolsChanged`` condition's message."""
     first: bool = True
     """The first discovery since the operator started."""
+    protocol: Mapping[str, str] | None = None
+    """The era and version the discovery spoke (``status.protocol``: era, version)."""
 
     @property
     def tools(self) -> tuple[tuple[str, str | None], ...]:

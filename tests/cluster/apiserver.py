@@ -13,6 +13,7 @@ server itself guarantees and say so where a behaviour needs a controller.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from mcpyard import kube
@@ -53,6 +55,8 @@ class ApiServer:
     workdir: Path
     kubeconfig: Path
     pids: tuple[int, ...]
+    etcd_url: str = ""
+    """etcd's client URL (its JSON gateway: ``/v3/kv/...``), for compacting it at will."""
 
     @property
     def ca(self) -> Path:
@@ -114,8 +118,11 @@ class ApiServer:
         assert answer, f"ServiceAccount {namespace}/{service_account} not found"
         return str(answer["status"]["token"])
 
-    def kubeconfig_for(self, path: Path, namespace: str, service_account: str) -> Path:
-        """A kubeconfig that authenticates as a ServiceAccount, as a pod's would."""
+    def kubeconfig_for(
+        self, path: Path, namespace: str, service_account: str, *, server: str | None = None
+    ) -> Path:
+        """A kubeconfig that authenticates as a ServiceAccount, as a pod's would (through
+        ``server``, a proxy of this server, when given)."""
         token = self.token(namespace, service_account)
         path.write_text(
             yaml.safe_dump(
@@ -125,7 +132,10 @@ class ApiServer:
                     "clusters": [
                         {
                             "name": "local",
-                            "cluster": {"server": self.url, "certificate-authority": str(self.ca)},
+                            "cluster": {
+                                "server": server or self.url,
+                                "certificate-authority": str(self.ca),
+                            },
                         }
                     ],
                     "users": [{"name": service_account, "user": {"token": token}}],
@@ -145,6 +155,24 @@ class ApiServer:
         )
         path.chmod(0o600)
         return path
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history past every revision made before this call (what the API
+        server does every 10 s here): a watch of a kind without a watch cache, from any
+        resourceVersion seen before, is then 410 Gone. The revision compacted to."""
+        # A write of a key of our own (outside the API server's /registry) first: the
+        # compaction then passes the newest resourceVersion anyone could have seen.
+        key = base64.b64encode(b"/mcpyard-tests/compaction").decode()
+        head = httpx.post(f"{self.etcd_url}/v3/kv/put", json={"key": key, "value": key}, timeout=30)
+        head.raise_for_status()
+        revision = int(head.json()["header"]["revision"])
+        done = httpx.post(
+            f"{self.etcd_url}/v3/kv/compaction",
+            json={"revision": revision, "physical": True},
+            timeout=30,
+        )
+        done.raise_for_status()
+        return revision
 
     def audit(self, user: str) -> list[dict[str, Any]]:
         """Every request ``user`` made so far, from the server's audit log (metadata only)."""
@@ -191,7 +219,11 @@ def start(workdir: Path) -> ApiServer:
         int(p.read_text()) for p in (workdir / "apiserver.pid", workdir / "etcd.pid") if p.exists()
     )
     server = ApiServer(
-        f"https://127.0.0.1:{port}", workdir, Path(done.stdout.strip() or "/nonexistent"), pids
+        f"https://127.0.0.1:{port}",
+        workdir,
+        Path(done.stdout.strip() or "/nonexistent"),
+        pids,
+        etcd_url=f"http://127.0.0.1:{etcd}",
     )
     if done.returncode != 0:
         server.stop()

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcpyard import kube
 from tests.chart.helmrender import Rendered
-from tests.cluster.apiserver import ROOT, ApiServer
+from tests.cluster.apiserver import ROOT, ApiServer, kubectl_binary
 from tests.cluster.conftest import (
     GATEWAY_SA,
     OPERATOR_NS,
@@ -133,8 +134,11 @@ def test_config_secrets_as_the_server_stores_them(
         assert secret["type"] == "Opaque"
         assert secret["metadata"]["labels"]["mcpyard.io/config"] == "true"
         assert set(secret["data"]) == {"config.json", "secrets.json"}
-        managers = {f["manager"] for f in secret["metadata"].get("managedFields") or []}
-        assert managers == {"mcpyard"}, managers
+        # Written by server-side apply, as the operator's field manager and no other.
+        managers = {
+            (f["manager"], f["operation"]) for f in secret["metadata"].get("managedFields") or []
+        }
+        assert managers == {("mcpyard", "Apply")}, managers
     # The label selector the gateway watches with selects exactly the config Secrets.
     listed = apiserver.kubectl(
         "get", "secrets", "-n", OPERATOR_NS, "-l", "mcpyard.io/config=true", "-o", "name"
@@ -226,7 +230,15 @@ def test_drift_is_repaired_and_other_edits_are_kept(
     image = apiserver.get_json("deployment", "-n", ns, "mcp-notes")["spec"]["template"]["spec"][
         "containers"
     ][0]["image"]
-    # Someone edits a field the operator owns, and adds a label of their own.
+    # A person edits fields the operator does not set (`kubectl edit`, with an editor that
+    # needs no terminal, and `kubectl label`), and one it owns (`kubectl set image`).
+    _edit(
+        apiserver,
+        ns,
+        "deployment/mcp-notes",
+        "progressDeadlineSeconds: 600",
+        "progressDeadlineSeconds: 601",
+    )
     apiserver.kubectl("label", "deployment", "-n", ns, "mcp-notes", "team=platform")
     apiserver.kubectl("set", "image", "deployment/mcp-notes", "-n", ns, "server=example/evil:1")
     apiserver.kubectl("delete", "service", "-n", ns, "mcp-notes")
@@ -239,8 +251,27 @@ def test_drift_is_repaired_and_other_edits_are_kept(
         )
 
     wait_for(repaired, what="the resync to repair the Deployment and the Service", timeout=60)
-    labels = apiserver.get_json("deployment", "-n", ns, "mcp-notes")["metadata"]["labels"]
-    assert labels["team"] == "platform"  # not the operator's: kept
+    # Two resyncs later (each reads the Deployment), the person's fields are still theirs:
+    # kept, and no conflict ever stopped the operator.
+    reads = _reads(apiserver, "deployments", ns, "mcp-notes")
+    wait_for(
+        lambda: _reads(apiserver, "deployments", ns, "mcp-notes") >= reads + 2,
+        what="two more resyncs of the operator",
+        timeout=60,
+    )
+    deployment = apiserver.get_json("deployment", "-n", ns, "mcp-notes", "--show-managed-fields")
+    assert deployment["metadata"]["labels"]["team"] == "platform"
+    assert deployment["spec"]["progressDeadlineSeconds"] == 601
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+    fields = {
+        (m["manager"], m["operation"]): json.dumps(m.get("fieldsV1"))
+        for m in deployment["metadata"]["managedFields"]
+    }
+    assert '"f:image"' in fields["mcpyard", "Apply"]  # taken back from kubectl set image
+    assert '"f:image"' not in fields.get(("kubectl-set", "Update"), "")
+    assert '"f:progressDeadlineSeconds"' in fields["kubectl-edit", "Update"]
+    assert '"f:team"' in fields["kubectl-label", "Update"]
+    assert "conflict" not in journey["operator"].output().lower()
     # A field of the Service the operator owns drifts: patched back in place (not re-created).
     service = apiserver.get_json("service", "-n", ns, "mcp-notes")
     (port,) = service["spec"]["ports"]
@@ -255,13 +286,40 @@ def test_drift_is_repaired_and_other_edits_are_kept(
         json.dumps([{"op": "replace", "path": "/spec/ports/0/port", "value": port["port"] + 1}]),
     )
     wait_for(
-        lambda: apiserver.get_json("service", "-n", ns, "mcp-notes")["spec"]["ports"][0]["port"]
-        == port["port"],
+        lambda: (
+            apiserver.get_json("service", "-n", ns, "mcp-notes")["spec"]["ports"][0]["port"]
+            == port["port"]
+        ),
         what="the resync to patch the Service's port back",
         timeout=60,
     )
     again = apiserver.get_json("service", "-n", ns, "mcp-notes")
     assert again["metadata"]["uid"] == service["metadata"]["uid"]
+
+
+def _reads(apiserver: ApiServer, resource: str, ns: str, name: str) -> int:
+    """How many times the operator read one object so far (the server's audit log)."""
+    return sum(
+        1
+        for e in apiserver.audit(f"system:serviceaccount:{OPERATOR_NS}:{OPERATOR_SA}")
+        if e["verb"] == "get"
+        and (e.get("objectRef") or {}).get("resource") == resource
+        and e["objectRef"].get("namespace") == ns
+        and e["objectRef"].get("name") == name
+    )
+
+
+def _edit(apiserver: ApiServer, ns: str, what: str, old: str, new: str) -> None:
+    """``kubectl edit`` with an editor that replaces ``old`` by ``new`` (no terminal)."""
+    editor = f"sed -i 's/^  {old}$/  {new}/'"
+    done = subprocess.run(
+        [kubectl_binary(), "--kubeconfig", str(apiserver.kubeconfig), "edit", "-n", ns, what],
+        env={**os.environ, "KUBE_EDITOR": editor},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "edited" in done.stdout, done.stdout + done.stderr
 
 
 def test_deletion_and_owner_references(apiserver: ApiServer, journey: dict[str, Any]) -> None:
@@ -409,9 +467,11 @@ def _used(apiserver: ApiServer, account: str) -> set[tuple[str, str, str, bool]]
         if not ref.get("resource"):
             continue
         resource = ref["resource"] + (f"/{ref['subresource']}" if ref.get("subresource") else "")
-        used.add(
-            (ref.get("apiGroup", ""), resource, e["verb"], ref.get("namespace") == OPERATOR_NS)
-        )
+        here = ref.get("namespace") == OPERATOR_NS
+        used.add((ref.get("apiGroup", ""), resource, e["verb"], here))
+        if e["verb"] == "patch" and e.get("responseStatus", {}).get("code") == 201:
+            # A server-side apply that created its object: authorized as create too.
+            used.add((ref.get("apiGroup", ""), resource, "create", here))
     return used
 
 
@@ -461,8 +521,6 @@ _KEPT: dict[str, list[tuple[str, str, str, str]]] = {
         for r in ("clusterkopfpeerings", "kopfpeerings")
         for v in ("get", "list", "watch", "patch")
     ],
-    # A server's manifest ConfigMap is patched only when its tools change (created here).
-    "a changed capability manifest": [("", "configmaps", "patch", "cluster")],
     # kopf posts a core v1 Event when a handler fails or retries; none did here.
     "events of failed handlers (none failed)": [("", "events", "create", "cluster")],
     # The Flux Kustomization or Argo CD Application named by the labels of objects they

@@ -3,6 +3,14 @@
 Measured gaps of kmock 0.8 (see shared/notes/testing-without-a-cluster.md), closed here:
 namespace from the URL, uid, resourceVersion, generation (bumped only when the spec changes),
 creationTimestamp; 201 for a create; 422 (not 500) for a JSON patch whose test fails.
+
+Server-side apply (``application/apply-patch+yaml``), which kmock lacks, is approximated the way
+``kubectl apply`` did it before the API server could: an apply of a missing object creates it;
+otherwise the fields of the previous apply of that object that the new one no longer has are
+removed, and the rest is merged as a JSON merge patch (maps merged, lists replaced). Unlike a
+real server, it keeps no ``managedFields``, never answers 409 and ignores ``force``: it stands
+for one applier (mcpyard) beside editors who touch other fields. tests/cluster checks the real
+thing.
 """
 
 from __future__ import annotations
@@ -45,11 +53,42 @@ def merge_diff(old: Any, new: Any) -> Any:
     return out
 
 
+def removed(old: Any, new: Any) -> Any:
+    """A merge patch removing what ``old`` has and ``new`` lacks (maps only, recursively)."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in old.items():
+        if k not in new:
+            out[k] = None
+        elif (inner := removed(v, new[k])) and isinstance(inner, dict):
+            out[k] = inner
+    return out
+
+
+def deep_merge(base: Any, patch: Any) -> Any:
+    """``patch`` merged into ``base`` as a JSON merge patch (None removes a key)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(base) if isinstance(base, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = deep_merge(out.get(k), v)
+    return out
+
+
+APPLY_PATCH = "application/apply-patch+yaml"
+
+
 class Emulator(kmock.KubernetesEmulator):
     _versions = itertools.count(1000)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
+        self.applied: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
+        """The last server-side apply of each object (what the next one removes from)."""
         self.answered: list[tuple[str, str, int]] = []
         """(method, path, status) of every answered request."""
         self.watch_failures: list[int] = []
@@ -121,6 +160,27 @@ class Emulator(kmock.KubernetesEmulator):
             if response.status == 200:
                 response.set_status(201)
             return response
+        applying = (
+            request.resource is not None
+            and request.action == enums.action.UPDATE
+            and request.name is not None
+            and request.headers.get("Content-Type", "").startswith(APPLY_PATCH)
+            and isinstance(request.data, dict)
+        )
+        if applying:
+            key = (request.resource, request.namespace, request.name)
+            async with self._lock:
+                old = self._current(request)
+            body = copy.deepcopy(request.data)
+            if old is None:  # an apply creates what is missing
+                self.applied[key] = copy.deepcopy(body)
+                object.__setattr__(request, "action", enums.action.CREATE)
+                object.__setattr__(request, "data", body)
+                return await self._handle(request)
+            previous = self.applied.get(key, {})
+            self.applied[key] = copy.deepcopy(body)
+            patch = deep_merge(removed(previous, body), body)
+            object.__setattr__(request, "data", patch)
         if (
             request.resource is not None
             and request.action == enums.action.UPDATE

@@ -56,6 +56,8 @@ def test_discovery_fills_status_tools(cluster: Cluster, demo_server: str) -> Non
     assert "fail" in names and len(names) >= 2
     assert status["toolCount"] == len(names) - 1  # `fail` is excluded
     assert status["lastRefresh"].endswith("Z")
+    # The era the discovery spoke, decided as the gateway decides it (spec.protocolEra).
+    assert status["protocol"] == {"era": "handshake", "version": "2025-11-25"}
     wait_for(
         lambda: (
             [
@@ -85,6 +87,14 @@ def test_discovery_fills_status_tools(cluster: Cluster, demo_server: str) -> Non
     message = wait_for(refused, what="the refused server's condition", timeout=20)
     assert "tools/list failed" in message
     assert TOKEN not in message
+
+    # Told to speak 2026-07-28 to the server, the next discovery does, and says so.
+    cluster.patch("MCPServer", "team-eng", "demo", {"spec": {"protocolEra": "modern"}})
+    wait_for(
+        lambda: _status(cluster, "demo").get("protocol")
+        == {"era": "modern", "version": "2026-07-28"},
+        what="the modern era in the demo server's status",
+    )
 
 
 def _tools_changed(cluster: Cluster, name: str) -> tuple[str, str, str] | None:

@@ -52,10 +52,12 @@ def test_every_status_column_says_something(cluster: Cluster, demo_server: str) 
     # Hosted servers never run here (the emulator has no pods), so their tools stay unknown,
     # and so do the counts that only they make up: kubectl shows <none>, which is true.
     unknown = {
-        "MCPServer team-data/analytics: Tools",
-        "MCPServer team-data/clock: Tools",
-        "MCPServer team-eng/notes: Tools",
-        "MCPServer team-eng/time: Tools",
+        *(
+            f"MCPServer {server}: {column}"
+            for server in ("team-data/analytics", "team-data/clock", "team-eng/notes",
+                           "team-eng/time")
+            for column in ("Tools", "Protocol")
+        ),
         "Workspace team-data/data: Tools",
         "Member team-data/erin: Tools",
     }
@@ -72,7 +74,7 @@ def test_every_status_column_says_something(cluster: Cluster, demo_server: str) 
         return out
 
     try:
-        wait_for(lambda: not missing(), what="every status column", timeout=10)
+        wait_for(lambda: not missing(), what="every status column", timeout=60)
     except AssertionError:
         raise AssertionError(f"status columns without a value: {missing()}") from None
     eng = cluster.resource("Workspace", "team-eng", "eng")["status"]
@@ -81,3 +83,5 @@ def test_every_status_column_says_something(cluster: Cluster, demo_server: str) 
     analytics = cluster.resource("MCPServer", "team-eng", "analytics")["status"]
     assert analytics["toolCount"] == len(analytics["tools"]) == 5
     assert analytics["endpoint"] == demo_server
+    # The era the discovery spoke, as the gateway would (spec.protocolEra auto: handshake).
+    assert analytics["protocol"] == {"era": "handshake", "version": "2025-11-25"}

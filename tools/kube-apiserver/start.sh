@@ -5,8 +5,9 @@
 # admin in group system:masters) once /readyz answers ok; writes WORKDIR/etcd.pid and
 # WORKDIR/apiserver.pid. Stop: kill those two PIDs. RBAC is on: a ServiceAccount token
 # (TokenRequest API) sees only what it is granted. WORKDIR/audit.log: every request (metadata).
-# ConfigMaps are watched from etcd itself (no watch cache), which is compacted every 10 s: a
-# watch of them from an older resourceVersion gets 410 Gone, as on a busy cluster.
+# ConfigMaps and Secrets are watched from etcd itself (no watch cache), which is compacted every
+# 10 s (and whenever a test compacts it through etcd's API): a watch of them from an older
+# resourceVersion gets 410 Gone, as on a busy cluster.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=${1:?usage: start.sh WORKDIR PORT ETCD_PORT ETCD_PEER_PORT}; PORT=${2:?}; EP=${3:?}; EPP=${4:?}
@@ -38,7 +39,7 @@ echo $! > "$W/etcd.pid"
   --service-account-issuer=https://kubernetes.default.svc --api-audiences=https://kubernetes.default.svc \
   --service-cluster-ip-range=10.0.0.0/24 --authorization-mode=RBAC --allow-privileged=true \
   --audit-policy-file="$W/audit-policy.yaml" --audit-log-path="$W/audit.log" --audit-log-maxsize=200 \
-  --watch-cache-sizes=configmaps#0 --etcd-compaction-interval=10s \
+  --watch-cache-sizes=configmaps#0,secrets#0 --etcd-compaction-interval=10s \
   > "$W/apiserver.log" 2>&1 < /dev/null &
 echo $! > "$W/apiserver.pid"
 for _ in $(seq 1 720); do   # up to 3 min: a loaded 2-core machine is slow to start it

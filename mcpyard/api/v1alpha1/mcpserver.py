@@ -206,6 +206,18 @@ class ManifestRef(Model):
     """``sha256:HEX`` of that JSON text: it changes exactly when the manifest does."""
 
 
+class NegotiatedProtocol(Model):
+    """The MCP protocol spoken to the server, as the last tool discovery negotiated it
+    (docs/compatibility.md)."""
+
+    era: Literal["handshake", "modern"]
+    """handshake: ``initialize`` (2025-03-26 .. 2025-11-25); modern: ``server/discover``
+    (2026-07-28). Chosen by ``spec.protocolEra`` as the gateway chooses it: auto speaks the
+    handshake era to a server that serves it."""
+    version: str
+    """The protocol version agreed on, e.g. ``2025-11-25``."""
+
+
 class MCPServerStatus(Model):
     observed_generation: int | None = None
     """The metadata.generation the status was computed from."""
@@ -223,6 +235,8 @@ class MCPServerStatus(Model):
     """How many of its tools the workspace exposes."""
     last_refresh: datetime | None = None
     """When the tools were last discovered."""
+    protocol: NegotiatedProtocol | None = None
+    """The era and protocol version the last tool discovery spoke to the server."""
     manifest: ManifestRef | None = None
     """The capability manifest built from the last discovery, refreshed with it."""
     conditions: list[Condition] = Field(default_factory=list)
