@@ -5,6 +5,7 @@ rendered chart, and `mcpyard` processes (operator, gateway) run as those Service
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import os
 import signal
@@ -15,8 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+import httpx2
 import pytest
 import yaml
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from tests.chart.helmrender import Rendered, render
 from tests.cluster.apiserver import ROOT, ApiServer, start
@@ -169,3 +174,63 @@ def spawn(log: Path, *args: str) -> Process:
             cwd=log.parent,
         )
     return Process(popen, log)
+
+
+def spawn_gateway(log: Path, kubeconfig: Path, port: int) -> Process:
+    """``mcpyard gateway`` as the chart runs it (``kubeconfig``: the gateway's ServiceAccount),
+    on loopback ``port``, its state beside ``log``, recording no calls."""
+    return spawn(
+        log,
+        "gateway",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--namespace",
+        OPERATOR_NS,
+        "--port",
+        str(port),
+        "--state-dir",
+        str(log.parent / "state"),
+        "--no-records",
+    )
+
+
+async def call_tool(url: str, token: str, tool: str) -> tuple[list[str], str]:
+    """A real SDK client at ``url``: the tools it lists, and the text of ``tool``'s result
+    (empty when ``tool`` is not listed)."""
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        )
+        streams = await stack.enter_async_context(streamable_http_client(url, http_client=http))
+        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
+        await session.initialize()
+        names = [t.name for t in (await session.list_tools()).tools]
+        if tool not in names:
+            return names, ""
+        result = await session.call_tool(tool, {})
+        assert not result.is_error, result
+        return names, "".join(getattr(c, "text", "") for c in result.content)
+
+
+def initialize(url: str, token: str) -> int:
+    """The HTTP status of a handshake-era initialize at ``url`` with ``token``."""
+    r = httpx.post(
+        url,
+        headers={
+            "Accept": "application/json, text/event-stream",
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {token}",
+        },
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "probe", "version": "0"},
+            },
+        },
+        timeout=10,
+    )
+    return r.status_code

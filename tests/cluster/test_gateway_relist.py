@@ -9,23 +9,27 @@ cache: tools/kube-apiserver/start.sh.)"""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
-import httpx2
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from mcpyard import kube
 from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.crypto import tokens
 from tests.chart.helmrender import Rendered
 from tests.cluster.apiserver import ApiServer
-from tests.cluster.conftest import GATEWAY_SA, OPERATOR_NS, Process, spawn, wait_for
+from tests.cluster.conftest import (
+    GATEWAY_SA,
+    OPERATOR_NS,
+    Process,
+    call_tool,
+    initialize,
+    spawn_gateway,
+    wait_for,
+)
 from tests.cluster.tcpproxy import TcpProxy
 from tests.gateway.gwtools import UpstreamProcess, member, server, upstream_process, workspace
 from tests.proctools import free_port
@@ -57,40 +61,6 @@ def beta() -> Iterator[UpstreamProcess]:
         yield up
 
 
-def _initialize(base: str, token: str) -> int:
-    r = httpx.post(
-        f"{base}/ws/{WS}/mcp",
-        headers={
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {token}",
-        },
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "probe", "version": "0"},
-            },
-        },
-        timeout=10,
-    )
-    return r.status_code
-
-
-async def _tools(url: str, token: str) -> list[str]:
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        )
-        streams = await stack.enter_async_context(streamable_http_client(url, http_client=http))
-        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
-        await session.initialize()
-        return sorted(t.name for t in (await session.list_tools()).tools)
-
-
 def _serving(base: str) -> bool:
     try:
         body = httpx.get(f"{base}/readyz", timeout=5).json()
@@ -115,21 +85,7 @@ def test_the_gateway_relists_after_410_gone(
         kubeconfig = apiserver.kubeconfig_for(
             tmp_path / "gateway.kubeconfig", OPERATOR_NS, GATEWAY_SA, server=proxy.url
         )
-        gateway = spawn(
-            tmp_path / "gateway.log",
-            "gateway",
-            "--kubeconfig",
-            str(kubeconfig),
-            "--namespace",
-            OPERATOR_NS,
-            "--port",
-            str(port),
-            "--state-dir",
-            str(tmp_path / "state"),
-            "--no-records",
-            "--log-level",
-            "info",
-        )
+        gateway = spawn_gateway(tmp_path / "gateway.log", kubeconfig, port)
         try:
             _relist(apiserver, admin, proxy, gateway, base, secret, first, beta)
         finally:
@@ -150,9 +106,10 @@ def _relist(
     first: dict[str, object],
     beta: UpstreamProcess,
 ) -> None:
+    mcp_url = f"{base}/ws/{WS}/mcp"
     wait_for(lambda: _serving(base), what=f"the gateway serving {WS}", timeout=90)
-    assert _initialize(base, BOB) == 200
-    assert asyncio.run(_tools(f"{base}/ws/{WS}/mcp", ALICE)) == []
+    assert initialize(mcp_url, BOB) == 200
+    assert asyncio.run(call_tool(mcp_url, ALICE, ""))[0] == []
     listed = gateway.output().count(LISTED)
     assert listed == 1, gateway.output()[-3000:]
 
@@ -165,7 +122,7 @@ def _relist(
     # Meanwhile bob is revoked and a server added (the operator's write, done here by hand).
     _, changed = admin.apply_sync(kube.config_secret(OPERATOR_NS, _config(beta.url, bob=False), {}))
     assert changed["metadata"]["resourceVersion"] != first["metadata"]["resourceVersion"]  # type: ignore[index]
-    assert _initialize(base, BOB) == 200  # the gateway has not seen it: it is cut off
+    assert initialize(mcp_url, BOB) == 200  # the gateway has not seen it: it is cut off
     # ... and etcd forgets the history the gateway would resume from.
     apiserver.compact_etcd()
     probe = admin.watch(
@@ -189,9 +146,9 @@ def _relist(
         what="the gateway to list again after 410 Gone",
         timeout=90,
     )
-    wait_for(lambda: _initialize(base, BOB) == 401, what="bob refused", timeout=30)
+    wait_for(lambda: initialize(mcp_url, BOB) == 401, what="bob refused", timeout=30)
     tools = wait_for(
-        lambda: (found := asyncio.run(_tools(f"{base}/ws/{WS}/mcp", ALICE))) and found,
+        lambda: (found := asyncio.run(call_tool(mcp_url, ALICE, ""))[0]) and found,
         what="alice's new tools",
         timeout=60,
     )

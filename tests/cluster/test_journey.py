@@ -21,10 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import httpx2
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from mcpyard import kube
 from tests.chart.helmrender import Rendered
@@ -35,7 +32,10 @@ from tests.cluster.conftest import (
     OPERATOR_SA,
     Process,
     apply_examples,
+    call_tool,
+    initialize,
     spawn,
+    spawn_gateway,
     wait_for,
 )
 from tests.operator.conftest import DEMO_TOKEN
@@ -398,19 +398,7 @@ def test_gateway_follows_the_config_and_revocation_bites(
     kubeconfig = apiserver.kubeconfig_for(work / "gateway.kubeconfig", OPERATOR_NS, GATEWAY_SA)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    gateway = spawn(
-        work / "gateway.log",
-        "gateway",
-        "--kubeconfig",
-        str(kubeconfig),
-        "--namespace",
-        OPERATOR_NS,
-        "--port",
-        str(port),
-        "--state-dir",
-        str(work / "state"),
-        "--no-records",
-    )
+    gateway = spawn_gateway(work / "gateway.log", kubeconfig, port)
     try:
 
         def healthy() -> bool:
@@ -422,13 +410,15 @@ def test_gateway_follows_the_config_and_revocation_bites(
             return eng.get("servers", {}).get("analytics", {}).get("status") == "healthy"
 
         wait_for(healthy, what="eng's analytics served by the gateway", timeout=90)
-        tools, text = asyncio.run(_call(f"{base}/ws/eng/mcp", TOKENS["bob"], "time__x"))
+        tools, text = asyncio.run(call_tool(f"{base}/ws/eng/mcp", TOKENS["bob"], "time__x"))
         assert "analytics__whoami" not in tools  # bob may not: his access rules
-        tools, text = asyncio.run(_call(f"{base}/ws/eng/mcp", TOKENS["alice"], "analytics__whoami"))
+        tools, text = asyncio.run(
+            call_tool(f"{base}/ws/eng/mcp", TOKENS["alice"], "analytics__whoami")
+        )
         assert "analytics__whoami" in tools
         assert f"({len(DEMO_TOKEN)} characters)" in text
-        assert _initialize(base, TOKENS["bob"]) == 200
-        assert _initialize(base, TOKENS["carol"]) == 401
+        assert initialize(f"{base}/ws/eng/mcp", TOKENS["bob"]) == 200
+        assert initialize(f"{base}/ws/eng/mcp", TOKENS["carol"]) == 401
         apiserver.kubectl(
             "patch",
             "member",
@@ -439,8 +429,12 @@ def test_gateway_follows_the_config_and_revocation_bites(
             "-p",
             '{"spec":{"disabled":true}}',
         )
-        wait_for(lambda: _initialize(base, TOKENS["bob"]) == 401, what="bob refused", timeout=30)
-        assert _initialize(base, TOKENS["alice"]) == 200
+        wait_for(
+            lambda: initialize(f"{base}/ws/eng/mcp", TOKENS["bob"]) == 401,
+            what="bob refused",
+            timeout=30,
+        )
+        assert initialize(f"{base}/ws/eng/mcp", TOKENS["alice"]) == 200
     finally:
         code = gateway.stop()
     log = gateway.output()
@@ -533,42 +527,3 @@ _KEPT: dict[str, list[tuple[str, str, str, str]]] = {
 }
 KEPT = [p for perms in _KEPT.values() for p in perms]
 """Granted permissions this journey does not exercise, grouped by the path that needs them."""
-
-
-async def _call(url: str, token: str, tool: str) -> tuple[list[str], str]:
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(
-            httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        )
-        streams = await stack.enter_async_context(streamable_http_client(url, http_client=http))
-        session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
-        await session.initialize()
-        names = [t.name for t in (await session.list_tools()).tools]
-        if tool not in names:
-            return names, ""
-        result = await session.call_tool(tool, {})
-        assert not result.is_error, result
-        return names, "".join(getattr(c, "text", "") for c in result.content)
-
-
-def _initialize(base: str, token: str) -> int:
-    r = httpx.post(
-        f"{base}/ws/eng/mcp",
-        headers={
-            "Accept": "application/json, text/event-stream",
-            "Content-Type": "application/json",
-            "Authorization": f"Bearer {token}",
-        },
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "probe", "version": "0"},
-            },
-        },
-        timeout=10,
-    )
-    return r.status_code
