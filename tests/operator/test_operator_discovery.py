@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import manifest
-from tests.gateway.gwtools import upstream_process
+from tests.gateway.gwtools import upstream_process, wait_port
 from tests.operator.conftest import DEMO_TOKEN as TOKEN
 from tests.operator.conftest import Cluster, example_documents, wait_for
+from tests.proctools import free_port
 
 
 def _eng_secret() -> dict[str, Any]:
@@ -91,8 +98,9 @@ def test_discovery_fills_status_tools(cluster: Cluster, demo_server: str) -> Non
     # Told to speak 2026-07-28 to the server, the next discovery does, and says so.
     cluster.patch("MCPServer", "team-eng", "demo", {"spec": {"protocolEra": "modern"}})
     wait_for(
-        lambda: _status(cluster, "demo").get("protocol")
-        == {"era": "modern", "version": "2026-07-28"},
+        lambda: (
+            _status(cluster, "demo").get("protocol") == {"era": "modern", "version": "2026-07-28"}
+        ),
         what="the modern era in the demo server's status",
     )
 
@@ -139,3 +147,42 @@ def test_each_refresh_says_whether_the_tools_changed(cluster: Cluster, demo_serv
             lambda: (_tools_changed(cluster, "demo") or ("",))[:2] == ("False", "ToolsUnchanged"),
             what="the next refresh to find them unchanged",
         )
+
+
+@pytest.fixture
+def modern_only() -> Iterator[str]:
+    """The demo server refusing initialize: of the 2026-07-28 era only."""
+    port = free_port()
+    app = Path(__file__).with_name("modern_only_app.py")
+    proc = subprocess.Popen(
+        [sys.executable, str(app), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_auto_speaks_2026_07_28_to_a_server_of_that_era_only(
+    cluster: Cluster, modern_only: str
+) -> None:
+    cluster.start()
+    cluster.create(
+        manifest("Workspace", "eng", namespace="team-eng"),
+        manifest(
+            "MCPServer",
+            "modern",
+            {"workspace": "eng", "proxy": {"url": modern_only}},
+            namespace="team-eng",
+        ),
+    )
+    status = wait_for(
+        lambda: (s := _status(cluster, "modern")).get("protocol") and s,
+        what="the modern-only server discovered",
+    )
+    assert status["protocol"] == {"era": "modern", "version": "2026-07-28"}
+    assert "echo" in [t["name"] for t in status["tools"]]
