@@ -12,7 +12,9 @@ thousands of objects writes nothing when nothing drifted. The object is written 
 not hold what mcpyard wants (:func:`covers`) or when it holds a field that mcpyard owns
 (``metadata.managedFields``) and no longer wants (:func:`stale`). An apply the API server
 refuses as invalid because someone changed the key of a list item (a Service port: apply keeps
-their item beside mcpyard's) is followed by a merge patch that replaces the lists whole.
+their item beside mcpyard's) is followed by a merge patch that replaces the lists whole. The
+fields mcpyard wrote by merge patch (that repair, and every write of the versions before
+server-side apply) are folded into its apply's fields at the next write (:func:`_adopted`).
 
 kmock's emulator, which the operator suite runs on, has no server-side apply; the test helper
 ``tests/operator/_emulator.py`` approximates it (docs/kubernetes.md, "How the operator writes
@@ -125,6 +127,48 @@ def stale(fields: Mapping[str, Any], desired: Any) -> bool:
     return False
 
 
+def _adopted(current: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A merge patch that folds mcpyard's ``Update`` entries of ``managedFields`` (its merge
+    patches: writes of versions before server-side apply, and the repair below) into its
+    ``Apply`` entry, so that a field only they owned is removed once no longer applied;
+    None when there is none. It carries the object's resourceVersion: a write in between
+    fails it (409) instead of losing someone's entry."""
+    meta = current.get("metadata") or {}
+    entries = list(meta.get("managedFields") or [])
+
+    def ours(e: Mapping[str, Any], operation: str) -> bool:
+        return (
+            e.get("manager") == FIELD_MANAGER
+            and e.get("operation") == operation
+            and not e.get("subresource")
+            and e.get("fieldsType") == "FieldsV1"
+        )
+
+    legacy = [e for e in entries if ours(e, "Update")]
+    if not legacy:
+        return None
+    applied = [e for e in entries if ours(e, "Apply")]
+    fields: dict[str, Any] = {}
+    for e in applied + legacy:
+        _merge(fields, e.get("fieldsV1") or {})
+    first = (applied or legacy)[0]
+    entry = {
+        "manager": FIELD_MANAGER,
+        "operation": "Apply",
+        "apiVersion": first.get("apiVersion") or current.get("apiVersion"),
+        **({"time": first["time"]} if first.get("time") else {}),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": fields,
+    }
+    kept = [e for e in entries if not ours(e, "Update") and not ours(e, "Apply")]
+    return {
+        "metadata": {
+            "resourceVersion": meta.get("resourceVersion"),
+            "managedFields": [*kept, entry],
+        }
+    }
+
+
 async def apply(
     client: Client,
     desired: Mapping[str, Any],
@@ -138,6 +182,10 @@ async def apply(
     if not known:
         current = await client.get(
             desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"]
+        )
+    if current is not None and (legacy := _adopted(current)) is not None:
+        current = await client.patch(
+            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"], legacy
         )
     if current is not None and covers(current, desired) and not stale(owned(current), desired):
         return Outcome.UNCHANGED, dict(current)

@@ -116,7 +116,30 @@ def test_apply_keeps_others_fields_and_repairs_its_own(
     assert outcome is kube.Outcome.UPDATED
     assert [(p["name"], p["port"]) for p in ported["spec"]["ports"]] == [("mcp", 8080)]
     assert ported["metadata"]["labels"]["team"] == "platform"
-    assert apply(_service())[0] is kube.Outcome.UNCHANGED
+    outcome, again = apply(_service())
+    assert outcome is kube.Outcome.UNCHANGED
+    # The repair's fields are folded into mcpyard's apply: one entry of its own again.
+    assert [k for k in _managers(again) if k[0] == "mcpyard"] == [("mcpyard", "Apply")]
+
+
+def test_fields_written_before_apply_are_adopted(client: kube.Client) -> None:
+    """An object a version before server-side apply wrote (a create or merge patch: an
+    ``Update`` entry of mcpyard's): its fields become the apply's, so one no longer wanted
+    goes."""
+    old = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "legacy", "namespace": NS, "labels": {"app": "mcp", "old": "x"}},
+        "data": {"a": "1"},
+    }
+    client.create_sync(old)
+    new = copy.deepcopy(old)
+    del new["metadata"]["labels"]["old"]
+    outcome, stored = asyncio.run(kube.apply(client, new))
+    assert outcome is kube.Outcome.UPDATED
+    assert stored["metadata"]["labels"] == {"app": "mcp"}
+    assert list(_managers(stored)) == [("mcpyard", "Apply")]
+    assert asyncio.run(kube.apply(client, new))[0] is kube.Outcome.UNCHANGED
 
 
 def test_a_secret_key_no_longer_applied_is_removed(client: kube.Client) -> None:
