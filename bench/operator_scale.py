@@ -151,7 +151,15 @@ def config_count(client: kube.Client) -> int:
     return len(client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"}))
 
 
-def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, Any]:
+def child_pid(pid: int) -> int:
+    """The process py-spy started (its only child), once it exists."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return int(wait(lambda: path.read_text().split(), 60, "py-spy's child")[0])
+
+
+def scenario(
+    workspaces: int, work: Path, tracemalloc: str | None, profile: str | None = None
+) -> dict[str, Any]:
     server = start(work / "apiserver")
     operator: subprocess.Popen[bytes] | None = None
     try:
@@ -169,15 +177,19 @@ def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, 
         traced = [__file__, "--traced", tracemalloc, "--"] if tracemalloc else ["-m", "mcpyard"]
         log = (work / "operator.log").open("wb")
         args = ["--kubeconfig", str(server.kubeconfig), "--gateway-url", "https://gw.example.com"]
+        spy = []
+        if profile:
+            spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "20", "-f"]
+            spy += ["raw", "-o", profile, "--"]
         started = time.monotonic()
         operator = subprocess.Popen(
-            [sys.executable, *traced, "operator", "--standalone", *args],
+            [*spy, sys.executable, *traced, "operator", "--standalone", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=work,
         )
-        pid = operator.pid
+        pid = child_pid(operator.pid) if profile else operator.pid
         peak = [0.0]
 
         def sample() -> None:
@@ -208,6 +220,9 @@ def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, 
             operator.send_signal(signal.SIGUSR1)
             wait(lambda: Path(tracemalloc).exists(), 600, "the tracemalloc report")
         rss, hwm = rss_mib(pid)
+        if profile:
+            operator.send_signal(signal.SIGINT)  # py-spy writes its profile and ends
+            operator.wait(120)
         return {
             "workspaces": workspaces,
             "resources": len(objs),
@@ -261,12 +276,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workspaces", type=int, nargs="+", default=[1, 30, 100])
     p.add_argument("--tracemalloc", default=None, metavar="PATH")
+    p.add_argument(
+        "--py-spy",
+        default=None,
+        metavar="PATH",
+        help="record the operator with py-spy (collapsed stacks, in PATH)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for n in args.workspaces:
         work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
-        result = scenario(n, work, args.tracemalloc)
+        result = scenario(n, work, args.tracemalloc, args.py_spy)
         print(json.dumps(result), flush=True)
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)

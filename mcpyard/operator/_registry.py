@@ -17,6 +17,7 @@ import kopf
 from mcpyard import hub, kube
 from mcpyard.api import v1alpha1
 from mcpyard.operator import (
+    _discovery,
     _peering,
     _reconcile,
     _secrets,
@@ -76,6 +77,8 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
         runtime.reconciler = Reconciler(
             lambda key, force: _reconcile.run(runtime, key, force), options.workers
         )
+        runtime.discovery = _discovery.Scheduler(runtime)
+        runtime.waker = runtime.discovery.wake
         memo.runtime = runtime
         memo.sweeper = asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper")
 
@@ -90,6 +93,8 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
         if runtime is not None:
             if runtime.reconciler is not None:
                 await runtime.reconciler.close()
+            if runtime.discovery is not None:
+                await runtime.discovery.close()
             runtime.client.close()
 
     for module in (workspace, mcpserver, member, encryptedsecret):
@@ -127,7 +132,8 @@ async def sweep(runtime: Runtime) -> list[str]:
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
-    # The first sweep waits a full interval: by then kopf has listed every Workspace.
+    # The first sweep and resync wait a full interval: by then kopf has listed every Workspace
+    # (and its first sighting of each has reconciled it in full).
     while True:
         await asyncio.sleep(runtime.settings.resync_interval)
         try:
@@ -136,6 +142,9 @@ async def _sweep_forever(runtime: Runtime) -> None:
             await sweep(runtime)
         except kube.ApiError as exc:
             log.warning("sweep of config Secrets failed: %s", exc)
+        # A resync of every workspace repairs drift (one loop, not a timer per object).
+        for ws in list(runtime.indexes["workspaces"]):
+            runtime.request(("ws", str(ws)), force=True)
         # The operator does not watch the age Secret (it may only read it): a secret that
         # failed is decrypted again with the identities as they are now.
         for ns, name in runtime.store.failed():

@@ -18,7 +18,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 
@@ -31,6 +31,9 @@ from mcpyard.discovery import manifest
 from mcpyard.operator import _source
 from mcpyard.operator._secrets import SecretStore
 from mcpyard.operator._settings import Settings
+
+if TYPE_CHECKING:
+    from mcpyard.operator._discovery import Scheduler
 
 NsName = tuple[str, str]
 WorkKey = tuple[str, ...]
@@ -233,6 +236,8 @@ class Runtime:
     indexes: Mapping[str, Any]
     """The kopf indexes by name (see :mod:`mcpyard.operator._registry`)."""
     reconciler: Reconciler | None = None
+    discovery: Scheduler | None = None
+    """The discovery scheduler (:class:`mcpyard.operator._discovery.Scheduler`)."""
     priority: int | None = None
     """This replica's peering priority (None: standalone)."""
     seen: dict[tuple[str, str, str], tuple[str, str | None]] = field(default_factory=dict)
@@ -245,7 +250,8 @@ class Runtime:
     """MCPServer -> (ConfigMap, digest, workspace) of the manifest last written."""
     servers: dict[NsName, tuple[str, ServerConfig]] = field(default_factory=dict)
     """MCPServer -> (workspace, its compiled config): what discovery talks to."""
-    wakers: dict[NsName, asyncio.Event] = field(default_factory=dict)
+    waker: Callable[[NsName], None] | None = None
+    """Makes a server's tool discovery due now (the discovery scheduler, once started)."""
     written: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     """The status last written to each resource (the index may not have seen it yet)."""
     applied: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
@@ -282,7 +288,8 @@ class Runtime:
             self.reconciler.request(key, force=force, urgent=urgent)
 
     def wake(self, server: NsName) -> None:
-        self.wakers.setdefault(server, asyncio.Event()).set()
+        if self.waker is not None:
+            self.waker(server)
 
     def observe(self, body: Mapping[str, Any], *, deleted: bool) -> None:
         """A watch event: request the reconciles it calls for, nothing when nothing changed."""

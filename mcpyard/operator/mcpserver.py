@@ -1,5 +1,6 @@
 """MCPServer handlers: index by workspace and by the secrets it uses; reconcile on change;
-one discovery daemon per server; the Deployments of hosted servers watched for availability."""
+the Deployments of hosted servers watched for availability (tool discovery is scheduled by
+:class:`mcpyard.operator._discovery.Scheduler`, not per object: no daemon, no finalizer)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 import kopf
 
 from mcpyard.api.v1alpha1 import GROUP, VERSION
-from mcpyard.operator import _discovery
 from mcpyard.operator._reconcile import WORKSPACE_LABEL
 from mcpyard.operator._runtime import Entry, Runtime, entry, entry_workspace
 from mcpyard.operator._settings import Settings
@@ -41,24 +41,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     async def server_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.observe(body, deleted=type == "DELETED")
-
-    @kopf.daemon(
-        GROUP,
-        VERSION,
-        PLURAL,
-        registry=registry,
-        cancellation_backoff=1.0,
-        cancellation_timeout=1.0,
-    )
-    async def discover(
-        namespace: str | None,
-        name: str,
-        stopped: kopf.DaemonStopped,
-        memo: Any,
-        logger: Any,
-        **_: Any,
-    ) -> None:
-        await _discovery.loop(memo.runtime, (str(namespace), name), stopped, logger)
 
     # The Deployments mcpyard made: which workspace has which (to prune), and which are
     # available (a hosted server is discovered once it is).

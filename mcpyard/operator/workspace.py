@@ -1,9 +1,11 @@
-"""Workspace handlers: index by name, reconcile on change, resync on a timer, clean up on delete.
+"""Workspace handlers: index by name, reconcile on change, clean up on delete.
 
 A Workspace's config Secret lives in the operator namespace, where owner references cannot
 reach (they never cross namespaces), so a Workspace carries the operator's finalizer: its
 deletion handler removes the config Secret (unless another namespace's Workspace of the same
-name takes over). The finalizer is also what kopf needs for the resync timer.
+name takes over). The first sighting of a Workspace (also at each start) reconciles it in
+full; the periodic resync of every workspace is one loop (:mod:`._registry`), not a kopf timer
+per object.
 """
 
 from __future__ import annotations
@@ -29,23 +31,6 @@ def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     async def workspace_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
         runtime: Runtime = memo.runtime
         runtime.observe(body, deleted=type == "DELETED")
-
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    async def workspace_resume(name: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo.runtime
-        runtime.request(("ws", name), force=True)
-
-    @kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        registry=registry,
-        interval=settings.resync_interval,
-        initial_delay=settings.resync_interval,
-    )
-    async def workspace_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo.runtime
-        runtime.request(("ws", name), force=True)
 
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def workspace_delete(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
