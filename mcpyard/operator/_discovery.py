@@ -228,6 +228,9 @@ class Scheduler:
             key = await self._next()
             self._running.add(key)
             try:
+                if self._rt.reconciler is not None:
+                    # Configurations first: discovery is routine work, it waits for them.
+                    await self._rt.reconciler.calm.wait()
                 delay = await self.once(key)
             except asyncio.CancelledError:
                 raise

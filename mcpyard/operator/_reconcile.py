@@ -25,7 +25,7 @@ from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
 from mcpyard.operator import _manifests, _source, _tokens
-from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
+from mcpyard.operator._runtime import STATUS, Entry, Runtime, Tools, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -48,6 +48,8 @@ async def run(rt: Runtime, key: WorkKey, force: bool) -> None:
     """The reconciler's work function."""
     if key[0] == "ws":
         await workspace(rt, key[1], force=force)
+    elif key[0] == "status":
+        await workspace(rt, key[1], force=force, statuses=True)
     elif key[0] == "secret":
         await encrypted_secret(rt, key[1], key[2], force=force)
 
@@ -86,8 +88,17 @@ async def encrypted_secret(rt: Runtime, namespace: str, name: str, *, force: boo
 # -- workspaces -------------------------------------------------------------------------------
 
 
-async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
+async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False) -> None:
+    """Compile workspace ``ws`` and apply its config Secret and children; its statuses are
+    written by a run of their own (``statuses=True``, queued at the ``STATUS`` priority), so
+    that at a cold start every workspace's configuration goes out before the first status.
+    That run compiles again (a millisecond) and writes what changed since; ``force`` there
+    repairs drift in statuses and manifests, the configuration was forced by the first run."""
     now = _now()
+    if statuses:
+        force, force_status = False, force
+    else:
+        force_status = False
     workspaces = rt.index("workspaces", ws)
     servers = rt.index("servers", ws)
     members = rt.index("members", ws)
@@ -165,6 +176,10 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
     programmed = await _apply_config(rt, ws, out, workspaces, force=force)
     await _apply_children(rt, ws, out, servers, force=force)
     _remember_servers(rt, ws, out, server_keys)
+    if not statuses:
+        rt.request(("status", ws), force=force, priority=STATUS)
+        return
+    force = force_status
 
     cfg = out.workspaces.get(ws)
     compiled = {(s.namespace, s.name): s for s in cfg.servers} if cfg is not None else {}
@@ -227,19 +242,39 @@ def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
     }
 
 
+async def preload_served(rt: Runtime) -> None:
+    """Read every config Secret with one list at start (instead of a GET per workspace)."""
+    ns = rt.settings.operator_namespace
+    try:
+        found = await rt.client.list("v1", "Secret", ns, labels={CONFIG_LABEL: "true"})
+    except kube.ApiError as exc:  # each workspace reads its own at its first reconcile
+        log.warning("cannot list the config Secrets in %s: %s", ns, exc)
+        return
+    for secret in found:
+        ws = kube.config_workspace(secret)
+        if ws:
+            _remember_served(rt, ws, secret)
+    rt.served_listed = True
+
+
+def _remember_served(rt: Runtime, ws: str, secret: Mapping[str, Any]) -> None:
+    try:
+        rt.served[ws] = kube.read_config(secret).config
+    except errors.MCPyardError as exc:  # unreadable: nothing to keep
+        name = secret["metadata"]["name"]
+        log.warning(
+            "workspace %s: config Secret %s/%s: %s", ws, rt.settings.operator_namespace, name, exc
+        )
+
+
 async def _served(rt: Runtime, ws: str) -> compiler.config.WorkspaceConfig | None:
     """The configuration the workspace's config Secret carries (read once per start)."""
-    if ws not in rt.served and ws not in rt.served_read:
+    if not rt.served_listed and ws not in rt.served and ws not in rt.served_read:
         rt.served_read.add(ws)  # after that, this operator writes it and remembers it
         ns, name = rt.settings.operator_namespace, config_secret_name(ws)
         current = await rt.client.get("v1", "Secret", ns, name)
-        if current is None:
-            return None
-        try:
-            rt.served[ws] = kube.read_config(current).config
-        except errors.MCPyardError as exc:  # unreadable: nothing to keep
-            log.warning("workspace %s: config Secret %s/%s: %s", ws, ns, name, exc)
-            return None
+        if current is not None:
+            _remember_served(rt, ws, current)
     return rt.served.get(ws)
 
 

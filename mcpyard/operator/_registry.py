@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -18,27 +19,18 @@ from mcpyard import hub, kube
 from mcpyard.api import v1alpha1
 from mcpyard.operator import (
     _discovery,
+    _informer,
     _peering,
     _reconcile,
     _secrets,
-    encryptedsecret,
-    mcpserver,
-    member,
     workspace,
 )
 from mcpyard.operator._runtime import Reconciler, Runtime
 from mcpyard.operator._settings import Settings, configure
 
 log = logging.getLogger("mcpyard.operator")
-INDEXES = (
-    "workspaces",
-    "servers",
-    "members",
-    "secrets",
-    "servers_by_secret",
-    "deployments",
-    "available",
-)
+PEERING_POLL = 1.0
+"""Seconds between two checks of whether this replica leads (with peering)."""
 
 
 def build(settings: Settings) -> kopf.OperatorRegistry:
@@ -71,24 +63,45 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
             client=client,
             store=_secrets.SecretStore(client, options, master_key),
             catalog=hub.catalog(),
-            indexes={n: kwargs[n] for n in INDEXES},
+            indexes=_informer.Indexes(),
         )
         runtime.priority = None if options.peering is None else settings.peering.priority
+        await _reconcile.preload_served(runtime)
+        leading = asyncio.Event()
+        if options.peering is None:
+            leading.set()
+        informers = _informer.Informers(
+            client, options.namespaces, runtime.indexes, functools.partial(_observe, runtime)
+        )
+
+        async def ready() -> None:
+            # Nothing is written before every kind is listed (a partial view would drop
+            # what it has not seen yet), nor while another replica leads.
+            await informers.synced.wait()
+            await leading.wait()
+
         runtime.reconciler = Reconciler(
-            lambda key, force: _reconcile.run(runtime, key, force), options.workers
+            lambda key, force: _reconcile.run(runtime, key, force), options.workers, ready=ready
         )
         runtime.discovery = _discovery.Scheduler(runtime)
         runtime.waker = runtime.discovery.wake
         memo.runtime = runtime
-        memo.sweeper = asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper")
+        memo.informers = informers
+        memo.loops = [asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper")]
+        if options.peering is not None:
+            memo.loops.append(
+                asyncio.create_task(_lead(runtime, leading), name="mcpyard-peering")
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        sweeper = getattr(memo, "sweeper", None)
-        if sweeper is not None:
-            sweeper.cancel()
+        for loop in getattr(memo, "loops", []):
+            loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await loop
+        informers: _informer.Informers | None = getattr(memo, "informers", None)
+        if informers is not None:
+            await informers.close()
         runtime: Runtime | None = getattr(memo, "runtime", None)
         if runtime is not None:
             if runtime.reconciler is not None:
@@ -97,9 +110,37 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
                 await runtime.discovery.close()
             runtime.client.close()
 
-    for module in (workspace, mcpserver, member, encryptedsecret):
-        module.register(registry, settings)
+    workspace.register(registry, settings)
     return registry
+
+
+def _observe(runtime: Runtime, kind: str, type_: str, body: dict[str, Any], deleted: bool) -> None:
+    """A list or watch event, once the indexes hold it."""
+    if kind == "Deployment":
+        meta = body.get("metadata") or {}
+        server = (meta.get("labels") or {}).get(_informer.SERVER_LABEL)
+        if server is not None:  # a hosted server's replicas moved: discover it when available
+            runtime.wake((str(meta.get("namespace")), str(server)))
+        return
+    runtime.observe(body, deleted=deleted)
+
+
+async def _lead(runtime: Runtime, leading: asyncio.Event) -> None:
+    """Follow whether this replica leads (kopf pauses the others): the reconciler writes only
+    while it does; requests made meanwhile wait in its queue."""
+    while True:
+        try:
+            now = await _peering.leading(runtime.client, runtime.settings, runtime.priority)
+        except kube.ApiError as exc:
+            log.warning("cannot read the peering object: %s", exc)
+            now = False
+        if now and not leading.is_set():
+            log.info("this replica leads: reconciling")
+            leading.set()
+        elif not now and leading.is_set():
+            log.info("another replica leads: this one pauses")
+            leading.clear()
+        await asyncio.sleep(PEERING_POLL)
 
 
 async def sweep(runtime: Runtime) -> list[str]:
@@ -143,7 +184,7 @@ async def _sweep_forever(runtime: Runtime) -> None:
         except kube.ApiError as exc:
             log.warning("sweep of config Secrets failed: %s", exc)
         # A resync of every workspace repairs drift (one loop, not a timer per object).
-        for ws in list(runtime.indexes["workspaces"]):
+        for ws in runtime.indexes.keys("workspaces"):
             runtime.request(("ws", str(ws)), force=True)
         # The operator does not watch the age Secret (it may only read it): a secret that
         # failed is decrypted again with the identities as they are now.

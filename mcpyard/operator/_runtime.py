@@ -9,13 +9,14 @@ incremental.
 from __future__ import annotations
 
 import asyncio
-import copy
+import functools
 import hashlib
 import itertools
 import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,7 @@ from mcpyard.operator._settings import Settings
 
 if TYPE_CHECKING:
     from mcpyard.operator._discovery import Scheduler
+    from mcpyard.operator._informer import Indexes
 
 NsName = tuple[str, str]
 WorkKey = tuple[str, ...]
@@ -83,9 +85,10 @@ class Entry:
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def entry(body: Mapping[str, Any]) -> Entry:
-    """The index entry of a resource: a copy of its body without what no reconcile reads and
-    what can dwarf the object (``managedFields``, kubectl's copy of the whole object)."""
+def entry(body: Mapping[str, Any], *, copy: bool = True) -> Entry:
+    """The index entry of a resource: its body without what no reconcile reads and what can
+    dwarf the object (``managedFields``, kubectl's copy of the whole object); a copy unless
+    the caller hands over a body it owns (``copy=False``: one decoded from a list or watch)."""
     raw = dict(body)
     if isinstance(raw.get("metadata"), dict):
         meta = raw["metadata"] = dict(raw["metadata"])
@@ -94,7 +97,8 @@ def entry(body: Mapping[str, Any]) -> Entry:
             meta["annotations"] = {
                 k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED
             }
-    raw = copy.deepcopy(raw)
+    if copy:
+        raw = deepcopy(raw)
     try:
         return Entry(raw, v1alpha1.parse(raw))
     except errors.InvalidResource as exc:
@@ -143,52 +147,83 @@ class Tools:
         return tuple(str(t["name"]) for t in self.reported.tools)
 
 
-URGENT, ROUTINE = 0, 1
+URGENT, ROUTINE, STATUS = 0, 1, 2
 """Reconcile priorities: a change to a resource already seen (an edit or a deletion: how
 access is removed) goes before routine work (a cold start's first sightings, resyncs,
-discovery results)."""
+discovery results), and both before status patches (a workspace's statuses are written by a
+run of its own, once every configuration in front of it is out)."""
 
 
 class Reconciler:
     """A queue of work keys served by a few workers; a key is never worked on twice at once,
     requests for a key that is queued or running fold into one more run (a burst of changes
-    to one workspace costs one compile and one write), and urgent keys go first."""
+    to one workspace costs one compile and one write), and urgent keys go first.
 
-    def __init__(self, work: Callable[[WorkKey, bool], Awaitable[None]], workers: int) -> None:
+    :attr:`calm` is set while no work of a priority above ``STATUS`` is queued or running:
+    what can wait (tool discovery) waits for it."""
+
+    def __init__(
+        self,
+        work: Callable[[WorkKey, bool], Awaitable[None]],
+        workers: int,
+        *,
+        ready: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._work = work
+        self._ready = ready
+        """Awaited before each run: requests queue (and fold) until it returns."""
         self._queue: asyncio.PriorityQueue[tuple[int, int, WorkKey]] = asyncio.PriorityQueue()
         self._order = itertools.count()
         self._queued: dict[WorkKey, int] = {}
         """Key -> the priority it is queued with (its best)."""
-        self._running: set[WorkKey] = set()
+        self._running: dict[WorkKey, int] = {}
         self._force: set[WorkKey] = set()
         self._failures: dict[WorkKey, int] = {}
+        self._pressing = 0
+        """Keys queued or running with a priority above STATUS."""
         self._tasks = [
             asyncio.create_task(self._worker(), name=f"mcpyard-reconciler-{i}")
             for i in range(workers)
         ]
         self.idle = asyncio.Event()
         self.idle.set()
+        self.calm = asyncio.Event()
+        self.calm.set()
 
-    def request(self, key: WorkKey, *, force: bool = False, urgent: bool = False) -> None:
+    def _count(self, priority: int | None, delta: int) -> None:
+        if priority is not None and priority < STATUS:
+            self._pressing += delta
+            if self._pressing:
+                self.calm.clear()
+            else:
+                self.calm.set()
+
+    def request(
+        self, key: WorkKey, *, force: bool = False, urgent: bool = False, priority: int = ROUTINE
+    ) -> None:
         if force:
             self._force.add(key)
-        priority = URGENT if urgent else ROUTINE
+        if urgent:
+            priority = URGENT
         queued = self._queued.get(key)
         if queued is not None and queued <= priority:
             return
-        self._queued[key] = priority  # a routine key made urgent is queued again, in front
+        self._count(queued, -1)
+        self._count(priority, +1)
+        self._queued[key] = priority  # a key made more pressing is queued again, in front
         self.idle.clear()
         if key not in self._running:
             self._queue.put_nowait((priority, next(self._order), key))
 
     async def _worker(self) -> None:
         while True:
+            if self._ready is not None:
+                await self._ready()
             priority, _, key = await self._queue.get()
             if key in self._running or self._queued.get(key) != priority:
                 continue  # an entry left behind by a promotion, or re-queued when done
             del self._queued[key]
-            self._running.add(key)
+            self._running[key] = priority  # still counted as pressing while it runs
             force = key in self._force
             self._force.discard(key)
             try:
@@ -208,9 +243,11 @@ class Reconciler:
                     _sanitised(exc),
                     delay,
                 )
-                asyncio.get_running_loop().call_later(delay, self.request, key)
+                asyncio.get_running_loop().call_later(
+                    delay, functools.partial(self.request, key, priority=priority)
+                )
             finally:
-                self._running.discard(key)
+                self._count(self._running.pop(key), -1)
                 if key in self._queued:
                     self._queue.put_nowait((self._queued[key], next(self._order), key))
                 if not self._queued and not self._running:
@@ -233,8 +270,8 @@ class Runtime:
     client: kube.Client
     store: SecretStore
     catalog: Mapping[str, HubEntry]
-    indexes: Mapping[str, Any]
-    """The kopf indexes by name (see :mod:`mcpyard.operator._registry`)."""
+    indexes: Indexes
+    """Every watched object (see :mod:`mcpyard.operator._informer`)."""
     reconciler: Reconciler | None = None
     discovery: Scheduler | None = None
     """The discovery scheduler (:class:`mcpyard.operator._discovery.Scheduler`)."""
@@ -266,6 +303,8 @@ class Runtime:
     of each resource, which the compiler keeps for a resource that broke since."""
     served_read: set[str] = field(default_factory=set)
     """Workspaces whose config Secret was read at start (one GET each, found or not)."""
+    served_listed: bool = False
+    """Every config Secret was read at start, with one list: no GET per workspace."""
     discovery_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(DISCOVERY_CONCURRENCY)
     )
@@ -280,12 +319,13 @@ class Runtime:
         return self._tls
 
     def index(self, name: str, key: Any) -> list[Any]:
-        store = self.indexes[name].get(key)
-        return list(store) if store is not None else []
+        return self.indexes.get(name, key)
 
-    def request(self, key: WorkKey, *, force: bool = False, urgent: bool = False) -> None:
+    def request(
+        self, key: WorkKey, *, force: bool = False, urgent: bool = False, priority: int = ROUTINE
+    ) -> None:
         if self.reconciler is not None:
-            self.reconciler.request(key, force=force, urgent=urgent)
+            self.reconciler.request(key, force=force, urgent=urgent, priority=priority)
 
     def wake(self, server: NsName) -> None:
         if self.waker is not None:
