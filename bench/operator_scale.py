@@ -39,9 +39,13 @@ from typing import Any, TypeVar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+
 from mcpyard import kube  # noqa: E402
+from mcpyard.crypto import tokens  # noqa: E402
 from tests.cluster.apiserver import ApiServer, start  # noqa: E402
 from tests.cluster.conftest import crd_documents, strip_cel  # noqa: E402
+from tests.proctools import free_port  # noqa: E402
 
 GROUP_VERSION = "mcpyard.io/v1alpha1"
 OPERATOR_NS = "mcpyard"
@@ -49,6 +53,10 @@ NAMESPACES = 10
 SERVERS = 5
 MEMBERS = 10
 T = TypeVar("T")
+
+
+TOKENS = {m: tokens.new() for m in (1, 2, 3)}
+"""Members m1..m3 of every workspace have a real token (the gateway is asked with it)."""
 
 
 def resources(workspaces: int) -> list[dict[str, Any]]:
@@ -83,6 +91,7 @@ def resources(workspaces: int) -> list[dict[str, Any]]:
             )
         for m in range(MEMBERS):
             digest = f"{i:06d}{m:04d}".ljust(64, "0")
+            token_hash = tokens.hash(TOKENS[m]) if m in TOKENS else f"sha256:{digest}"
             out.append(
                 {
                     "apiVersion": GROUP_VERSION,
@@ -91,7 +100,7 @@ def resources(workspaces: int) -> list[dict[str, Any]]:
                     "spec": {
                         "workspace": ws,
                         "user": f"user{m}@ws{i}.example.com",
-                        "tokenHash": f"sha256:{digest}",
+                        "tokenHash": token_hash,
                         "access": {"allow": [f"{ws}-s0__*", f"{ws}-s{m % SERVERS}__*"]},
                     },
                 }
@@ -139,12 +148,55 @@ def member_disabled(client: kube.Client, ws: str, member: str) -> bool:
     return any(m["name"] == member and m["disabled"] for m in config["members"])
 
 
-def revoke(client: kube.Client, ws: str, ns: str, member: str, timeout: float) -> float:
-    """Seconds from patching ``member`` disabled to its workspace's config Secret saying so."""
+def gateway_status(port: int, ws: str, token: str) -> int:
+    """The HTTP status of an MCP initialize at the gateway with ``token`` (0: no answer)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "opscale-bench", "version": "1"},
+        },
+    }
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+    }
+    try:
+        with httpx.Client(timeout=10) as http:
+            return http.post(f"http://127.0.0.1:{port}/ws/{ws}/mcp", json=body, headers=headers)\
+                .status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def revoke(
+    client: kube.Client, ws: str, ns: str, m: int, timeout: float, gateway: int | None = None
+) -> tuple[float, float | None]:
+    """Seconds from patching member ``m`` of ``ws`` disabled to its workspace's config Secret
+    saying so, and (with a gateway) to the gateway refusing its token."""
+    member = f"{ws}-m{m}"
+    if gateway is not None:  # the gateway must serve it first
+        wait(lambda: gateway_status(gateway, ws, TOKENS[m]) == 200, timeout, f"{ws} served")
     t0 = time.monotonic()
     client.patch_sync(GROUP_VERSION, "Member", ns, member, {"spec": {"disabled": True}})
+    at_gateway: list[float] = []
+
+    def refused() -> None:
+        assert gateway is not None
+        wait(lambda: gateway_status(gateway, ws, TOKENS[m]) in (401, 403), timeout, "refusal")
+        at_gateway.append(time.monotonic() - t0)
+
+    follower = threading.Thread(target=refused) if gateway is not None else None
+    if follower is not None:
+        follower.start()
     wait(lambda: member_disabled(client, ws, member), timeout, f"{member} disabled in {ws}")
-    return time.monotonic() - t0
+    secret = time.monotonic() - t0
+    if follower is not None:
+        follower.join()
+    return secret, (at_gateway[0] if at_gateway else None)
 
 
 def config_count(client: kube.Client) -> int:
@@ -158,10 +210,15 @@ def child_pid(pid: int) -> int:
 
 
 def scenario(
-    workspaces: int, work: Path, tracemalloc: str | None, profile: str | None = None
+    workspaces: int,
+    work: Path,
+    tracemalloc: str | None,
+    profile: str | None = None,
+    with_gateway: bool = False,
 ) -> dict[str, Any]:
     server = start(work / "apiserver")
     operator: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         docs = [strip_cel(crd)[0] for crd in crd_documents()]
         server.apply(docs)
@@ -201,12 +258,32 @@ def scenario(
                 time.sleep(0.2)
 
         threading.Thread(target=sample, daemon=True).start()
+        port: int | None = None
+        if with_gateway:
+            port = free_port()
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "mcpyard", "gateway", "--kubeconfig",
+                 str(server.kubeconfig), "--port", str(port), "--state-dir", str(work / "gw"),
+                 "--no-records", "--log-level", "warning"],
+                stdout=(work / "gateway.log").open("wb"),
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=work,
+            )
         last = workspaces - 1
         last_ws, last_ns = f"ws{last:04d}", f"team{last % NAMESPACES:02d}"
         # During the cold start: as soon as the first config Secret is written.
         wait(lambda: config_count(client) > 0, 600, "the first config Secret", every=0.02)
         first = time.monotonic() - started
-        cold_revoke = revoke(client, last_ws, last_ns, f"{last_ws}-m1", 600)
+        cold_revoke, _ = revoke(client, last_ws, last_ns, 1, 600)
+        cold_gateway: tuple[float, float | None] = (0.0, None)
+        if port is not None:  # the first workspace served, revoked while the others load
+            ws0 = kube.config_workspace(
+                client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"})[0]
+            )
+            ns0 = f"team{int(ws0[2:]) % NAMESPACES:02d}"
+            cold_gateway = revoke(client, ws0, ns0, 3, 600, gateway=port)
+            during_start = config_count(client) < workspaces
         wait(
             lambda: config_count(client) >= workspaces,
             1200,
@@ -215,7 +292,7 @@ def scenario(
         )
         all_written = time.monotonic() - started
         time.sleep(5)  # let status patches and discovery settle before the idle measurement
-        idle_revoke = revoke(client, last_ws, last_ns, f"{last_ws}-m2", 120)
+        idle_revoke, idle_gateway = revoke(client, last_ws, last_ns, 2, 120, gateway=port)
         if tracemalloc:
             operator.send_signal(signal.SIGUSR1)
             wait(lambda: Path(tracemalloc).exists(), 600, "the tracemalloc report")
@@ -233,8 +310,26 @@ def scenario(
             "revoke_idle_s": round(idle_revoke, 2),
             "rss_idle_mib": round(rss),
             "rss_peak_mib": round(max(hwm, peak[0])),
+            **(
+                {
+                    "gw_revoke_cold_secret_s": round(cold_gateway[0], 2),
+                    "gw_revoke_cold_s": round(cold_gateway[1] or -1, 2),
+                    "gw_revoke_cold_during_start": during_start,
+                    "gw_revoke_idle_s": round(idle_gateway or -1, 2),
+                    "gw_rss_mib": round(rss_mib(gateway.pid)[0]),
+                    "gw_rss_peak_mib": round(rss_mib(gateway.pid)[1]),
+                }
+                if gateway is not None
+                else {}
+            ),
         }
     finally:
+        if gateway is not None and gateway.poll() is None:
+            gateway.terminate()
+            try:
+                gateway.wait(30)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
         if operator is not None and operator.poll() is None:
             operator.terminate()
             try:
@@ -282,12 +377,15 @@ def main() -> None:
         metavar="PATH",
         help="record the operator with py-spy (collapsed stacks, in PATH)",
     )
+    p.add_argument(
+        "--gateway", action="store_true", help="also run `mcpyard gateway` and measure it"
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for n in args.workspaces:
         work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
-        result = scenario(n, work, args.tracemalloc, args.py_spy)
+        result = scenario(n, work, args.tracemalloc, args.py_spy, args.gateway)
         print(json.dumps(result), flush=True)
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)

@@ -3,11 +3,12 @@
 kopf guards its indexes with one toggle per object of the initial listing, and every object's
 worker waits on one shared condition until all of them are off: each toggle dropped wakes
 every waiter, which checks every toggle again, so a cold start of 16,000 resources spent
-minutes there before the first handler ran. Here each kind is listed in pages (one request
-per 500 objects, not one per object), every object goes into :class:`Indexes` as one
-:class:`~mcpyard.operator._runtime.Entry`, and a watch from the list's resourceVersion keeps
-them current; :attr:`Informers.synced` opens once every kind is listed, and no reconcile runs
-before (a partial view would write a configuration without the members not yet seen).
+minutes there before the first handler ran. Here each kind is listed from the API server's
+watch cache (one request, or one per 500 objects where it pages), every object goes into
+:class:`Indexes` as compact JSON (:class:`~mcpyard.operator._runtime.Stored`), and a watch
+from the list's resourceVersion keeps them current; :attr:`Informers.synced` opens once every
+kind is listed, and no reconcile runs before (a partial view would write a configuration
+without the members not yet seen).
 
 A watch the API server ends is resumed from the last resourceVersion; 410 Gone lists again
 (what vanished in between is reported deleted); any other failure reconnects with backoff.
@@ -22,7 +23,7 @@ from typing import Any
 
 from mcpyard import kube
 from mcpyard.api import v1alpha1
-from mcpyard.operator._runtime import Entry, entry
+from mcpyard.operator._runtime import Stored, stored
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -41,16 +42,6 @@ Key = tuple[str, str, str]
 """(kind, namespace, name)."""
 
 
-def _secret_names(body: Mapping[str, Any]) -> set[str]:
-    spec = body.get("spec") or {}
-    out = set()
-    for item in spec.get("secrets") or [] if isinstance(spec, dict) else []:
-        ref = item.get("secretRef") if isinstance(item, dict) else None
-        if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-            out.add(ref["name"])
-    return out
-
-
 class Indexes:
     """Every watched object, keyed so that one workspace's resources are one lookup away.
 
@@ -60,7 +51,7 @@ class Indexes:
     -> (namespace, server), ``available`` by (namespace, server) -> available replicas."""
 
     def __init__(self) -> None:
-        self._objects: dict[Key, Entry | tuple[str | None, str | None, int]] = {}
+        self._objects: dict[Key, Stored | tuple[str | None, str | None, int]] = {}
         self._buckets: dict[str, dict[Any, dict[Any, Any]]] = {
             name: {}
             for name in (
@@ -113,14 +104,14 @@ class Indexes:
                 if ws is not None:
                     self._put("deployments", ws, key, (ns, server))
             return
-        item = entry(body, copy=False)
+        item = stored(body)
         self._objects[key] = item
         ws = item.workspace
         if kind == "Workspace":
             self._put("workspaces", name, key, item)
         elif kind == "MCPServer":
             self._put("servers", ws, key, item)
-            for secret in _secret_names(body):
+            for secret in item.secrets:
                 self._put("servers_by_secret", (ns, secret), key, ws)
         elif kind == "Member":
             self._put("members", ws, key, item)
@@ -143,7 +134,7 @@ class Indexes:
             self._drop("workspaces", name, key)
         elif kind == "MCPServer":
             self._drop("servers", old.workspace, key)
-            for secret in _secret_names(old.body):
+            for secret in old.secrets:
                 self._drop("servers_by_secret", (ns, secret), key)
         elif kind == "Member":
             self._drop("members", old.workspace, key)
@@ -198,9 +189,12 @@ class Informers:
     ) -> str | None:
         """List in pages; report what vanished since the last list; the list's version."""
         url = kube.path(api, kind, ns)
-        query: dict[str, str] = {"limit": str(PAGE)}
-        if labels:
-            query["labelSelector"] = ",".join(f"{k}={v}" for k, v in labels.items())
+        # resourceVersion=0: served from the API server's watch cache, as client-go's
+        # informers list (an API server that pages such a list honours the limit; one that
+        # does not answers in one piece). A paged list from etcd would restart from the
+        # first page each time compaction expired its continue token (410).
+        query: dict[str, str] = {"limit": str(PAGE), "resourceVersion": "0"}
+        query.update(query_labels(labels))
         listed: set[Key] = set()
         version: str | None = None
         while True:
@@ -218,7 +212,7 @@ class Informers:
             token = meta.get("continue")
             if not token:
                 break
-            query = {**query, "continue": str(token)}
+            query = {"limit": str(PAGE), "continue": str(token), **query_labels(labels)}
         for gone in [k for k in self._indexes.known(kind) if k[1] == ns or ns is None]:
             if gone not in listed:
                 self._event(kind, "DELETED", _stub(api, gone))
@@ -268,6 +262,12 @@ class Informers:
                 version = None
             await asyncio.sleep(delay)
             delay = min(MAX_BACKOFF, delay * 2)
+
+
+def query_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
+    if not labels:
+        return {}
+    return {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
 
 
 def _stub(api: str, key: Key) -> dict[str, Any]:

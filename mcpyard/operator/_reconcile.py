@@ -451,8 +451,8 @@ async def _apply_children(
 async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force: bool) -> None:
     key = e.key
     indexed = e.body.get("status") if isinstance(e.body.get("status"), dict) else None
-    previous = indexed if force else rt.written.get(key, indexed)
-    previous = previous or {}
+    written = None if force else rt.written.get(key)
+    previous = (json.loads(written) if written is not None else indexed) or {}
     status = {
         **status,
         "conditions": compiler.merge_conditions(
@@ -465,4 +465,4 @@ async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force:
     patch.update(status)
     api_version = str(e.body.get("apiVersion") or v1alpha1.API_VERSION)
     if await rt.client.patch_status(api_version, e.kind, e.namespace, e.name, patch):
-        rt.written[key] = status
+        rt.written[key] = json.dumps(status, separators=(",", ":")).encode()
