@@ -10,6 +10,7 @@ is written when nothing changed, so a resync costs reads.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -26,6 +27,7 @@ from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
 from mcpyard.operator import _manifests, _source, _tokens
 from mcpyard.operator._runtime import STATUS, Entry, Runtime, Tools, WorkKey
+from mcpyard.operator._settings import FINALIZER
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -46,10 +48,10 @@ config_secret_name = kube.config_secret_name
 
 async def run(rt: Runtime, key: WorkKey, force: bool) -> None:
     """The reconciler's work function."""
-    if key[0] == "ws":
-        await workspace(rt, key[1], force=force)
-    elif key[0] == "status":
-        await workspace(rt, key[1], force=force, statuses=True)
+    if key[0] in ("ws", "status"):
+        # Its two runs (configuration, statuses) are two keys: never at once on one workspace.
+        async with rt.locks.setdefault(key[1], asyncio.Lock()):
+            await workspace(rt, key[1], force=force, statuses=key[0] == "status")
     elif key[0] == "secret":
         await encrypted_secret(rt, key[1], key[2], force=force)
 
@@ -177,6 +179,8 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
     await _apply_children(rt, ws, out, servers, force=force)
     _remember_servers(rt, ws, out, server_keys)
     if not statuses:
+        for e in servers:
+            await _release(rt, e)
         rt.request(("status", ws), force=force, priority=STATUS)
         return
     force = force_status
@@ -219,6 +223,17 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
         ):
             _set_condition(status, c.PROGRAMMED, "False", *programmed)
         await _patch_status(rt, e, status, force=force)
+
+
+async def _release(rt: Runtime, e: Entry) -> None:
+    """Remove the finalizer older versions put on MCPServers (kopf guarded its discovery
+    daemons with it; discovery has no per-object daemon now, and kopf no longer watches
+    MCPServers to take it off): without this, deleting such a server would hang."""
+    finalizers = e.body["metadata"].get("finalizers") or []
+    if FINALIZER in finalizers:
+        kept = [f for f in finalizers if f != FINALIZER]
+        patch = {"metadata": {"finalizers": kept}}
+        await rt.client.patch(v1alpha1.API_VERSION, "MCPServer", e.namespace, e.name, patch)
 
 
 def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
@@ -453,8 +468,10 @@ async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force:
     indexed = e.body.get("status") if isinstance(e.body.get("status"), dict) else None
     written = None if force else rt.written.get(key)
     previous = (json.loads(written) if written is not None else indexed) or {}
+    # A null is how a merge patch removes a field: the stored status never holds one, so
+    # one kept here (a Member's `expires: null`) made every resync patch every status.
     status = {
-        **status,
+        **{k: v for k, v in status.items() if v is not None},
         "conditions": compiler.merge_conditions(
             previous.get("conditions"), status.get("conditions") or []
         ),

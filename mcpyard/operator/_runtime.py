@@ -330,6 +330,8 @@ class Runtime:
     """MCPServer -> (ConfigMap, digest, workspace) of the manifest last written."""
     servers: dict[NsName, tuple[str, ServerConfig]] = field(default_factory=dict)
     """MCPServer -> (workspace, its compiled config): what discovery talks to."""
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    """Workspace -> held while one of its runs (configuration or statuses) is going."""
     waker: Callable[[NsName], None] | None = None
     """Makes a server's tool discovery due now (the discovery scheduler, once started)."""
     written: dict[tuple[str, str, str], bytes] = field(default_factory=dict)
