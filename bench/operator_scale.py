@@ -12,8 +12,16 @@ over 10 namespaces, each with 5 proxied MCPServers and 10 Members with an access
   Secret shows the member disabled;
 - the same revocation when the operator is idle.
 
-    .venv/bin/python bench/operator_scale.py --workspaces 1 30 100
+With ``--gateway`` it also runs ``mcpyard gateway`` on the config Secrets (from the operator's
+start) and measures its RSS serving every workspace, and the time from a Member patched
+``disabled: true`` to the gateway refusing that member's token: during the cold start (a member
+of the first workspace served, patched while the others are still being written) and when
+idle. Members m1..m3 of every workspace have real tokens for that.
 
+    .venv/bin/python bench/operator_scale.py --workspaces 1 30 100
+    .venv/bin/python bench/operator_scale.py --workspaces 1000 --gateway
+
+``--py-spy PATH`` records the operator with py-spy (collapsed stacks; ``pip install py-spy``).
 ``--tracemalloc PATH`` runs the operator under tracemalloc (this file's ``--traced``): once idle
 the bench sends it SIGUSR1 and it writes the top allocations, by file and by line, to PATH.
 """
