@@ -148,6 +148,12 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (what the load of the machine does not move)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def member_disabled(client: kube.Client, ws: str, member: str) -> bool:
     secret = client.get_sync("v1", "Secret", OPERATOR_NS, kube.config_secret_name(ws))
     if not secret:
@@ -299,6 +305,7 @@ def scenario(
             every=0.1,
         )
         all_written = time.monotonic() - started
+        cpu_all_written = cpu_seconds(pid)
         time.sleep(5)  # let status patches and discovery settle before the idle measurement
         idle_revoke, idle_gateway = revoke(client, last_ws, last_ns, 2, 120, gateway=port)
         if tracemalloc:
@@ -314,6 +321,7 @@ def scenario(
             "create_s": round(created, 1),
             "first_secret_s": round(first, 2),
             "all_secrets_s": round(all_written, 1),
+            "cpu_s_at_all_secrets": round(cpu_all_written, 1),
             "revoke_cold_s": round(cold_revoke, 2),
             "revoke_idle_s": round(idle_revoke, 2),
             "rss_idle_mib": round(rss),
