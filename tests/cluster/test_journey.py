@@ -463,6 +463,9 @@ _KEPT: dict[str, list[tuple[str, str, str, str]]] = {
     ],
     # A server's manifest ConfigMap is patched only when its tools change (created here).
     "a changed capability manifest": [("", "configmaps", "patch", "cluster")],
+    # MCPServers carry no finalizer now; the operator removes the one older versions put on
+    # them (tests/operator/test_operator_cold_start.py), which no server here carries.
+    "a finalizer left by an older operator": [("mcpyard.io", "mcpservers", "patch", "cluster")],
     # kopf posts a core v1 Event when a handler fails or retries; none did here.
     "events of failed handlers (none failed)": [("", "events", "create", "cluster")],
     # The Flux Kustomization or Argo CD Application named by the labels of objects they
