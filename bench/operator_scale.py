@@ -229,6 +229,7 @@ def scenario(
     tracemalloc: str | None,
     profile: str | None = None,
     with_gateway: bool = False,
+    gateway_path: str | None = None,
 ) -> dict[str, Any]:
     server = start(work / "apiserver")
     operator: subprocess.Popen[bytes] | None = None
@@ -280,6 +281,7 @@ def scenario(
                  str(server.kubeconfig), "--port", str(port), "--state-dir", str(work / "gw"),
                  "--no-records", "--log-level", "warning"],
                 stdout=(work / "gateway.log").open("wb"),
+                env={**os.environ, **({"PYTHONPATH": gateway_path} if gateway_path else {})},
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 cwd=work,
@@ -396,12 +398,20 @@ def main() -> None:
     p.add_argument(
         "--gateway", action="store_true", help="also run `mcpyard gateway` and measure it"
     )
+    p.add_argument(
+        "--gateway-pythonpath",
+        default=None,
+        metavar="DIR",
+        help="run the gateway from another checkout (e.g. a `git archive` of main)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for n in args.workspaces:
         work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
-        result = scenario(n, work, args.tracemalloc, args.py_spy, args.gateway)
+        result = scenario(
+            n, work, args.tracemalloc, args.py_spy, args.gateway, args.gateway_pythonpath
+        )
         print(json.dumps(result), flush=True)
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)
