@@ -1,11 +1,12 @@
 """The one place that recompiles a workspace and applies the result.
 
-A reconcile of workspace W reads W's resources from the kopf indexes (the Workspaces named W
+A reconcile of workspace W reads W's resources from the indexes (the Workspaces named W
 in any namespace, the MCPServers and Members that name W, the EncryptedSecrets those servers
 use), compiles just them with the same compiler ``mcpyard render`` uses (target ``cluster``),
 then applies: member tokens first (their hashes are an input), the gateway config Secret, the
-hosted servers' Deployments, Services and env Secrets, and every status that changed. Nothing
-is written when nothing changed, so a resync costs reads.
+hosted servers' Deployments, Services and env Secrets; every status that changed is written by
+a second run, queued behind every configuration. Nothing is written when nothing changed, so
+a resync costs reads.
 """
 
 from __future__ import annotations

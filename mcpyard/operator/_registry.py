@@ -2,7 +2,10 @@
 
 ``memo`` must carry ``options`` (:class:`~mcpyard.operator._settings.Settings`) and
 ``connect`` (a function returning a :class:`mcpyard.kube.Client`); the startup handler adds
-``runtime``. kopf logs in with the same connection the client uses.
+``runtime`` and starts what runs beside kopf: the informers (list and watch of every kind),
+the reconciler (which waits for them to have listed, and with peering for this replica to
+lead), the discovery scheduler, the sweep and resync loop. kopf logs in with the same
+connection the client uses, keeps the peering of replicas and the Workspace finalizer.
 """
 
 from __future__ import annotations
@@ -147,8 +150,8 @@ async def sweep(runtime: Runtime) -> list[str]:
     """Delete config Secrets whose workspace no longer exists (a Workspace deleted while its
     finalizer was removed by hand, or while the operator was not running).
 
-    The Workspaces are listed from the API, not taken from kopf's index: a replica paused by
-    peering has an empty index, and must not take that for "no workspace any more"."""
+    The Workspaces are listed from the API, not taken from the index: one list at the time
+    of the sweep, whatever the informers have seen so far."""
     settings = runtime.settings
     found: list[dict[str, Any]] = []
     for namespace in settings.namespaces or (None,):

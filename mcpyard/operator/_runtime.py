@@ -1,9 +1,9 @@
 """The operator's state while it runs: indexes, caches, and the queue of reconciles.
 
 Created by the startup handler and kept on kopf's memo (``memo.runtime``); nothing here is a
-module global. The kopf indexes hold every resource, parsed once per change (:class:`Entry`),
-keyed so that one workspace's resources are one lookup away: that is what makes a reconcile
-incremental.
+module global. The indexes (:mod:`._informer`) hold every resource as compact JSON
+(:class:`Stored`), keyed so that one workspace's resources are one lookup away (that is what
+makes a reconcile incremental); a reconcile parses what it reads (:class:`Entry`).
 """
 
 from __future__ import annotations
