@@ -12,8 +12,16 @@ over 10 namespaces, each with 5 proxied MCPServers and 10 Members with an access
   Secret shows the member disabled;
 - the same revocation when the operator is idle.
 
-    .venv/bin/python bench/operator_scale.py --workspaces 1 30 100
+With ``--gateway`` it also runs ``mcpyard gateway`` on the config Secrets (from the operator's
+start) and measures its RSS serving every workspace, and the time from a Member patched
+``disabled: true`` to the gateway refusing that member's token: during the cold start (a member
+of the first workspace served, patched while the others are still being written) and when
+idle. Members m1..m3 of every workspace have real tokens for that.
 
+    .venv/bin/python bench/operator_scale.py --workspaces 1 30 100
+    .venv/bin/python bench/operator_scale.py --workspaces 1000 --gateway
+
+``--py-spy PATH`` records the operator with py-spy (collapsed stacks; ``pip install py-spy``).
 ``--tracemalloc PATH`` runs the operator under tracemalloc (this file's ``--traced``): once idle
 the bench sends it SIGUSR1 and it writes the top allocations, by file and by line, to PATH.
 """
@@ -39,9 +47,13 @@ from typing import Any, TypeVar
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import httpx  # noqa: E402
+
 from mcpyard import kube  # noqa: E402
+from mcpyard.crypto import tokens  # noqa: E402
 from tests.cluster.apiserver import ApiServer, start  # noqa: E402
 from tests.cluster.conftest import crd_documents, strip_cel  # noqa: E402
+from tests.proctools import free_port  # noqa: E402
 
 GROUP_VERSION = "mcpyard.io/v1alpha1"
 OPERATOR_NS = "mcpyard"
@@ -49,6 +61,10 @@ NAMESPACES = 10
 SERVERS = 5
 MEMBERS = 10
 T = TypeVar("T")
+
+
+TOKENS = {m: tokens.new() for m in (1, 2, 3)}
+"""Members m1..m3 of every workspace have a real token (the gateway is asked with it)."""
 
 
 def resources(workspaces: int) -> list[dict[str, Any]]:
@@ -83,6 +99,7 @@ def resources(workspaces: int) -> list[dict[str, Any]]:
             )
         for m in range(MEMBERS):
             digest = f"{i:06d}{m:04d}".ljust(64, "0")
+            token_hash = tokens.hash(TOKENS[m]) if m in TOKENS else f"sha256:{digest}"
             out.append(
                 {
                     "apiVersion": GROUP_VERSION,
@@ -91,7 +108,7 @@ def resources(workspaces: int) -> list[dict[str, Any]]:
                     "spec": {
                         "workspace": ws,
                         "user": f"user{m}@ws{i}.example.com",
-                        "tokenHash": f"sha256:{digest}",
+                        "tokenHash": token_hash,
                         "access": {"allow": [f"{ws}-s0__*", f"{ws}-s{m % SERVERS}__*"]},
                     },
                 }
@@ -131,6 +148,12 @@ def rss_mib(pid: int) -> tuple[float, float]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (what the load of the machine does not move)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def member_disabled(client: kube.Client, ws: str, member: str) -> bool:
     secret = client.get_sync("v1", "Secret", OPERATOR_NS, kube.config_secret_name(ws))
     if not secret:
@@ -139,21 +162,78 @@ def member_disabled(client: kube.Client, ws: str, member: str) -> bool:
     return any(m["name"] == member and m["disabled"] for m in config["members"])
 
 
-def revoke(client: kube.Client, ws: str, ns: str, member: str, timeout: float) -> float:
-    """Seconds from patching ``member`` disabled to its workspace's config Secret saying so."""
+def gateway_status(port: int, ws: str, token: str) -> int:
+    """The HTTP status of an MCP initialize at the gateway with ``token`` (0: no answer)."""
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "opscale-bench", "version": "1"},
+        },
+    }
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json, text/event-stream",
+    }
+    try:
+        with httpx.Client(timeout=10) as http:
+            return http.post(f"http://127.0.0.1:{port}/ws/{ws}/mcp", json=body, headers=headers)\
+                .status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def revoke(
+    client: kube.Client, ws: str, ns: str, m: int, timeout: float, gateway: int | None = None
+) -> tuple[float, float | None]:
+    """Seconds from patching member ``m`` of ``ws`` disabled to its workspace's config Secret
+    saying so, and (with a gateway) to the gateway refusing its token."""
+    member = f"{ws}-m{m}"
+    if gateway is not None:  # the gateway must serve it first
+        wait(lambda: gateway_status(gateway, ws, TOKENS[m]) == 200, timeout, f"{ws} served")
     t0 = time.monotonic()
     client.patch_sync(GROUP_VERSION, "Member", ns, member, {"spec": {"disabled": True}})
+    at_gateway: list[float] = []
+
+    def refused() -> None:
+        assert gateway is not None
+        wait(lambda: gateway_status(gateway, ws, TOKENS[m]) in (401, 403), timeout, "refusal")
+        at_gateway.append(time.monotonic() - t0)
+
+    follower = threading.Thread(target=refused) if gateway is not None else None
+    if follower is not None:
+        follower.start()
     wait(lambda: member_disabled(client, ws, member), timeout, f"{member} disabled in {ws}")
-    return time.monotonic() - t0
+    secret = time.monotonic() - t0
+    if follower is not None:
+        follower.join()
+    return secret, (at_gateway[0] if at_gateway else None)
 
 
 def config_count(client: kube.Client) -> int:
     return len(client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"}))
 
 
-def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, Any]:
+def child_pid(pid: int) -> int:
+    """The process py-spy started (its only child), once it exists."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return int(wait(lambda: path.read_text().split(), 60, "py-spy's child")[0])
+
+
+def scenario(
+    workspaces: int,
+    work: Path,
+    tracemalloc: str | None,
+    profile: str | None = None,
+    with_gateway: bool = False,
+    gateway_path: str | None = None,
+) -> dict[str, Any]:
     server = start(work / "apiserver")
     operator: subprocess.Popen[bytes] | None = None
+    gateway: subprocess.Popen[bytes] | None = None
     try:
         docs = [strip_cel(crd)[0] for crd in crd_documents()]
         server.apply(docs)
@@ -169,15 +249,19 @@ def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, 
         traced = [__file__, "--traced", tracemalloc, "--"] if tracemalloc else ["-m", "mcpyard"]
         log = (work / "operator.log").open("wb")
         args = ["--kubeconfig", str(server.kubeconfig), "--gateway-url", "https://gw.example.com"]
+        spy = []
+        if profile:
+            spy = [str(Path(sys.executable).with_name("py-spy")), "record", "-r", "20", "-f"]
+            spy += ["raw", "-o", profile, "--"]
         started = time.monotonic()
         operator = subprocess.Popen(
-            [sys.executable, *traced, "operator", "--standalone", *args],
+            [*spy, sys.executable, *traced, "operator", "--standalone", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=work,
         )
-        pid = operator.pid
+        pid = child_pid(operator.pid) if profile else operator.pid
         peak = [0.0]
 
         def sample() -> None:
@@ -189,12 +273,33 @@ def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, 
                 time.sleep(0.2)
 
         threading.Thread(target=sample, daemon=True).start()
+        port: int | None = None
+        if with_gateway:
+            port = free_port()
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "mcpyard", "gateway", "--kubeconfig",
+                 str(server.kubeconfig), "--port", str(port), "--state-dir", str(work / "gw"),
+                 "--no-records", "--log-level", "warning"],
+                stdout=(work / "gateway.log").open("wb"),
+                env={**os.environ, **({"PYTHONPATH": gateway_path} if gateway_path else {})},
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=work,
+            )
         last = workspaces - 1
         last_ws, last_ns = f"ws{last:04d}", f"team{last % NAMESPACES:02d}"
         # During the cold start: as soon as the first config Secret is written.
         wait(lambda: config_count(client) > 0, 600, "the first config Secret", every=0.02)
         first = time.monotonic() - started
-        cold_revoke = revoke(client, last_ws, last_ns, f"{last_ws}-m1", 600)
+        cold_revoke, _ = revoke(client, last_ws, last_ns, 1, 600)
+        cold_gateway: tuple[float, float | None] = (0.0, None)
+        if port is not None:  # the first workspace served, revoked while the others load
+            ws0 = kube.config_workspace(
+                client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"})[0]
+            )
+            ns0 = f"team{int(ws0[2:]) % NAMESPACES:02d}"
+            cold_gateway = revoke(client, ws0, ns0, 3, 600, gateway=port)
+            during_start = config_count(client) < workspaces
         wait(
             lambda: config_count(client) >= workspaces,
             1200,
@@ -202,30 +307,48 @@ def scenario(workspaces: int, work: Path, tracemalloc: str | None) -> dict[str, 
             every=0.1,
         )
         all_written = time.monotonic() - started
+        cpu_all_written = cpu_seconds(pid)
         time.sleep(5)  # let status patches and discovery settle before the idle measurement
-        idle_revoke = revoke(client, last_ws, last_ns, f"{last_ws}-m2", 120)
+        idle_revoke, idle_gateway = revoke(client, last_ws, last_ns, 2, 120, gateway=port)
         if tracemalloc:
             operator.send_signal(signal.SIGUSR1)
             wait(lambda: Path(tracemalloc).exists(), 600, "the tracemalloc report")
         rss, hwm = rss_mib(pid)
+        if profile:
+            operator.send_signal(signal.SIGINT)  # py-spy writes its profile and ends
+            operator.wait(120)
         return {
             "workspaces": workspaces,
             "resources": len(objs),
             "create_s": round(created, 1),
             "first_secret_s": round(first, 2),
             "all_secrets_s": round(all_written, 1),
+            "cpu_s_at_all_secrets": round(cpu_all_written, 1),
             "revoke_cold_s": round(cold_revoke, 2),
             "revoke_idle_s": round(idle_revoke, 2),
             "rss_idle_mib": round(rss),
             "rss_peak_mib": round(max(hwm, peak[0])),
+            **(
+                {
+                    "gw_revoke_cold_secret_s": round(cold_gateway[0], 2),
+                    "gw_revoke_cold_s": round(cold_gateway[1] or -1, 2),
+                    "gw_revoke_cold_during_start": during_start,
+                    "gw_revoke_idle_s": round(idle_gateway or -1, 2),
+                    "gw_rss_mib": round(rss_mib(gateway.pid)[0]),
+                    "gw_rss_peak_mib": round(rss_mib(gateway.pid)[1]),
+                }
+                if gateway is not None
+                else {}
+            ),
         }
     finally:
-        if operator is not None and operator.poll() is None:
-            operator.terminate()
-            try:
-                operator.wait(30)
-            except subprocess.TimeoutExpired:
-                operator.kill()
+        for process in (gateway, operator):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
         server.stop()
 
 
@@ -261,12 +384,29 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workspaces", type=int, nargs="+", default=[1, 30, 100])
     p.add_argument("--tracemalloc", default=None, metavar="PATH")
+    p.add_argument(
+        "--py-spy",
+        default=None,
+        metavar="PATH",
+        help="record the operator with py-spy (collapsed stacks, in PATH)",
+    )
+    p.add_argument(
+        "--gateway", action="store_true", help="also run `mcpyard gateway` and measure it"
+    )
+    p.add_argument(
+        "--gateway-pythonpath",
+        default=None,
+        metavar="DIR",
+        help="run the gateway from another checkout (e.g. a `git archive` of main)",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for n in args.workspaces:
         work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
-        result = scenario(n, work, args.tracemalloc)
+        result = scenario(
+            n, work, args.tracemalloc, args.py_spy, args.gateway, args.gateway_pythonpath
+        )
         print(json.dumps(result), flush=True)
         if not args.keep:
             subprocess.run(["rm", "-rf", str(work)], check=False)

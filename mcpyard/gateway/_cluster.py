@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 import hashlib
 import json
 import logging
@@ -45,6 +46,8 @@ class _Parsed:
     """One config Secret as last read: its config and sealed values, or why it failed."""
 
     fingerprint: str
+    version: str = ""
+    """The Secret's resourceVersion when it was read: the same version is not read again."""
     config: WorkspaceConfig | None = None
     sealed: Mapping[str, str] | None = None
     failure: str | None = None
@@ -69,6 +72,7 @@ class ClusterSource:
         """Secret name -> the Secret as last listed or watched."""
         self._parsed: dict[str, _Parsed] = {}
         self._digest_key = secrets.token_bytes(32)
+        self._changed = asyncio.Event()
         self._key = b""
         self.vault: Vault | None = None
 
@@ -86,9 +90,25 @@ class ClusterSource:
             self._key = await self._master_key(client, runtime)
             self.vault = Vault(self._key)
             runtime.secrets = self.vault
-            await self._follow(client, runtime, metrics)
+            publisher = asyncio.create_task(self._publisher(runtime, metrics))
+            try:
+                await self._follow(client, runtime, metrics)
+            finally:
+                publisher.cancel()
         finally:
             client.close()
+
+    async def _publisher(self, runtime: Runtime, metrics: Metrics) -> None:
+        # One publication per burst: the watch loop drains every event already received
+        # before it waits (and lets this run), so a cold start of 1,000 config Secrets costs
+        # a few publications, not 1,000 of all 1,000 (a revocation among them waits for none).
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
+                self._publish(runtime, metrics)
+            except Exception:  # the next change publishes again; never stop following
+                log.exception("config Secrets: publishing failed")
 
     # -- the master key -----------------------------------------------------------------------
 
@@ -134,7 +154,7 @@ class ClusterSource:
                         "v1", "Secret", self.namespace, labels
                     )
                     self._secrets = {str(i["metadata"]["name"]): i for i in items}
-                    self._publish(runtime, metrics)
+                    self._changed.set()
                     log.info("listed %d config Secrets in %s", len(items), self.namespace)
                 async for kind, obj in client.watch(
                     "v1",
@@ -154,7 +174,7 @@ class ClusterSource:
                         del self._secrets[name]
                     else:
                         continue  # BOOKMARK (only the version moves on), or not ours
-                    self._publish(runtime, metrics)
+                    self._changed.set()
                 continue  # the API server ended the watch (timeoutSeconds): resume at once
             except kube.ApiError as exc:
                 if exc.status == 410:
@@ -172,12 +192,17 @@ class ClusterSource:
 
     def _parse(self, name: str, secret: Mapping[str, Any]) -> _Parsed:
         data = secret.get("data") or {}
-        labels = (secret.get("metadata") or {}).get("labels")
+        meta = secret.get("metadata") or {}
+        version = str(meta.get("resourceVersion") or "")
+        known = self._parsed.get(name)
+        if known is not None and version and known.version == version:
+            return known
+        labels = meta.get("labels")
         fingerprint = hashlib.sha256(
             json.dumps([data, labels], sort_keys=True, default=str).encode()
         ).hexdigest()
-        known = self._parsed.get(name)
         if known is not None and known.fingerprint == fingerprint:
+            known = self._parsed[name] = dataclasses.replace(known, version=version)
             return known
         assert self.vault is not None
         try:
@@ -188,11 +213,11 @@ class ClusterSource:
             for identity, sealed in read.sealed.items():
                 scratch.import_sealed(identity, sealed)
         except (errors.ManifestError, errors.SecretError) as exc:
-            parsed = _Parsed(fingerprint, failure=str(exc))
+            parsed = _Parsed(fingerprint, version, failure=str(exc))
             log.error("%s (workspace %s keeps its last good configuration)", exc,
                       kube.config_workspace(secret))
         else:
-            parsed = _Parsed(fingerprint, config=read.config, sealed=dict(read.sealed))
+            parsed = _Parsed(fingerprint, version, config=read.config, sealed=dict(read.sealed))
         self._parsed[name] = parsed
         return parsed
 

@@ -256,6 +256,7 @@ class Live:
 
 
 Factory = Callable[..., Upstream]
+DISCOVERIES = 16
 
 
 class Runtime:
@@ -292,6 +293,10 @@ class Runtime:
         self.redactor = _redact.NONE
         """Blanks the values the servers of this runtime inject (rebuilt by :meth:`apply`)."""
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._discoveries = asyncio.Semaphore(DISCOVERIES)
+        """Tool discoveries in flight: 1,000 workspaces of 5 servers each would otherwise
+        connect to all 5,000 upstreams at once (and retry the dead ones all at once), starving
+        the loop that serves requests and follows the config Secrets."""
         self._closed = False
         self.on_upstream_notification: Callable[[Handle, dict[str, Any]], None] | None = None
         """Where the notifications the runtime does not handle itself go (the router's relay:
@@ -457,8 +462,9 @@ class Runtime:
         while True:
             handle.rediscover = False
             try:
-                tools, lists = await asyncio.gather(self._tools_or_none(handle),
-                                                    self._list_catalog(handle))
+                async with self._discoveries:
+                    tools, lists = await asyncio.gather(self._tools_or_none(handle),
+                                                        self._list_catalog(handle))
             except (errors.MCPyardError, OSError, TimeoutError) as exc:
                 self.mark_down(handle, _clean(exc))
                 return

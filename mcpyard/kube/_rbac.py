@@ -25,8 +25,8 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
         "resources": _CRS,
         "verbs": ["list", "watch"],
     },
-    # kopf patches only the kinds it keeps a finalizer and handler progress on; Members and
-    # EncryptedSecrets have event handlers and indexes only, which write nothing.
+    # kopf keeps a finalizer and handler progress on Workspaces; the operator removes the
+    # finalizer older versions put on MCPServers. Members and EncryptedSecrets are only read.
     {
         "scope": "cluster",
         "apiGroups": ["mcpyard.io"],

@@ -1,6 +1,6 @@
 """Tool discovery: ask each serving MCP server for its tools, outside the gateway's hot path.
 
-One loop per MCPServer (a kopf daemon): wait until the server can answer (a proxied or remote
+One :class:`Scheduler` for every MCPServer: wait until the server can answer (a proxied or remote
 server at once, a hosted one when its Deployment reports an available replica), call
 ``tools/list`` with the official MCP client, injecting the server's credentials as the
 gateway would (bearer or header), retry with backoff while it starts, then refresh every
@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
+import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +33,9 @@ from mcp.shared.exceptions import MCPError
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
-from mcpyard.operator._runtime import NsName, Runtime, Tools
+from mcpyard.operator._runtime import DISCOVERY_CONCURRENCY, NsName, Runtime, Tools
+
+log = logging.getLogger("mcpyard.operator")
 
 MAX_BACKOFF = 60.0
 FAILURES_BEFORE_DEGRADED = 3
@@ -199,49 +205,105 @@ def _reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-async def _pause(rt: Runtime, key: NsName, seconds: float | None, stopped: Any) -> None:
-    """Until woken (the server changed, its Deployment moved), stopped, or ``seconds`` pass."""
-    wake = rt.wakers.setdefault(key, asyncio.Event())
+class Scheduler:
+    """Every server's discovery, from one heap of due times served by a few workers.
 
-    async def until_stopped() -> None:
-        await stopped.wait()
+    One kopf daemon per MCPServer made every server a task of its own and, since kopf guards
+    its daemons with a finalizer, a PATCH per server at a cold start; here a server is an
+    entry in a heap. :meth:`wake` makes a server due now (its configuration or Deployment
+    changed); after a discovery the server is due again after ``discovery_interval``, after a
+    failure with backoff, and never while it cannot be asked (no config yet, not available).
+    """
 
-    waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(until_stopped())]
-    try:
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-        await asyncio.gather(*waiters, return_exceptions=True)
-    wake.clear()
+    def __init__(self, rt: Runtime, workers: int = DISCOVERY_CONCURRENCY) -> None:
+        self._rt = rt
+        self._heap: list[tuple[float, int, NsName]] = []
+        self._due: dict[NsName, float] = {}
+        self._order = itertools.count()
+        self._running: set[NsName] = set()
+        self._again: set[NsName] = set()
+        self._failures: dict[NsName, int] = {}
+        self._ready = asyncio.Event()
+        self._tasks = [
+            asyncio.create_task(self._worker(), name=f"mcpyard-discovery-{i}")
+            for i in range(workers)
+        ]
 
+    def wake(self, key: NsName) -> None:
+        """Discover ``key`` as soon as a worker is free (again, if it is being discovered)."""
+        if key in self._running:
+            self._again.add(key)
+        else:
+            self._schedule(key, 0.0)
 
-async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | Any) -> None:
-    """Discover the tools of one server until the daemon is stopped."""
-    failures = 0
-    while not stopped:
+    def _schedule(self, key: NsName, delay: float) -> None:
+        when = time.monotonic() + delay
+        if self._due.get(key, math.inf) <= when:
+            return
+        self._due[key] = when
+        heapq.heappush(self._heap, (when, next(self._order), key))
+        self._ready.set()
+
+    async def _next(self) -> NsName:
+        while True:
+            now = time.monotonic()
+            while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
+                heapq.heappop(self._heap)  # superseded by an earlier due time, or done
+            if self._heap and self._heap[0][0] <= now:
+                _, _, key = heapq.heappop(self._heap)
+                del self._due[key]
+                return key
+            self._ready.clear()
+            timeout = self._heap[0][0] - now if self._heap else None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def _worker(self) -> None:
+        while True:
+            key = await self._next()
+            self._running.add(key)
+            try:
+                if self._rt.reconciler is not None:
+                    # Configurations first: discovery is routine work, it waits for them.
+                    await self._rt.reconciler.calm.wait()
+                delay = await self.once(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never kills the worker: try again at the longest backoff
+                log.exception("discovery of %s/%s failed unexpectedly", *key)
+                delay = MAX_BACKOFF
+            finally:
+                self._running.discard(key)
+            if key in self._again:
+                self._again.discard(key)
+                delay = 0.0
+            if delay is not None:
+                self._schedule(key, delay)
+
+    async def once(self, key: NsName) -> float | None:
+        """Discover one server; seconds until the next discovery (None: until woken)."""
+        rt = self._rt
         known = rt.servers.get(key)
-        if known is None or not _ready(rt, key, known[1]):
-            await _pause(rt, key, None, stopped)
-            continue
+        if known is None:
+            self._failures.pop(key, None)
+            return None
         workspace, server = known
+        if not _ready(rt, key, server):
+            return None
         try:
             reported, protocol = await list_tools(server, rt, rt.settings.discovery_timeout)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure of the upstream: report it, retry later
-            failures += 1
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
             reason = _reason(exc)
-            logger.debug(f"tools/list failed (attempt {failures}): {reason}")
-            if failures >= FAILURES_BEFORE_DEGRADED and rt.health.get(key) != (
-                False,
-                f"tools/list failed: {reason}",
-            ):
-                rt.health[key] = (False, f"tools/list failed: {reason}")
+            log.debug("MCPServer %s/%s: tools/list failed (attempt %d): %s", *key, failures, reason)
+            health = (False, f"tools/list failed: {reason}")
+            if failures >= FAILURES_BEFORE_DEGRADED and rt.health.get(key) != health:
+                rt.health[key] = health
                 rt.request(("ws", workspace))
-            await _pause(rt, key, min(MAX_BACKOFF, 0.25 * 2**failures), stopped)
-            continue
-        failures = 0
+            return min(MAX_BACKOFF, 0.25 * 2.0**failures)
+        self._failures.pop(key, None)
         before = rt.tools.get(key)
         changed = _changes(before.reported, reported) if before is not None else None
         now = datetime.now(UTC).replace(microsecond=0)
@@ -250,6 +312,11 @@ async def loop(rt: Runtime, key: NsName, stopped: Any, logger: logging.Logger | 
         )
         rt.health[key] = (True, f"{len(reported.tools)} tools discovered")
         if changed is not None:
-            logger.info(f"tools changed: {changed}")
+            log.info("MCPServer %s/%s: tools changed: %s", *key, changed)
         rt.request(("ws", workspace))
-        await _pause(rt, key, rt.settings.discovery_interval, stopped)
+        return rt.settings.discovery_interval
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,15 +1,17 @@
 """The one place that recompiles a workspace and applies the result.
 
-A reconcile of workspace W reads W's resources from the kopf indexes (the Workspaces named W
+A reconcile of workspace W reads W's resources from the indexes (the Workspaces named W
 in any namespace, the MCPServers and Members that name W, the EncryptedSecrets those servers
 use), compiles just them with the same compiler ``mcpyard render`` uses (target ``cluster``),
 then applies: member tokens first (their hashes are an input), the gateway config Secret, the
-hosted servers' Deployments, Services and env Secrets, and every status that changed. Nothing
-is written when nothing changed, so a resync costs reads.
+hosted servers' Deployments, Services and env Secrets; every status that changed is written by
+a second run, queued behind every configuration. Nothing is written when nothing changed, so
+a resync costs reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import hashlib
@@ -25,7 +27,8 @@ from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import _children
 from mcpyard.compiler._status import Report
 from mcpyard.operator import _manifests, _source, _tokens
-from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
+from mcpyard.operator._runtime import STATUS, Entry, Runtime, Tools, WorkKey
+from mcpyard.operator._settings import FINALIZER
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -46,8 +49,10 @@ config_secret_name = kube.config_secret_name
 
 async def run(rt: Runtime, key: WorkKey, force: bool) -> None:
     """The reconciler's work function."""
-    if key[0] == "ws":
-        await workspace(rt, key[1], force=force)
+    if key[0] in ("ws", "status"):
+        # Its two runs (configuration, statuses) are two keys: never at once on one workspace.
+        async with rt.locks.setdefault(key[1], asyncio.Lock()):
+            await workspace(rt, key[1], force=force, statuses=key[0] == "status")
     elif key[0] == "secret":
         await encrypted_secret(rt, key[1], key[2], force=force)
 
@@ -86,8 +91,17 @@ async def encrypted_secret(rt: Runtime, namespace: str, name: str, *, force: boo
 # -- workspaces -------------------------------------------------------------------------------
 
 
-async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
+async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False) -> None:
+    """Compile workspace ``ws`` and apply its config Secret and children; its statuses are
+    written by a run of their own (``statuses=True``, queued at the ``STATUS`` priority), so
+    that at a cold start every workspace's configuration goes out before the first status.
+    That run compiles again (a millisecond) and writes what changed since; ``force`` there
+    repairs drift in statuses and manifests, the configuration was forced by the first run."""
     now = _now()
+    if statuses:
+        force, force_status = False, force
+    else:
+        force_status = False
     workspaces = rt.index("workspaces", ws)
     servers = rt.index("servers", ws)
     members = rt.index("members", ws)
@@ -165,6 +179,12 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
     programmed = await _apply_config(rt, ws, out, workspaces, force=force)
     await _apply_children(rt, ws, out, servers, force=force)
     _remember_servers(rt, ws, out, server_keys)
+    if not statuses:
+        for e in servers:
+            await _release(rt, e)
+        rt.request(("status", ws), force=force, priority=STATUS)
+        return
+    force = force_status
 
     cfg = out.workspaces.get(ws)
     compiled = {(s.namespace, s.name): s for s in cfg.servers} if cfg is not None else {}
@@ -208,6 +228,17 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
         await _patch_status(rt, e, status, force=force)
 
 
+async def _release(rt: Runtime, e: Entry) -> None:
+    """Remove the finalizer older versions put on MCPServers (kopf guarded its discovery
+    daemons with it; discovery has no per-object daemon now, and kopf no longer watches
+    MCPServers to take it off): without this, deleting such a server would hang."""
+    finalizers = e.body["metadata"].get("finalizers") or []
+    if FINALIZER in finalizers:
+        kept = [f for f in finalizers if f != FINALIZER]
+        patch = {"metadata": {"finalizers": kept}}
+        await rt.client.patch(v1alpha1.API_VERSION, "MCPServer", e.namespace, e.name, patch)
+
+
 def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
     """``ToolsChanged``: True when the last tool refresh found another list than the one
     before it (the message says how), False when it found the same tools."""
@@ -229,19 +260,39 @@ def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
     }
 
 
+async def preload_served(rt: Runtime) -> None:
+    """Read every config Secret with one list at start (instead of a GET per workspace)."""
+    ns = rt.settings.operator_namespace
+    try:
+        found = await rt.client.list("v1", "Secret", ns, labels={CONFIG_LABEL: "true"})
+    except kube.ApiError as exc:  # each workspace reads its own at its first reconcile
+        log.warning("cannot list the config Secrets in %s: %s", ns, exc)
+        return
+    for secret in found:
+        ws = kube.config_workspace(secret)
+        if ws:
+            _remember_served(rt, ws, secret)
+    rt.served_listed = True
+
+
+def _remember_served(rt: Runtime, ws: str, secret: Mapping[str, Any]) -> None:
+    try:
+        rt.served[ws] = kube.read_config(secret).config
+    except errors.MCPyardError as exc:  # unreadable: nothing to keep
+        name = secret["metadata"]["name"]
+        log.warning(
+            "workspace %s: config Secret %s/%s: %s", ws, rt.settings.operator_namespace, name, exc
+        )
+
+
 async def _served(rt: Runtime, ws: str) -> compiler.config.WorkspaceConfig | None:
     """The configuration the workspace's config Secret carries (read once per start)."""
-    if ws not in rt.served and ws not in rt.served_read:
+    if not rt.served_listed and ws not in rt.served and ws not in rt.served_read:
         rt.served_read.add(ws)  # after that, this operator writes it and remembers it
         ns, name = rt.settings.operator_namespace, config_secret_name(ws)
         current = await rt.client.get("v1", "Secret", ns, name)
-        if current is None:
-            return None
-        try:
-            rt.served[ws] = kube.read_config(current).config
-        except errors.MCPyardError as exc:  # unreadable: nothing to keep
-            log.warning("workspace %s: config Secret %s/%s: %s", ws, ns, name, exc)
-            return None
+        if current is not None:
+            _remember_served(rt, ws, current)
     return rt.served.get(ws)
 
 
@@ -418,10 +469,12 @@ async def _apply_children(
 async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force: bool) -> None:
     key = e.key
     indexed = e.body.get("status") if isinstance(e.body.get("status"), dict) else None
-    previous = indexed if force else rt.written.get(key, indexed)
-    previous = previous or {}
+    written = None if force else rt.written.get(key)
+    previous = (json.loads(written) if written is not None else indexed) or {}
+    # A null is how a merge patch removes a field: the stored status never holds one, so
+    # one kept here (a Member's `expires: null`) made every resync patch every status.
     status = {
-        **status,
+        **{k: v for k, v in status.items() if v is not None},
         "conditions": compiler.merge_conditions(
             previous.get("conditions"), status.get("conditions") or []
         ),
@@ -432,4 +485,4 @@ async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force:
     patch.update(status)
     api_version = str(e.body.get("apiVersion") or v1alpha1.API_VERSION)
     if await rt.client.patch_status(api_version, e.kind, e.namespace, e.name, patch):
-        rt.written[key] = status
+        rt.written[key] = json.dumps(status, separators=(",", ":")).encode()

@@ -2,13 +2,17 @@
 
 ``memo`` must carry ``options`` (:class:`~mcpyard.operator._settings.Settings`) and
 ``connect`` (a function returning a :class:`mcpyard.kube.Client`); the startup handler adds
-``runtime``. kopf logs in with the same connection the client uses.
+``runtime`` and starts what runs beside kopf: the informers (list and watch of every kind),
+the reconciler (which waits for them to have listed, and with peering for this replica to
+lead), the discovery scheduler, the sweep and resync loop. kopf logs in with the same
+connection the client uses, keeps the peering of replicas and the Workspace finalizer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from typing import Any
 
@@ -17,27 +21,19 @@ import kopf
 from mcpyard import hub, kube
 from mcpyard.api import v1alpha1
 from mcpyard.operator import (
+    _discovery,
+    _informer,
     _peering,
     _reconcile,
     _secrets,
-    encryptedsecret,
-    mcpserver,
-    member,
     workspace,
 )
 from mcpyard.operator._runtime import Reconciler, Runtime
 from mcpyard.operator._settings import Settings, configure
 
 log = logging.getLogger("mcpyard.operator")
-INDEXES = (
-    "workspaces",
-    "servers",
-    "members",
-    "secrets",
-    "servers_by_secret",
-    "deployments",
-    "available",
-)
+PEERING_POLL = 1.0
+"""Seconds between two checks of whether this replica leads (with peering)."""
 
 
 def build(settings: Settings) -> kopf.OperatorRegistry:
@@ -70,39 +66,92 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
             client=client,
             store=_secrets.SecretStore(client, options, master_key),
             catalog=hub.catalog(),
-            indexes={n: kwargs[n] for n in INDEXES},
+            indexes=_informer.Indexes(),
         )
         runtime.priority = None if options.peering is None else settings.peering.priority
-        runtime.reconciler = Reconciler(
-            lambda key, force: _reconcile.run(runtime, key, force), options.workers
+        await _reconcile.preload_served(runtime)
+        leading = asyncio.Event()
+        if options.peering is None:
+            leading.set()
+        informers = _informer.Informers(
+            client, options.namespaces, runtime.indexes, functools.partial(_observe, runtime)
         )
+
+        async def ready() -> None:
+            # Nothing is written before every kind is listed (a partial view would drop
+            # what it has not seen yet), nor while another replica leads.
+            await informers.synced.wait()
+            await leading.wait()
+
+        runtime.reconciler = Reconciler(
+            lambda key, force: _reconcile.run(runtime, key, force), options.workers, ready=ready
+        )
+        runtime.discovery = _discovery.Scheduler(runtime)
+        runtime.waker = runtime.discovery.wake
         memo.runtime = runtime
-        memo.sweeper = asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper")
+        memo.informers = informers
+        memo.loops = [asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper")]
+        if options.peering is not None:
+            memo.loops.append(
+                asyncio.create_task(_lead(runtime, leading), name="mcpyard-peering")
+            )
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-        sweeper = getattr(memo, "sweeper", None)
-        if sweeper is not None:
-            sweeper.cancel()
+        for loop in getattr(memo, "loops", []):
+            loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+                await loop
+        informers: _informer.Informers | None = getattr(memo, "informers", None)
+        if informers is not None:
+            await informers.close()
         runtime: Runtime | None = getattr(memo, "runtime", None)
         if runtime is not None:
             if runtime.reconciler is not None:
                 await runtime.reconciler.close()
+            if runtime.discovery is not None:
+                await runtime.discovery.close()
             runtime.client.close()
 
-    for module in (workspace, mcpserver, member, encryptedsecret):
-        module.register(registry, settings)
+    workspace.register(registry, settings)
     return registry
+
+
+def _observe(runtime: Runtime, kind: str, type_: str, body: dict[str, Any], deleted: bool) -> None:
+    """A list or watch event, once the indexes hold it."""
+    if kind == "Deployment":
+        meta = body.get("metadata") or {}
+        server = (meta.get("labels") or {}).get(_informer.SERVER_LABEL)
+        if server is not None:  # a hosted server's replicas moved: discover it when available
+            runtime.wake((str(meta.get("namespace")), str(server)))
+        return
+    runtime.observe(body, deleted=deleted)
+
+
+async def _lead(runtime: Runtime, leading: asyncio.Event) -> None:
+    """Follow whether this replica leads (kopf pauses the others): the reconciler writes only
+    while it does; requests made meanwhile wait in its queue."""
+    while True:
+        try:
+            now = await _peering.leading(runtime.client, runtime.settings, runtime.priority)
+        except kube.ApiError as exc:
+            log.warning("cannot read the peering object: %s", exc)
+            now = False
+        if now and not leading.is_set():
+            log.info("this replica leads: reconciling")
+            leading.set()
+        elif not now and leading.is_set():
+            log.info("another replica leads: this one pauses")
+            leading.clear()
+        await asyncio.sleep(PEERING_POLL)
 
 
 async def sweep(runtime: Runtime) -> list[str]:
     """Delete config Secrets whose workspace no longer exists (a Workspace deleted while its
     finalizer was removed by hand, or while the operator was not running).
 
-    The Workspaces are listed from the API, not taken from kopf's index: a replica paused by
-    peering has an empty index, and must not take that for "no workspace any more"."""
+    The Workspaces are listed from the API, not taken from the index: one list at the time
+    of the sweep, whatever the informers have seen so far."""
     settings = runtime.settings
     found: list[dict[str, Any]] = []
     for namespace in settings.namespaces or (None,):
@@ -127,7 +176,8 @@ async def sweep(runtime: Runtime) -> list[str]:
 
 
 async def _sweep_forever(runtime: Runtime) -> None:
-    # The first sweep waits a full interval: by then kopf has listed every Workspace.
+    # The first sweep and resync wait a full interval: by then kopf has listed every Workspace
+    # (and its first sighting of each has reconciled it in full).
     while True:
         await asyncio.sleep(runtime.settings.resync_interval)
         try:
@@ -136,6 +186,9 @@ async def _sweep_forever(runtime: Runtime) -> None:
             await sweep(runtime)
         except kube.ApiError as exc:
             log.warning("sweep of config Secrets failed: %s", exc)
+        # A resync of every workspace repairs drift (one loop, not a timer per object).
+        for ws in runtime.indexes.keys("workspaces"):
+            runtime.request(("ws", str(ws)), force=True)
         # The operator does not watch the age Secret (it may only read it): a secret that
         # failed is decrypted again with the identities as they are now.
         for ns, name in runtime.store.failed():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 from dataclasses import dataclass, field
@@ -62,6 +63,9 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration"
     )
     kopf_settings.posting.enabled = settings.post_events
+    # kopf logs every handler's success at INFO, and posts what it logs on an object as an
+    # Event: at a cold start of 16,000 resources, 16,000 Events POSTed to say "succeeded".
+    kopf_settings.posting.level = logging.WARNING
     kopf_settings.background.cancellation_polling = settings.cancellation_polling
     # Handlers here are short and retried by the reconciler itself.
     kopf_settings.execution.max_workers = 4

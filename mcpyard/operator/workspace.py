@@ -1,9 +1,12 @@
-"""Workspace handlers: index by name, reconcile on change, resync on a timer, clean up on delete.
+"""The one kopf handler on a resource: a Workspace's deletion removes its config Secret.
 
-A Workspace's config Secret lives in the operator namespace, where owner references cannot
-reach (they never cross namespaces), so a Workspace carries the operator's finalizer: its
-deletion handler removes the config Secret (unless another namespace's Workspace of the same
-name takes over). The finalizer is also what kopf needs for the resync timer.
+Every kind is listed and watched by :mod:`._informer` (kopf's per-object machinery costs
+minutes at a cold start of thousands of resources); kopf keeps the peering of replicas and
+this handler. A Workspace's config Secret lives in the operator namespace, where owner
+references cannot reach (they never cross namespaces), so a Workspace carries the operator's
+finalizer: its deletion handler removes the config Secret (unless another namespace's
+Workspace of the same name takes over). The reconcile that the deletion's watch event
+requests does the same; the finalizer covers a deletion while no operator runs.
 """
 
 from __future__ import annotations
@@ -14,39 +17,13 @@ import kopf
 
 from mcpyard.api.v1alpha1 import GROUP, VERSION
 from mcpyard.operator import _reconcile
-from mcpyard.operator._runtime import Entry, Runtime, entry
+from mcpyard.operator._runtime import Runtime
 from mcpyard.operator._settings import Settings
 
 PLURAL = "workspaces"
 
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
-    @kopf.index(GROUP, VERSION, PLURAL, registry=registry, id="workspaces")
-    async def workspaces(body: kopf.Body, name: str, **_: Any) -> dict[Any, Entry]:
-        return {name: entry(body)}
-
-    @kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)
-    async def workspace_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo.runtime
-        runtime.observe(body, deleted=type == "DELETED")
-
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    async def workspace_resume(name: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo.runtime
-        runtime.request(("ws", name), force=True)
-
-    @kopf.timer(
-        GROUP,
-        VERSION,
-        PLURAL,
-        registry=registry,
-        interval=settings.resync_interval,
-        initial_delay=settings.resync_interval,
-    )
-    async def workspace_resync(name: str, memo: kopf.Memo, **_: Any) -> None:
-        runtime: Runtime = memo.runtime
-        runtime.request(("ws", name), force=True)
-
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
     async def workspace_delete(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
         runtime: Runtime = memo.runtime

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from mcpyard.api import v1alpha1
-from mcpyard.operator._runtime import LAST_APPLIED, entry
+from mcpyard.operator._runtime import LAST_APPLIED, entry, stored
 
 
 def test_an_entry_drops_what_no_reconcile_reads() -> None:
@@ -23,6 +23,7 @@ def test_an_entry_drops_what_no_reconcile_reads() -> None:
         "spec": {"workspace": "eng", "user": "alice@example.com", "role": "admin"},
     }
     kept = entry(body)
+    assert kept == stored(body).load()  # what the indexes keep, as a reconcile reads it
     assert "managedFields" not in kept.body["metadata"]
     assert kept.body["metadata"]["annotations"] == {"keep": "me"}
     assert kept.body["metadata"]["uid"] == "u-1" and kept.body["spec"] == body["spec"]

@@ -1,6 +1,7 @@
 """The reconcile queue: a burst of requests for one workspace folds into one run, urgent work
 (an edit or deletion, how access is removed) goes before routine work (a cold start's backlog,
-resyncs), and a routine key made urgent moves to the front without running twice."""
+resyncs), a routine key made urgent moves to the front without running twice, and statuses
+go after every configuration queued."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import asyncio
 import anyio
 import pytest
 
-from mcpyard.operator._runtime import Reconciler, WorkKey
+from mcpyard.operator._runtime import STATUS, Reconciler, WorkKey
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +97,54 @@ async def test_a_queued_routine_key_made_urgent_runs_once_in_front() -> None:
     finally:
         await reconciler.close()
     assert work.runs == [ws("first"), ws("c"), ws("a"), ws("b")]
+
+
+async def test_statuses_wait_for_every_configuration_in_the_queue() -> None:
+    # A cold start: each workspace's run queues its statuses; those go after every
+    # workspace's configuration, and an edit (urgent) goes before both.
+    work = Recorder()
+    reconciler = Reconciler(work, workers=1)
+    try:
+        reconciler.request(ws("first"))
+        with anyio.fail_after(30):
+            await work.started.wait()
+        reconciler.request(("status", "first"), priority=STATUS)
+        for name in ("a", "b"):
+            reconciler.request(ws(name))
+            reconciler.request(("status", name), priority=STATUS)
+        reconciler.request(ws("revoked"), urgent=True)
+        assert not reconciler.calm.is_set()
+        work.release.set()
+        await _drain(reconciler)
+    finally:
+        await reconciler.close()
+    assert work.runs == [
+        ws("first"),
+        ws("revoked"),
+        ws("a"),
+        ws("b"),
+        ("status", "first"),
+        ("status", "a"),
+        ("status", "b"),
+    ]
+
+
+async def test_calm_once_only_statuses_are_left() -> None:
+    work = Recorder()
+    reconciler = Reconciler(work, workers=1)
+    try:
+        assert reconciler.calm.is_set()
+        reconciler.request(("status", "a"), priority=STATUS)
+        with anyio.fail_after(30):
+            await work.started.wait()
+        assert reconciler.calm.is_set()  # a status run holds nothing back
+        reconciler.request(ws("b"))
+        assert not reconciler.calm.is_set()  # a configuration is waiting: discovery waits
+        reconciler.request(ws("b"), urgent=True)  # promoted: still one pressing key
+        work.release.set()
+        with anyio.fail_after(30):
+            await reconciler.calm.wait()
+        await _drain(reconciler)
+    finally:
+        await reconciler.close()
+    assert work.runs == [("status", "a"), ws("b")]
