@@ -19,7 +19,10 @@ The hub is mcpyard's built-in catalog of MCP servers. An MCPServer installs an e
 (`spec.hub: {name: NAME, version: VERSION}`): the entry says how the server runs (a pinned
 `npx`/`uvx` command, run behind `mcpyard bridge` in a cluster and spawned by `mcpyard serve`,
 or a remote URL that the gateway proxies), which secrets it takes and how they are injected,
-and which plain settings it reads from `spec.hub.env`.
+and which plain settings it reads from `spec.hub.env`. The compiler checks `spec.hub.env`
+against the entry's settings schema: a required setting left out or a value outside its
+choices makes the MCPServer invalid, with the variable named (`mcpyard validate` prints
+`team/MCPServer/prometheus: spec.hub.env.PROMETHEUS_URL: is required (hub entry prometheus)`).
 
 ```sh
 mcpyard hub list                        # every entry
