@@ -44,11 +44,16 @@ is published, the command's executable is in the package, the licence agrees), a
 entry that runs without outside network once to list its tools. This page is generated from
 the catalog files (`mcpyard/hub/catalog/*.yaml`): `python -m mcpyard.hub._markdown > docs/hub.md`.
 
-Left out on purpose: Google Drive (its only package, the archived reference server, needs an
-interactive browser login and credential files on the machine that runs it, which a shared
-gateway cannot do), Puppeteer (the archived reference server downloads Chrome when installed;
-`playwright` covers browser automation), and Cloudflare's account servers (they log in with
-OAuth per user; `cloudflare-docs` needs no login).
+Every entry that runs without outside network is started in CI (`tests/hub/test_entries_start.py`,
+32 of them): its pinned package, installed by `tools/setup/30-hub.sh`, starts offline with
+placeholder credentials, initializes and lists its tools. npm entries run there on Node 22.23
+(`sentry` needs Node 22.13 or later); `docker` needs a Docker Engine API at startup (the test
+serves Podman's) and declares Python 3.12 or later, which `uvx` fetches where the machine has
+none (the test installs it on Python 3.11, which its code runs on). The remote entries and
+`aws`, `gitlab`, `slack`, `stripe` and `supabase` are not started there.
+
+Left out on purpose: Cloudflare's account servers (they log in with OAuth per user;
+`cloudflare-docs` needs no login).
 """
 
 
