@@ -145,7 +145,7 @@ def tool_prefix(names: Iterable[str]) -> str | None:
               if len(words) > 1]
     if len(firsts) < 2:
         return None
-    word = max(sorted(set(firsts)), key=firsts.count)
+    word: str = max(sorted(set(firsts)), key=firsts.count)
     if firsts.count(word) * 2 <= len(firsts) or search._stem(word) in READ_VERBS | WRITE_VERBS:
         return None
     return word
