@@ -46,7 +46,8 @@ the catalog files (`mcpyard/hub/catalog/*.yaml`): `python -m mcpyard.hub._markdo
 
 Every entry that runs without outside network is started in CI (`tests/hub/test_entries_start.py`,
 32 of them): its pinned package, installed by `tools/setup/30-hub.sh`, starts offline with
-placeholder credentials, initializes and lists its tools. npm entries run there on Node 22.23
+placeholder credentials, initializes and lists its tools (`puppeteer` also opens a page in
+Debian's Chromium, `tests/hub/test_puppeteer_browser.py`). npm entries run there on Node 22.23
 (`sentry` needs Node 22.13 or later); `docker` needs a Docker Engine API at startup (the test
 serves Podman's) and declares Python 3.12 or later, which `uvx` fetches where the machine has
 none (the test installs it on Python 3.11, which its code runs on). The remote entries and
