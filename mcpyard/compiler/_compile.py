@@ -229,6 +229,13 @@ def _hub_secrets_present(rep: Report, entry: HubEntry, secrets: list[SecretInjec
                         f"({how}): {needed.description}")
 
 
+def _hub_settings_valid(rep: Report, entry: HubEntry, env: dict[str, str]) -> None:
+    # spec.hub.env against the entry's config schema: a missing required setting, an unknown
+    # one (where the entry lists all it reads) or a value outside its enum
+    for variable, message in entry.config.problems(env):
+        rep.problem(f"spec.hub.env.{variable}", f"{message} (hub entry {entry.name})")
+
+
 def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> ServerConfig | None:
     spec, ns, name = server.spec, server.metadata.namespace, server.metadata.name
     base: dict[str, Any] = {"slug": slug, "name": name, "namespace": ns,
@@ -255,6 +262,7 @@ def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> Serv
                         f"{entry.version}, not {spec.hub.version}", refs=True)
             return None
         _hub_secrets_present(rep, entry, spec.secrets)
+        _hub_settings_valid(rep, entry, spec.hub.env)
         base["hub_entry"] = entry.name
         if entry.url is not None:
             if any(i.as_ == "env" for i in injections):

@@ -35,6 +35,7 @@ READ_VERBS = frozenset({
     "summarize", "status", "log", "watch", "monitor", "test", "scrape", "crawl", "extract",
     "map", "navigate", "snapshot", "screenshot", "evaluate", "convert", "calculate",
     "geocode", "reverse", "directions", "distance", "echo", "whoami", "current", "explore",
+    "take",
 })
 WRITE_VERBS = frozenset({
     "create", "add", "update", "edit", "set", "delete", "remove", "write", "send", "post",
@@ -50,6 +51,13 @@ WRITE_VERBS = frozenset({
 })
 DESTRUCTIVE_VERBS = frozenset({"delete", "remove", "drop", "truncate", "kill", "reset",
                                "clear", "archive", "cancel", "close", "rollback"})
+# Words that qualify an object rather than name it: read_multiple_files reads files.
+_QUALIFIERS = frozenset({"multiple", "many", "all", "new", "single", "one", "back", "unsafe",
+                         "current", "existing"})
+# Nouns without a plural (or named things): "It reads JSON", never "jsons".
+_UNCOUNTABLE = frozenset({"json", "yaml", "markdown", "html", "code", "content", "data",
+                          "metadata", "info", "information", "knowledge", "children", "env",
+                          "health", "status", "feedback", "news", "software", "research"})
 _SENTENCE_END = (". ", ".\n", "! ", "? ")
 
 
@@ -97,26 +105,75 @@ def dumps(manifest: Mapping[str, Any]) -> str:
 
 
 def purpose(description: str | None) -> str:
-    """A description's first sentence (its first line when it has no sentence end)."""
-    text = " ".join((description or "").split())
+    """A description's first sentence (its first line when it has no sentence end); Markdown
+    heading lines (``# Server instructions``) are titles, not sentences, and are skipped."""
+    lines = [line for line in (description or "").splitlines()
+             if not line.lstrip().startswith("#")]
+    text = " ".join(" ".join(lines).split())
     if not text:
         return ""
     ends = [i for i in (text.find(e) for e in _SENTENCE_END) if i > 0]
     return text[: min(ends) + 1] if ends else text
 
 
-def verb_and_object(name: str) -> tuple[str | None, str | None]:
+def verb_and_object(name: str, prefix: str | None = None) -> tuple[str | None, str | None]:
     """``create_pull_request`` -> ("create", "pull request"); unknown verbs give (None, ...).
 
     The verb is the name's first word that is a known verb; the object the words after it
-    (singular), or the words before it when none follow (``issue_create``)."""
-    words = [search._stem(w.lower()) for w in search._WORD.findall(name)]
+    (singular, without qualifiers such as ``multiple``), or the one word before it when none
+    follow (``issue_create``). ``prefix``: a first word the server puts on every tool
+    (``browser_click``, ``git_status``), which is no object."""
+    raw = [w.lower() for w in search._WORD.findall(name)]
+    if prefix is not None and len(raw) > 1 and raw[0] == prefix:
+        raw = raw[1:]
+    words = [search._stem(w) for w in raw]
     for i, word in enumerate(words):
         if word in READ_VERBS or word in WRITE_VERBS:
-            rest = words[i + 1:] or words[:i]
-            rest = [w for w in rest if w not in search.STOP_WORDS and not w.isdigit()]
+            rest = raw[i + 1:] or (raw[:i] if i == 1 else [])
+            rest = [_singular(w) for w in rest if w not in search.STOP_WORDS
+                    and w not in _QUALIFIERS and not w.isdigit()]
+            if len(rest) == 1 and rest[0].endswith("ed"):
+                return word, None  # git_diff_staged: a state, not a kind of data
             return word, " ".join(rest) or None
-    return None, " ".join(words) or None
+    return None, " ".join(_singular(w) for w in raw) or None
+
+
+def tool_prefix(names: Iterable[str]) -> str | None:
+    """The first word that most of a server's tool names share (``browser`` of
+    ``browser_click``, ``browser_navigate``, ...), when it is no verb; else None."""
+    firsts = [words[0].lower() for words in (search._WORD.findall(n) for n in names)
+              if len(words) > 1]
+    if len(firsts) < 2:
+        return None
+    word: str = max(sorted(set(firsts)), key=firsts.count)
+    if firsts.count(word) * 2 <= len(firsts) or search._stem(word) in READ_VERBS | WRITE_VERBS:
+        return None
+    return word
+
+
+def _singular(word: str) -> str:
+    """The singular of a plural English noun (as people spell them, not a search stem)."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("sses", "ches", "shes", "xes")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _plural_noun(phrase: str) -> str:
+    """``pull request`` -> ``pull requests``: the last word made plural."""
+    head, _, last = phrase.rpartition(" ")
+    if last in _UNCOUNTABLE or phrase in _UNCOUNTABLE:
+        return phrase
+    if last.endswith("y") and len(last) > 2 and last[-2] not in "aeiou":
+        last = last[:-1] + "ies"
+    elif last.endswith(("s", "x", "z", "ch", "sh")):
+        last += "es"
+    else:
+        last += "s"
+    return f"{head} {last}" if head else last
 
 
 def effect(tool: Mapping[str, Any]) -> str:
@@ -227,17 +284,24 @@ def example_arguments(schema: Any, depth: int = 0) -> dict[str, Any]:
     return {str(n): example_value(props[n], str(n), depth) for n in chosen}
 
 
-def _tool(server: ServerConfig, tool: Mapping[str, Any]) -> dict[str, Any]:
+def _tool(server: ServerConfig, tool: Mapping[str, Any], prefix: str | None
+          ) -> dict[str, Any]:
     original = str(tool["name"])
-    verb, obj = verb_and_object(original)
-    reads = [obj] if obj and verb in READ_VERBS else []
-    writes = [obj] if obj and verb in WRITE_VERBS else []
+    verb, obj = verb_and_object(original, prefix)
+    if obj == server.slug:
+        obj = None  # mongodb-logs: the server itself is no kind of data it holds
+    # the server's own annotations say whether it reads or writes; the verb only guesses
+    how = effect(tool)
+    reads = [obj] if obj and verb and (
+        how == "read-only" or (how == "unknown" and verb in READ_VERBS)) else []
+    writes = [obj] if obj and verb and (
+        how in ("destructive", "additive") or (how == "unknown" and verb in WRITE_VERBS)) else []
     out: dict[str, Any] = {
         "name": naming.namespaced(server.slug, original),
         "originalName": original,
         "purpose": purpose(tool.get("description")),
         "description": str(tool.get("description") or ""),
-        "effect": effect(tool),
+        "effect": how,
         "reads": reads,
         "writes": writes,
         "arguments": arguments(tool.get("inputSchema")),
@@ -279,14 +343,34 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _listing(items: Sequence[str], limit: int = 6) -> str:
+def _listing(items: Sequence[str], limit: int = 6, conjunction: str = "and") -> str:
     shown = list(items[:limit])
     more = len(items) - len(shown)
     if more > 0:
         shown.append(f"{more} more")
     if len(shown) <= 1:
         return "".join(shown)
-    return ", ".join(shown[:-1]) + " and " + shown[-1]
+    return ", ".join(shown[:-1]) + f" {conjunction} " + shown[-1]
+
+
+def _tool_count(tools: list[dict[str, Any]]) -> str:
+    """``13 tools (9 read-only, 4 additive)``, ``2 tools (all read-only)``, ``1 tool
+    (destructive)``, ``7 tools (none declares its effect)``."""
+    n = len(tools)
+    if not n:
+        return "no tools"
+    counts = [(word, c) for word, c in (
+        ("read-only", _count(tools, "read-only")), ("destructive", _count(tools, "destructive")),
+        ("additive", _count(tools, "additive")), ("unknown", _count(tools, "unknown"))) if c]
+    if len(counts) == 1:
+        word = counts[0][0]
+        if word == "unknown":
+            return "1 tool (not declaring its effect)" if n == 1 else \
+                f"{n} tools (none declares its effect)"
+        return f"1 tool ({word})" if n == 1 else f"{n} tools (all {word})"
+    return f"{n} tools (" + ", ".join(
+        f"{c} {'not declaring their effect' if word == 'unknown' else word}"
+        for word, c in counts) + ")"
 
 
 def _summary(title: str, server: ServerConfig, tools: list[dict[str, Any]],
@@ -294,39 +378,55 @@ def _summary(title: str, server: ServerConfig, tools: list[dict[str, Any]],
              hub: HubInfo | None) -> str:
     how = {"proxy": f"proxied to {_plain_url(server.url)}", "hosted": "run by the gateway",
            "hub": f"installed from the hub entry {server.hub_entry}"}[server.mode]
-    effects = [f"{n} {word}" for word, n in (
-        ("read-only", _count(tools, "read-only")), ("destructive", _count(tools, "destructive")),
-        ("additive", _count(tools, "additive")),
-        ("not declaring their effect", _count(tools, "unknown"))) if n]
+    offers = [_tool_count(tools)]
+    offers += [_plural(len(items), word) for items, word in (
+        (reported.prompts, "prompt"), (reported.resources, "resource"),
+        (reported.resource_templates, "resource template")) if items]
     parts = [f"{title} is an MCP server {how} over {server.transport}, with "
-             f"{_plural(len(tools), 'tool')}" + (f" ({', '.join(effects)})" if effects else "")]
-    extra = [_plural(len(reported.prompts), "prompt") if reported.prompts else "",
-             _plural(len(reported.resources), "resource") if reported.resources else "",
-             _plural(len(reported.resource_templates), "resource template")
-             if reported.resource_templates else ""]
-    extra = [e for e in extra if e]
-    parts[0] += (", " + _listing(extra) + "." if extra else ".")
-    if hub is not None and hub.description:
-        parts.append(purpose(hub.description))
-    if reported.instructions:
-        parts.append(purpose(reported.instructions))
-    if reads:
-        parts.append(f"It reads {_listing(reads)}.")
-    if writes:
-        parts.append(f"It changes {_listing(writes)}.")
+             f"{_listing(offers)}."]
+    # one account of what it is for: the catalog's (written for people) or else the server's
+    about = purpose(hub.description) if hub is not None and hub.description else \
+        purpose(reported.instructions)
+    if about:
+        parts.append(about)
+    read = _listing([_plural_noun(r) for r in reads])
+    changed = _listing([_plural_noun(w) for w in writes])
+    if reads and writes:
+        parts.append(f"It reads {read}, and changes {changed}.")
+    elif reads:
+        parts.append(f"It reads {read}.")
+    elif writes:
+        parts.append(f"It changes {changed}.")
     if server.injections:
         parts.append(f"It needs {_plural(len(server.injections), 'secret')}, injected by "
                      "the gateway.")
     return " ".join(parts)
 
 
+def _base_verb(word: str) -> str:
+    """``Fetches`` -> ``fetch``: a description's opening verb in the form that follows "to"."""
+    lower = word.lower()
+    if len(lower) > 4 and lower.endswith("ies"):
+        return lower[:-3] + "y"
+    if lower.endswith(("sses", "ches", "shes", "xes")):
+        return lower[:-2]
+    if len(lower) > 3 and lower.endswith("s") and not lower.endswith(("ss", "us", "is")):
+        return lower[:-1]
+    return lower[:1] + word[1:]
+
+
 def _when(slug: str, reads: list[str], writes: list[str], tools: list[dict[str, Any]]) -> str:
     if reads or writes:
-        kinds = _listing(sorted(set(reads) | set(writes)))
-        return f"Use {slug} when a task involves: {kinds}."
+        kinds = _listing([_plural_noun(k) for k in sorted(set(reads) | set(writes))],
+                         conjunction="or")
+        return f"Use {slug} when a task involves {kinds}."
     purposes = [t["purpose"].rstrip(".") for t in tools if t["purpose"]][:3]
     if purposes:
-        return f"Use {slug} to {'; '.join(p[:1].lower() + p[1:] for p in purposes)}."
+        said = []
+        for p in purposes:
+            first, _, rest = p.partition(" ")
+            said.append(f"{_base_verb(first)} {rest}".rstrip())
+        return f"Use {slug} to {'; '.join(said)}."
     return f"Use {slug} for the tools listed below."
 
 
@@ -335,7 +435,8 @@ def build(workspace: str, server: ServerConfig, reported: Reported,
     """The capability manifest of one server (the tools its filter exposes)."""
     exposed = [t for t in reported.tools if isinstance(t.get("name"), str)
                and access.server_exposes(server.tools, t["name"])]
-    tools = [_tool(server, t) for t in sorted(exposed, key=lambda t: str(t["name"]))]
+    prefix = tool_prefix(str(t["name"]) for t in exposed)
+    tools = [_tool(server, t, prefix) for t in sorted(exposed, key=lambda t: str(t["name"]))]
     reads = sorted({r for t in tools for r in t["reads"]})
     writes = sorted({w for t in tools for w in t["writes"]})
     info = reported.server_info

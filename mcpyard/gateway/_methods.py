@@ -40,13 +40,21 @@ def capabilities(live: Live) -> dict[str, Any]:
     if live.serves("prompts"):
         caps["prompts"] = {"listChanged": True}
     if live.serves("resources") or live.serves("resourceTemplates"):
-        caps["resources"] = {"listChanged": True, "subscribe": True}
+        # subscribe only where a server can honour it: a client that sees it subscribes
+        caps["resources"] = {"listChanged": True,
+                             "subscribe": any(offers_subscribe(h) for h in live.handles.values())}
     upstream = [c for c in (capabilities_of(h) for h in live.handles.values()) if c]
     if any("completions" in c for c in upstream):
         caps["completions"] = {}
     if any("logging" in c for c in upstream):
         caps["logging"] = {}
     return caps
+
+
+def offers_subscribe(handle: Handle) -> bool:
+    """Whether the server said it takes resources/subscribe (its capabilities once connected)."""
+    resources = (capabilities_of(handle) or {}).get("resources")
+    return isinstance(resources, dict) and resources.get("subscribe") is True
 
 
 class Methods:
@@ -161,6 +169,13 @@ class Methods:
         if parts is None:
             return self._no_resource(id_, uri)
         handle = live.handles[parts[0]]
+        if not offers_subscribe(handle):
+            # what the server itself answers, with the reason: another server made the
+            # workspace advertise subscribe
+            return rpc.error(id_, rpc.METHOD_NOT_FOUND,
+                             f"Method not found: server {handle.slug} does not offer "
+                             f"resources/subscribe, so {uri} cannot be subscribed to",
+                             {"uri": uri})
         try:
             await self.subscriptions.add(handle, parts[1], session)
         except UpstreamRPCError as exc:

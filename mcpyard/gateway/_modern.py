@@ -347,7 +347,8 @@ class Modern:
             for uri in honored["resourceSubscriptions"]:
                 parts = naming.split_uri(uri)
                 if (parts is None or parts[0] not in live.handles
-                        or not access.member_may_use(member.config, uri)):
+                        or not access.member_may_use(member.config, uri)
+                        or not _methods.offers_subscribe(live.handles[parts[0]])):
                     continue  # honored, and never fires, like a URI that does not exist
                 with contextlib.suppress(errors.MCPyardError, TimeoutError, OSError):
                     await self.subscriptions.add(live.handles[parts[0]], parts[1], session)

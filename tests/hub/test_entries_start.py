@@ -7,9 +7,12 @@ each entry still has its own test and its own failure message.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -21,6 +24,27 @@ from tests.hub import servers
 
 AT_ONCE = 4
 DEADLINE_SECONDS = 180
+
+
+@contextlib.asynccontextmanager
+async def _docker_api(tmp: Path) -> AsyncIterator[None]:
+    """A Docker Engine API on {tmp}/docker.sock: Podman's, with its own storage under tmp."""
+    podman = shutil.which("podman")
+    assert podman, "podman is missing: run tools/setup/31-podman.sh"
+    socket = tmp / "docker.sock"
+    process = await anyio.open_process([
+        podman, "--root", str(tmp / "podman"), "--runroot", str(tmp / "podman-run"),
+        "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
+        "system", "service", "--time=0", f"unix://{socket}",
+    ])
+    try:
+        while not socket.is_socket():  # polled under the caller's deadline
+            assert process.returncode is None, f"podman exited with {process.returncode}"
+            await anyio.sleep(0.1)
+        yield
+    finally:
+        process.terminate()
+        await process.wait()
 
 
 async def _list_tools(name: str, tmp: Path) -> dict[str, dict[str, object]]:
@@ -37,7 +61,9 @@ async def _list_tools(name: str, tmp: Path) -> dict[str, dict[str, object]]:
         env=env,
         cwd=tmp,
     )
-    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+    daemon = _docker_api(tmp) if offline.docker_api else contextlib.nullcontext()
+    async with daemon, stdio_client(params) as (read, write), \
+            ClientSession(read, write) as session:
         await session.initialize()
         return {t.name: t.input_schema for t in (await session.list_tools()).tools}
 

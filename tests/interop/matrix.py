@@ -24,6 +24,7 @@ import mcp_types as types
 from mcp import Client, StdioServerParameters
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from servers import FEATURES, NODE, NPM, Upstream
 
 CLIENTS = ("sdk-auto", "sdk-2026-07-28", "sdk-legacy", "sdk-sse", "inspector-cli")
@@ -336,6 +337,12 @@ async def _resources(c: Client, caps: Any, side: Side, client: str
             await c.subscribe_resource(listed[0].uri)
             await c.unsubscribe_resource(listed[0].uri)
         return resources, Outcome(True, None)
+    except MCPError as exc:
+        if exc.error.code == types.METHOD_NOT_FOUND:
+            # The gateway advertises subscribe when any of its servers offers it, and refuses
+            # it for a server that does not, as that server itself does: not offered.
+            return resources, Outcome(None)
+        return resources, Outcome(False, _why(exc))
     except Exception as exc:
         return resources, Outcome(False, _why(exc))
 
