@@ -48,8 +48,6 @@ WRITE_VERBS = frozenset({
     "unpin", "lock", "unlock", "clear", "increment", "rollback", "branch", "clone", "init",
     "subscribe", "unsubscribe", "share", "copy", "duplicate", "attach", "detach",
 })
-DESTRUCTIVE_VERBS = frozenset({"delete", "remove", "drop", "truncate", "kill", "reset",
-                               "clear", "archive", "cancel", "close", "rollback"})
 _SENTENCE_END = (". ", ".\n", "! ", "? ")
 
 

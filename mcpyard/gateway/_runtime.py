@@ -575,9 +575,6 @@ class Runtime:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    def background(self, coro: Any) -> asyncio.Task[Any]:
-        return self._spawn(coro)
-
     async def close(self) -> None:
         """End every session and close every upstream; leaves no process behind."""
         if self._closed:
