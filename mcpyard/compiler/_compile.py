@@ -390,7 +390,7 @@ def _members(run: _Run) -> None:
         if not rep.ok:
             continue
         rep.programmed = True
-        active = not config.disabled and (config.expires is None or config.expires > run.now)
+        active = config.active(run.now)
         rep.fields["active"] = active
         if config.disabled:
             rep.ready, rep.ready_reason, rep.ready_message = False, c.DISABLED, "disabled"
@@ -432,8 +432,7 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
         out[name] = config.model_copy(update={"revision": digest})
         tools = _known_tools(run, servers)
         rep.programmed = True
-        active = [m for m in members if m.token_hash and not m.disabled
-                  and (m.expires is None or m.expires > run.now)]
+        active = [m for m in members if m.can_sign_in(run.now)]
         rep.fields.update(url=f"{run.base_url}{config.path}", servers=len(servers),
                           members=len(active))
         if run.source is not None:

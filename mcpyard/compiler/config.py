@@ -83,6 +83,18 @@ class MemberConfig(_Frozen):
     expires: datetime | None = None
     disabled: bool = False
 
+    def active(self, now: datetime) -> bool:
+        """Whether the member is accepted at ``now``: not disabled, not expired.
+
+        The one rule of member activity: the compiler's statuses and counts, the gateway's
+        check of every request and its counts all call it (``now`` is timezone-aware)."""
+        return not self.disabled and (self.expires is None or now < self.expires)
+
+    def can_sign_in(self, now: datetime) -> bool:
+        """Active at ``now`` and holding a token (a cluster member may wait for the operator
+        to mint one)."""
+        return self.token_hash is not None and self.active(now)
+
 
 class Source(_Frozen):
     """Where the resources of a compilation came from, for the audit trail (call records).
