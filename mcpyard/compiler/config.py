@@ -17,6 +17,18 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def secret_identity(namespace: str, name: str, key: str) -> str:
+    """``namespace/name/key``: how one value of an EncryptedSecret is named everywhere (the
+    vault, the config Secret's sealed values, the associated data of its AES-GCM envelope)."""
+    return f"{namespace}/{name}/{key}"
+
+
+def secret_of(identity: str) -> tuple[str, str]:
+    """The (namespace, name) of the EncryptedSecret holding the value ``identity`` names."""
+    namespace, name, _ = identity.split("/", 2)
+    return namespace, name
+
+
 class SecretRef(_Frozen):
     """A secret value by identity; the associated data of its AES-GCM envelope."""
 
@@ -26,7 +38,7 @@ class SecretRef(_Frozen):
 
     @property
     def identity(self) -> str:
-        return f"{self.namespace}/{self.name}/{self.key}"
+        return secret_identity(self.namespace, self.name, self.key)
 
 
 class Injection(_Frozen):
