@@ -9,7 +9,7 @@ held-resource rule, :mod:`mcpyard.compiler._held`).
 
 from __future__ import annotations
 
-from mcpyard.compiler import access, config, naming
+from mcpyard.compiler import access, children, config, naming
 from mcpyard.compiler._compile import Child, Compilation, Key, Observed
 from mcpyard.compiler._compile import compile_resources as compile
 from mcpyard.compiler._held import Held
@@ -22,6 +22,7 @@ __all__ = [
     "Key",
     "Observed",
     "access",
+    "children",
     "compile",
     "config",
     "merge_conditions",

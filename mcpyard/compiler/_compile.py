@@ -21,7 +21,7 @@ from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecret
 from mcpyard.api.v1alpha1.mcpserver import MCPServer, SecretInjection
 from mcpyard.api.v1alpha1.member import Member
 from mcpyard.api.v1alpha1.workspace import PLAN_REQUESTS_PER_MINUTE, Workspace
-from mcpyard.compiler import _children, _held, access, naming
+from mcpyard.compiler import _held, access, children, naming
 from mcpyard.compiler._held import Held
 from mcpyard.compiler._status import Report
 from mcpyard.compiler.config import (
@@ -296,12 +296,12 @@ def _hosted(run: _Run, rep: Report, base: dict[str, Any], *, mode: Literal["host
                             url=url, command=command, env=env, timeout_seconds=timeout,
                             injections=injections)
     # In a cluster a stdio server runs behind `mcpyard bridge`, which speaks streamable HTTP.
-    http_port = port if transport == "streamable-http" and port else _children.BRIDGE_PORT
+    http_port = port if transport == "streamable-http" and port else children.BRIDGE_PORT
     http_path = path if transport == "streamable-http" else "/mcp"
     config = ServerConfig(**base, mode=mode, transport="streamable-http",
-                          url=_children.service_url(name, ns, http_port, http_path),
+                          url=children.service_url(name, ns, http_port, http_path),
                           env=env, timeout_seconds=timeout, injections=injections)
-    for obj in _children.hosted(config, image=image, command=command, transport=transport,
+    for obj in children.hosted(config, image=image, command=command, transport=transport,
                                 port=http_port, replicas=replicas,
                                 runner_image=run.runner_image):
         run.children.append(Child(owner=(ns, "MCPServer", name), object=obj))
@@ -466,7 +466,7 @@ def compile_resources(
     observed: Observed | None = None,
     target: Target = "local",
     base_url: str = "",
-    runner_image: str = _children.RUNNER_IMAGE,
+    runner_image: str = children.RUNNER_IMAGE,
     last_good: Mapping[str, WorkspaceConfig] | None = None,
     unreadable: Mapping[Key, str] | None = None,
     source: Source | None = None,

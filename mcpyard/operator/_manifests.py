@@ -19,7 +19,7 @@ from typing import Any
 
 from mcpyard import kube
 from mcpyard.api.v1alpha1 import conditions as c
-from mcpyard.compiler import _children
+from mcpyard.compiler import children
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
 from mcpyard.operator._runtime import Entry, Runtime, Tools
@@ -32,7 +32,7 @@ log = logging.getLogger("mcpyard.operator")
 
 
 def config_map_name(server: str) -> str:
-    return _children.object_name(server, "manifest")
+    return children.object_name(server, "manifest")
 
 
 def build(
@@ -77,7 +77,7 @@ async def store(
             MAX_BYTES,
         )
         return None
-    labels = {**_children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws}
+    labels = {**children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws}
     obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -22,7 +22,7 @@ from typing import Any
 from mcpyard import compiler, errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
-from mcpyard.compiler import _children
+from mcpyard.compiler import children
 from mcpyard.compiler._status import Report
 from mcpyard.operator import _manifests, _source, _tokens
 from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
@@ -361,7 +361,7 @@ async def _apply_children(
         obj = child.object
         if obj["kind"] != "Secret":
             continue
-        refs = json.loads(obj["metadata"]["annotations"][_children.SECRET_REFS_ANNOTATION])
+        refs = json.loads(obj["metadata"]["annotations"][children.SECRET_REFS_ANNOTATION])
         values = {
             var: v for var, identity in refs.items() if (v := rt.store.reveal(identity)) is not None
         }
@@ -400,9 +400,9 @@ async def _apply_children(
     stale = {i for i in rt.applied if i[3] == ws and i not in wanted and i != config}
     for ns, server in rt.index("deployments", ws):
         if (ns, server) not in hosted:
-            stale.add(("apps/v1/Deployment", ns, _children.object_name(server), ws))
-            stale.add(("v1/Service", ns, _children.object_name(server), ws))
-            stale.add(("v1/Secret", ns, _children.object_name(server, "env"), ws))
+            stale.add(("apps/v1/Deployment", ns, children.object_name(server), ws))
+            stale.add(("v1/Service", ns, children.object_name(server), ws))
+            stale.add(("v1/Secret", ns, children.object_name(server, "env"), ws))
     for ident in sorted(stale - wanted):
         api_version, kind = ident[0].rsplit("/", 1)
         rt.applied.pop(ident, None)
