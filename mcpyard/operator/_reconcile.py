@@ -23,21 +23,14 @@ from mcpyard import compiler, errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import children
-from mcpyard.compiler._status import Report
 from mcpyard.operator import _manifests, _source, _tokens
-from mcpyard.operator._runtime import Entry, Runtime, Tools, WorkKey
+from mcpyard.operator._runtime import Entry, Runtime, WorkKey
 
 log = logging.getLogger("mcpyard.operator")
 
 CONFIG_LABEL = kube.CONFIG_LABEL
 WORKSPACE_LABEL = kube.WORKSPACE_LABEL
 ENV_HASH_ANNOTATION = "mcpyard.io/env-secret-hash"
-# Reasons the operator adds to the compiler's conditions (to move into api.conditions).
-CONFIG_TOO_LARGE = "ConfigTooLarge"
-# The MCPServer condition set by each tool refresh (discovery), and its reasons.
-TOOLS_CHANGED = "ToolsChanged"
-TOOLS_UNCHANGED = "ToolsUnchanged"
-FIRST_DISCOVERY = "FirstDiscovery"
 MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
 
 
@@ -187,7 +180,13 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
                 status["lastRefresh"] = discovered.refreshed.isoformat().replace("+00:00", "Z")
                 status["conditions"] = [
                     *(status.get("conditions") or []),
-                    _tools_condition(e, discovered),
+                    compiler.tools_changed_condition(
+                        discovered.refreshed,
+                        len(discovered.tools),
+                        discovered.changed,
+                        discovered.first,
+                        e.body["metadata"].get("generation"),
+                    ),
                 ]
                 server = compiled.get((e.namespace, e.name))
                 pinned = server and _manifests.pinned_condition(e, server, discovered, now)
@@ -202,29 +201,8 @@ async def workspace(rt: Runtime, ws: str, *, force: bool) -> None:
             and programmed is not None
             and e.key == _winner(out, ws)
         ):
-            _set_condition(status, c.PROGRAMMED, "False", *programmed)
+            status = compiler.not_programmed(status, *programmed)
         await _patch_status(rt, e, status, force=force)
-
-
-def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
-    """``ToolsChanged``: True when the last tool refresh found another list than the one
-    before it (the message says how), False when it found the same tools."""
-    stamp = discovered.refreshed.isoformat().replace("+00:00", "Z")
-    count = len(discovered.tools)
-    if discovered.changed is not None:
-        status, reason, message = "True", TOOLS_CHANGED, f"{discovered.changed} (at {stamp})"
-    elif discovered.first:
-        status, reason, message = "False", FIRST_DISCOVERY, f"{count} tools discovered at {stamp}"
-    else:
-        status, reason, message = "False", TOOLS_UNCHANGED, f"{count} tools, unchanged at {stamp}"
-    return {
-        "type": TOOLS_CHANGED,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": stamp,
-        "observedGeneration": e.body["metadata"].get("generation"),
-    }
 
 
 async def _served(rt: Runtime, ws: str) -> compiler.config.WorkspaceConfig | None:
@@ -265,23 +243,11 @@ def _remember_servers(
         rt.servers.pop(key, None)
 
 
-def _set_condition(
-    status: dict[str, Any], type_: str, value: str, reason: str, message: str
-) -> None:
-    for cond in status.get("conditions") or []:
-        if cond["type"] == type_:
-            cond.update(status=value, reason=reason, message=message)
-        if type_ == c.PROGRAMMED and cond["type"] == c.READY and value == "False":
-            cond.update(
-                status="False", reason=c.NOT_PROGRAMMED, message=f"not programmed: {message}"
-            )
-
-
 def _invalid_status(e: Entry) -> dict[str, Any]:
     generation = e.body["metadata"].get("generation")
-    report = Report(e.namespace, e.kind, e.name, generation, workspace=e.workspace)
-    report.invalid.extend(e.problems)
-    return report.status(_now())
+    return compiler.invalid_status(
+        e.namespace, e.kind, e.name, generation, e.problems, _now(), workspace=e.workspace
+    )
 
 
 # -- the gateway config Secret ----------------------------------------------------------------
@@ -329,7 +295,7 @@ async def _apply_config(
             limit,
         )
         return (
-            CONFIG_TOO_LARGE,
+            c.CONFIG_TOO_LARGE,
             f"the gateway configuration is {size} bytes, over the "
             f"limit of {limit} (a Secret holds at most 1 MiB); split the workspace "
             "(the last applied configuration stays in use)",
