@@ -13,7 +13,6 @@ import yaml
 
 from mcpyard import compiler, hub, manifests
 from mcpyard.api._problem import Problem
-from mcpyard.compiler._compile import Target
 
 
 @dataclass(frozen=True)
@@ -30,13 +29,13 @@ class Result:
         return bool(self.loaded.errors) or any(p.severity == "error" for p in self.problems)
 
 
-def compile_loaded(loaded: manifests.Loaded, *, target: Target = "cluster") -> Result:
+def compile_loaded(loaded: manifests.Loaded, *, target: compiler.Target = "cluster") -> Result:
     compiled = compiler.compile(loaded.resources, now=datetime.now(UTC), catalog=hub.catalog(),
                                 target=target)
     return Result(loaded, compiled)
 
 
-def compile_paths(paths: Sequence[Path], *, target: Target = "cluster") -> Result:
+def compile_paths(paths: Sequence[Path], *, target: compiler.Target = "cluster") -> Result:
     return compile_loaded(manifests.load(paths), target=target)
 
 

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from mcpyard.cli import _discover
 from mcpyard.discovery import docs, manifest
@@ -83,11 +83,11 @@ def _summarized(m: dict[str, Any], url: str, model: str) -> dict[str, Any]:
         {"role": "system", "content": "You describe software tools precisely and briefly."},
         {"role": "user", "content": manifest.prompt_for_summary(m)}]}
     try:
-        r = httpx.post(url.rstrip("/") + "/chat/completions", json=body, headers=headers,
+        r = httpx2.post(url.rstrip("/") + "/chat/completions", json=body, headers=headers,
                        timeout=60)
         r.raise_for_status()
         text = r.json()["choices"][0]["message"]["content"]
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (httpx2.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
         # The status line only: an error body might echo the request's key.
         print(f"warning: {m['server']['slug']}: summarizer failed "
               f"({type(exc).__name__}); keeping the generated summary", file=sys.stderr)

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from mcpyard.compiler import _children
+from mcpyard.compiler import children
 
 DEFAULT_PEERING = "mcpyard"
 
@@ -64,10 +64,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--runner-image",
-        default=_env("RUNNER_IMAGE", _children.RUNNER_IMAGE),
+        default=_env("RUNNER_IMAGE", children.RUNNER_IMAGE),
         metavar="IMG",
         help="the image hosted stdio servers run in (MCPYARD_RUNNER_IMAGE, default "
-        f"{_children.RUNNER_IMAGE}, as the chart)",
+        f"{children.RUNNER_IMAGE}, as the chart)",
     )
     p.add_argument(
         "--discovery-interval",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -74,8 +75,20 @@ def add_serving_options(p: argparse.ArgumentParser, *, state_dir: str) -> None:
                    help="(MCPYARD_LOG_LEVEL, default info)")
 
 
+def needs_extra(option: str, module: str, extra: str) -> None:
+    """A usage error naming the extra to install when ``option`` needs a module that is not
+    installed (an optional backend), before anything starts."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise SystemExit(f"mcpyard: {option} needs the {extra} extra: "
+                         f"pip install 'mcpyard[{extra}]'") from None
+
+
 def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
     """The :class:`~mcpyard.gateway.Settings` fields of :func:`add_serving_options`."""
+    if args.redis_url:
+        needs_extra("--redis-url", "redis", "redis")
     return {
         "host": args.host, "port": args.port, "state_dir": args.state_dir,
         "redis_url": args.redis_url or None, "records": not args.no_records,
@@ -93,6 +106,8 @@ def records_options(args: argparse.Namespace) -> dict[str, Any]:
     if url is not None and not _pgrecords.is_postgres(url):
         raise SystemExit("mcpyard: --records-url: not a PostgreSQL URL (postgresql://...): "
                          f"{_pgrecords.safe_url(url)}")
+    if url is not None:
+        needs_extra("--records-url", "psycopg", "postgres")
     if args.retention_days < 0:
         raise SystemExit("mcpyard: --retention-days: must be 0 (keep forever) or more")
     return {"records_url": url, "retention_days": args.retention_days}

@@ -11,17 +11,17 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from mcpyard.api._problem import Problem
 from mcpyard.api.hub import HubEntry
 from mcpyard.api.v1alpha1 import conditions as c
-from mcpyard.api.v1alpha1._base import check_slug
+from mcpyard.api.v1alpha1._base import Resource, check_slug
 from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecret
 from mcpyard.api.v1alpha1.mcpserver import MCPServer, SecretInjection
 from mcpyard.api.v1alpha1.member import Member
 from mcpyard.api.v1alpha1.workspace import PLAN_REQUESTS_PER_MINUTE, Workspace
-from mcpyard.compiler import _children, _held, access, naming
+from mcpyard.compiler import _held, access, children, naming
 from mcpyard.compiler._held import Held
 from mcpyard.compiler._status import Report
 from mcpyard.compiler.config import (
@@ -37,6 +37,8 @@ from mcpyard.compiler.config import (
 Key = tuple[str, str, str]
 NsName = tuple[str, str]
 Target = Literal["local", "cluster"]
+R = TypeVar("R", bound=Resource)
+K = TypeVar("K")
 MEMBER_TOOLS_MAX = 50
 """How many tool names a Member's status lists at most (``toolsNotListed`` counts the rest):
 a status stays small in a workspace of thousands of tools."""
@@ -93,7 +95,7 @@ class Compilation:
 
 @dataclass
 class _Run:
-    resources: Sequence[Any]
+    resources: Sequence[Resource]
     now: datetime
     catalog: Mapping[str, HubEntry]
     observed: Observed
@@ -118,23 +120,23 @@ class _Run:
     synthesized: set[Key] = field(default_factory=set)
     """Workspaces rebuilt from their last good configuration (they have no report)."""
 
-    def of(self, kind: type[Any]) -> list[Any]:
+    def of(self, kind: type[R]) -> list[R]:
         return sorted((r for r in self.resources if isinstance(r, kind)),
                       key=lambda r: (r.metadata.namespace, r.metadata.name))
 
-    def report(self, resource: Any) -> Report:
+    def report(self, resource: Resource) -> Report:
         return self.reports[resource.key]
 
 
-def _created(resource: Any) -> str:
+def _created(resource: Resource) -> str:
     extra = resource.metadata.model_extra or {}
     return str(extra.get("creationTimestamp") or "")
 
 
-def _first_wins(items: list[Any], key: Callable[[Any], Any]) -> dict[Any, list[Any]]:
+def _first_wins(items: list[R], key: Callable[[R], K]) -> dict[K, list[R]]:
     """Group by ``key``; in each group the oldest (then alphabetical) comes first, as the
     Gateway API resolves conflicts."""
-    groups: dict[Any, list[Any]] = defaultdict(list)
+    groups: dict[K, list[R]] = defaultdict(list)
     for item in sorted(items, key=lambda r: (_created(r), r.metadata.namespace,
                                                r.metadata.name)):
         groups[key(item)].append(item)
@@ -156,7 +158,7 @@ def _workspaces(run: _Run) -> None:
                         "namespaces because they are the URL")
 
 
-def _workspace_ref(run: _Run, resource: Any, rep: Report) -> Workspace | None:
+def _workspace_ref(run: _Run, resource: MCPServer | Member, rep: Report) -> Workspace | None:
     ns, wanted = resource.metadata.namespace, resource.spec.workspace
     rep.workspace = wanted
     ws = run.workspaces.get((ns, wanted))
@@ -304,12 +306,12 @@ def _hosted(run: _Run, rep: Report, base: dict[str, Any], *, mode: Literal["host
                             url=url, command=command, env=env, timeout_seconds=timeout,
                             injections=injections)
     # In a cluster a stdio server runs behind `mcpyard bridge`, which speaks streamable HTTP.
-    http_port = port if transport == "streamable-http" and port else _children.BRIDGE_PORT
+    http_port = port if transport == "streamable-http" and port else children.BRIDGE_PORT
     http_path = path if transport == "streamable-http" else "/mcp"
     config = ServerConfig(**base, mode=mode, transport="streamable-http",
-                          url=_children.service_url(name, ns, http_port, http_path),
+                          url=children.service_url(name, ns, http_port, http_path),
                           env=env, timeout_seconds=timeout, injections=injections)
-    for obj in _children.hosted(config, image=image, command=command, transport=transport,
+    for obj in children.hosted(config, image=image, command=command, transport=transport,
                                 port=http_port, replicas=replicas,
                                 runner_image=run.runner_image):
         run.children.append(Child(owner=(ns, "MCPServer", name), object=obj))
@@ -398,7 +400,7 @@ def _members(run: _Run) -> None:
         if not rep.ok:
             continue
         rep.programmed = True
-        active = not config.disabled and (config.expires is None or config.expires > run.now)
+        active = config.active(run.now)
         rep.fields["active"] = active
         if config.disabled:
             rep.ready, rep.ready_reason, rep.ready_message = False, c.DISABLED, "disabled"
@@ -440,8 +442,7 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
         out[name] = config.model_copy(update={"revision": digest})
         tools = _known_tools(run, servers)
         rep.programmed = True
-        active = [m for m in members if m.token_hash and not m.disabled
-                  and (m.expires is None or m.expires > run.now)]
+        active = [m for m in members if m.can_sign_in(run.now)]
         rep.fields.update(url=f"{run.base_url}{config.path}", servers=len(servers),
                           members=len(active))
         if run.source is not None:
@@ -468,14 +469,14 @@ STEPS = (_workspaces, _held.workspaces, _secrets, _servers, _members, _held.hold
 
 
 def compile_resources(
-    resources: Sequence[Any],
+    resources: Sequence[Resource],
     *,
     now: datetime,
     catalog: Mapping[str, HubEntry],
     observed: Observed | None = None,
     target: Target = "local",
     base_url: str = "",
-    runner_image: str = _children.RUNNER_IMAGE,
+    runner_image: str = children.RUNNER_IMAGE,
     last_good: Mapping[str, WorkspaceConfig] | None = None,
     unreadable: Mapping[Key, str] | None = None,
     source: Source | None = None,

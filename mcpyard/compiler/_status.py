@@ -1,7 +1,10 @@
-"""Conditions: building a resource's four conditions from what the compiler found."""
+"""Conditions: building a resource's four conditions from what the compiler found, and the
+conditions adapters add from what they observe (a tool refresh, a config held back), so that
+every condition and reason is decided here and adapters only write them."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,14 +60,7 @@ class Report:
 
     def status(self, now: datetime) -> dict[str, Any]:
         def cond(type_: str, ok: bool | None, reason: str, message: str) -> dict[str, Any]:
-            return {
-                "type": type_,
-                "status": "Unknown" if ok is None else "True" if ok else "False",
-                "reason": reason,
-                "message": message,
-                "lastTransitionTime": now.isoformat().replace("+00:00", "Z"),
-                "observedGeneration": self.generation,
-            }
+            return condition(type_, ok, reason, message, now, self.generation)
 
         def say(problems: list[Problem]) -> str:
             return "; ".join(f"{p.field}: {p.message}" if p.field else p.message
@@ -120,3 +116,68 @@ def merge(previous: list[dict[str, Any]] | None, current: list[dict[str, Any]]
                                                            cnd["lastTransitionTime"])}
         out.append(cnd)
     return out
+
+
+def condition(type_: str, ok: bool | None, reason: str, message: str, now: datetime,
+              generation: int | None) -> dict[str, Any]:
+    """One condition as the API stores it (status True, False or Unknown when ``ok`` is None)."""
+    return {
+        "type": type_,
+        "status": "Unknown" if ok is None else "True" if ok else "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": now.isoformat().replace("+00:00", "Z"),
+        "observedGeneration": generation,
+    }
+
+
+def invalid_status(namespace: str, kind: str, name: str, generation: int | None,
+                   problems: Sequence[Problem], now: datetime,
+                   workspace: str | None = None) -> dict[str, Any]:
+    """The status of a resource that cannot even be parsed: not Accepted, for ``problems``."""
+    report = Report(namespace, kind, name, generation, workspace=workspace)
+    report.invalid.extend(problems)
+    return report.status(now)
+
+
+def not_programmed(status: Mapping[str, Any], reason: str, message: str) -> dict[str, Any]:
+    """``status`` with Programmed False for ``reason`` (applying what the compiler made was
+    refused or held back, e.g. :data:`~mcpyard.api.v1alpha1.conditions.CONFIG_TOO_LARGE`), and
+    Ready False because of it."""
+    out = []
+    for cond in status.get("conditions") or []:
+        if cond["type"] == c.PROGRAMMED:
+            cond = {**cond, "status": "False", "reason": reason, "message": message}
+        elif cond["type"] == c.READY:
+            cond = {**cond, "status": "False", "reason": c.NOT_PROGRAMMED,
+                    "message": f"not programmed: {message}"}
+        out.append(cond)
+    return {**status, "conditions": out}
+
+
+def tools_changed_condition(refreshed: datetime, count: int, changed: str | None, first: bool,
+                            generation: int | None) -> dict[str, Any]:
+    """MCPServer ``ToolsChanged``: True when the tool refresh at ``refreshed`` found another list
+    than the one before it (``changed`` says how), False when it found the same ``count`` tools
+    (reason ``FirstDiscovery`` the first time)."""
+    stamp = refreshed.isoformat().replace("+00:00", "Z")
+    if changed is not None:
+        ok, reason, message = True, c.TOOLS_CHANGED, f"{changed} (at {stamp})"
+    elif first:
+        ok, reason, message = False, c.FIRST_DISCOVERY, f"{count} tools discovered at {stamp}"
+    else:
+        ok, reason, message = False, c.TOOLS_UNCHANGED, f"{count} tools, unchanged at {stamp}"
+    return condition(c.TOOLS_CHANGED, ok, reason, message, refreshed, generation)
+
+
+def tools_pinned_condition(pinned: int, held: Mapping[str, str], now: datetime,
+                           generation: int | None) -> dict[str, Any]:
+    """MCPServer ``ToolsPinned`` of a server that pins ``pinned`` tools: False (``PinMismatch``,
+    the withheld tools named with why) when ``held`` names any, else True (``PinsMatch``)."""
+    if held:
+        named = ", ".join(f"{name} ({why})" for name, why in sorted(held.items()))
+        return condition(c.TOOLS_PINNED, False, c.PIN_MISMATCH,
+                         f"withheld from members until spec.tools.pin is updated: {named}"
+                         " (`mcpyard pin` writes the current hashes)", now, generation)
+    return condition(c.TOOLS_PINNED, True, c.PINS_MATCH,
+                     f"every exposed tool matches its pin ({pinned} pinned)", now, generation)

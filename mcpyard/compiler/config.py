@@ -17,6 +17,18 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def secret_identity(namespace: str, name: str, key: str) -> str:
+    """``namespace/name/key``: how one value of an EncryptedSecret is named everywhere (the
+    vault, the config Secret's sealed values, the associated data of its AES-GCM envelope)."""
+    return f"{namespace}/{name}/{key}"
+
+
+def secret_of(identity: str) -> tuple[str, str]:
+    """The (namespace, name) of the EncryptedSecret holding the value ``identity`` names."""
+    namespace, name, _ = identity.split("/", 2)
+    return namespace, name
+
+
 class SecretRef(_Frozen):
     """A secret value by identity; the associated data of its AES-GCM envelope."""
 
@@ -26,7 +38,7 @@ class SecretRef(_Frozen):
 
     @property
     def identity(self) -> str:
-        return f"{self.namespace}/{self.name}/{self.key}"
+        return secret_identity(self.namespace, self.name, self.key)
 
 
 class Injection(_Frozen):
@@ -82,6 +94,18 @@ class MemberConfig(_Frozen):
     """The member's effective limit, None for no per-member limit."""
     expires: datetime | None = None
     disabled: bool = False
+
+    def active(self, now: datetime) -> bool:
+        """Whether the member is accepted at ``now``: not disabled, not expired.
+
+        The one rule of member activity: the compiler's statuses and counts, the gateway's
+        check of every request and its counts all call it (``now`` is timezone-aware)."""
+        return not self.disabled and (self.expires is None or now < self.expires)
+
+    def can_sign_in(self, now: datetime) -> bool:
+        """Active at ``now`` and holding a token (a cluster member may wait for the operator
+        to mint one)."""
+        return self.token_hash is not None and self.active(now)
 
 
 class Source(_Frozen):

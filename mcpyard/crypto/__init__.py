@@ -6,6 +6,8 @@
   the moment an upstream request needs it.
 - :mod:`~mcpyard.crypto.sops`: decrypts and writes EncryptedSecret manifests with the real
   ``sops`` binary and age keys.
+- :mod:`~mcpyard.crypto.unseal`: the one decrypt-and-seal of an EncryptedSecret, for ``serve``
+  and the operator alike: sops's plaintext goes straight into the vault.
 
 No adapter code lives here: nothing imports kopf, Starlette, the Kubernetes client or HTTP
 clients, and nothing logs. The only I/O is the master key file and the ``sops`` subprocess.

@@ -49,8 +49,6 @@ WRITE_VERBS = frozenset({
     "unpin", "lock", "unlock", "clear", "increment", "rollback", "branch", "clone", "init",
     "subscribe", "unsubscribe", "share", "copy", "duplicate", "attach", "detach",
 })
-DESTRUCTIVE_VERBS = frozenset({"delete", "remove", "drop", "truncate", "kill", "reset",
-                               "clear", "archive", "cancel", "close", "rollback"})
 # Words that qualify an object rather than name it: read_multiple_files reads files.
 _QUALIFIERS = frozenset({"multiple", "many", "all", "new", "single", "one", "back", "unsafe",
                          "current", "existing"})

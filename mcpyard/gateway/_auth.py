@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from mcpyard.compiler.config import MemberConfig
 from mcpyard.crypto import tokens
@@ -28,14 +29,14 @@ class Member:
     config: MemberConfig
     key: str
     """``namespace/name``: how upstream sessions and logs name the member."""
-    expires: float | None
 
     @property
     def name(self) -> str:
         return self.config.name
 
     def active(self, now: float) -> bool:
-        return not self.config.disabled and (self.expires is None or now < self.expires)
+        """The compiler's rule (:meth:`MemberConfig.active`) at the epoch time ``now``."""
+        return self.config.active(datetime.fromtimestamp(now, UTC))
 
 
 def index(namespace: str, members: Iterable[MemberConfig]) -> dict[str, Member]:
@@ -43,8 +44,7 @@ def index(namespace: str, members: Iterable[MemberConfig]) -> dict[str, Member]:
     out = {}
     for m in members:
         if m.token_hash:
-            out[m.token_hash] = Member(m, f"{namespace}/{m.name}",
-                                       m.expires.timestamp() if m.expires else None)
+            out[m.token_hash] = Member(m, f"{namespace}/{m.name}")
     return out
 
 

@@ -66,14 +66,6 @@ def notification(method: str, params: dict[str, Any] | None = None) -> dict[str,
     return msg
 
 
-def is_request(msg: Any) -> bool:
-    return isinstance(msg, dict) and isinstance(msg.get("method"), str) and "id" in msg
-
-
-def is_notification(msg: Any) -> bool:
-    return isinstance(msg, dict) and isinstance(msg.get("method"), str) and "id" not in msg
-
-
 def is_response(msg: Any) -> bool:
     return (isinstance(msg, dict) and "method" not in msg and "id" in msg
             and ("result" in msg or "error" in msg))

@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from mcpyard import errors
 from mcpyard.api.v1alpha1 import PLAN_REQUESTS_PER_MINUTE
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
 
@@ -227,7 +228,12 @@ class RedisLimiter:
     def __init__(self, url: str, *, max_connections: int = 64, timeout: float = 1.0,
                  clock: Callable[[], float] = time.time,
                  on_state: Callable[[bool], None] | None = None) -> None:
-        import redis.asyncio
+        try:
+            import redis.asyncio
+        except ImportError:
+            raise errors.MCPyardError(
+                "a Redis URL for rate limits needs the redis extra: pip install 'mcpyard[redis]'"
+            ) from None
 
         # Our own bounded pool: a burst of concurrent requests waits for one of
         # `max_connections` connections instead of opening a socket each; close() owns it.

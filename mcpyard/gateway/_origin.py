@@ -54,11 +54,6 @@ def parse_origin(origin: str) -> tuple[str, str, int] | None:
     return parts.scheme, host.rstrip("."), port or _DEFAULT_PORTS[parts.scheme]
 
 
-def is_loopback_origin(origin: str) -> bool:
-    parsed = parse_origin(origin)
-    return parsed is not None and is_loopback_host(parsed[1])
-
-
 def host_of(header: str) -> str | None:
     """The host part of a ``Host`` header (``[::1]:8080`` -> ``::1``), None when malformed."""
     header = header.strip().lower()

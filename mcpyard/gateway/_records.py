@@ -109,10 +109,6 @@ class CallRecord:
         ):
             object.__setattr__(self, "target", redact(target, TARGET_MAX))
 
-    @property
-    def iso_time(self) -> str:
-        return iso(self.time)
-
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
 

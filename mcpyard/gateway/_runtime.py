@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +252,7 @@ class Live:
 
     def member_active(self, name: str) -> bool:
         m = self.by_name.get(name)
-        return m is not None and m.token_hash is not None and not m.disabled and (
-            m.expires is None or m.expires.timestamp() > time.time())
+        return m is not None and m.can_sign_in(datetime.now(UTC))
 
 
 Factory = Callable[..., Upstream]
@@ -580,9 +580,6 @@ class Runtime:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
-
-    def background(self, coro: Any) -> asyncio.Task[Any]:
-        return self._spawn(coro)
 
     async def close(self) -> None:
         """End every session and close every upstream; leaves no process behind."""

@@ -1,7 +1,8 @@
 """Decrypting EncryptedSecrets into the vault on load and reload.
 
 Each EncryptedSecret is decrypted with the real ``sops`` (MAC verified) and each value sealed
-into the :class:`~mcpyard.crypto.vault.Vault` under ``namespace/name/key``. A secret that fails
+into the :class:`~mcpyard.crypto.vault.Vault` under ``namespace/name/key``, by the unsealer
+both adapters share (:func:`mcpyard.crypto.unseal.unseal`). A secret that fails
 is reported by (namespace, name) with a reason free of secrets, so only the servers that use it
 are held back. A document decrypted before is not decrypted again. Plaintext stays in memory:
 never in a log line, an error, a response or a file.
@@ -49,8 +50,6 @@ class Decryptor:
 
     def decrypt(self, loaded: Loaded) -> SecretState:
         """Decrypt every EncryptedSecret of ``loaded`` (blocking: run it in a thread)."""
-        from mcpyard.crypto import sops
-
         failures: dict[NsName, str] = {}
         digests: dict[str, str] = {}
         seen: set[NsName] = set()
@@ -65,7 +64,7 @@ class Decryptor:
             done = self._done.get(nsname)
             if done is None or done.fingerprint != fingerprint or not all(
                     i in self.vault for i in done.digests):
-                done = self._decrypt_one(nsname, document, fingerprint, sops)
+                done = self._decrypt_one(nsname, document, fingerprint)
                 self._done[nsname] = done
             if done.failure is not None:
                 failures[nsname] = done.failure
@@ -74,26 +73,18 @@ class Decryptor:
             del self._done[gone]
         return SecretState(failures=failures, digests=digests)
 
-    def _decrypt_one(self, nsname: NsName, document: dict[str, Any], fingerprint: bytes,
-                     sops: Any) -> _Done:
+    def _decrypt_one(self, nsname: NsName, document: dict[str, Any], fingerprint: bytes) -> _Done:
+        from mcpyard.crypto import unseal  # sops and age load with the first secret
+
         try:
-            plain = sops.decrypt(document, age_key_file=self._age_key_file,
-                                 age_key=self._age_key)
+            sealed = unseal.unseal(self.vault, *nsname, document,
+                                   age_key_file=self._age_key_file, age_key=self._age_key)
         except errors.SecretError as exc:
             reason = str(exc).removeprefix(f"secret {nsname[0]}/{nsname[1]}: ")
             log.error("EncryptedSecret %s/%s: cannot decrypt: %s", *nsname, reason)
             return _Done(fingerprint, f"cannot decrypt: {reason}", {})
-        spec = plain.get("spec") if isinstance(plain, dict) else None
-        values = spec.get("stringData") if isinstance(spec, dict) else None
-        if not isinstance(values, dict):
-            return _Done(fingerprint, "cannot decrypt: no spec.stringData", {})
-        digests = {}
-        for k, v in values.items():
-            identity = f"{nsname[0]}/{nsname[1]}/{k}"
-            text = v if isinstance(v, str) else str(v)
-            self.vault.seal(identity, text)
-            digests[identity] = digest_value(self._digest_key, identity, text)
-        log.info("EncryptedSecret %s/%s: decrypted %d values", *nsname, len(values))
+        digests = {i: digest_value(self._digest_key, i, self.vault.reveal(i)) for i in sealed}
+        log.info("EncryptedSecret %s/%s: decrypted %d values", *nsname, len(sealed))
         return _Done(fingerprint, None, digests)
 
     def prune(self, keep: Collection[str]) -> None:

@@ -17,9 +17,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from mcpyard import kube
-from mcpyard.api.v1alpha1 import conditions as c
-from mcpyard.compiler import _children
+from mcpyard import compiler, kube
+from mcpyard.compiler import children
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
 from mcpyard.operator._runtime import Entry, Runtime, Tools
@@ -32,7 +31,7 @@ log = logging.getLogger("mcpyard.operator")
 
 
 def config_map_name(server: str) -> str:
-    return _children.object_name(server, "manifest")
+    return children.object_name(server, "manifest")
 
 
 def build(
@@ -77,7 +76,7 @@ async def store(
             MAX_BYTES,
         )
         return None
-    labels = {**_children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws}
+    labels = {**children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws}
     obj = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -112,26 +111,11 @@ async def store(
 def pinned_condition(
     e: Entry, server: ServerConfig, discovered: Tools, now: datetime
 ) -> dict[str, Any] | None:
-    """``ToolsPinned`` for a server that pins its tools (None when it pins none): False with
-    the reason ``PinMismatch`` and the withheld tools named when any no longer matches."""
+    """``ToolsPinned`` for a server that pins its tools (None when it pins none), by the
+    compiler's rule, from the tools the last refresh found."""
     if server.tools.pin is None:
         return None
     _, held = pins.split(server, discovered.reported.tools)
-    if held:
-        status, reason = "False", c.PIN_MISMATCH
-        named = ", ".join(f"{name} ({why})" for name, why in sorted(held.items()))
-        message = (
-            f"withheld from members until spec.tools.pin is updated: {named}"
-            " (`mcpyard pin` writes the current hashes)"
-        )
-    else:
-        status, reason = "True", c.PINS_MATCH
-        message = f"every exposed tool matches its pin ({len(server.tools.pin)} pinned)"
-    return {
-        "type": c.TOOLS_PINNED,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": now.isoformat().replace("+00:00", "Z"),
-        "observedGeneration": e.body["metadata"].get("generation"),
-    }
+    return compiler.tools_pinned_condition(
+        len(server.tools.pin), held, now, e.body["metadata"].get("generation")
+    )

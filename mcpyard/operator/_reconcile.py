@@ -24,10 +24,9 @@ from typing import Any
 from mcpyard import compiler, errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
-from mcpyard.compiler import _children
-from mcpyard.compiler._status import Report
+from mcpyard.compiler import children
 from mcpyard.operator import _manifests, _source, _tokens
-from mcpyard.operator._runtime import STATUS, Entry, Runtime, Tools, WorkKey
+from mcpyard.operator._runtime import STATUS, Entry, Runtime, WorkKey
 from mcpyard.operator._settings import FINALIZER
 
 log = logging.getLogger("mcpyard.operator")
@@ -35,12 +34,6 @@ log = logging.getLogger("mcpyard.operator")
 CONFIG_LABEL = kube.CONFIG_LABEL
 WORKSPACE_LABEL = kube.WORKSPACE_LABEL
 ENV_HASH_ANNOTATION = "mcpyard.io/env-secret-hash"
-# Reasons the operator adds to the compiler's conditions (to move into api.conditions).
-CONFIG_TOO_LARGE = "ConfigTooLarge"
-# The MCPServer condition set by each tool refresh (discovery), and its reasons.
-TOOLS_CHANGED = "ToolsChanged"
-TOOLS_UNCHANGED = "ToolsUnchanged"
-FIRST_DISCOVERY = "FirstDiscovery"
 MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
 
 
@@ -209,7 +202,13 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
                     status["protocol"] = dict(discovered.protocol)
                 status["conditions"] = [
                     *(status.get("conditions") or []),
-                    _tools_condition(e, discovered),
+                    compiler.tools_changed_condition(
+                        discovered.refreshed,
+                        len(discovered.tools),
+                        discovered.changed,
+                        discovered.first,
+                        e.body["metadata"].get("generation"),
+                    ),
                 ]
                 server = compiled.get((e.namespace, e.name))
                 pinned = server and _manifests.pinned_condition(e, server, discovered, now)
@@ -224,7 +223,7 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
             and programmed is not None
             and e.key == _winner(out, ws)
         ):
-            _set_condition(status, c.PROGRAMMED, "False", *programmed)
+            status = compiler.not_programmed(status, *programmed)
         await _patch_status(rt, e, status, force=force)
 
 
@@ -237,27 +236,6 @@ async def _release(rt: Runtime, e: Entry) -> None:
         kept = [f for f in finalizers if f != FINALIZER]
         patch = {"metadata": {"finalizers": kept}}
         await rt.client.patch(v1alpha1.API_VERSION, "MCPServer", e.namespace, e.name, patch)
-
-
-def _tools_condition(e: Entry, discovered: Tools) -> dict[str, Any]:
-    """``ToolsChanged``: True when the last tool refresh found another list than the one
-    before it (the message says how), False when it found the same tools."""
-    stamp = discovered.refreshed.isoformat().replace("+00:00", "Z")
-    count = len(discovered.tools)
-    if discovered.changed is not None:
-        status, reason, message = "True", TOOLS_CHANGED, f"{discovered.changed} (at {stamp})"
-    elif discovered.first:
-        status, reason, message = "False", FIRST_DISCOVERY, f"{count} tools discovered at {stamp}"
-    else:
-        status, reason, message = "False", TOOLS_UNCHANGED, f"{count} tools, unchanged at {stamp}"
-    return {
-        "type": TOOLS_CHANGED,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": stamp,
-        "observedGeneration": e.body["metadata"].get("generation"),
-    }
 
 
 async def preload_served(rt: Runtime) -> None:
@@ -318,23 +296,11 @@ def _remember_servers(
         rt.servers.pop(key, None)
 
 
-def _set_condition(
-    status: dict[str, Any], type_: str, value: str, reason: str, message: str
-) -> None:
-    for cond in status.get("conditions") or []:
-        if cond["type"] == type_:
-            cond.update(status=value, reason=reason, message=message)
-        if type_ == c.PROGRAMMED and cond["type"] == c.READY and value == "False":
-            cond.update(
-                status="False", reason=c.NOT_PROGRAMMED, message=f"not programmed: {message}"
-            )
-
-
 def _invalid_status(e: Entry) -> dict[str, Any]:
     generation = e.body["metadata"].get("generation")
-    report = Report(e.namespace, e.kind, e.name, generation, workspace=e.workspace)
-    report.invalid.extend(e.problems)
-    return report.status(_now())
+    return compiler.invalid_status(
+        e.namespace, e.kind, e.name, generation, e.problems, _now(), workspace=e.workspace
+    )
 
 
 # -- the gateway config Secret ----------------------------------------------------------------
@@ -382,7 +348,7 @@ async def _apply_config(
             limit,
         )
         return (
-            CONFIG_TOO_LARGE,
+            c.CONFIG_TOO_LARGE,
             f"the gateway configuration is {size} bytes, over the "
             f"limit of {limit} (a Secret holds at most 1 MiB); split the workspace "
             "(the last applied configuration stays in use)",
@@ -414,7 +380,7 @@ async def _apply_children(
         obj = child.object
         if obj["kind"] != "Secret":
             continue
-        refs = json.loads(obj["metadata"]["annotations"][_children.SECRET_REFS_ANNOTATION])
+        refs = json.loads(obj["metadata"]["annotations"][children.SECRET_REFS_ANNOTATION])
         values = {
             var: v for var, identity in refs.items() if (v := rt.store.reveal(identity)) is not None
         }
@@ -453,9 +419,9 @@ async def _apply_children(
     stale = {i for i in rt.applied if i[3] == ws and i not in wanted and i != config}
     for ns, server in rt.index("deployments", ws):
         if (ns, server) not in hosted:
-            stale.add(("apps/v1/Deployment", ns, _children.object_name(server), ws))
-            stale.add(("v1/Service", ns, _children.object_name(server), ws))
-            stale.add(("v1/Secret", ns, _children.object_name(server, "env"), ws))
+            stale.add(("apps/v1/Deployment", ns, children.object_name(server), ws))
+            stale.add(("v1/Service", ns, children.object_name(server), ws))
+            stale.add(("v1/Secret", ns, children.object_name(server, "env"), ws))
     for ident in sorted(stale - wanted):
         api_version, kind = ident[0].rsplit("/", 1)
         rt.applied.pop(ident, None)

@@ -5,7 +5,8 @@ The age identities are every ``*.agekey`` entry of one Secret in the operator na
 on first start. Each EncryptedSecret is decrypted in memory with sops (``verify_mac=False``:
 the API server re-serialises objects, so the whole-document MAC cannot survive it; each value's
 own AES-GCM tag is the integrity check) and every value is sealed at once in a
-:class:`~mcpyard.crypto.vault.Vault` under the master key. Plaintext leaves the vault only to
+:class:`~mcpyard.crypto.vault.Vault` under the master key, by the unsealer ``serve`` uses too
+(:func:`mcpyard.crypto.unseal.unseal`). Plaintext leaves the vault only to
 fill a hosted server's env Secret and for a discovery request; failures carry sanitised reasons.
 """
 
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcpyard import errors, kube
-from mcpyard.crypto import sops
+from mcpyard.compiler import config
+from mcpyard.crypto import unseal
 from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
 from mcpyard.operator._settings import Settings
 
@@ -175,36 +177,24 @@ class SecretStore:
         while candidates:
             text = candidates.pop(0)
             try:
-                plain = await asyncio.to_thread(
-                    sops.decrypt, document, age_key=text, verify_mac=False
+                sealed = await asyncio.to_thread(
+                    unseal.unseal, self.vault, *key, document, age_key=text, verify_mac=False
                 )
             except errors.SecretError as exc:
                 failure = str(exc).split(": ", 1)[-1]
                 if "malformed" in failure and len(identities) > 1 and text not in identities:
                     candidates = list(identities)
                 continue
-            return self._seal(key, plain, fp)
+            return Decrypted(fp, sealed={i: self.vault.export_sealed(i) for i in sealed})
         if len(identities) > 1:
             failure += f" (tried {len(identities)} age identities)"
         return Decrypted(fp, failure=failure)
-
-    def _seal(self, key: NsName, plain: Mapping[str, Any], fp: str) -> Decrypted:
-        values = (plain.get("spec") or {}).get("stringData") or {}
-        entry = Decrypted(fp)
-        for name, value in sorted(values.items()):
-            if not isinstance(value, str):
-                return Decrypted(fp, failure=f"stringData.{name} is not a string")
-            identity = f"{key[0]}/{key[1]}/{name}"
-            self.vault.seal(identity, value)
-            entry.sealed[identity] = self.vault.export_sealed(identity)
-        return entry
 
     def sealed(self, identities: Iterable[str]) -> dict[str, str]:
         """identity -> sealed text, for each identity whose secret decrypted."""
         out: dict[str, str] = {}
         for identity in sorted(set(identities)):
-            ns, name, _ = identity.split("/", 2)
-            entry = self._entries.get((ns, name))
+            entry = self._entries.get(config.secret_of(identity))
             if entry is not None and identity in entry.sealed:
                 out[identity] = entry.sealed[identity]
         return out

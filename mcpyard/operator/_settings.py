@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import kopf
 
-from mcpyard.compiler import _children
+from mcpyard.compiler import children
 
 FINALIZER = "mcpyard.io/finalizer"
 ANNOTATION_PREFIX = "operator.mcpyard.io"
@@ -25,7 +25,7 @@ class Settings:
     """Where the config Secrets, the age identities and the master key live."""
     gateway_url: str = ""
     """The gateway's public base URL; a Workspace's status.url is this + /ws/NAME/mcp."""
-    runner_image: str = _children.RUNNER_IMAGE
+    runner_image: str = children.RUNNER_IMAGE
     """The image hosted stdio servers run in (it has `mcpyard bridge`)."""
     discovery_interval: float = 3600
     """Seconds between two tool discoveries of a serving server."""

@@ -73,11 +73,11 @@ def test_runner_has_no_mcpyard_entrypoint() -> None:
     # of `mcpyard` would turn that into `mcpyard mcpyard bridge ...`.
     (entrypoint,) = [r for i, r in _instructions(DOCKERFILES["runner"]) if i == "ENTRYPOINT"]
     assert "mcpyard" not in entrypoint
-    from mcpyard.compiler import _children
+    from mcpyard.compiler import children
 
     (deployment,) = [
         o
-        for o in _children.hosted(
+        for o in children.hosted(
             _server(),
             image=None,
             command=("uvx", "mcp-server-time"),

@@ -8,7 +8,7 @@ from helmrender import Rendered
 
 from mcpyard import __version__, operator
 from mcpyard.cli import build_parser
-from mcpyard.compiler import _children
+from mcpyard.compiler import children
 
 
 def test_operator_and_chart_default_to_the_same_runner_image(
@@ -22,5 +22,5 @@ def test_operator_and_chart_default_to_the_same_runner_image(
     chart_image = args[args.index("--runner-image") + 1]
     assert chart_image == f"ghcr.io/mcpyard/mcpyard-runner:{__version__}"
     assert operator.Settings().runner_image == chart_image
-    assert chart_image == _children.RUNNER_IMAGE
+    assert chart_image == children.RUNNER_IMAGE
     assert build_parser().parse_args(["operator"]).runner_image == chart_image

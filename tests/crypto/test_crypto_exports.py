@@ -8,10 +8,10 @@ import types
 
 import pytest
 
-from mcpyard.crypto import sops, tokens, vault
+from mcpyard.crypto import sops, tokens, unseal, vault
 
 
-@pytest.mark.parametrize("module", [tokens, vault, sops], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [tokens, vault, sops, unseal], ids=lambda m: m.__name__)
 def test_all_names_every_public_member_once(module: types.ModuleType) -> None:
     exported = module.__all__
     assert len(exported) == len(set(exported))
@@ -29,6 +29,7 @@ def test_all_names_every_public_member_once(module: types.ModuleType) -> None:
 def test_crypto_imports_no_adapter_library() -> None:
     code = (
         "import sys, mcpyard.crypto.sops, mcpyard.crypto.tokens, mcpyard.crypto.vault\n"
+        "import mcpyard.crypto.unseal\n"
         "print(sorted(m for m in ('starlette', 'kopf', 'kubernetes', 'httpx', 'aiohttp')"
         " if m in sys.modules))"
     )

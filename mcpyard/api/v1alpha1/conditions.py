@@ -32,6 +32,17 @@ its workspace applies without waiting for a fix."""
 HELD_OUT = "HeldOut"
 """Programmed: the resource has errors and stays out of its workspace (it is new, or a Member,
 which is never held at an older version because that version could grant revoked access)."""
+CONFIG_TOO_LARGE = "ConfigTooLarge"
+"""Programmed (Workspace): the compiled configuration is over the size a Secret can hold; the
+last applied configuration stays in use."""
+
+# MCPServer: whether the last tool refresh (discovery) found another list than the one before.
+TOOLS_CHANGED = "ToolsChanged"
+"""The condition type, and its reason when True: the message says how the list changed."""
+TOOLS_UNCHANGED = "ToolsUnchanged"
+"""ToolsChanged False: the refresh found the same tools."""
+FIRST_DISCOVERY = "FirstDiscovery"
+"""ToolsChanged False: the first refresh since the operator started."""
 
 # MCPServer: whether the tools it serves still match their pins (spec.tools.pin), set after
 # each tool discovery when the server pins its tools.

@@ -202,13 +202,6 @@ class UpstreamBase:
             log.exception("%s: relaying a server request failed", self._slug)
             return _wire.answer(message)
 
-    def _answer(self, message: dict[str, Any], owner: Owner | None) -> bytes:
-        """Answer a request the upstream sent (ping; sampling, roots, elicitation refused).
-
-        The hook for relaying server-to-client requests to the member behind ``owner``.
-        """
-        return _wire.answer(message)
-
     # -- secrets ---------------------------------------------------------------------------
 
     def _headers(self, base: dict[str, str]) -> dict[str, str]:

@@ -148,8 +148,6 @@ class StreamableHTTPUpstream(UpstreamBase):
         self._port_open = False
         self.listening = asyncio.Event()
         """Set while the gateway session's GET stream is open (tests wait on it)."""
-        self.share_stateless = True
-        """One initialization for every owner when the server issues no session id."""
         self._era: str | None = None
         """``modern`` or ``handshake`` once the server answered; None: decide again (see
         ``_handshake``)."""
@@ -428,8 +426,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         if "method" not in message:
             log.debug("%s: ignored a response nobody waits for", self._slug)
         elif "id" in message:
-            owner = next((o for o, s in self._sessions.items() if s is session), None)
-            self._spawn(self._reply(session, self._answer(message, owner)), "reply")
+            self._spawn(self._reply(session, _wire.answer(message)), "reply")
         else:
             self._notify(message)
 
@@ -516,7 +513,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         except errors.UpstreamError as exc:
             self._fail(str(exc))
             raise
-        if session.id is None and self.share_stateless:
+        if session.id is None:
             # No session id: the server keeps no state per client, so there is nothing one
             # owner could leak to another; one handshake serves them all.
             self._shared = session

@@ -337,7 +337,7 @@ class LegacySSEUpstream(UpstreamBase):
                 if relay is not None:
                     self._spawn(self._relay_request(found[1], message, relay), "relay")
                 else:
-                    answer = self._answer(message, owner)
+                    answer = _wire.answer(message)
                     self._spawn(self._post_quietly(found[1], answer), "reply")
         else:
             self._incoming_notification(message, self._sole_relay(owner))

@@ -260,7 +260,7 @@ class StdioUpstream(UpstreamBase):
             if relay is not None:
                 self._spawn(self._relay_request(stdin, message, relay), "relay")
             else:
-                stdin.write(self._answer(message, None) + b"\n")
+                stdin.write(_wire.answer(message) + b"\n")
         else:
             self._incoming_notification(message, self._sole_relay(None, any_owner=True))
 

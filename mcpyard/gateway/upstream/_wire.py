@@ -37,7 +37,7 @@ _MODERN_BASE = {
     "Accept": "application/json, text/event-stream",
     "MCP-Protocol-Version": MODERN_VERSION,
 }
-NOT_SUPPORTED = "not supported through the gateway yet"
+NOT_RELAYED = "the gateway has no client to relay this request to"
 
 CLIENT_INFO = {"name": "mcpyard", "version": mcpyard.__version__}
 
@@ -143,16 +143,16 @@ def encode(message: dict[str, Any]) -> bytes:
 
 
 def answer(message: dict[str, Any]) -> bytes:
-    """The gateway's answer to a request the upstream sent it (server-to-client).
+    """The gateway's answer to a request the upstream sent it (server-to-client) when no
+    client can take it (the clients relay one that a member's call in progress caused).
 
     ``ping`` gets its empty result; everything else (sampling, roots, elicitation) gets
     "method not found" so the upstream never waits for an answer that will not come.
-    Routing these to the member whose call caused them is the caller's hook to add.
     """
     rid = message.get("id")
     if message.get("method") == "ping":
         return orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": {}})
-    error = {"code": METHOD_NOT_FOUND, "message": NOT_SUPPORTED}
+    error = {"code": METHOD_NOT_FOUND, "message": NOT_RELAYED}
     return orjson.dumps({"jsonrpc": "2.0", "id": rid, "error": error})
 
 

@@ -5,7 +5,8 @@
 Starts ``../shared/bench/echo_server.py``'s server (``--stateless --json``) on loopback and
 measures this process's CPU time (``time.process_time``) for sequential and 64-concurrent
 ``tools/call echo``, alternating the two clients; then the cost of a new owner's first call
-with one shared initialization (stateless server) vs one handshake per owner.
+with one shared initialization (a stateless server) vs one handshake per owner (the same
+server, stateful: it issues session ids).
 A benchmark, not a test: never run by pytest.
 """
 
@@ -98,22 +99,25 @@ async def main(calls: int, rounds: int) -> None:
             print(f"{line}   ({o - b:+.0f})")
         await bare_http.close()
         await client.close()
+        await first_calls(url, "one shared initialization")
+    with running("--transport", "streamable-http", "--json", "--app-from", ECHO_SERVER) as srv:
+        await first_calls(srv.url, "a handshake per owner   ")
 
-        for share in (True, False):
-            client = upstream.create(config(url=url), secrets=Vault(), on_notification=nothing)
-            client.share_stateless = share  # type: ignore[attr-defined]
-            await client.start()
-            owners = [Owner("team/m", f"s{i}") for i in range(300)]
-            cpu, wall = time.process_time(), time.perf_counter()
-            for owner in owners:
-                await client.request("tools/call", ARGS, owner=owner)
-            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-            label = "one shared initialization" if share else "a handshake per owner   "
-            print(
-                f"  first call of 300 new owners, {label}: "
-                f"{cpu / 300 * 1e6:6.0f} µs CPU, {wall / 300 * 1e3:.2f} ms wall per owner"
-            )
-            await client.close()
+
+async def first_calls(url: str, label: str) -> None:
+    """The first call of 300 new owners: CPU and wall time per owner."""
+    client = upstream.create(config(url=url), secrets=Vault(), on_notification=nothing)
+    await client.start()
+    owners = [Owner("team/m", f"s{i}") for i in range(300)]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for owner in owners:
+        await client.request("tools/call", ARGS, owner=owner)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    print(
+        f"  first call of 300 new owners, {label}: "
+        f"{cpu / 300 * 1e6:6.0f} µs CPU, {wall / 300 * 1e3:.2f} ms wall per owner"
+    )
+    await client.close()
 
 
 def loop_name() -> str:

@@ -238,7 +238,7 @@ async def test_server_requests_are_answered(stateful: HttpServer) -> None:
             )
     answers = structured(result)
     assert answers["ping"] == "ok"
-    assert "not supported through the gateway yet" in answers["roots"]
+    assert "no client to relay this request to" in answers["roots"]
 
 
 async def test_large_response(stateful: HttpServer) -> None:

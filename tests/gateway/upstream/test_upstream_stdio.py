@@ -140,7 +140,7 @@ async def test_server_requests_are_answered_and_notifications_passed_on() -> Non
             await up.request("tools/call", call("list_changed"), owner=None)
             await notes.wait_for("notifications/tools/list_changed")
     assert answers["ping"] == "ok"
-    assert "not supported through the gateway yet" in answers["roots"]
+    assert "no client to relay this request to" in answers["roots"]
     assert {slug for slug, _ in notes.messages} == {"asker"}
 
 
