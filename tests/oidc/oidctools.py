@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
+import ipaddress
 import json
 import os
 import secrets
+import ssl
 import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,6 +20,10 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import pytest
 from consoletools import CHROMIUM_ARGS, chromium_path
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from playwright.async_api import Browser, Page, Route, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,11 +41,40 @@ class Provider:
     """Each registered client's secret, by client id."""
     keys: Path
     """The signing key set (JWKS with private keys)."""
+    ca: Path
+    """The self-signed certificate the provider serves (for 127.0.0.1 and localhost)."""
     pid: int
+
+    def tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
 
     @property
     def client_secret(self) -> str:
         return self.secrets[self.client_id]
+
+
+def certificate(workdir: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost (its own CA): cert, key."""
+    cert_path, key_path = workdir / "tls.crt", workdir / "tls.key"
+    if cert_path.is_file():
+        return cert_path, key_path
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mcpyard test OpenID provider")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
 
 
 @contextlib.contextmanager
@@ -53,10 +89,11 @@ def provider(workdir: Path, *, keys: Path | None = None, id_token_claims: bool =
         pytest.fail(f"{NODE} is missing: run tools/setup/50-oidc.sh (npm oidc-provider)")
     workdir.mkdir(parents=True, exist_ok=True)
     keys = keys or workdir / "jwks.json"
+    cert, key = certificate(workdir)
     secrets_by_client = {c: secrets.token_urlsafe(24) for c in clients}
     config = {
         "host": "127.0.0.1", "port": 0,
-        "keys": str(keys),
+        "keys": str(keys), "tls": {"key": str(key), "cert": str(cert)},
         "idTokenClaims": id_token_claims,
         "clients": [{"client_id": c, "client_secret": s,
                      "redirect_uris": [f"http://127.0.0.1{CALLBACK_PATH}"]}
@@ -74,7 +111,7 @@ def provider(workdir: Path, *, keys: Path | None = None, id_token_claims: bool =
             proc.wait(timeout=START_TIMEOUT)
             pytest.fail(f"oidc-provider did not start ({proc.returncode}): "
                         f"{(workdir / f'{path.stem}.log').read_text()[-2000:]}")
-        yield Provider(line.split()[1], clients[0], secrets_by_client, keys, proc.pid)
+        yield Provider(line.split()[1], clients[0], secrets_by_client, keys, cert, proc.pid)
     finally:
         proc.terminate()
         try:
@@ -91,7 +128,7 @@ def provider(workdir: Path, *, keys: Path | None = None, id_token_claims: bool =
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=chromium_path(), headless=True,
-                                     args=CHROMIUM_ARGS)
+                                     args=[*CHROMIUM_ARGS, "--ignore-certificate-errors"])
         try:
             yield b
         finally:
@@ -117,7 +154,7 @@ async def sign_in_at_provider(page: Page, authorization_url: str, login: str) ->
         done.set()
         await r.fulfill(status=200, content_type="text/plain", body="signed in")
 
-    await offline(page)
+    await offline(page)  # the page's context accepts the provider's self-signed certificate
     await page.route(f"**{CALLBACK_PATH}?*", callback)
     with anyio.fail_after(60):
         await page.goto(authorization_url)

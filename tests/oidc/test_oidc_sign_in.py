@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from oidctools import CALLBACK_PATH, Provider, browser, provider, sign_in_at_provider
@@ -23,16 +24,19 @@ Sent = list[tuple[oidc.HttpRequest, oidc.HttpResponse]]
 
 
 def rp_for(p: Provider, client: str | None = None, send: oidc.Send | None = None,
-           claim: str = "email") -> oidc.OidcSignIn:
+           **kw: Any) -> oidc.OidcSignIn:
     client = client or p.client_id
-    return oidc.OidcSignIn(p.issuer, client, p.secrets[client], claim, send=send)
+    return oidc.OidcSignIn(p.issuer, client, p.secrets[client],
+                           send=send or oidc.aiohttp_sender(p.tls()), **kw)
 
 
-def recording(sent: Sent, id_token: str | None = None) -> oidc.Send:
+def recording(p: Provider, sent: Sent, id_token: str | None = None) -> oidc.Send:
     """The real transport, remembering each exchange; with ``id_token``, the token endpoint's
     ID token is replaced by that one (a token a provider really signed, for someone else)."""
+    real = oidc.aiohttp_sender(p.tls())
+
     async def send(request: oidc.HttpRequest) -> oidc.HttpResponse:
-        response = await oidc.aiohttp_send(request)
+        response = await real(request)
         if id_token is not None and request.url.endswith("/token") and response.status == 200:
             body = json.loads(response.body) | {"id_token": id_token}
             response = oidc.HttpResponse(response.status, json.dumps(body).encode())
@@ -68,7 +72,7 @@ def clean(exc: BaseException, p: Provider) -> str:
 
 async def test_a_person_signs_in_by_email_and_the_code_works_once(idp: Provider) -> None:
     sent: Sent = []
-    rp = rp_for(idp, send=recording(sent))
+    rp = rp_for(idp, send=recording(idp, sent))
     attempt, query = await signed_in(rp, "ada@example.com")
     assert await identity(rp, attempt, query) == "ada@example.com"
     # This provider serves the email at userinfo only (the code flow's default).
@@ -84,7 +88,7 @@ async def test_a_person_signs_in_by_email_and_the_code_works_once(idp: Provider)
 async def test_claims_in_the_id_token_need_no_userinfo(tmp_path: Path) -> None:
     with provider(tmp_path, id_token_claims=True) as p:
         sent: Sent = []
-        rp = rp_for(p, send=recording(sent))
+        rp = rp_for(p, send=recording(p, sent))
         attempt, query = await signed_in(rp, "bob@example.com")
         assert await identity(rp, attempt, query) == "bob@example.com"
         assert [r.url.rsplit("/", 1)[1] for r, _ in sent] == [
@@ -109,8 +113,7 @@ async def test_a_wrong_nonce_verifier_or_iss_or_an_expired_token_is_refused(
         await identity(rp, attempt, query, nonce="another-nonce")
     clean(e.value, idp)
 
-    later = oidc.OidcSignIn(idp.issuer, idp.client_id, idp.client_secret,
-                            clock=lambda: time.time() + 7200)  # ID tokens live 1 h
+    later = rp_for(idp, clock=lambda: time.time() + 7200)  # ID tokens live 1 h
     attempt, query = await signed_in(later, "ada@example.com")
     with pytest.raises(oidc.OidcRefused, match="ID token refused: The token is expired"):
         await identity(later, attempt, query)
@@ -119,12 +122,12 @@ async def test_a_wrong_nonce_verifier_or_iss_or_an_expired_token_is_refused(
 async def test_an_id_token_for_another_client_is_refused(idp: Provider) -> None:
     # A token the provider really signed, for client "other", with this attempt's nonce.
     sent: Sent = []
-    other = rp_for(idp, "other", send=recording(sent))
+    other = rp_for(idp, "other", send=recording(idp, sent))
     attempt, query = await signed_in(other, "ada@example.com")
     assert await identity(other, attempt, query) == "ada@example.com"
     foreign = json.loads(next(resp.body for r, resp in sent if r.url.endswith("/token")))
 
-    rp = rp_for(idp, send=recording([], id_token=foreign["id_token"]))
+    rp = rp_for(idp, send=recording(idp, [], id_token=foreign["id_token"]))
     again, query = await signed_in(rp, "ada@example.com", oidc.Attempt(
         oidc.new_attempt().state, attempt.nonce, oidc.new_attempt().code_verifier))
     with pytest.raises(oidc.OidcRefused, match="ID token refused: Invalid claim: 'aud'") as e:
@@ -137,12 +140,12 @@ async def test_an_id_token_from_another_issuer_is_refused(idp: Provider, tmp_pat
     attempt = oidc.new_attempt()
     sent: Sent = []
     with provider(tmp_path, keys=idp.keys) as twin:
-        impostor = rp_for(twin, send=recording(sent))
+        impostor = rp_for(twin, send=recording(twin, sent))
         _, query = await signed_in(impostor, "ada@example.com", attempt)
         assert await identity(impostor, attempt, query) == "ada@example.com"
     foreign = json.loads(next(resp.body for r, resp in sent if r.url.endswith("/token")))
 
-    rp = rp_for(idp, send=recording([], id_token=foreign["id_token"]))
+    rp = rp_for(idp, send=recording(idp, [], id_token=foreign["id_token"]))
     again = oidc.Attempt(oidc.new_attempt().state, attempt.nonce, attempt.code_verifier)
     _, query = await signed_in(rp, "ada@example.com", again)
     with pytest.raises(oidc.OidcRefused, match="ID token refused: Invalid claim: 'iss'") as e:
@@ -160,12 +163,17 @@ async def test_an_account_without_the_claim_is_refused_naming_it(idp: Provider) 
 
 async def test_a_provider_that_is_not_the_issuer_declared_is_unavailable(idp: Provider) -> None:
     port = idp.issuer.rsplit(":", 1)[1]
-    rp = oidc.OidcSignIn(f"http://localhost:{port}", idp.client_id, idp.client_secret)
-    with pytest.raises(oidc.OidcUnavailable, match=r"names issuer 'http://127\.0\.0\.1:") as e:
+    send = oidc.aiohttp_sender(idp.tls())
+    rp = oidc.OidcSignIn(f"https://localhost:{port}", idp.client_id, idp.client_secret,
+                         send=send)
+    with pytest.raises(oidc.OidcUnavailable, match=r"names issuer 'https://127\.0\.0\.1:") as e:
         await rp.authorization_url(REDIRECT, "s", "n", "v" * 43)
     clean(e.value, idp)
     with pytest.raises(oidc.OidcUnavailable, match="issuer must be an https URL"):
-        oidc.OidcSignIn("http://login.example.com", idp.client_id, idp.client_secret)
-    down = oidc.OidcSignIn("http://127.0.0.1:1", idp.client_id, idp.client_secret)
+        oidc.OidcSignIn(f"http://127.0.0.1:{port}", idp.client_id, idp.client_secret)
+    down = oidc.OidcSignIn("https://127.0.0.1:1", idp.client_id, idp.client_secret, send=send)
     with pytest.raises(oidc.OidcUnavailable, match="discovery not reachable"):
         await down.authorization_url(REDIRECT, "s", "n", "v" * 43)
+    untrusted = oidc.OidcSignIn(idp.issuer, idp.client_id, idp.client_secret)  # system CAs
+    with pytest.raises(oidc.OidcUnavailable, match="discovery not reachable"):
+        await untrusted.authorization_url(REDIRECT, "s", "n", "v" * 43)

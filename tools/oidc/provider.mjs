@@ -6,10 +6,10 @@
 //   node provider.mjs CONFIG.json
 //
 // CONFIG: {"host": "127.0.0.1", "port": 0, "keys": "/path/jwks.json",
-//          "idTokenClaims": false,
+//          "tls": {"key": "/path/key.pem", "cert": "/path/cert.pem"}, "idTokenClaims": false,
 //          "clients": [{"client_id": "mcpyard", "client_secret": "...",
 //                       "redirect_uris": ["http://127.0.0.1/oauth/oidc/callback"]}]}
-// port 0 picks a free port. `keys` is the signing key set, created there when absent (two
+// port 0 picks a free port; with `tls` the issuer is https (as a Workspace requires). `keys` is the signing key set, created there when absent (two
 // providers given the same file sign with the same key). `idTokenClaims` puts the scopes' claims
 // in the ID token too (by default, as the specification says for the code flow, they are served
 // by the userinfo endpoint only). Clients are native applications: their loopback redirect URIs
@@ -19,6 +19,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 
 import Provider from 'oidc-provider';
 
@@ -35,10 +36,12 @@ function signingKeys(path) {
   return jwks;
 }
 
-const server = createServer();
+const server = config.tls
+  ? createTlsServer({ key: readFileSync(config.tls.key), cert: readFileSync(config.tls.cert) })
+  : createServer();
 server.listen(config.port ?? 0, config.host ?? '127.0.0.1', () => {
   const { address, port } = server.address();
-  const issuer = `http://${address}:${port}`;
+  const issuer = `${config.tls ? 'https' : 'http'}://${address}:${port}`;
   const provider = new Provider(issuer, {
     clients: config.clients.map((client) => ({
       application_type: 'native',

@@ -23,8 +23,8 @@ fault and never carry the client secret, a code, a token or a URL's query string
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import json
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -52,7 +52,7 @@ __all__ = [
     "OidcSignIn",
     "OidcUnavailable",
     "Send",
-    "aiohttp_send",
+    "aiohttp_sender",
     "new_attempt",
 ]
 
@@ -95,19 +95,22 @@ Send = Callable[[HttpRequest], Awaitable[HttpResponse]]
 """How requests reach the provider (injectable, as an httpx transport would be)."""
 
 
-async def aiohttp_send(request: HttpRequest) -> HttpResponse:
-    """One request on its own short-lived session (a sign-in is rare; nothing to pool)."""
-    timeout = aiohttp.ClientTimeout(total=TIMEOUT)
-    async with aiohttp.ClientSession(timeout=timeout) as session, session.request(
-        request.method, request.url, headers=dict(request.headers),
-        data=request.body, allow_redirects=False,
-    ) as response:
-        body = bytearray()
-        async for chunk in response.content.iter_chunked(1 << 16):
-            body += chunk
-            if len(body) > MAX_BODY:
-                break
-        return HttpResponse(response.status, bytes(body))
+def aiohttp_sender(tls: ssl.SSLContext | None = None) -> Send:
+    """Requests on aiohttp, each on its own short-lived session (a sign-in is rare: nothing to
+    pool); ``tls`` replaces the system's trust store (a provider with a private CA)."""
+    async def send(request: HttpRequest) -> HttpResponse:
+        timeout = aiohttp.ClientTimeout(total=TIMEOUT)
+        connector = aiohttp.TCPConnector(ssl=tls if tls is not None else True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session, \
+                session.request(request.method, request.url, headers=dict(request.headers),
+                                data=request.body, allow_redirects=False) as response:
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(1 << 16):
+                body += chunk
+                if len(body) > MAX_BODY:
+                    break
+            return HttpResponse(response.status, bytes(body))
+    return send
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +160,7 @@ class OidcSignIn:
         self.claim = claim
         self.scopes = scopes
         self._client = _Client(client_id, client_secret)
-        self._send = send or aiohttp_send
+        self._send = send or aiohttp_sender()
         self._clock = clock
         self._leeway = leeway
         self._metadata_ttl = metadata_ttl
@@ -357,19 +360,6 @@ def _json(
 
 
 def _check_endpoint(url: str, field: str, issuer: str) -> None:
-    """HTTPS, or plain HTTP on a loopback address only (a provider on this host)."""
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
-        return
-    if parts.scheme == "http" and parts.hostname and _loopback(parts.hostname):
-        return
-    raise OidcUnavailable(f"OIDC {issuer}: {field} must be an https URL")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    if parts.scheme != "https" or not parts.hostname:
+        raise OidcUnavailable(f"OIDC {issuer}: {field} must be an https URL")
