@@ -81,6 +81,9 @@ def add_serving_options(p: argparse.ArgumentParser, *, state_dir: str) -> None:
                    metavar="FILE",
                    help="verify OAuth clients' metadata document servers with this CA bundle "
                         "(MCPYARD_OAUTH_METADATA_CA; default: the system's)")
+    p.add_argument("--oidc-ca", default=_env("MCPYARD_OIDC_CA"), metavar="FILE",
+                   help="verify the workspaces' OpenID Connect providers with this CA bundle "
+                        "(MCPYARD_OIDC_CA; default: the system's)")
     p.add_argument("--oauth-private-metadata", action="store_true",
                    default=(_env("MCPYARD_OAUTH_PRIVATE_METADATA") or "").lower()
                    in ("1", "true", "yes"),
@@ -104,6 +107,7 @@ def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
         "public_url": _public_url(args.public_url), "oauth": not args.no_oauth,
         "oauth_metadata_ca_file": args.oauth_metadata_ca or None,
         "oauth_private_metadata": args.oauth_private_metadata,
+        "oidc_ca_file": args.oidc_ca or None,
     }
 
 

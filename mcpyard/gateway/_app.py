@@ -217,6 +217,7 @@ def build_app(settings: Settings) -> Starlette:
         runtime, settings.records_store, public_url=settings.public_url,
         allow_private_metadata=settings.oauth_private_metadata,
         metadata_ca_file=settings.oauth_metadata_ca_file,
+        oidc_ca_file=settings.oidc_ca_file,
         recheck_seconds=settings.oauth_recheck_seconds,
         master_key=current_master_key) if settings.oauth else None
     operator_routes = [

@@ -107,6 +107,9 @@ class Settings:
     oauth_metadata_ca_file: str | None = None
     """A CA bundle to verify Client ID Metadata Document servers with, instead of the
     system's."""
+    oidc_ca_file: str | None = None
+    """A CA bundle to verify the workspaces' OpenID Connect providers with (spec.signIn.oidc),
+    instead of the system's: a provider behind a private CA."""
     oauth_recheck_seconds: float = 5.0
     """How long a replica trusts what it read of an OAuth grant: a revocation made on
     another replica (or by `mcpyard token revoke`) bites within this. Member changes bite at

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "console"))
+for _folder in ("console", "gateway"):  # consoletools (Chromium), gwtools (manifests, ports)
+    sys.path.insert(0, str(Path(__file__).parents[1] / _folder))
 
-from oidctools import Provider, provider
+from oidctools import Provider, provider  # noqa: E402 - after the sys.path entries
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import importlib
 import json
 import logging
 import secrets
@@ -32,15 +31,19 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from mcpyard import errors
 from mcpyard.crypto import tokens
 from mcpyard.gateway._runtime import Live
 from mcpyard.gateway.console import _session
-from mcpyard.gateway.oauth import _metadata
+from mcpyard.gateway.oauth import _metadata, oidc
 from mcpyard.gateway.oauth._server import Answer, Client, FormRequest, Holder, json_request
 from mcpyard.gateway.oauth._service import OAuth, member_problem
 
 log = logging.getLogger("mcpyard.gateway")
 COOKIE = "mcpyard_oauth"
+OIDC_COOKIE = "mcpyard_oidc"
+"""Binds the OpenID Connect leg to this browser. ``SameSite=Lax``, unlike COOKIE: the
+provider's redirect back is a cross-site navigation, which never carries a Strict cookie."""
 FLOW_SECONDS = 600.0
 PURPOSE = b"mcpyard/oauth/form-state/v1"
 HEADERS = {
@@ -53,14 +56,6 @@ HEADERS = {
 }
 """``form-action *``: the consent form's answer redirects to the client's own callback."""
 JSON_HEADERS = {"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"}
-
-
-def _oidc() -> Any:
-    """The OpenID Connect relying party (:mod:`mcpyard.gateway.oauth.oidc`), if installed."""
-    try:
-        return importlib.import_module("mcpyard.gateway.oauth.oidc")
-    except ModuleNotFoundError:
-        return None
 
 
 class Sealer:
@@ -246,22 +241,28 @@ class Pages:
         return response
 
     def _signin(self, live: Live, grant: Any, flow: dict[str, Any], status: int = 200,
-                error: str | None = None) -> HTMLResponse:
+                error: str | None = None, *, at_callback: bool = False) -> HTMLResponse:
+        """The sign-in page; ``at_callback``: served at the OpenID Connect callback, whose
+        forms must post to the authorize and start URLs all the same (relative: a prefix in
+        front of the gateway is kept)."""
         methods = live.config.sign_in
-        oidc = methods.oidc.issuer if methods.oidc is not None and _oidc() is not None \
-            else None
+        issuer = methods.oidc.issuer if methods.oidc is not None else None
         return self.page("signin.html", status, ws=live.config, error=error,
                          client=self._client_view(grant.client,
                                                   grant.request.payload.redirect_uri),
-                         flow=self.sealer.seal(flow), token=methods.token, oidc=oidc)
+                         flow=self.sealer.seal(flow), token=methods.token, oidc=issuer,
+                         authorize="../authorize" if at_callback else "authorize",
+                         oidc_start="start" if at_callback else "oidc/start")
 
-    def _consent(self, live: Live, grant: Any, flow: dict[str, Any]) -> HTMLResponse:
+    def _consent(self, live: Live, grant: Any, flow: dict[str, Any],
+                 *, at_callback: bool = False) -> HTMLResponse:
         config = live.by_name[flow["m"]]
         return self.page("consent.html", ws=live.config, member=config,
                          client=self._client_view(grant.client,
                                                   grant.request.payload.redirect_uri),
                          tools=sorted(live.view(config).allowed),
-                         flow=self.sealer.seal(flow))
+                         flow=self.sealer.seal(flow),
+                         authorize="../authorize" if at_callback else "authorize")
 
     def _flow(self, request: Request, live: Live, sealed: str | None) -> dict[str, Any] | None:
         """The sealed state of a form of this browser's flow; None when forged or stale."""
@@ -323,18 +324,25 @@ class Pages:
 
     # -- OpenID Connect sign-in ------------------------------------------------------------------
 
-    def _relying_party(self, live: Live) -> Any:
-        oidc, module = live.config.sign_in.oidc, _oidc()
-        if oidc is None or module is None:
-            return None
-        return module.OidcSignIn(oidc.issuer, oidc.client_id,
-                                 self.runtime.secrets.reveal(oidc.client_secret), oidc.claim)
+    def _relying_party(self, live: Live) -> oidc.OidcSignIn | HTMLResponse:
+        config = live.config.sign_in.oidc
+        if config is None:
+            return self.error("This workspace does not take OpenID Connect sign-in.", 404)
+        try:
+            secret = self.runtime.secrets.reveal(config.client_secret)
+        except errors.SecretError as exc:
+            log.warning("workspace %s: OpenID Connect client secret: %s", live.config.name, exc)
+            return self.error("OpenID Connect sign-in is not ready: its client secret cannot be "
+                              "unsealed. Tell the workspace's administrators.", 503)
+        return self.oauth.oidc.get(config.issuer, config.client_id, secret, config.claim)
 
     async def oidc_start(self, request: Request) -> Response:
         live = self._live(request)
-        rp = self._relying_party(live) if live is not None else None
-        if live is None or rp is None:
+        if live is None:
             return self.error("This workspace does not take OpenID Connect sign-in.", 404)
+        rp = self._relying_party(live)
+        if isinstance(rp, Response):
+            return rp
         headers = {k.lower(): v for k, v in request.headers.items()}
         form = await request.form()
         flow = self._flow(request, live, str(form.get("flow") or ""))
@@ -343,44 +351,64 @@ class Pages:
             return self.error("This sign-in expired or did not start in this browser; start "
                               "again from your client.", 403)
         nonce, verifier = secrets.token_urlsafe(18), secrets.token_urlsafe(48)
-        state = self.sealer.seal({**flow, "on": nonce, "ov": verifier})
+        browser = secrets.token_urlsafe(18)
+        state = self.sealer.seal({**flow, "on": nonce, "ov": verifier,
+                                  "ob": _nonce_hash(browser)})
         redirect = f"{self._base(request)}/ws/{live.config.name}/oauth/oidc/callback"
-        url = await rp.authorization_url(redirect, state, nonce, verifier)
-        return RedirectResponse(url, 303, headers=HEADERS)
+        try:
+            url = await rp.authorization_url(redirect, state, nonce, verifier)
+        except oidc.OidcError as exc:  # its message names the issuer and the cause, no secret
+            log.warning("workspace %s: OpenID Connect sign-in: %s", live.config.name, exc)
+            return self.error("The identity provider cannot be used right now; try again "
+                              "later, or sign in another way.", 503)
+        response = RedirectResponse(url, 303, headers=HEADERS)
+        response.set_cookie(OIDC_COOKIE, browser, max_age=int(FLOW_SECONDS),
+                            path=f"/ws/{live.config.name}/oauth/oidc", httponly=True,
+                            samesite="lax", secure=request.url.scheme == "https"
+                            or request.headers.get("x-forwarded-proto") == "https")
+        return response
 
     async def oidc_callback(self, request: Request) -> Response:
         live = self._live(request)
-        rp = self._relying_party(live) if live is not None else None
-        if live is None or rp is None:
+        if live is None:
             return self.error("This workspace does not take OpenID Connect sign-in.", 404)
-        flow = self._flow(request, live, request.query_params.get("state"))
-        if flow is None or "on" not in flow:
+        rp = self._relying_party(live)
+        if isinstance(rp, Response):
+            return rp
+        flow = self.sealer.open(request.query_params.get("state"))
+        if (flow is None or flow.get("w") != live.config.name or "on" not in flow
+                or not hmac.compare_digest(str(flow.get("ob")),
+                                           _nonce_hash(request.cookies.get(OIDC_COOKIE)))):
             return self.error("This sign-in expired or did not start in this browser; start "
                               "again from your client.", 403)
         grant = await self._consent_grant(live, self._base(request), flow["q"])
         if not hasattr(grant, "client"):
             return grant if isinstance(grant, Response) else self.error("Start again.")
+        again = {k: flow[k] for k in ("w", "q", "n")}
         code = request.query_params.get("code")
         if not code:
-            return self._signin(live, grant, {k: flow[k] for k in ("w", "q", "n")}, 401,
+            return self._signin(live, grant, again, 401, at_callback=True,
                                 error="The identity provider did not sign you in.")
         redirect = f"{self._base(request)}/ws/{live.config.name}/oauth/oidc/callback"
         try:
-            identity = await rp.identity(code, redirect, flow["on"], flow["ov"])
-        except Exception as exc:  # the provider's answer: shown, it holds no secret of ours
-            log.warning("workspace %s: OpenID Connect sign-in failed: %s", live.config.name,
-                        type(exc).__name__)
-            return self._signin(live, grant, {k: flow[k] for k in ("w", "q", "n")}, 401,
-                                error="The identity provider's answer could not be used.")
+            identity = await rp.identity(code, redirect, flow["on"], flow["ov"],
+                                         response_iss=request.query_params.get("iss"))
+        except oidc.OidcError as exc:  # its message names the issuer and the cause, no secret
+            log.warning("workspace %s: OpenID Connect sign-in refused: %s", live.config.name,
+                        exc)
+            why = "" if isinstance(exc, oidc.OidcUnavailable) else \
+                f" ({str(exc).split(': ', 1)[-1]})"
+            return self._signin(live, grant, again, 401, at_callback=True,
+                                error=f"The identity provider's answer could not be used{why}.")
         member = next((m for m in live.config.members if m.user == identity), None)
         if member is None or member_problem(live, member.name, member.user, "oidc",
                                             None) is not None:
-            return self._signin(live, grant, {k: flow[k] for k in ("w", "q", "n")}, 401,
+            return self._signin(live, grant, again, 401, at_callback=True,
                                 error=f"{identity} is not an active member of "
                                       f"{live.config.display_name}.")
         return self._consent(live, grant, {"w": flow["w"], "q": flow["q"], "n": flow["n"],
                                            "m": member.name, "u": member.user, "s": "oidc",
-                                           "t": None})
+                                           "t": None}, at_callback=True)
 
     # -- token, register, revoke -----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from mcpyard.gateway import _auth
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway.oauth import _metadata
+from mcpyard.gateway.oauth import _metadata, oidc
 from mcpyard.gateway.oauth._server import ACCESS_PREFIX, Holder, Server
 from mcpyard.gateway.oauth._store import Grant, Store, digest
 
@@ -50,13 +50,14 @@ class OAuth:
 
     def __init__(self, runtime: Runtime, store: str | Path, *, public_url: str | None = None,
                  allow_private_metadata: bool = False, metadata_ca_file: str | None = None,
-                 recheck_seconds: float = 5.0,
+                 oidc_ca_file: str | None = None, recheck_seconds: float = 5.0,
                  master_key: Callable[[], bytes | None] | None = None) -> None:
         self.runtime = runtime
         self.where = store
         self.public_url = public_url.rstrip("/") if public_url else None
         self.documents = _metadata.Fetcher(allow_private=allow_private_metadata,
                                            ca_file=metadata_ca_file)
+        self.oidc = oidc.RelyingParties(oidc_ca_file)
         self.recheck_seconds = recheck_seconds
         self.master_key = master_key
         self.store: Store | None = None

@@ -23,6 +23,7 @@ fault and never carry the client secret, a code, a token or a URL's query string
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import ssl
 import time
@@ -51,11 +52,14 @@ __all__ = [
     "OidcRefused",
     "OidcSignIn",
     "OidcUnavailable",
+    "RelyingParties",
     "Send",
     "aiohttp_sender",
     "new_attempt",
 ]
 
+MAX_PARTIES = 256
+"""Relying parties kept (their discovery documents and keys) by :class:`RelyingParties`."""
 MAX_BODY = 1 << 20
 """Largest provider response read (metadata, keys, tokens, userinfo)."""
 TIMEOUT = 10.0
@@ -345,6 +349,30 @@ class OidcSignIn:
         if len(response.body) > MAX_BODY:
             raise OidcUnavailable(f"OIDC {self.issuer}: {what} answer over {MAX_BODY} bytes")
         return response
+
+
+class RelyingParties:
+    """The gateway's relying parties, one per provider registration (issuer, client id, secret,
+    claim), kept so that their discovery documents and keys are fetched once, not per sign-in.
+    ``ca_file`` verifies providers with a private CA instead of the system's trust store."""
+
+    def __init__(self, ca_file: str | None = None, send: Send | None = None) -> None:
+        tls = ssl.create_default_context(cafile=ca_file) if ca_file else None
+        self._send = send or aiohttp_sender(tls)
+        self._parties: dict[tuple[str, ...], OidcSignIn] = {}
+
+    def get(self, issuer: str, client_id: str, client_secret: str, claim: str) -> OidcSignIn:
+        # The secret is part of the registration (a new one in git takes effect at once) but
+        # is kept in the key only as a digest.
+        digest = hashlib.sha256(client_secret.encode()).hexdigest()
+        key = (issuer, client_id, digest, claim)
+        party = self._parties.pop(key, None)
+        if party is None:
+            party = OidcSignIn(issuer, client_id, client_secret, claim, send=self._send)
+            while len(self._parties) >= MAX_PARTIES:
+                del self._parties[next(iter(self._parties))]
+        self._parties[key] = party  # the most recently used last
+        return party
 
 
 def _json(
