@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-for _folder in ("console", "gateway"):  # consoletools (Chromium), gwtools (manifests, ports)
+# consoletools (Chromium), gwtools (manifests, ports), oauthtools (mcpyard serve, token storage)
+for _folder in ("console", "gateway", "oauth"):
     sys.path.insert(0, str(Path(__file__).parents[1] / _folder))
 
 from oidctools import Provider, provider  # noqa: E402 - after the sys.path entries

@@ -19,16 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 import httpx2
 import pytest
-from gwtools import command_server_manifest, free_port, member_manifest, wait_port
+from gwtools import command_server_manifest, free_port, member_manifest
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import (
-    AuthorizationCodeResult,
-    OAuthClientInformationFull,
-    OAuthClientMetadata,
-    OAuthToken,
-)
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
+from oauthtools import Storage, serve
 from oidctools import Provider, browser, offline
 from playwright.async_api import Page, Route
 
@@ -38,26 +34,6 @@ pytestmark = pytest.mark.anyio
 
 CLIENT_CALLBACK = "http://127.0.0.1:9/client/callback"
 """The MCP client's redirect URI: never reached (Chromium hands the query to the test)."""
-
-
-class Storage:
-    """The SDK client's token storage, in memory."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
 
 
 def workspace_manifests(folder: Path, idp: Provider, recipient: str) -> None:
@@ -83,33 +59,17 @@ spec:
 
 
 @contextlib.contextmanager
-def serve(tmp_path: Path, idp: Provider) -> Iterator[str]:
-    """`mcpyard serve` on a free port, trusting the provider's certificate; its base URL."""
+def serving(tmp_path: Path, idp: Provider) -> Iterator[str]:
+    """`mcpyard serve` on the workspace, trusting the provider's certificate; its base URL."""
     identity, recipient = sops.age_keygen()
     key = tmp_path / "age.key"
     key.write_text(identity)
     workspace_manifests(tmp_path / "manifests", idp, recipient)
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    env = {**os.environ, "MCPYARD_OIDC_CA": str(idp.ca)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mcpyard", "serve", str(tmp_path / "manifests"),
-         "--port", str(port), "--state-dir", str(tmp_path / "state"),
-         "--age-key-file", str(key), "--log-level", "warning"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path, env=env)
-    try:
-        wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        text = (tmp_path / "serve.log").read_text(errors="replace")
-        assert idp.client_secret not in text
+    with serve(tmp_path / "manifests", tmp_path / "state", "--age-key-file", str(key),
+               "--oidc-ca", str(idp.ca)) as served:
+        yield served.base
+    for log in tmp_path.glob("serve-*.log"):
+        assert idp.client_secret not in log.read_text(errors="replace")
 
 
 class Refused(Exception):
@@ -196,7 +156,7 @@ async def oauth_session(url: str, idp: Provider, login: str) -> AsyncIterator[Cl
 
 async def test_a_member_signs_in_through_the_provider_and_calls_a_tool(
         tmp_path: Path, idp: Provider) -> None:
-    with serve(tmp_path, idp) as base:
+    with serving(tmp_path, idp) as base:
         url = f"{base}/ws/eng/mcp"
         async with oauth_session(url, idp, "ada@example.com") as session:
             listed = await session.list_tools()
@@ -244,7 +204,7 @@ async def test_the_inspector_completes_its_oauth_flow_and_calls_a_tool(
            "MCP_INSPECTOR_SECRET_STORE": "memory", "MCP_AUTO_OPEN_ENABLED": "true",
            "NO_COLOR": "1", "PATH": f"{shim}:{os.environ['PATH']}"}
     callback = f"http://127.0.0.1:{free_port()}/oauth/callback"
-    with serve(tmp_path, idp) as base:
+    with serving(tmp_path, idp) as base:
         url = f"{base}/ws/eng/mcp"
         async with await anyio.open_process(
                 [str(INSPECTOR_NODE), str(INSPECTOR_CLI), "--method", "tools/call",
