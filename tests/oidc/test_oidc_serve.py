@@ -7,6 +7,7 @@ tool as that member; a person the workspace does not know is refused."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -32,6 +33,7 @@ from mcpyard.crypto import sops, tokens
 
 pytestmark = pytest.mark.anyio
 
+ADA = tokens.new()
 CLIENT_CALLBACK = "http://127.0.0.1:9/client/callback"
 """The MCP client's redirect URI: never reached (Chromium hands the query to the test)."""
 
@@ -55,7 +57,7 @@ spec:
         sops.encrypt_secret("oidc", "team", {"clientSecret": idp.client_secret}, [recipient]))
     (folder / "notes.yaml").write_text(command_server_manifest(
         "notes", [sys.executable, "-m", "mcpyard.demo"]))
-    (folder / "ada.yaml").write_text(member_manifest("ada", tokens.new()))
+    (folder / "ada.yaml").write_text(member_manifest("ada", ADA))
 
 
 @contextlib.contextmanager
@@ -72,16 +74,24 @@ def serving(tmp_path: Path, idp: Provider) -> Iterator[str]:
         assert idp.client_secret not in log.read_text(errors="replace")
 
 
+@dataclasses.dataclass
+class Fallback:
+    token: str
+    alerts: list[str] = dataclasses.field(default_factory=list)
+
+
 class Refused(Exception):
     """The gateway refused the person (its sign-in page shows why)."""
 
 
 async def consent_as(page: Page, authorization_url: str, idp: Provider, login: str,
-                     *, catch: bool = True) -> AuthorizationCodeResult | None:
+                     *, catch: bool = True, fallback: Fallback | None = None,
+                     ) -> AuthorizationCodeResult | None:
     """A person in Chromium: the gateway's sign-in page, "Sign in with <issuer>", the provider's
     login and consent, then the gateway's consent page; the client's redirect, caught. Raises
     Refused with the sign-in page's alert when the gateway sends the person back there.
     Without ``catch`` the redirect goes on to the client's own listener (and None is returned).
+    With a ``fallback``, a person sent back signs in with that member token on the same page.
     """
     caught: dict[str, str] = {}
     done = anyio.Event()
@@ -95,7 +105,7 @@ async def consent_as(page: Page, authorization_url: str, idp: Provider, login: s
     if catch:
         await page.route(f"{CLIENT_CALLBACK}?*", client_callback)
     try:
-        await _walk(page, authorization_url, idp, login, done if catch else None)
+        await _walk(page, authorization_url, idp, login, done if catch else None, fallback)
     except TimeoutError:
         text = (await page.inner_text("body"))[:500] if page.url != "about:blank" else ""
         raise AssertionError(f"stuck at {page.url.split('?')[0]}: {text!r}") from None
@@ -107,7 +117,7 @@ async def consent_as(page: Page, authorization_url: str, idp: Provider, login: s
 
 
 async def _walk(page: Page, authorization_url: str, idp: Provider, login: str,
-                done: anyio.Event | None) -> None:
+                done: anyio.Event | None, fallback: Fallback | None) -> None:
     with anyio.fail_after(90):
         await page.goto(authorization_url)
         await page.get_by_role("button", name=f"Sign in with {idp.issuer}").click()
@@ -118,14 +128,20 @@ async def _walk(page: Page, authorization_url: str, idp: Provider, login: str,
         allow, alert = page.get_by_role("button", name="Allow"), page.get_by_role("alert")
         await allow.or_(alert).wait_for()
         if await alert.count():
-            raise Refused(await alert.inner_text())
+            if fallback is None:
+                raise Refused(await alert.inner_text())
+            fallback.alerts.append(await alert.inner_text())
+            await page.get_by_label("Your member token").fill(fallback.token)
+            await page.get_by_role("button", name="Sign in", exact=True).click()
+            await allow.wait_for()
         await allow.click()  # the gateway's consent
         if done is not None:
             await done.wait()
 
 
 @contextlib.asynccontextmanager
-async def oauth_session(url: str, idp: Provider, login: str) -> AsyncIterator[ClientSession]:
+async def oauth_session(url: str, idp: Provider, login: str,
+                        fallback: Fallback | None = None) -> AsyncIterator[ClientSession]:
     """The SDK's OAuth client provider (dynamic registration), the person driven in Chromium."""
     async with contextlib.AsyncExitStack() as stack:
         b = await stack.enter_async_context(browser())
@@ -133,7 +149,7 @@ async def oauth_session(url: str, idp: Provider, login: str) -> AsyncIterator[Cl
         result: list[AuthorizationCodeResult] = []
 
         async def redirect(authorization_url: str) -> None:
-            code = await consent_as(page, authorization_url, idp, login)
+            code = await consent_as(page, authorization_url, idp, login, fallback=fallback)
             assert code is not None
             result.append(code)
 
@@ -171,6 +187,16 @@ async def test_a_member_signs_in_through_the_provider_and_calls_a_tool(
                 pass
         messages = [str(e) for e in _leaves(refused.value) if isinstance(e, Refused)]
         assert messages == ["mallory@example.com is not an active member of Engineering."]
+
+        # An account without an email address: told why, on a sign-in page whose forms still
+        # work there (at the callback URL): Ada signs in with her member token instead.
+        fallback = Fallback(ADA)
+        async with oauth_session(url, idp, "ada", fallback) as session:
+            result = await session.call_tool("notes__echo", {"text": "then by token"})
+            assert "then by token" in "".join(getattr(c, "text", "") for c in result.content)
+        assert fallback.alerts == [
+            "The identity provider's answer could not be used: the provider gave no 'email' "
+            "claim for this account (spec.signIn.oidc.claim)."]
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:

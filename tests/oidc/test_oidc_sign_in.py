@@ -83,6 +83,21 @@ async def test_a_person_signs_in_by_email_and_the_code_works_once(idp: Provider)
         await identity(rp, attempt, query)
     clean(e.value, idp)
     assert idp.client_secret not in repr(rp)
+    # Discovery and keys were fetched once for both exchanges (cached).
+    names = [r.url.rsplit("/", 1)[1] for r, _ in sent]
+    assert names.count("openid-configuration") == 1 and names.count("jwks") == 1
+
+
+async def test_relying_parties_are_kept_per_registration() -> None:
+    parties = oidc.RelyingParties()
+    first = parties.get("https://login.example.com", "mcpyard", "secret-1", "email")
+    assert parties.get("https://login.example.com", "mcpyard", "secret-1", "email") is first
+    rotated = parties.get("https://login.example.com", "mcpyard", "secret-2", "email")
+    assert rotated is not first  # a new secret in git takes effect at once
+    assert "secret-2" not in repr(rotated) and "secret-2" not in repr(vars(parties))
+    for n in range(oidc.MAX_PARTIES + 5):
+        parties.get(f"https://login{n}.example.com", "mcpyard", "s", "email")
+    assert len(vars(parties)["_parties"]) == oidc.MAX_PARTIES
 
 
 async def test_claims_in_the_id_token_need_no_userinfo(tmp_path: Path) -> None:

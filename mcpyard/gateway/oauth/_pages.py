@@ -397,7 +397,7 @@ class Pages:
             log.warning("workspace %s: OpenID Connect sign-in refused: %s", live.config.name,
                         exc)
             why = "" if isinstance(exc, oidc.OidcUnavailable) else \
-                f" ({str(exc).split(': ', 1)[-1]})"
+                f": {str(exc).split(': ', 1)[-1]}"
             return self._signin(live, grant, again, 401, at_callback=True,
                                 error=f"The identity provider's answer could not be used{why}.")
         member = next((m for m in live.config.members if m.user == identity), None)
