@@ -88,11 +88,12 @@ def run_revoke(args: argparse.Namespace) -> int:
             return 2
         where = args.records_url
     else:
-        where = args.state_dir / "calls.db"
-        if not where.is_file():
-            print(f"mcpyard token revoke: {where}: no gateway database here (--state-dir)",
+        path: Path = args.state_dir / "calls.db"
+        if not path.is_file():
+            print(f"mcpyard token revoke: {path}: no gateway database here (--state-dir)",
                   file=sys.stderr)
             return 2
+        where = path
     try:
         store = Store(where)
     except errors.MCPyardError as exc:

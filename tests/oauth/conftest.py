@@ -12,9 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "gateway"))
 sys.path.insert(0, str(Path(__file__).parents[1] / "console"))
 
-from gwtools import UpstreamProcess, anyio_backend, upstream_process
+from gwtools import UpstreamProcess, anyio_backend, settings_for, state_dir, upstream_process
 
-__all__ = ["anyio_backend", "mirror"]
+__all__ = ["anyio_backend", "mirror", "settings_for", "state_dir"]
 
 
 @pytest.fixture(scope="session")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -34,7 +35,7 @@ from mcpyard.gateway import _calllog
 
 pytestmark = pytest.mark.anyio
 
-ALICE, ALICE_OPS = tokens.new(), tokens.new()
+ALICE, ALICE_OPS, ROOT = tokens.new(), tokens.new(), tokens.new()
 CLIENT = {"client_name": "Notes Desktop", "grant_types": ["authorization_code", "refresh_token"],
           "response_types": ["code"], "token_endpoint_auth_method": "none"}
 
@@ -49,6 +50,7 @@ def write_manifests(folder: Path, upstream: str, *, alice: str = "") -> None:
     (folder / "alice.yaml").write_text(member_manifest("alice", ALICE, extra=alice))
     (folder / "alice-ops.yaml").write_text(member_manifest("alice-ops", ALICE_OPS,
                                                            workspace="ops"))
+    (folder / "root.yaml").write_text(member_manifest("root", ROOT, extra="  role: admin\n"))
 
 
 @contextlib.asynccontextmanager
@@ -214,3 +216,26 @@ async def test_registered_client_refreshes_with_rotation_and_is_revoked_by_the_c
                                 client_id=fresh.client.client_id,  # type: ignore[union-attr]
                                 refresh_token=fresh.tokens.refresh_token or "")
         assert r.status_code == 400 and r.json()["error"] == "invalid_grant"
+
+        # The console lists the member's grants, and an admin revokes one there.
+        async with chromium() as browser:
+            page = await browser.new_page()
+            person = Person(page, ALICE, callback)
+            await person.open()
+            third = Storage()
+            async with connected(gw.url("eng"), person, third) as session:
+                await headers_seen_upstream(session)
+            assert third.tokens is not None
+            await page.goto(f"{gw.base}/console/login")
+            await page.fill("#token", ROOT)
+            await page.click("button[type=submit]")
+            await page.goto(f"{gw.base}/console/ws/eng/members/alice")
+            rows = page.locator("#grants tbody tr")
+            assert await rows.count() == 1  # the revoked ones are gone
+            row = await rows.first.inner_text()
+            assert "Notes Desktop" in row and "token" in row
+            await page.get_by_role("button", name=re.compile("^Revoke Notes Desktop")).click()
+            await page.wait_for_url(re.compile(r".*/console/ws/eng/members/alice"))
+            assert "No application holds an OAuth grant" in await page.inner_text("#grants")
+        refused = await initialize_status(gw.url("eng"), third.tokens.access_token)
+        assert refused.status_code == 401  # on the replica that revoked it: at once

@@ -193,6 +193,16 @@ class S256(rfc7636.CodeChallenge):  # type: ignore[misc]
     SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("code_challenge is required (PKCE with S256)",
+                                      redirect_uri=redirect_uri, state=data.get("state"))
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256",
+                                      redirect_uri=redirect_uri, state=data.get("state"))
+        super().validate_code_challenge(grant, redirect_uri)
+
 
 @dataclass(frozen=True)
 class Code:
@@ -221,9 +231,6 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def validate_authorization_request(self) -> str:
         redirect_uri: str = super().validate_authorization_request()
         data = self.request.payload.data
-        if data.get("code_challenge_method") != "S256":
-            raise InvalidRequestError("code_challenge_method must be S256 (PKCE is required)",
-                                      redirect_uri=redirect_uri, state=data.get("state"))
         resource = data.get("resource")
         if resource is not None and canonical(resource) not in self.server.resources:
             raise InvalidTargetError(
