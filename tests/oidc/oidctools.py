@@ -81,11 +81,13 @@ def certificate(workdir: Path) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def provider(workdir: Path, *, keys: Path | None = None, id_token_claims: bool = False,
-             clients: tuple[str, ...] = ("mcpyard",)) -> Iterator[Provider]:
+             clients: tuple[str, ...] = ("mcpyard",),
+             client_metadata: dict[str, str] | None = None) -> Iterator[Provider]:
     """Run tools/oidc/provider.mjs on a free loopback port; stop it by its PID afterwards.
 
     The first of ``clients`` is the one returned; every client gets its own random secret and
     the callback path on any loopback port. ``keys`` shares a signing key between providers.
+    ``client_metadata`` is added to every client's registration (an ID token algorithm, say).
     """
     if not NODE.is_file():
         pytest.fail(f"{NODE} is missing: run tools/setup/50-oidc.sh (npm oidc-provider)")
@@ -97,9 +99,11 @@ def provider(workdir: Path, *, keys: Path | None = None, id_token_claims: bool =
         "host": "127.0.0.1", "port": 0,
         "keys": str(keys), "tls": {"key": str(key), "cert": str(cert)},
         "idTokenClaims": id_token_claims,
+        "hmac": (client_metadata or {}).get("id_token_signed_response_alg", "").startswith("HS"),
         "clients": [{"client_id": c, "client_secret": s,
                      "redirect_uris": [f"http://127.0.0.1{path}"
-                                       for path in (CALLBACK_PATH, GATEWAY_CALLBACK_PATH)]}
+                                       for path in (CALLBACK_PATH, GATEWAY_CALLBACK_PATH)],
+                     **(client_metadata or {})}
                     for c, s in secrets_by_client.items()],
     }
     path = workdir / f"provider-{secrets.token_hex(4)}.json"

@@ -168,6 +168,16 @@ async def test_an_id_token_from_another_issuer_is_refused(idp: Provider, tmp_pat
     clean(e.value, idp)
 
 
+async def test_an_id_token_macd_with_the_client_secret_is_refused(tmp_path: Path) -> None:
+    # Whoever holds the client secret could forge such a token: only the provider's keys count.
+    with provider(tmp_path, client_metadata={"id_token_signed_response_alg": "HS256"}) as p:
+        rp = rp_for(p)
+        assert "HS256" in (await rp.metadata())["id_token_signing_alg_values_supported"]
+        attempt, query = await signed_in(rp, "ada@example.com")
+        with pytest.raises(oidc.OidcRefused, match="ID token refused: unsupported_algorithm"):
+            await identity(rp, attempt, query)
+
+
 async def test_an_account_without_the_claim_is_refused_naming_it(idp: Provider) -> None:
     rp = rp_for(idp)
     attempt, query = await signed_in(rp, "ada")  # an account with no email address

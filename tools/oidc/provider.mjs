@@ -7,6 +7,7 @@
 //
 // CONFIG: {"host": "127.0.0.1", "port": 0, "keys": "/path/jwks.json",
 //          "tls": {"key": "/path/key.pem", "cert": "/path/cert.pem"}, "idTokenClaims": false,
+//          "hmac": false,
 //          "clients": [{"client_id": "mcpyard", "client_secret": "...",
 //                       "redirect_uris": ["http://127.0.0.1/oauth/oidc/callback"]}]}
 // port 0 picks a free port; with `tls` the issuer is https (as a Workspace requires). `keys` is the signing key set, created there when absent (two
@@ -54,6 +55,9 @@ server.listen(config.port ?? 0, config.host ?? '127.0.0.1', () => {
     cookies: { keys: [randomBytes(16).toString('hex')] },
     claims: { openid: ['sub'], email: ['email', 'email_verified'] },
     conformIdTokenClaims: !config.idTokenClaims,
+    // `hmac`: ID tokens may also be MAC'd with the client secret (a client's
+    // id_token_signed_response_alg HS256), which a relying party must refuse.
+    enabledJWA: config.hmac ? { idTokenSigningAlgValues: ['RS256', 'HS256'] } : undefined,
     pkce: { required: () => true },
     async findAccount(ctx, sub) {
       return {

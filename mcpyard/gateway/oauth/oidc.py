@@ -245,6 +245,7 @@ class OidcSignIn:
         else:
             metadata.pop("userinfo_endpoint", None)
         self._metadata, self._metadata_at = metadata, now
+        self._keys = None  # the keys are read again with the metadata (a key may be withdrawn)
         return metadata
 
     async def _exchange(
@@ -275,6 +276,9 @@ class OidcSignIn:
     ) -> dict[str, Any]:
         offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
         algorithms = [a for a in offered if isinstance(a, str) and a.startswith(_ASYMMETRIC)]
+        if not algorithms:  # an empty list would let the JOSE library pick its defaults
+            raise OidcUnavailable(f"OIDC {self.issuer}: the provider signs ID tokens with no "
+                                  f"asymmetric algorithm (id_token_signing_alg_values_supported)")
         registry = JWSRegistry(algorithms=algorithms, strict_check_header=False)
         try:
             try:
