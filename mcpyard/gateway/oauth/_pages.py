@@ -14,6 +14,7 @@ when the member gets a new token).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import importlib
@@ -384,7 +385,8 @@ class Pages:
 
     # -- token, register, revoke -----------------------------------------------------------------
 
-    async def token(self, request: Request) -> Response:
+    async def _form_endpoint(self, request: Request, path: str) -> Response:
+        """The token or revocation endpoint (a form POST; ``path``: token | revoke)."""
         live = self._live(request)
         if live is None:
             return JSONResponse({"error": "invalid_request"}, 404, headers=JSON_HEADERS)
@@ -394,10 +396,19 @@ class Pages:
             return JSONResponse({"error": "invalid_client", "error_description": problem},
                                 401, headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
-        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/token",
+        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/{path}",
                                     dict(request.headers), params)
-        answer: Answer = await server.store.run(server.create_token_response, oauth_request)
+        answer: Answer = await server.store.run(
+            server.create_token_response if path == "token"
+            else functools.partial(server.create_endpoint_response, "revocation"),
+            oauth_request)
         return self._json(answer)
+
+    async def token(self, request: Request) -> Response:
+        return await self._form_endpoint(request, "token")
+
+    async def revoke(self, request: Request) -> Response:
+        return await self._form_endpoint(request, "revoke")
 
     async def register(self, request: Request) -> Response:
         live = self._live(request)
@@ -416,20 +427,4 @@ class Pages:
                                      dict(request.headers), data)
         answer: Answer = await server.store.run(server.create_endpoint_response,
                                                 "client_registration", oauth_request)
-        return self._json(answer)
-
-    async def revoke(self, request: Request) -> Response:
-        live = self._live(request)
-        if live is None:
-            return JSONResponse({"error": "invalid_request"}, 404, headers=JSON_HEADERS)
-        params = await self._form(request)
-        problem = await self._prefetch(next(iter(params.get("client_id") or ()), None))
-        if problem is not None:
-            return JSONResponse({"error": "invalid_client", "error_description": problem},
-                                401, headers=JSON_HEADERS)
-        server = self.oauth.server(live, self._base(request))
-        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/revoke",
-                                    dict(request.headers), params)
-        answer: Answer = await server.store.run(server.create_endpoint_response,
-                                                "revocation", oauth_request)
         return self._json(answer)

@@ -38,7 +38,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
 from mcpyard.gateway.oauth import _metadata
-from mcpyard.gateway.oauth._store import Grant, Store, digest
+from mcpyard.gateway.oauth._store import Grant, GrantStore, digest
 
 ACCESS_SECONDS = 3600
 """An access token's lifetime; the member is re-checked on every request all the same."""
@@ -393,7 +393,7 @@ class _Issuer(rfc9207.IssuerParameter):  # type: ignore[misc]
 class Server(AuthorizationServer):  # type: ignore[misc]
     """The authorization server of workspace ``workspace`` at ``issuer``."""
 
-    def __init__(self, *, workspace: str, issuer: str, resource: str, store: Store,
+    def __init__(self, *, workspace: str, issuer: str, resource: str, store: GrantStore,
                  documents: _metadata.Fetcher, check: Callable[[Holder], str | None],
                  on_revoke: Callable[[list[str]], None]) -> None:
         super().__init__()
