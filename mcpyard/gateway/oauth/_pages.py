@@ -397,7 +397,7 @@ class Pages:
                                 401, headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
         oauth_request = FormRequest("POST", f"{server.issuer}/oauth/{path}",
-                                    dict(request.headers), params)
+                                    request.headers, params)
         answer: Answer = await server.store.run(
             server.create_token_response if path == "token"
             else functools.partial(server.create_endpoint_response, "revocation"),
@@ -424,7 +424,7 @@ class Pages:
                                 headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
         oauth_request = json_request("POST", f"{server.issuer}/oauth/register",
-                                     dict(request.headers), data)
+                                     request.headers, data)
         answer: Answer = await server.store.run(server.create_endpoint_response,
                                                 "client_registration", oauth_request)
         return self._json(answer)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -84,7 +84,7 @@ class _Payload(OAuth2Payload):  # type: ignore[misc]
 class FormRequest(OAuth2Request):  # type: ignore[misc]
     """A request as Authlib reads it, built from what Starlette parsed (query or form)."""
 
-    def __init__(self, method: str, uri: str, headers: dict[str, str],
+    def __init__(self, method: str, uri: str, headers: Mapping[str, str],
                  multi: dict[str, list[str]]) -> None:
         super().__init__(method, uri, headers=headers)
         self.payload = _Payload(multi)
@@ -105,7 +105,7 @@ class _JsonPayload:
         self.data = data
 
 
-def json_request(method: str, uri: str, headers: dict[str, str], data: Any) -> JsonRequest:
+def json_request(method: str, uri: str, headers: Mapping[str, str], data: Any) -> JsonRequest:
     request = JsonRequest(method, uri, headers)
     request.payload = _JsonPayload(data)
     return request
