@@ -5,10 +5,10 @@ Pages are server-rendered (Jinja, the console's stylesheet, no script, no extern
 The authorization request travels through the sign-in and consent forms sealed (HMAC-SHA256
 under a key derived from the gateway's master key, so any replica accepts it; ten minutes)
 and bound to this browser: the first page sets a random nonce in a cookie (``HttpOnly``,
-``SameSite=Strict``, ``Path=/ws/W/oauth``) whose hash is in the sealed state, and every POST
-must come from the gateway's own page (``Origin`` / ``Sec-Fetch-Site``) and carry both. The
-member's token is checked once and never stored (the grant keeps its hash, to end the grant
-when the member gets a new token).
+``Path=/ws/W/oauth``, ``SameSite=Lax``: it must come back with the OpenID provider's
+redirect) whose hash is in the sealed state, and every POST must come from the gateway's own
+page (``Origin`` / ``Sec-Fetch-Site``) and carry both. The member's token is checked once and
+never stored (the grant keeps its hash, to end the grant when the member gets a new token).
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class Pages:
         response = self._signin(live, grant, flow)
         response.set_cookie(COOKIE, nonce, max_age=int(FLOW_SECONDS),
                             path=f"/ws/{live.config.name}/oauth", httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https"
+                            samesite="lax", secure=request.url.scheme == "https"
                             or request.headers.get("x-forwarded-proto") == "https")
         return response
 
