@@ -56,6 +56,9 @@ def register(subparsers: Any) -> None:
     revoke.add_argument("--records-url", default=os.environ.get("MCPYARD_RECORDS_URL"),
                         metavar="URL", help="the gateway's PostgreSQL records database "
                                             "instead (MCPYARD_RECORDS_URL)")
+    revoke.add_argument("--redis-url", default=os.environ.get("MCPYARD_REDIS_URL"),
+                        metavar="URL", help="the gateway's Redis, when it keeps the grants "
+                                            "there (no --records-url; MCPYARD_REDIS_URL)")
     revoke.add_argument("--json", action="store_true", help='print {"revoked": [ids]}')
     revoke.set_defaults(func=run_revoke)
 
@@ -75,9 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    from mcpyard import errors
-    from mcpyard.gateway import _pgrecords
-    from mcpyard.gateway.oauth._store import Store
+    from mcpyard.gateway import _pgrecords, _records
+    from mcpyard.gateway.oauth._store import open_store
 
     where: str | Path
     if args.records_url:
@@ -87,6 +89,8 @@ def run_revoke(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         where = args.records_url
+    elif args.redis_url:
+        where = args.state_dir / "calls.db"  # unused: the grants are in Redis
     else:
         path: Path = args.state_dir / "calls.db"
         if not path.is_file():
@@ -95,9 +99,9 @@ def run_revoke(args: argparse.Namespace) -> int:
             return 2
         where = path
     try:
-        store = Store(where)
-    except errors.MCPyardError as exc:
-        print(f"mcpyard token revoke: {exc}", file=sys.stderr)
+        store = open_store(where, None if args.records_url else args.redis_url)
+    except Exception as exc:  # the database's own error: redacted, never a password
+        print(f"mcpyard token revoke: {_records.redact(str(exc))}", file=sys.stderr)
         return 1
     try:
         ids = store.call(lambda: store.revoke(

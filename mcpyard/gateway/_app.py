@@ -214,7 +214,8 @@ def build_app(settings: Settings) -> Starlette:
         mcp, sse, messages = (_tracing.Middleware(a) for a in (mcp, sse, messages))
     docs = Docs(runtime)
     oauth = _oauth.OAuth(
-        runtime, settings.records_store, public_url=settings.public_url,
+        runtime, settings.records_store, redis_url=settings.redis_url,
+        public_url=settings.public_url,
         allow_private_metadata=settings.oauth_private_metadata,
         metadata_ca_file=settings.oauth_metadata_ca_file,
         oidc_ca_file=settings.oidc_ca_file,

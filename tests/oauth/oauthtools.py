@@ -19,7 +19,7 @@ import ssl
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,14 +27,13 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
-from consoletools import CHROMIUM_ARGS, chromium_path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from gwtools import free_port, wait_port
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 
 class TestCA:
@@ -173,17 +172,6 @@ class Storage:
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         self.client = client_info
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 class Person:

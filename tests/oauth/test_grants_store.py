@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 from mcpyard.gateway import _records
-from mcpyard.gateway.oauth._store import Grant, Store, digest
+from mcpyard.gateway.oauth._store import Grant, GrantStore, Store, digest, open_store
 from tests.pgserver import pg_database, postgres
+from tests.redisserver import redis_url
 
-__all__ = ["pg_database", "postgres"]
+__all__ = ["pg_database", "postgres", "redis_url"]
 
 
 def grant(gid: str, member: str = "alice", client: str = "c1") -> Grant:
@@ -25,16 +28,23 @@ def grant(gid: str, member: str = "alice", client: str = "c1") -> Grant:
                  refresh_hash=digest(f"r-{gid}"), refresh_expires=now + 600)
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def where(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+@pytest.fixture(params=["sqlite", "postgres", "redis"])
+def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """How two replicas open the store, on each kind of deployment."""
     if request.param == "sqlite":
-        return tmp_path / "calls.db"
-    url: str = request.getfixturevalue("pg_database")
-    return url
+        return lambda: open_store(tmp_path / "calls.db")
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_database")
+        return lambda: open_store(url, "redis://unused")  # PostgreSQL wins over Redis
+    redis_url: str = request.getfixturevalue("redis_url")
+    with redis.Redis.from_url(redis_url) as client:
+        client.flushdb()
+    return lambda: open_store(tmp_path / "calls.db", redis_url)
 
 
-def test_grants_rotate_revoke_and_are_shared(where: str | Path) -> None:
-    one, two = Store(where), Store(where)  # two replicas on one database
+def test_grants_rotate_revoke_and_are_shared(replicas: Any) -> None:
+    one: GrantStore = replicas()
+    two: GrantStore = replicas()  # two replicas on one database
     try:
         one.call(one.create, grant("g1"))
         one.call(one.create, grant("g2", client="c2"))

@@ -218,3 +218,40 @@ def test_metadata_documents_are_checked(document: dict[str, Any], message: str) 
 def test_metadata_urls_are_checked(url: str, message: str) -> None:
     with pytest.raises(_metadata.MetadataError, match=re.escape(message)):
         _metadata.check_url(url)
+
+
+async def test_a_confidential_client_authenticates_at_the_token_endpoint(gw: Gateway) -> None:
+    async with httpx.AsyncClient() as http:
+        registered = (await register(http, gw,
+                                     token_endpoint_auth_method="client_secret_basic")).json()
+        client_id, secret = registered["client_id"], registered["client_secret"]
+        form = {"grant_type": "authorization_code", "redirect_uri": CALLBACK,
+                "code_verifier": VERIFIER}
+        token_url = f"{gw.base_url}/ws/eng/oauth/token"
+        code = await code_for(http, gw, client_id)
+        wrong = await http.post(token_url, data={**form, "code": code},
+                                auth=(client_id, secret + "x"))
+        assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+        code = await code_for(http, gw, client_id)
+        r = await http.post(token_url, data={**form, "code": code}, auth=(client_id, secret))
+        assert r.status_code == 200, r.text
+        assert r.json()["access_token"].startswith("mat_")
+
+
+async def test_metadata_documents_are_fetched_once_and_size_limited(tmp_path: Any) -> None:
+    from oauthtools import TestCA, document_server
+
+    ca = TestCA(tmp_path)
+    fetcher = _metadata.Fetcher(allow_private=True, ca_file=str(ca.ca_file))
+    with document_server(ca, {"redirect_uris": [CALLBACK], "client_name": "Small"}) as small:
+        first = await fetcher.get(small.url)
+        again = await fetcher.get(small.url)
+        assert first is again and first.metadata["client_name"] == "Small"
+        assert small.fetches == ["/client.json"]  # cached
+    big = {"redirect_uris": [CALLBACK], "client_name": "x" * (_metadata.MAX_BYTES + 1)}
+    with (document_server(ca, big) as large,
+          pytest.raises(_metadata.MetadataError, match="larger than 65536 bytes")):
+        await fetcher.get(large.url)
+    strict = _metadata.Fetcher(ca_file=str(ca.ca_file))  # public addresses only
+    with pytest.raises(_metadata.MetadataError, match="non-public address"):
+        await strict.get("https://127.0.0.1:9/client.json")

@@ -23,12 +23,13 @@ import anyio
 import httpx
 import httpx2
 import pytest
+from consoletools import chromium
 from gwtools import MCP_HEADERS, free_port, member_manifest, server_manifest, ws_manifest
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientMetadata
-from oauthtools import Person, Served, Storage, TestCA, chromium, document_server, serve
+from oauthtools import Person, Served, Storage, TestCA, document_server, serve
 
 from mcpyard.crypto import tokens
 from mcpyard.gateway import _calllog
@@ -69,6 +70,19 @@ async def connected(url: str, person: Person, storage: Storage,
         with anyio.fail_after(120):
             await session.initialize()
         yield session
+
+
+async def sign_in_and_call(page: Any, url: str, callback: str,
+                           metadata_url: str | None = None) -> tuple[Person, Storage,
+                                                                      dict[str, str]]:
+    """Alice connects a client to ``url`` (signing in and consenting in ``page``), then calls
+    the upstream's headers tool; the person, the client's storage and the headers seen."""
+    person = Person(page, ALICE, callback)
+    await person.open()
+    storage = Storage()
+    async with connected(url, person, storage, metadata_url) as session:
+        seen = await headers_seen_upstream(session)
+    return person, storage, seen
 
 
 async def initialize_status(url: str, token: str | None) -> httpx.Response:
@@ -116,12 +130,8 @@ async def test_metadata_document_client_signs_in_calls_a_tool_and_is_cut_by_git(
             f'"{gw.base}/.well-known/oauth-protected-resource/ws/eng/mcp"')
 
         async with chromium() as browser:
-            page = await browser.new_page()
-            person = Person(page, ALICE, callback)
-            await person.open()
-            storage = Storage()
-            async with connected(gw.url("eng"), person, storage, document.url) as session:
-                seen = await headers_seen_upstream(session)
+            person, storage, seen = await sign_in_and_call(await browser.new_page(),
+                                                           gw.url("eng"), callback, document.url)
         assert document.fetches == ["/client.json"]
         assert storage.client is not None and storage.client.client_id == document.url
         # The consent page named the client (from its document), the workspace and the tools.
@@ -161,12 +171,8 @@ async def test_registered_client_refreshes_with_rotation_and_is_revoked_by_the_c
     callback = f"http://127.0.0.1:{free_port()}/callback"
     with serve(folder, tmp_path / "state") as gw:
         async with chromium() as browser:
-            page = await browser.new_page()
-            person = Person(page, ALICE, callback)
-            await person.open()
-            storage = Storage()
-            async with connected(gw.url("eng"), person, storage) as session:
-                await headers_seen_upstream(session)
+            person, storage, _ = await sign_in_and_call(await browser.new_page(),
+                                                        gw.url("eng"), callback)
         assert storage.client is not None and storage.client.client_id.startswith("mcd_")
         assert "registered itself; its name is not verified" in person.consent_text
         assert storage.tokens is not None and storage.tokens.refresh_token is not None
@@ -197,12 +203,8 @@ async def test_registered_client_refreshes_with_rotation_and_is_revoked_by_the_c
         # The replayed refresh token revoked the grant (RFC 9700): a fresh sign-in instead.
         await refused_soon(gw.url("eng"), second["access_token"])
         async with chromium() as browser:
-            page = await browser.new_page()
-            person = Person(page, ALICE, callback)
-            await person.open()
-            fresh = Storage()
-            async with connected(gw.url("eng"), person, fresh) as session:
-                await headers_seen_upstream(session)
+            _, fresh, _ = await sign_in_and_call(await browser.new_page(), gw.url("eng"),
+                                                 callback)
         assert fresh.tokens is not None
         # `mcpyard token revoke`: every grant of alice in eng, from the command line.
         done = subprocess.run(
@@ -220,11 +222,7 @@ async def test_registered_client_refreshes_with_rotation_and_is_revoked_by_the_c
         # The console lists the member's grants, and an admin revokes one there.
         async with chromium() as browser:
             page = await browser.new_page()
-            person = Person(page, ALICE, callback)
-            await person.open()
-            third = Storage()
-            async with connected(gw.url("eng"), person, third) as session:
-                await headers_seen_upstream(session)
+            _, third, _ = await sign_in_and_call(page, gw.url("eng"), callback)
             assert third.tokens is not None
             await page.goto(f"{gw.base}/console/login")
             await page.fill("#token", ROOT)

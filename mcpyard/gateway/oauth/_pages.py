@@ -5,15 +5,16 @@ Pages are server-rendered (Jinja, the console's stylesheet, no script, no extern
 The authorization request travels through the sign-in and consent forms sealed (HMAC-SHA256
 under a key derived from the gateway's master key, so any replica accepts it; ten minutes)
 and bound to this browser: the first page sets a random nonce in a cookie (``HttpOnly``,
-``SameSite=Strict``, ``Path=/ws/W/oauth``) whose hash is in the sealed state, and every POST
-must come from the gateway's own page (``Origin`` / ``Sec-Fetch-Site``) and carry both. The
-member's token is checked once and never stored (the grant keeps its hash, to end the grant
-when the member gets a new token).
+``Path=/ws/W/oauth``, ``SameSite=Lax``: it must come back with the OpenID provider's
+redirect) whose hash is in the sealed state, and every POST must come from the gateway's own
+page (``Origin`` / ``Sec-Fetch-Site``) and carry both. The member's token is checked once and
+never stored (the grant keeps its hash, to end the grant when the member gets a new token).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -236,7 +237,7 @@ class Pages:
         response = self._signin(live, grant, flow)
         response.set_cookie(COOKIE, nonce, max_age=int(FLOW_SECONDS),
                             path=f"/ws/{live.config.name}/oauth", httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https"
+                            samesite="lax", secure=request.url.scheme == "https"
                             or request.headers.get("x-forwarded-proto") == "https")
         return response
 
@@ -412,7 +413,8 @@ class Pages:
 
     # -- token, register, revoke -----------------------------------------------------------------
 
-    async def token(self, request: Request) -> Response:
+    async def _form_endpoint(self, request: Request, path: str) -> Response:
+        """The token or revocation endpoint (a form POST; ``path``: token | revoke)."""
         live = self._live(request)
         if live is None:
             return JSONResponse({"error": "invalid_request"}, 404, headers=JSON_HEADERS)
@@ -422,10 +424,19 @@ class Pages:
             return JSONResponse({"error": "invalid_client", "error_description": problem},
                                 401, headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
-        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/token",
-                                    dict(request.headers), params)
-        answer: Answer = await server.store.run(server.create_token_response, oauth_request)
+        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/{path}",
+                                    request.headers, params)
+        answer: Answer = await server.store.run(
+            server.create_token_response if path == "token"
+            else functools.partial(server.create_endpoint_response, "revocation"),
+            oauth_request)
         return self._json(answer)
+
+    async def token(self, request: Request) -> Response:
+        return await self._form_endpoint(request, "token")
+
+    async def revoke(self, request: Request) -> Response:
+        return await self._form_endpoint(request, "revoke")
 
     async def register(self, request: Request) -> Response:
         live = self._live(request)
@@ -441,23 +452,7 @@ class Pages:
                                 headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
         oauth_request = json_request("POST", f"{server.issuer}/oauth/register",
-                                     dict(request.headers), data)
+                                     request.headers, data)
         answer: Answer = await server.store.run(server.create_endpoint_response,
                                                 "client_registration", oauth_request)
-        return self._json(answer)
-
-    async def revoke(self, request: Request) -> Response:
-        live = self._live(request)
-        if live is None:
-            return JSONResponse({"error": "invalid_request"}, 404, headers=JSON_HEADERS)
-        params = await self._form(request)
-        problem = await self._prefetch(next(iter(params.get("client_id") or ()), None))
-        if problem is not None:
-            return JSONResponse({"error": "invalid_client", "error_description": problem},
-                                401, headers=JSON_HEADERS)
-        server = self.oauth.server(live, self._base(request))
-        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/revoke",
-                                    dict(request.headers), params)
-        answer: Answer = await server.store.run(server.create_endpoint_response,
-                                                "revocation", oauth_request)
         return self._json(answer)

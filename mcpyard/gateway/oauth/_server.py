@@ -16,7 +16,7 @@ from __future__ import annotations
 import hmac
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
@@ -38,7 +38,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
 from mcpyard.gateway.oauth import _metadata
-from mcpyard.gateway.oauth._store import Grant, Store, digest
+from mcpyard.gateway.oauth._store import Grant, GrantStore, digest
 
 ACCESS_SECONDS = 3600
 """An access token's lifetime; the member is re-checked on every request all the same."""
@@ -84,7 +84,7 @@ class _Payload(OAuth2Payload):  # type: ignore[misc]
 class FormRequest(OAuth2Request):  # type: ignore[misc]
     """A request as Authlib reads it, built from what Starlette parsed (query or form)."""
 
-    def __init__(self, method: str, uri: str, headers: dict[str, str],
+    def __init__(self, method: str, uri: str, headers: Mapping[str, str],
                  multi: dict[str, list[str]]) -> None:
         super().__init__(method, uri, headers=headers)
         self.payload = _Payload(multi)
@@ -105,7 +105,7 @@ class _JsonPayload:
         self.data = data
 
 
-def json_request(method: str, uri: str, headers: dict[str, str], data: Any) -> JsonRequest:
+def json_request(method: str, uri: str, headers: Mapping[str, str], data: Any) -> JsonRequest:
     request = JsonRequest(method, uri, headers)
     request.payload = _JsonPayload(data)
     return request
@@ -393,7 +393,7 @@ class _Issuer(rfc9207.IssuerParameter):  # type: ignore[misc]
 class Server(AuthorizationServer):  # type: ignore[misc]
     """The authorization server of workspace ``workspace`` at ``issuer``."""
 
-    def __init__(self, *, workspace: str, issuer: str, resource: str, store: Store,
+    def __init__(self, *, workspace: str, issuer: str, resource: str, store: GrantStore,
                  documents: _metadata.Fetcher, check: Callable[[Holder], str | None],
                  on_revoke: Callable[[list[str]], None]) -> None:
         super().__init__()

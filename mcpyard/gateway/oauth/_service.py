@@ -19,7 +19,7 @@ from mcpyard.gateway import _auth
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.oauth import _metadata, oidc
 from mcpyard.gateway.oauth._server import ACCESS_PREFIX, Holder, Server
-from mcpyard.gateway.oauth._store import Grant, Store, digest
+from mcpyard.gateway.oauth._store import Grant, GrantStore, digest, open_store
 
 _CACHE_MAX = 10_000
 
@@ -48,26 +48,28 @@ def member_problem(live: Live | None, member: str, user: str, sign_in: str,
 class OAuth:
     """The OAuth side of one gateway: its store, client documents, per-workspace servers."""
 
-    def __init__(self, runtime: Runtime, store: str | Path, *, public_url: str | None = None,
+    def __init__(self, runtime: Runtime, store: str | Path, *, redis_url: str | None = None,
+                 public_url: str | None = None,
                  allow_private_metadata: bool = False, metadata_ca_file: str | None = None,
                  oidc_ca_file: str | None = None, recheck_seconds: float = 5.0,
                  master_key: Callable[[], bytes | None] | None = None) -> None:
         self.runtime = runtime
         self.where = store
+        self.redis_url = redis_url
         self.public_url = public_url.rstrip("/") if public_url else None
         self.documents = _metadata.Fetcher(allow_private=allow_private_metadata,
                                            ca_file=metadata_ca_file)
         self.oidc = oidc.RelyingParties(oidc_ca_file)
         self.recheck_seconds = recheck_seconds
         self.master_key = master_key
-        self.store: Store | None = None
+        self.store: GrantStore | None = None
         self._servers: dict[tuple[str, str], Server] = {}
         self._seen: dict[str, tuple[float, Grant | None]] = {}
         """access token hash -> (when read, its grant): the grants read lately."""
 
     def open(self) -> None:
         """Open (and migrate) the database; blocking, at start-up."""
-        self.store = Store(self.where)
+        self.store = open_store(self.where, self.redis_url)
 
     def close(self) -> None:
         if self.store is not None:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mcpyard.gateway import _pgrecords, _records
 
@@ -84,6 +84,45 @@ class Grant:
 _GRANT_FIELDS = tuple(f.name for f in fields(Grant))
 _GRANT_COLUMNS = ", ".join('"user"' if f == "user" else f for f in _GRANT_FIELDS)
 _SELECT = f"SELECT {_GRANT_COLUMNS} FROM oauth_grants"
+
+
+class GrantStore(Protocol):
+    """Where the OAuth state is: :class:`Store` (SQLite, PostgreSQL) or
+    :class:`~mcpyard.gateway.oauth._redisstore.RedisStore`. Methods are blocking; ``run``
+    runs one on the store's own thread."""
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T: ...
+    def call(self, work: Callable[..., T], *args: Any) -> T: ...
+    def close(self) -> None: ...
+    def save_client(self, client_id: str, workspace: str, secret_hash: str | None,
+                    metadata: dict[str, Any]) -> None: ...
+    def client(self, client_id: str,
+               workspace: str) -> tuple[dict[str, Any], str | None] | None: ...
+    def save_code(self, code: str, data: dict[str, Any], expires: float) -> None: ...
+    def code(self, code: str) -> dict[str, Any] | None: ...
+    def take_code(self, code_hash: str) -> bool: ...
+    def create(self, grant: Grant) -> None: ...
+    def rotate(self, grant: Grant, *, access_hash: str, access_expires: float,
+               refresh_hash: str, refresh_expires: float) -> bool: ...
+    def by_access(self, access_hash: str) -> Grant | None: ...
+    def by_refresh(self, refresh_hash: str) -> tuple[Grant, bool] | None: ...
+    def get(self, grant_id: str) -> Grant | None: ...
+    def grants(self, workspace: str | None = None,
+               member: str | None = None) -> list[Grant]: ...
+    def revoke(self, *, grant_id: str | None = None, workspace: str | None = None,
+               member: str | None = None, client_id: str | None = None) -> list[str]: ...
+
+
+def open_store(records: str | Path, redis_url: str | None = None) -> GrantStore:
+    """The store of a deployment: its PostgreSQL records database if it has one, else its
+    Redis if it has one (shared by the replicas), else the SQLite call database."""
+    if isinstance(records, str) and _pgrecords.is_postgres(records):
+        return Store(records)
+    if redis_url:
+        from mcpyard.gateway.oauth._redisstore import RedisStore
+
+        return RedisStore(redis_url)
+    return Store(records)
 
 
 class Store:
