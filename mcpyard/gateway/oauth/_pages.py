@@ -42,9 +42,6 @@ from mcpyard.gateway.oauth._service import OAuth, member_problem
 
 log = logging.getLogger("mcpyard.gateway")
 COOKIE = "mcpyard_oauth"
-OIDC_COOKIE = "mcpyard_oidc"
-"""Binds the OpenID Connect leg to this browser. ``SameSite=Lax``, unlike COOKIE: the
-provider's redirect back is a cross-site navigation, which never carries a Strict cookie."""
 FLOW_SECONDS = 600.0
 PURPOSE = b"mcpyard/oauth/form-state/v1"
 HEADERS = {
@@ -352,9 +349,7 @@ class Pages:
             return self.error("This sign-in expired or did not start in this browser; start "
                               "again from your client.", 403)
         nonce, verifier = secrets.token_urlsafe(18), secrets.token_urlsafe(48)
-        browser = secrets.token_urlsafe(18)
-        state = self.sealer.seal({**flow, "on": nonce, "ov": verifier,
-                                  "ob": _nonce_hash(browser)})
+        state = self.sealer.seal({**flow, "on": nonce, "ov": verifier})
         redirect = f"{self._base(request)}/ws/{live.config.name}/oauth/oidc/callback"
         try:
             url = await rp.authorization_url(redirect, state, nonce, verifier)
@@ -362,12 +357,7 @@ class Pages:
             log.warning("workspace %s: OpenID Connect sign-in: %s", live.config.name, exc)
             return self.error("The identity provider cannot be used right now; try again "
                               "later, or sign in another way.", 503)
-        response = RedirectResponse(url, 303, headers=HEADERS)
-        response.set_cookie(OIDC_COOKIE, browser, max_age=int(FLOW_SECONDS),
-                            path=f"/ws/{live.config.name}/oauth/oidc", httponly=True,
-                            samesite="lax", secure=request.url.scheme == "https"
-                            or request.headers.get("x-forwarded-proto") == "https")
-        return response
+        return RedirectResponse(url, 303, headers=HEADERS)
 
     async def oidc_callback(self, request: Request) -> Response:
         live = self._live(request)
@@ -376,10 +366,8 @@ class Pages:
         rp = self._relying_party(live)
         if isinstance(rp, Response):
             return rp
-        flow = self.sealer.open(request.query_params.get("state"))
-        if (flow is None or flow.get("w") != live.config.name or "on" not in flow
-                or not hmac.compare_digest(str(flow.get("ob")),
-                                           _nonce_hash(request.cookies.get(OIDC_COOKIE)))):
+        flow = self._flow(request, live, request.query_params.get("state"))
+        if flow is None or "on" not in flow:
             return self.error("This sign-in expired or did not start in this browser; start "
                               "again from your client.", 403)
         grant = await self._consent_grant(live, self._base(request), flow["q"])
