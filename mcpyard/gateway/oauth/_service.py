@@ -13,13 +13,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcpyard.gateway import _auth
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.oauth import _metadata
-from mcpyard.gateway.oauth._server import ACCESS_PREFIX, Holder, Server
-from mcpyard.gateway.oauth._store import Grant, GrantStore, digest, open_store
+from mcpyard.gateway.oauth._store import (
+    ACCESS_PREFIX,
+    Grant,
+    GrantStore,
+    Holder,
+    digest,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from mcpyard.gateway.oauth._server import Server
 
 _CACHE_MAX = 10_000
 
@@ -95,6 +104,9 @@ class OAuth:
         issuer = self.issuer(base, name)
         server = self._servers.get((name, issuer))
         if server is None:
+            # Authlib is imported on the first OAuth request, not at start-up.
+            from mcpyard.gateway.oauth._server import Server
+
             if len(self._servers) > 1000:
                 self._servers.clear()
             assert self.store is not None, "the OAuth store is opened by the lifespan"
