@@ -23,11 +23,9 @@ import secrets
 import time
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jinja2
-from authlib.common.urls import add_params_to_uri
-from authlib.oauth2.rfc6749.errors import OAuth2Error
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -36,9 +34,15 @@ from mcpyard import errors
 from mcpyard.crypto import tokens
 from mcpyard.gateway._runtime import Live
 from mcpyard.gateway.console import _session
-from mcpyard.gateway.oauth import _metadata, oidc
-from mcpyard.gateway.oauth._server import Answer, Client, FormRequest, Holder, json_request
+from mcpyard.gateway.oauth import _metadata
 from mcpyard.gateway.oauth._service import OAuth, member_problem
+from mcpyard.gateway.oauth._store import Holder
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from mcpyard.gateway.oauth._server import Answer, Client
+    from mcpyard.gateway.oauth.oidc import OidcSignIn
 
 log = logging.getLogger("mcpyard.gateway")
 COOKIE = "mcpyard_oauth"
@@ -54,6 +58,21 @@ HEADERS = {
 }
 """``form-action *``: the consent form's answer redirects to the client's own callback."""
 JSON_HEADERS = {"Cache-Control": "no-store", "Access-Control-Allow-Origin": "*"}
+
+
+def _authlib() -> ModuleType:
+    """The Authlib server module, imported on the first OAuth request (not at start-up)."""
+    from mcpyard.gateway.oauth import _server
+
+    return _server
+
+
+def _oidc() -> ModuleType:
+    """The OpenID Connect relying party (:mod:`mcpyard.gateway.oauth.oidc`: Authlib, joserfc),
+    imported on the first OpenID Connect sign-in (not at start-up)."""
+    from mcpyard.gateway.oauth import oidc
+
+    return oidc
 
 
 class Sealer:
@@ -198,15 +217,16 @@ class Pages:
             return self.error(f"This client cannot sign in: {problem}.")
         server = self.oauth.server(live, base)
         query = urllib.parse.urlencode([(k, v) for k, vs in params.items() for v in vs])
-        oauth_request = FormRequest("GET", f"{server.issuer}/oauth/authorize?{query}", {},
-                                    params)
+        oauth_request = _authlib().FormRequest(
+            "GET", f"{server.issuer}/oauth/authorize?{query}", {}, params)
         store = server.store
         try:
             return await store.run(server.get_consent_grant, oauth_request)
-        except OAuth2Error as exc:
+        except _authlib().OAuth2Error as exc:
             answer: Answer = server.handle_error_response(oauth_request, exc)
             if answer.location and exc.redirect_uri:
-                answer.location = add_params_to_uri(answer.location, {"iss": server.issuer})
+                answer.location = _authlib().add_params_to_uri(answer.location,
+                                                               {"iss": server.issuer})
                 return answer
             return self.error(f"This authorization request cannot be served: "
                               f"{exc.description or exc.error}.")
@@ -225,7 +245,7 @@ class Pages:
         for key, value in request.query_params.multi_items():
             params.setdefault(key, []).append(value)
         grant = await self._consent_grant(live, self._base(request), params)
-        if isinstance(grant, Answer):
+        if isinstance(grant, _authlib().Answer):
             return RedirectResponse(grant.location or "/", 303, headers=HEADERS)
         if isinstance(grant, Response):
             return grant
@@ -284,7 +304,7 @@ class Pages:
             return self.error("This sign-in expired or did not start in this browser; start "
                               "again from your client.", 403)
         grant = await self._consent_grant(live, self._base(request), flow["q"])
-        if isinstance(grant, Answer):
+        if isinstance(grant, _authlib().Answer):
             return RedirectResponse(grant.location or "/", 303, headers=HEADERS)
         if isinstance(grant, Response):
             return grant
@@ -322,7 +342,7 @@ class Pages:
 
     # -- OpenID Connect sign-in ------------------------------------------------------------------
 
-    def _relying_party(self, live: Live) -> oidc.OidcSignIn | HTMLResponse:
+    def _relying_party(self, live: Live) -> OidcSignIn | HTMLResponse:
         config = live.config.sign_in.oidc
         if config is None:
             return self.error("This workspace does not take OpenID Connect sign-in.", 404)
@@ -353,7 +373,7 @@ class Pages:
         redirect = f"{self._base(request)}/ws/{live.config.name}/oauth/oidc/callback"
         try:
             url = await rp.authorization_url(redirect, state, nonce, verifier)
-        except oidc.OidcError as exc:  # its message names the issuer and the cause, no secret
+        except _oidc().OidcError as exc:  # its message names the issuer and the cause, no secret
             log.warning("workspace %s: OpenID Connect sign-in: %s", live.config.name, exc)
             return self.error("The identity provider cannot be used right now; try again "
                               "later, or sign in another way.", 503)
@@ -382,10 +402,10 @@ class Pages:
         try:
             identity = await rp.identity(code, redirect, flow["on"], flow["ov"],
                                          response_iss=request.query_params.get("iss"))
-        except oidc.OidcError as exc:  # its message names the issuer and the cause, no secret
+        except _oidc().OidcError as exc:  # its message names the issuer and the cause, no secret
             log.warning("workspace %s: OpenID Connect sign-in refused: %s", live.config.name,
                         exc)
-            why = "" if isinstance(exc, oidc.OidcUnavailable) else \
+            why = "" if isinstance(exc, _oidc().OidcUnavailable) else \
                 f": {str(exc).split(': ', 1)[-1]}"
             return self._signin(live, grant, again, 401, at_callback=True,
                                 error=f"The identity provider's answer could not be used{why}.")
@@ -412,7 +432,7 @@ class Pages:
             return JSONResponse({"error": "invalid_client", "error_description": problem},
                                 401, headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
-        oauth_request = FormRequest("POST", f"{server.issuer}/oauth/{path}",
+        oauth_request = _authlib().FormRequest("POST", f"{server.issuer}/oauth/{path}",
                                     request.headers, params)
         answer: Answer = await server.store.run(
             server.create_token_response if path == "token"
@@ -439,7 +459,7 @@ class Pages:
                                  "error_description": "the body must be a JSON object"}, 400,
                                 headers=JSON_HEADERS)
         server = self.oauth.server(live, self._base(request))
-        oauth_request = json_request("POST", f"{server.issuer}/oauth/register",
+        oauth_request = _authlib().json_request("POST", f"{server.issuer}/oauth/register",
                                      request.headers, data)
         answer: Answer = await server.store.run(server.create_endpoint_response,
                                                 "client_registration", oauth_request)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import rfc7009, rfc7591, rfc7636, rfc9207
 from authlib.oauth2.rfc6749 import (
     AuthorizationServer,
@@ -37,17 +38,22 @@ from authlib.oauth2.rfc6749.errors import (
 )
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
+__all__ = ["OAuth2Error", "Server", "add_params_to_uri"]  # the pages use them
 from mcpyard.gateway.oauth import _metadata
-from mcpyard.gateway.oauth._store import Grant, GrantStore, digest
+from mcpyard.gateway.oauth._store import (
+    ACCESS_PREFIX,
+    REFRESH_PREFIX,
+    Grant,
+    GrantStore,
+    Holder,
+    digest,
+)
 
 ACCESS_SECONDS = 3600
 """An access token's lifetime; the member is re-checked on every request all the same."""
 REFRESH_SECONDS = 30 * 86400
 """A refresh token's lifetime, renewed by each refresh."""
 CODE_SECONDS = 300
-ACCESS_PREFIX = "mat_"
-"""Access tokens: ``mat_`` + 256 random bits (url-safe); refresh tokens ``mrt_``."""
-REFRESH_PREFIX = "mrt_"
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
@@ -173,17 +179,6 @@ class Client(ClientMixin):  # type: ignore[misc]
     def check_grant_type(self, grant_type: str) -> bool:
         allowed = self.metadata.get("grant_types") or ["authorization_code", "refresh_token"]
         return grant_type in allowed
-
-
-@dataclass(frozen=True)
-class Holder:
-    """The member a grant is for, as signed in."""
-
-    workspace: str
-    member: str
-    user: str
-    sign_in: str
-    token_hash: str | None
 
 
 # -- grants ------------------------------------------------------------------------------------

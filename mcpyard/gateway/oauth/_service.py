@@ -13,13 +13,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcpyard.gateway import _auth
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway.oauth import _metadata, oidc
-from mcpyard.gateway.oauth._server import ACCESS_PREFIX, Holder, Server
-from mcpyard.gateway.oauth._store import Grant, GrantStore, digest, open_store
+from mcpyard.gateway.oauth import _metadata
+from mcpyard.gateway.oauth._store import (
+    ACCESS_PREFIX,
+    Grant,
+    GrantStore,
+    Holder,
+    digest,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from mcpyard.gateway.oauth._server import Server
+    from mcpyard.gateway.oauth.oidc import RelyingParties
 
 _CACHE_MAX = 10_000
 
@@ -59,13 +69,23 @@ class OAuth:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.documents = _metadata.Fetcher(allow_private=allow_private_metadata,
                                            ca_file=metadata_ca_file)
-        self.oidc = oidc.RelyingParties(oidc_ca_file)
+        self.oidc_ca_file = oidc_ca_file
+        self._relying_parties: RelyingParties | None = None
         self.recheck_seconds = recheck_seconds
         self.master_key = master_key
         self.store: GrantStore | None = None
         self._servers: dict[tuple[str, str], Server] = {}
         self._seen: dict[str, tuple[float, Grant | None]] = {}
         """access token hash -> (when read, its grant): the grants read lately."""
+
+    @property
+    def oidc(self) -> RelyingParties:
+        """The OpenID Connect relying parties, imported on the first OIDC sign-in."""
+        if self._relying_parties is None:
+            from mcpyard.gateway.oauth import oidc
+
+            self._relying_parties = oidc.RelyingParties(self.oidc_ca_file)
+        return self._relying_parties
 
     def open(self) -> None:
         """Open (and migrate) the database; blocking, at start-up."""
@@ -96,6 +116,9 @@ class OAuth:
         issuer = self.issuer(base, name)
         server = self._servers.get((name, issuer))
         if server is None:
+            # Authlib is imported on the first OAuth request, not at start-up.
+            from mcpyard.gateway.oauth._server import Server
+
             if len(self._servers) > 1000:
                 self._servers.clear()
             assert self.store is not None, "the OAuth store is opened by the lifespan"

@@ -24,9 +24,25 @@ from mcpyard.gateway import _pgrecords, _records
 T = TypeVar("T")
 
 
+ACCESS_PREFIX = "mat_"
+"""Access tokens: ``mat_`` + 256 random bits (url-safe); refresh tokens ``mrt_``."""
+REFRESH_PREFIX = "mrt_"
+
+
 def digest(value: str) -> str:
     """How a code, token or client secret is stored: ``sha256:HEX``."""
     return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The member a grant is for, as signed in."""
+
+    workspace: str
+    member: str
+    user: str
+    sign_in: str
+    token_hash: str | None
 
 
 @dataclass(frozen=True)
