@@ -70,6 +70,27 @@ def add_serving_options(p: argparse.ArgumentParser, *, state_dir: str) -> None:
                    default=int(_env("MCPYARD_AUTH_FAILURES_PER_MINUTE", "30") or 30),
                    help="failed authentications allowed per client address and minute; more "
                         "get 429 (MCPYARD_AUTH_FAILURES_PER_MINUTE, default 30)")
+    p.add_argument("--public-url", default=_env("MCPYARD_PUBLIC_URL"), metavar="URL",
+                   help="the gateway's public base URL behind an ingress "
+                        "(https://mcp.example.com): OAuth issuers, resource URLs and metadata "
+                        "name it (MCPYARD_PUBLIC_URL; default: each request's own)")
+    p.add_argument("--no-oauth", action="store_true",
+                   default=(_env("MCPYARD_NO_OAUTH") or "").lower() in ("1", "true", "yes"),
+                   help="no MCP authorization (OAuth) for any workspace: mwt_ bearer tokens "
+                        "only (MCPYARD_NO_OAUTH=1)")
+    p.add_argument("--oauth-metadata-ca", default=_env("MCPYARD_OAUTH_METADATA_CA"),
+                   metavar="FILE",
+                   help="verify OAuth clients' metadata document servers with this CA bundle "
+                        "(MCPYARD_OAUTH_METADATA_CA; default: the system's)")
+    p.add_argument("--oidc-ca", default=_env("MCPYARD_OIDC_CA"), metavar="FILE",
+                   help="verify the workspaces' OpenID Connect providers with this CA bundle "
+                        "(MCPYARD_OIDC_CA; default: the system's)")
+    p.add_argument("--oauth-private-metadata", action="store_true",
+                   default=(_env("MCPYARD_OAUTH_PRIVATE_METADATA") or "").lower()
+                   in ("1", "true", "yes"),
+                   help="also fetch OAuth clients' metadata documents from loopback and "
+                        "private addresses (tests, closed networks; MCPYARD_OAUTH_PRIVATE_"
+                        "METADATA=1)")
     p.add_argument("--log-level", default=_env("MCPYARD_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="(MCPYARD_LOG_LEVEL, default info)")
@@ -96,7 +117,19 @@ def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
         "allowed_hosts": tuple(args.allow_host), "admin_port": args.admin_port,
         "drain_seconds": args.drain_seconds, "max_json_depth": args.max_json_depth,
         "auth_failures_per_minute": args.auth_failures_per_minute,
+        "public_url": _public_url(args.public_url), "oauth": not args.no_oauth,
+        "oauth_metadata_ca_file": args.oauth_metadata_ca or None,
+        "oauth_private_metadata": args.oauth_private_metadata,
+        "oidc_ca_file": args.oidc_ca or None,
     }
+
+
+def _public_url(url: str | None) -> str | None:
+    if not url:
+        return None
+    if not url.startswith(("https://", "http://")) or "?" in url or "#" in url:
+        raise SystemExit(f"mcpyard: --public-url: not an http(s) base URL: {url}")
+    return url.rstrip("/")
 def records_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Settings fields of --records-url and --retention-days (checked here, so that a
     wrong URL is a usage error naming the option, never echoing a password)."""
@@ -169,7 +202,9 @@ def _banner(app: Any, settings: Any) -> None:
     lines += [
         "Clients send 'Authorization: Bearer mwt_...'. To get a token: run `mcpyard token new`,",
         "put its tokenHash in your Member manifest (spec.tokenHash), and give the token to the",
-        f"member. Health: {settings.admin_url}/readyz",
+        "member. OAuth clients (MCP authorization) sign members in with that token"
+        + ("." if settings.oauth else ": off (--no-oauth)."),
+        f"Health: {settings.admin_url}/readyz",
     ]
     if settings.records:
         from mcpyard.gateway import _pgrecords

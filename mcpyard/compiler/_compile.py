@@ -18,7 +18,7 @@ from mcpyard.api.hub import HubEntry
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.api.v1alpha1._base import Resource, check_slug
 from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecret
-from mcpyard.api.v1alpha1.mcpserver import MCPServer, SecretInjection
+from mcpyard.api.v1alpha1.mcpserver import MCPServer, SecretInjection, SecretKeyRef
 from mcpyard.api.v1alpha1.member import Member
 from mcpyard.api.v1alpha1.workspace import PLAN_REQUESTS_PER_MINUTE, Workspace
 from mcpyard.compiler import _held, access, children, naming
@@ -27,8 +27,10 @@ from mcpyard.compiler._status import Report
 from mcpyard.compiler.config import (
     Injection,
     MemberConfig,
+    OidcConfig,
     SecretRef,
     ServerConfig,
+    SignInConfig,
     Source,
     ToolFilter,
     WorkspaceConfig,
@@ -186,31 +188,56 @@ def _secrets(run: _Run) -> None:
             rep.ready, rep.ready_message = True, "decrypted and verified"
 
 
+def _secret_ref(run: _Run, rep: Report, ns: str, ref: SecretKeyRef,
+                where: str) -> SecretRef | None:
+    """The identity of an EncryptedSecret key in ``ns``; None (with the problem named at
+    ``where``) when the secret or its key is missing."""
+    secret = run.secrets.get((ns, ref.name))
+    if secret is None:
+        rep.unresolved_reason = c.SECRET_NOT_FOUND
+        rep.problem(f"{where}.name", f"EncryptedSecret {ref.name} not found in namespace "
+                    f"{ns}", refs=True)
+        return None
+    if ref.key not in secret.spec.string_data:
+        rep.unresolved_reason = c.SECRET_NOT_FOUND
+        rep.problem(f"{where}.key", f"EncryptedSecret {ref.name} has no key {ref.key} "
+                    f"(keys: {', '.join(sorted(secret.spec.string_data))})", refs=True)
+        return None
+    failure = run.observed.secret_failures.get((ns, ref.name))
+    if failure is not None:
+        rep.ready, rep.ready_reason = False, c.DECRYPTION_FAILED
+        rep.ready_message = f"EncryptedSecret {ref.name}: {failure}"
+    return SecretRef(namespace=ns, name=ref.name, key=ref.key)
+
+
 def _injections(run: _Run, server: MCPServer, rep: Report,
                 secrets: list[SecretInjection]) -> tuple[Injection, ...]:
     ns = server.metadata.namespace
     out = []
     for i, inj in enumerate(secrets):
-        ref, where = inj.secret_ref, f"spec.secrets[{i}].secretRef"
-        secret = run.secrets.get((ns, ref.name))
-        if secret is None:
-            rep.unresolved_reason = c.SECRET_NOT_FOUND
-            rep.problem(f"{where}.name", f"EncryptedSecret {ref.name} not found in namespace "
-                        f"{ns}", refs=True)
+        ref = _secret_ref(run, rep, ns, inj.secret_ref, f"spec.secrets[{i}].secretRef")
+        if ref is None:
             continue
-        if ref.key not in secret.spec.string_data:
-            rep.unresolved_reason = c.SECRET_NOT_FOUND
-            rep.problem(f"{where}.key", f"EncryptedSecret {ref.name} has no key {ref.key} "
-                        f"(keys: {', '.join(sorted(secret.spec.string_data))})", refs=True)
-            continue
-        failure = run.observed.secret_failures.get((ns, ref.name))
-        if failure is not None:
-            rep.ready, rep.ready_reason = False, c.DECRYPTION_FAILED
-            rep.ready_message = f"EncryptedSecret {ref.name}: {failure}"
         target = {"bearer": "Authorization", "header": inj.header, "env": inj.env}[inj.as_]
-        out.append(Injection(ref=SecretRef(namespace=ns, name=ref.name, key=ref.key),
-                             as_=inj.as_, target=str(target)))
+        out.append(Injection(ref=ref, as_=inj.as_, target=str(target)))
     return tuple(out)
+
+
+def _sign_in(run: _Run, ws: Workspace, rep: Report) -> SignInConfig:
+    """spec.signIn compiled: token sign-in unless turned off; the OIDC client secret by
+    identity (a missing secret drops the OIDC method, named at its field)."""
+    spec = ws.spec.sign_in
+    if spec is None:
+        return SignInConfig()
+    oidc = None
+    if spec.oidc is not None:
+        secret = _secret_ref(run, rep, ws.metadata.namespace, spec.oidc.client_secret,
+                             "spec.signIn.oidc.clientSecret")
+        if secret is not None:
+            oidc = OidcConfig(issuer=spec.oidc.issuer.rstrip("/"),
+                              client_id=spec.oidc.client_id, client_secret=secret,
+                              claim=spec.oidc.claim)
+    return SignInConfig(token=spec.token, oidc=oidc)
 
 
 def _hub_secrets_present(rep: Report, entry: HubEntry, secrets: list[SecretInjection]) -> None:
@@ -437,7 +464,8 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
         config = WorkspaceConfig(name=name, namespace=ns, display_name=spec.display_name or name,
                                  plan=spec.plan, requests_per_minute=rpm,
                                  tool_search=spec.tool_search, servers=tuple(servers),
-                                 members=tuple(members), source=run.source)
+                                 members=tuple(members), sign_in=_sign_in(run, ws, rep),
+                                 source=run.source)
         digest = hashlib.sha256(config.model_dump_json().encode()).hexdigest()[:16]
         out[name] = config.model_copy(update={"revision": digest})
         tools = _known_tools(run, servers)

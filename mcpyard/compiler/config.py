@@ -108,6 +108,29 @@ class MemberConfig(_Frozen):
         return self.token_hash is not None and self.active(now)
 
 
+class OidcConfig(_Frozen):
+    """An OpenID Connect provider members may sign in through (Workspace spec.signIn.oidc)."""
+
+    issuer: str
+    client_id: str
+    client_secret: SecretRef
+    claim: str = "email"
+    """The ID token claim matched to a member's ``user``."""
+
+
+class SignInConfig(_Frozen):
+    """How members sign in to an OAuth client of the workspace (MCP authorization)."""
+
+    token: bool = True
+    """With their mwt_ token."""
+    oidc: OidcConfig | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the workspace is an OAuth protected resource at all."""
+        return self.token or self.oidc is not None
+
+
 class Source(_Frozen):
     """Where the resources of a compilation came from, for the audit trail (call records).
 
@@ -138,6 +161,8 @@ class WorkspaceConfig(_Frozen):
     """Whether find_tools / call_tool are added (True) or are the only tools listed ("only")."""
     servers: tuple[ServerConfig, ...] = ()
     members: tuple[MemberConfig, ...] = ()
+    sign_in: SignInConfig = SignInConfig()
+    """How members sign in through OAuth (default: with their token)."""
     source: Source | None = None
     """Where the resources came from (None when unknown); call records carry its revision."""
     revision: str = ""
@@ -146,3 +171,11 @@ class WorkspaceConfig(_Frozen):
     @property
     def path(self) -> str:
         return f"/ws/{self.name}/mcp"
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every secret value the gateway needs for this workspace: the servers' injections
+        and the OpenID Connect client secret."""
+        refs = [i.ref for s in self.servers for i in s.injections]
+        if self.sign_in.oidc is not None:
+            refs.append(self.sign_in.oidc.client_secret)
+        return refs

@@ -42,6 +42,8 @@ from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway._settings import Settings
 from mcpyard.gateway._sse import SSEMessages, SSEStream
 from mcpyard.gateway._streamable import StreamableHTTP
+from mcpyard.gateway.oauth import _pages
+from mcpyard.gateway.oauth import _service as _oauth
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -156,6 +158,9 @@ def build_app(settings: Settings) -> Starlette:
                                                 on_state=metrics.rate_limit_backend_up.set)
         router.failures = _auth.Failures(settings.auth_failures_per_minute,
                                          settings.auth_record_seconds, settings.clock)
+        if oauth is not None:  # after the recorder: the same database, migrated by then
+            await asyncio.to_thread(oauth.open)
+            router.oauth = oauth
         try:
             if source is not None:
                 loops.append(asyncio.create_task(source.run(runtime, metrics),
@@ -189,6 +194,9 @@ def build_app(settings: Settings) -> Starlette:
                 router.flush_failures()
                 router.recorder = None
                 await recorder.close()
+            if oauth is not None:
+                router.oauth = None
+                await asyncio.to_thread(oauth.close)
             try:
                 await runtime.close()
             finally:
@@ -205,6 +213,14 @@ def build_app(settings: Settings) -> Starlette:
     if _tracing.enable():  # OTEL_EXPORTER_OTLP_ENDPOINT: a span per MCP request
         mcp, sse, messages = (_tracing.Middleware(a) for a in (mcp, sse, messages))
     docs = Docs(runtime)
+    oauth = _oauth.OAuth(
+        runtime, settings.records_store, redis_url=settings.redis_url,
+        public_url=settings.public_url,
+        allow_private_metadata=settings.oauth_private_metadata,
+        metadata_ca_file=settings.oauth_metadata_ca_file,
+        oidc_ca_file=settings.oidc_ca_file,
+        recheck_seconds=settings.oauth_recheck_seconds,
+        master_key=current_master_key) if settings.oauth else None
     operator_routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -218,19 +234,23 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/manifest.json", docs.manifest_json, methods=["GET"]),
         Route("/ws/{workspace}/docs", docs.index, methods=["GET"]),
         Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
+        *(_pages.Pages(oauth).routes() if oauth is not None else ()),
         console.mount(runtime, settings.records_store if settings.records else None,
-                      master_key=current_master_key),
+                      master_key=current_master_key, oauth=oauth),
     ]
     check_host = is_loopback_host(settings.host)
+    allowed_origins = tuple(settings.allowed_origins)
+    if settings.public_url:  # the sign-in and consent pages post back to it
+        allowed_origins += (settings.public_url.rstrip("/"),)
     app = _Gateway(routes=routes, lifespan=lifespan,
-                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins,
+                   middleware=[Middleware(OriginMiddleware, allowed=allowed_origins,
                                           allowed_hosts=settings.allowed_hosts,
                                           check_host=check_host)],
-                   fast=OriginMiddleware(mcp, settings.allowed_origins,
+                   fast=OriginMiddleware(mcp, allowed_origins,
                                          allowed_hosts=settings.allowed_hosts,
                                          check_host=check_host),
                    admin=OriginMiddleware(StarletteRouter(operator_routes),
-                                          settings.allowed_origins,
+                                          allowed_origins,
                                           allowed_hosts=settings.allowed_hosts,
                                           check_host=check_host),
                    admin_port=settings.admin_port)

@@ -29,6 +29,10 @@ class Member:
     config: MemberConfig
     key: str
     """``namespace/name``: how upstream sessions and logs name the member."""
+    client: str | None = None
+    """The OAuth client acting for the member (its client_id); None for an ``mwt_`` token."""
+    grant: str | None = None
+    """The OAuth grant whose access token this is; None for an ``mwt_`` token."""
 
     @property
     def name(self) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 from mcpyard import errors
 from mcpyard.gateway import _records
+from mcpyard.gateway.oauth import _schema as _oauth_schema
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -60,6 +61,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: the revision of the manifests that served the call (SQLite schema 2).
     f"ALTER TABLE {_records.TABLE} ADD COLUMN source_revision TEXT;",
+    # 3: which OAuth client and grant made a call, and the OAuth grants (SQLite schema 3).
+    _oauth_schema.migration("DOUBLE PRECISION"),
 )
 """Schema steps in order; step ``i`` (0-based) brings the database to version ``i + 1``."""
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Literal, Protocol, get_args, runtime_checkable
 
 from mcpyard import errors
+from mcpyard.gateway.oauth import _schema as _oauth_schema
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -98,6 +99,10 @@ class CallRecord:
     commit (``<sha>-dirty`` with uncommitted changes) under ``serve``; in a cluster the
     revision the Flux Kustomization or Argo CD Application applied, or the
     ``mcpyard.io/revision`` annotation. None when unknown."""
+    oauth_client: str | None = None
+    """The OAuth client that made the call (its client_id), when it used an OAuth token."""
+    oauth_grant: str | None = None
+    """The OAuth grant whose access token made the call (``mcpyard token revoke --grant``)."""
 
     def __post_init__(self) -> None:
         # Free text only; the cheap `in` tests keep the common case off the regex.
@@ -133,11 +138,12 @@ class Prunable(Protocol):
 
 # --- SQLite -------------------------------------------------------------------------------
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """``PRAGMA user_version`` of a call database this code writes and reads."""
 TABLE = "calls"
 MIGRATIONS: dict[int, str] = {
     1: f"ALTER TABLE {TABLE} ADD COLUMN source_revision TEXT;",
+    2: _oauth_schema.migration("REAL"),
 }
 """The statement that takes a database from schema N to N+1 (the gateway runs them at start;
 ``mcpyard analytics`` reads an older schema as it is, the newer columns as NULL)."""
@@ -160,11 +166,14 @@ CREATE TABLE {TABLE} (
     response_bytes INTEGER NOT NULL,
     config_revision TEXT NOT NULL,
     git_commit TEXT,
-    source_revision TEXT
+    source_revision TEXT,
+    oauth_client TEXT,
+    oauth_grant TEXT
 );
 CREATE INDEX {TABLE}_time ON {TABLE} (time);
 CREATE INDEX {TABLE}_member ON {TABLE} (member, time);
 CREATE INDEX {TABLE}_target ON {TABLE} (target, time);
+{_oauth_schema.tables("REAL")}
 PRAGMA user_version = {SCHEMA_VERSION};
 """
 _row = operator.attrgetter(*FIELDS)
@@ -201,6 +210,29 @@ def selected(conn: sqlite3.Connection) -> str:
     return ", ".join(f if f in have else f"NULL AS {f}" for f in FIELDS)
 
 
+def open_sqlite(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """A connection to the call database at ``path``, created or migrated to SCHEMA_VERSION
+    (the OAuth grants share it: :mod:`mcpyard.gateway.oauth._store`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, check_same_thread=check_same_thread)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is durable against a process crash in WAL mode (not a power cut), and
+        # spares an fsync per batch.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        version = check_schema(conn, path)
+        if not version:
+            conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+        elif version < SCHEMA_VERSION:
+            migrate(conn, version)
+            log.info("call records %s: schema %d -> %d", path, version, SCHEMA_VERSION)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
 class SQLiteSink:
     """The call log in one SQLite file (WAL, so ``mcpyard analytics`` reads while it writes).
 
@@ -220,24 +252,7 @@ class SQLiteSink:
             raise
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path)
-        try:
-            conn.execute("PRAGMA journal_mode = WAL")
-            # NORMAL is durable against a process crash in WAL mode (not a power cut), and
-            # spares an fsync per batch.
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA busy_timeout = 5000")
-            version = check_schema(conn, self.path)
-            if not version:
-                conn.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
-            elif version < SCHEMA_VERSION:
-                migrate(conn, version)
-                log.info("call records %s: schema %d -> %d", self.path, version, SCHEMA_VERSION)
-        except BaseException:
-            conn.close()
-            raise
-        self._conn = conn
+        self._conn = open_sqlite(self.path)
 
     def _write(self, records: Sequence[CallRecord]) -> None:
         assert self._conn is not None, "write after close"

@@ -75,8 +75,8 @@ def publish(runtime: Runtime, configs: Mapping[str, WorkspaceConfig],
 
 def in_use(runtime: Runtime) -> set[str]:
     """The identities of every secret value a serving workspace injects."""
-    return {i.ref.identity for live in runtime.live.values()
-            for s in live.config.servers for i in s.injections}
+    return {ref.identity for live in runtime.live.values()
+            for ref in live.config.secret_refs()}
 
 
 def _file(source: str) -> str:

@@ -135,6 +135,9 @@ class Router:
         self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
         self.recorder: _records.Recorder | None = None
         self.failures = _auth.Failures()
+        self.oauth: Any = None
+        """The OAuth service (:class:`mcpyard.gateway.oauth._service.OAuth`) when the
+        workspaces take OAuth access tokens; set by the app."""
         self.draining = False
         """Set by :meth:`drain`: new requests are refused."""
         self.drain_seconds = 0.0
@@ -289,7 +292,9 @@ class Router:
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit, source_revision=live.config.source.revision
-            if live.config.source is not None else None)
+            if live.config.source is not None else None,
+            oauth_client=member.client if member is not None else None,
+            oauth_grant=member.grant if member is not None else None)
         if observe:
             self.metrics.observe(record)
         if _tracing.ON:

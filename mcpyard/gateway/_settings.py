@@ -94,6 +94,26 @@ class Settings:
     """Call records older than this are deleted (hourly); 0 keeps them forever."""
     audit_log: str | None = None
     """Also write every call record as a JSON line here: a file path, or ``-`` for stdout."""
+    public_url: str | None = None
+    """The gateway's public base URL (``https://mcp.example.com``) behind an ingress: the
+    OAuth issuers (``<public_url>/ws/W``), resource URLs and metadata name it. None: each
+    request's own scheme and Host. Its origin is allowed like --allow-origin."""
+    oauth: bool = True
+    """Serve MCP authorization (OAuth 2.1) for workspaces whose spec.signIn allows it (the
+    default); False keeps to mwt_ bearer tokens."""
+    oauth_private_metadata: bool = False
+    """Fetch Client ID Metadata Documents from loopback and private addresses too (tests,
+    closed networks); by default only public addresses (SSRF)."""
+    oauth_metadata_ca_file: str | None = None
+    """A CA bundle to verify Client ID Metadata Document servers with, instead of the
+    system's."""
+    oidc_ca_file: str | None = None
+    """A CA bundle to verify the workspaces' OpenID Connect providers with (spec.signIn.oidc),
+    instead of the system's: a provider behind a private CA."""
+    oauth_recheck_seconds: float = 5.0
+    """How long a replica trusts what it read of an OAuth grant: a revocation made on
+    another replica (or by `mcpyard token revoke`) bites within this. Member changes bite at
+    once."""
     upstream_factory: Callable[..., Any] | None = None
     """``create(server, *, secrets, on_notification, workdir) -> Upstream``; the default is
     :func:`mcpyard.gateway.upstream.create`."""

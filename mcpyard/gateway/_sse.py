@@ -63,6 +63,8 @@ class SSEStream:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
             return
         member = _tracing.authenticate(live.members, auth)
+        if isinstance(member, bytes) and self.router.oauth is not None:
+            member = await self.router.oauth.authenticate(live, auth, member)
         if isinstance(member, bytes):
             await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
             return
@@ -101,6 +103,8 @@ class SSEMessages:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
             return
         member = _tracing.authenticate(live.members, auth)
+        if isinstance(member, bytes) and self.router.oauth is not None:
+            member = await self.router.oauth.authenticate(live, auth, member)
         if isinstance(member, bytes):
             await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
             return

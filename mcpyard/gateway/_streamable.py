@@ -75,6 +75,8 @@ class StreamableHTTP:
             await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
             return
         member = _tracing.authenticate(live.members, auth)
+        if isinstance(member, bytes) and self.router.oauth is not None:
+            member = await self.router.oauth.authenticate(live, auth, member)
         if isinstance(member, bytes):
             await unauthorized(self.router, live, scope, receive, send, member, "handshake")
             return
@@ -286,6 +288,8 @@ async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receiv
     The body of a POST is read to name the method in the record (bodies are capped like any
     other); nothing about the credential is passed on: the record says only whether one was
     missing or did not match."""
+    if router.oauth is not None:  # RFC 9728: where to find how to get a token
+        challenge = router.oauth.challenge(live, challenge, scope)
     client = scope.get("client")
     address = str(client[0]) if client else "unknown"
     wait = router.throttled(live, address)

@@ -311,6 +311,8 @@ def config_secret(rt: Runtime, ws: str, out: compiler.Compilation) -> dict[str, 
     identities = [
         i.ref.identity for s in cfg.servers for i in s.injections if i.as_ in ("bearer", "header")
     ]
+    if cfg.sign_in.oidc is not None:  # the gateway signs members in with it
+        identities.append(cfg.sign_in.oidc.client_secret.identity)
     return kube.config_secret(rt.settings.operator_namespace, cfg, rt.store.sealed(identities))
 
 

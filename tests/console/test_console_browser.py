@@ -7,11 +7,9 @@ Screenshots of every page land in $MCPYARD_ARTIFACTS/console (default
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +17,9 @@ import anyio
 import httpx
 import pytest
 from accounting import Raw
-from consoletools import CHROMIUM_ARGS, chromium_path
+from consoletools import chromium
 from gwtools import member, run_gateway, server, workspace
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Page
 
 from mcpyard import hub
 from mcpyard.compiler.config import Source
@@ -32,17 +30,6 @@ pytestmark = pytest.mark.anyio
 
 ADA, BOB, CAROL, DAN = tokens.new(), tokens.new(), tokens.new(), tokens.new()
 COMMIT = "c0ffee1234567890abcdef1234567890abcdef12"
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True,
-                                           args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def sign_in(page: Page, base: str, token: str) -> None:

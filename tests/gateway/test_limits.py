@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -19,6 +16,9 @@ from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
 from mcpyard.gateway import _limits
 from mcpyard.gateway._limits import RateLimiter, Refusal
 from tests.proctools import free_port
+from tests.redisserver import redis_url
+
+__all__ = ["redis_url"]
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.anyio
@@ -80,57 +80,6 @@ class Clock:
 
 
 # --- a real Redis server ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "redis-server is not installed: the Redis rate-limit tests need a real "
-            "server (Debian: apt-get install -y redis-server)"
-        )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--logfile",
-            "",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    ready = threading.Event()
-    lines: list[str] = []
-
-    def watch() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ready to accept connections" in line:
-                ready.set()
-
-    reader = threading.Thread(target=watch, daemon=True)
-    reader.start()
-    try:
-        if not ready.wait(20):
-            pytest.fail("redis-server did not start:\n" + "".join(lines))
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        reader.join(10)
-        assert proc.stdout is not None
-        proc.stdout.close()
 
 
 @pytest.fixture

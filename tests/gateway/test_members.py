@@ -65,8 +65,12 @@ async def test_refused_with_401(settings_for: Any, config: Any, people: dict[str
         sse = await http.get(gw.url("eng", "sse"), headers={
             k: v for k, v in headers.items() if k == "Authorization"})
     assert r.status_code == 401
-    assert r.headers["www-authenticate"] == challenge
+    # Where an OAuth client finds how to get a token (RFC 9728), for the endpoint asked.
+    well_known = f"{gw.base_url}/.well-known/oauth-protected-resource/ws/eng"
+    assert r.headers["www-authenticate"] == f'{challenge}, resource_metadata="{well_known}/mcp"'
     assert sse.status_code == 401
+    assert sse.headers["www-authenticate"] == (
+        f'{challenge}, resource_metadata="{well_known}/sse"')
 
 
 async def test_a_token_of_another_workspace_is_refused(settings_for: Any, config: Any,

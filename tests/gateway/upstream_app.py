@@ -87,6 +87,13 @@ def build(kind: str) -> MCPServer:
                 f"hex: {k.encode().hex().upper()}",
                 "fine: nothing secret here",
             ])
+    elif kind == "mirror":
+        @server.tool()
+        def headers(ctx: Context) -> str:
+            """Every HTTP header this server received with the call, as JSON."""
+            import json
+
+            return json.dumps(dict(ctx.headers or {}))
     else:
         @server.tool()
         def echo(text: str) -> str:
@@ -117,7 +124,7 @@ class _Guard:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--kind", choices=["alpha", "beta", "leaky", "slow"], required=True)
+    ap.add_argument("--kind", choices=["alpha", "beta", "leaky", "slow", "mirror"], required=True)
     ap.add_argument("--token")
     args = ap.parse_args()
     app: object = build(args.kind).streamable_http_app()

@@ -28,6 +28,8 @@ from mcpyard.api.v1alpha1.mcpserver import (
 from mcpyard.api.v1alpha1.member import Access, Member, MemberRateLimit, MemberSpec
 from mcpyard.api.v1alpha1.workspace import (
     PLAN_REQUESTS_PER_MINUTE,
+    OidcSignIn,
+    SignIn,
     Workspace,
     WorkspaceRateLimit,
     WorkspaceSpec,
@@ -79,10 +81,12 @@ __all__ = [
     "MemberRateLimit",
     "MemberSpec",
     "ObjectMeta",
+    "OidcSignIn",
     "ProxySource",
     "Resource",
     "SecretInjection",
     "SecretKeyRef",
+    "SignIn",
     "ToolFilter",
     "Workspace",
     "WorkspaceRateLimit",

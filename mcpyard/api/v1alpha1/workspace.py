@@ -7,6 +7,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field, StrictBool, WithJsonSchema
 
 from mcpyard.api.v1alpha1._base import Condition, Model, Resource
+from mcpyard.api.v1alpha1.mcpserver import SecretKeyRef
 
 Plan = Literal["free", "starter", "pro", "business"]
 
@@ -35,6 +36,24 @@ class WorkspaceRateLimit(Model):
     """Gateway requests per minute for each member, unless the Member sets its own limit."""
 
 
+class OidcSignIn(Model):
+    issuer: str = Field(pattern=r"^https://[^\s?#]+$", max_length=2048)
+    """The OpenID Connect provider's issuer URL (HTTPS), as its discovery document names it."""
+    client_id: str = Field(min_length=1, max_length=512)
+    """The client id the provider registered for this gateway."""
+    client_secret: SecretKeyRef
+    """The client secret: a key of an EncryptedSecret in the workspace's namespace."""
+    claim: str = Field(default="email", min_length=1, max_length=128)
+    """The ID token claim matched to Member.spec.user (default email)."""
+
+
+class SignIn(Model):
+    token: StrictBool = True
+    """Members may sign in to an OAuth client (MCP authorization) with their mwt_ token."""
+    oidc: OidcSignIn | None = None
+    """Members may sign in through this OpenID Connect provider instead."""
+
+
 class WorkspaceSpec(Model):
     display_name: str | None = Field(default=None, max_length=128)
     """A human-readable name shown to clients as the server's title."""
@@ -46,6 +65,10 @@ class WorkspaceSpec(Model):
     """Tool search: true adds the gateway's own find_tools(query, limit) and call_tool(name,
     arguments) to the workspace's tools; "only" lists just those two (every tool stays callable
     through call_tool), so that clients get a short list; false (the default) adds neither."""
+    sign_in: SignIn | None = None
+    """How members sign in when an MCP client connects through OAuth (MCP authorization):
+    absent means token sign-in only; {token: false} without oidc turns OAuth off for the
+    workspace. mwt_ bearer tokens work whatever this says."""
 
 
 class SourceStatus(Model):

@@ -3,15 +3,17 @@
 Server-rendered HTML (Jinja2 templates in ``templates/``) over the live configuration and the
 call log (SQLite or PostgreSQL, through :mod:`mcpyard.gateway._calllog`); tables work without
 JavaScript, and the charts use uPlot, vendored with its licence under ``static/`` (no build
-step, no CDN). It must not change anything (changes are commits to the manifests' git
-repository), and it must not open a way to the rest of the gateway: its session cookie is
-scoped to ``/console`` and the MCP endpoints never read cookies.
+step, no CDN). Apart from revoking a member's OAuth grants, it must not change anything
+(changes are commits to the manifests' git repository), and it must not open a way to the
+rest of the gateway: its session cookie is scoped to ``/console`` and the MCP endpoints never
+read cookies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -24,14 +26,15 @@ __all__ = ["Console", "Signer", "mount"]
 
 
 def mount(runtime: Runtime, store: str | Path | None, *, signer: Signer | None = None,
-          master_key: Callable[[], bytes | None] | None = None) -> Mount:
+          master_key: Callable[[], bytes | None] | None = None, oauth: Any = None) -> Mount:
     """The console's routes under ``/console``; ``store`` is the call log (None: none kept).
 
     ``master_key`` returns the gateway's master key once loaded: session cookies are signed
-    with a key derived from it, so every replica sharing it accepts them."""
+    with a key derived from it, so every replica sharing it accepts them. ``oauth`` (the
+    OAuth service) lists a member's OAuth grants and revokes them."""
     if signer is None and master_key is not None:
         signer = Signer(master_key=master_key)
-    console = Console(runtime, store, signer=signer)
+    console = Console(runtime, store, signer=signer, oauth=oauth)
     static = StaticFiles(directory=Path(__file__).parent / "static")
     return Mount("/console", routes=[
         Route("/", console.home, methods=["GET"]),
@@ -43,6 +46,8 @@ def mount(runtime: Runtime, store: str | Path | None, *, signer: Signer | None =
         Route("/ws/{ws}/servers/{slug}", console.server, methods=["GET"]),
         Route("/ws/{ws}/servers/{slug}/{file}", console.server_file, methods=["GET"]),
         Route("/ws/{ws}/members/{name}", console.member, methods=["GET"]),
+        Route("/ws/{ws}/members/{name}/grants/{grant}/revoke", console.revoke_grant,
+              methods=["POST"]),
         Route("/usage", console.usage, methods=["GET"]),
         Route("/audit", console.audit, methods=["GET"]),
         Route("/audit.{fmt:str}", console.audit_export, methods=["GET"]),

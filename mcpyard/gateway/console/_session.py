@@ -36,10 +36,11 @@ PURPOSE = b"mcpyard/console/session-cookie/v1"
 """The HKDF label of the cookie key: a key for this use only, unrelated to the vault's."""
 
 
-def derive_key(master_key: bytes) -> bytes:
-    """The cookie-signing key of a master key (HKDF-SHA256, :data:`PURPOSE`)."""
+def derive_key(master_key: bytes, purpose: bytes = PURPOSE) -> bytes:
+    """The signing key of a master key for one use (HKDF-SHA256; default :data:`PURPOSE`,
+    the console's cookies; the OAuth pages seal their forms under another label)."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
-                info=PURPOSE).derive(master_key)
+                info=purpose).derive(master_key)
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,9 @@ class Console:
     """The console of one gateway: its runtime, its call log, its session signer."""
 
     def __init__(self, runtime: Runtime, store: str | Path | None, *,
-                 signer: _session.Signer | None = None) -> None:
+                 signer: _session.Signer | None = None, oauth: Any = None) -> None:
         self.runtime = runtime
+        self.oauth = oauth
         self.store = store
         self.signer = signer or _session.Signer()
         self.env = _environment()
@@ -284,10 +285,29 @@ class Console:
                     _calllog.calls(r, window, 20, newest_first=True))
         last, usage, recent = await self.read(gather)
         view = live.view(config)
+        grants = await self.oauth.grants(live.config.name, config.name) if self.oauth else []
         return self.page(request, "member.html", admin=admin, session=session,
                          ws=live.config, member=_data.member_row(live, config, last),
                          config=config, tools=sorted(view.allowed), usage=usage,
-                         recent=recent)
+                         recent=recent, grants=grants)
+
+    @_admin_only
+    async def revoke_grant(self, request: Request, admin: _data.Admin,
+                           session: _session.Session) -> Response:
+        """Revoke one OAuth grant of a member (the one change the console makes: a grant
+        is not configuration, and its holder's access must be cut now)."""
+        live = self._live(admin, request.path_params["ws"])
+        name = request.path_params["name"]
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        form = await request.form()
+        if (live is None or self.oauth is None
+                or not _session.same_origin(headers, request.url.scheme, request.url.netloc)
+                or form.get("csrf") != session.csrf):
+            return self.page(request, "error.html", 403, admin=admin, session=session,
+                             message="Revocation refused.")
+        await self.oauth.revoke(live.config.name, name, request.path_params["grant"])
+        return RedirectResponse(f"/console/ws/{live.config.name}/members/{name}#grants",
+                                status_code=303, headers=HEADERS)
 
     def _window(self, request: Request, admin: _data.Admin) -> tuple[_calllog.Window,
                                                                      dict[str, str]]:
