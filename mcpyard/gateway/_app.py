@@ -22,26 +22,19 @@ from starlette.routing import Route
 from starlette.routing import Router as StarletteRouter
 
 from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import (
-    _auth,
-    _limits,
-    _pgrecords,
-    _records,
-    _redact,
-    _secrets,
-    _tracing,
-    console,
-)
-from mcpyard.gateway._audit import AuditSink
+from mcpyard.gateway import _redact, _secrets, console
 from mcpyard.gateway._docs import Docs
-from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._origin import OriginMiddleware, is_loopback_host
-from mcpyard.gateway._reload import Reloader
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway._settings import Settings
-from mcpyard.gateway._sse import SSEMessages, SSEStream
-from mcpyard.gateway._streamable import StreamableHTTP
+from mcpyard.gateway.downstream import _auth
+from mcpyard.gateway.downstream._origin import OriginMiddleware, is_loopback_host
+from mcpyard.gateway.downstream._sse import SSEMessages, SSEStream
+from mcpyard.gateway.downstream._streamable import StreamableHTTP
+from mcpyard.gateway.services import _limits, _pgrecords, _records, _tracing
+from mcpyard.gateway.services._audit import AuditSink
+from mcpyard.gateway.services._metrics import Metrics
+from mcpyard.gateway.sources._folder import Reloader
 
 log = logging.getLogger("mcpyard.gateway")
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from mcpyard import errors
 
 if TYPE_CHECKING:
-    from mcpyard.gateway._limits import Refusal
+    from mcpyard.gateway.services._limits import Refusal
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600

@@ -20,10 +20,10 @@ from mcpyard import errors
 from mcpyard.compiler import access, naming
 from mcpyard.gateway import _catalog, _relay
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Handle, Live, Runtime
 from mcpyard.gateway._runtime import capabilities as capabilities_of
-from mcpyard.gateway._sessions import Session
+from mcpyard.gateway.downstream._auth import Member
+from mcpyard.gateway.downstream._sessions import Session
 from mcpyard.gateway.upstream._base import UpstreamRPCError
 
 log = logging.getLogger("mcpyard.gateway")

@@ -28,7 +28,7 @@ from mcpyard.gateway import _jsonrpc as rpc
 
 if TYPE_CHECKING:
     from mcpyard.gateway._runtime import Handle, Runtime
-    from mcpyard.gateway._sessions import Session
+    from mcpyard.gateway.downstream._sessions import Session
 
 log = logging.getLogger("mcpyard.gateway")
 

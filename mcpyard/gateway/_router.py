@@ -27,22 +27,13 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import (
-    _auth,
-    _catalog,
-    _limits,
-    _methods,
-    _metrics,
-    _records,
-    _redact,
-    _relay,
-    _toolsearch,
-    _tracing,
-)
+from mcpyard.gateway import _catalog, _methods, _redact, _relay, _toolsearch
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway._sessions import Session
+from mcpyard.gateway.downstream import _auth
+from mcpyard.gateway.downstream._auth import Member
+from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.gateway.services import _limits, _metrics, _records, _tracing
 from mcpyard.gateway.upstream._base import UpstreamRPCError
 
 log = logging.getLogger("mcpyard.gateway")

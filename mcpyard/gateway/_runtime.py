@@ -22,9 +22,10 @@ from typing import Any
 
 from mcpyard import compiler, errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
-from mcpyard.gateway import _auth, _catalog, _jsonrpc, _redact
-from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._sessions import SessionStore
+from mcpyard.gateway import _catalog, _jsonrpc, _redact
+from mcpyard.gateway.downstream import _auth
+from mcpyard.gateway.downstream._sessions import SessionStore
+from mcpyard.gateway.services._metrics import Metrics
 from mcpyard.gateway.upstream._base import (
     RESTARTED,
     Owner,

@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from mcpyard.compiler.config import WorkspaceConfig
 
 if TYPE_CHECKING:
-    from mcpyard.gateway._metrics import Metrics
     from mcpyard.gateway._runtime import Runtime
+    from mcpyard.gateway.services._metrics import Metrics
 
 
 class Source(Protocol):
     """Where the configuration comes from when it is neither a folder nor fixed: the cluster
-    (:class:`mcpyard.gateway._cluster.ClusterSource`). ``run`` owns the vault (it gets the
+    (:class:`mcpyard.gateway.sources._cluster.ClusterSource`). ``run`` owns the vault (it gets the
     master key from the same place as the configuration), applies every configuration it
     reads to ``runtime``, and follows changes until cancelled."""
 

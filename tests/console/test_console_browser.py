@@ -26,7 +26,7 @@ from playwright.async_api import Browser, Page, async_playwright
 from mcpyard import hub
 from mcpyard.compiler.config import Source
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _calllog, _records
+from mcpyard.gateway.services import _calllog, _records
 
 pytestmark = pytest.mark.anyio
 

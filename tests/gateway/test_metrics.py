@@ -9,8 +9,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
-from mcpyard.gateway import _limits, _metrics
-from mcpyard.gateway._records import CallRecord
+from mcpyard.gateway.services import _limits, _metrics
+from mcpyard.gateway.services._records import CallRecord
 
 WS = WorkspaceConfig(
     name="eng",

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
-from mcpyard.gateway import _tracing
+from mcpyard.gateway.services import _tracing
 from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     RESTARTED,

@@ -11,7 +11,7 @@ Problems are logged as ``file: namespace/Kind/name: field: message`` and shown i
 with each held resource.
 
 :func:`publish` serves a set of configurations, shared with the cluster source
-(:mod:`mcpyard.gateway._cluster`), which holds a whole workspace back when its config Secret
+(:mod:`mcpyard.gateway.sources._cluster`), which holds a whole workspace back when its config Secret
 cannot be read.
 """
 
@@ -30,10 +30,10 @@ import watchfiles
 from mcpyard import compiler, hub, manifests
 from mcpyard.api._problem import Problem
 from mcpyard.compiler.config import WorkspaceConfig
-from mcpyard.gateway import _records
-from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._runtime import Runtime, SecretState
 from mcpyard.gateway._secrets import Decryptor
+from mcpyard.gateway.services import _records
+from mcpyard.gateway.services._metrics import Metrics
 
 log = logging.getLogger("mcpyard.gateway")
 

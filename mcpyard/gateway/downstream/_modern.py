@@ -42,10 +42,12 @@ from starlette.types import Receive, Send
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _http, _methods, _relay, _streams
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._auth import Member
+from mcpyard.gateway import _methods, _relay
 from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream import _streams
+from mcpyard.gateway.downstream._auth import Member
 
 log = logging.getLogger("mcpyard.gateway")
 

@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 from starlette.types import Send
 
-from mcpyard.gateway import _http
 from mcpyard.gateway._relay import CannotAsk
-from mcpyard.gateway._sessions import Session
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream._sessions import Session
 
 log = logging.getLogger("mcpyard.gateway")
 

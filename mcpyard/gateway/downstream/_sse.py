@@ -25,12 +25,14 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http, _streams, _tracing
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway._sessions import Session
-from mcpyard.gateway._streamable import _invalid, unauthorized
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream import _auth, _streams
+from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.gateway.downstream._streamable import _invalid, unauthorized
+from mcpyard.gateway.services import _tracing
 
 log = logging.getLogger("mcpyard.gateway")
 

@@ -28,9 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http, _modern, _streams, _tracing
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._records import Era
 from mcpyard.gateway._router import (
     BATCH_VERSIONS,
     DEFAULT_HEADER_VERSION,
@@ -39,7 +37,11 @@ from mcpyard.gateway._router import (
     client_capabilities,
 )
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway._sessions import Session
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream import _auth, _modern, _streams
+from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.gateway.services import _tracing
+from mcpyard.gateway.services._records import Era
 
 log = logging.getLogger("mcpyard.gateway")
 

@@ -14,7 +14,7 @@ Labels are chosen for bounded cardinality:
   made up never becomes a label value;
 - ``method`` is one of the MCP methods the gateway knows, anything else counts as ``other``.
 
-Everything is fed from one :class:`~mcpyard.gateway._records.CallRecord` per request
+Everything is fed from one :class:`~mcpyard.gateway.services._records.CallRecord` per request
 (:meth:`Metrics.observe`), the same record the call log keeps, so the outcome is computed in
 one place (the router) and the metrics and the records always agree.
 """
@@ -27,7 +27,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from mcpyard.gateway import _limits, _records
+from mcpyard.gateway.services import _limits, _records
 
 DURATION_BUCKETS = (
     0.001,

@@ -9,7 +9,7 @@ again; any other failure reconnects with backoff (0.5 s doubling to 30 s).
 
 Each Secret is parsed (:func:`mcpyard.kube.read_config`) and its sealed values checked against
 the master key before anything of it is used; a Secret that fails keeps its workspace's last
-good configuration (:func:`mcpyard.gateway._reload.publish`, the same rule as ``serve``),
+good configuration (:func:`mcpyard.gateway.sources._folder.publish`, the same rule as ``serve``),
 logged and shown in /readyz. Sealed values are imported into the vault as they are: the
 gateway never sees an age key or a plaintext it does not inject.
 """
@@ -30,9 +30,9 @@ from typing import Any
 from mcpyard import errors, kube
 from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
-from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._reload import in_use, publish
 from mcpyard.gateway._runtime import Runtime, SecretState, digest_value
+from mcpyard.gateway.services._metrics import Metrics
+from mcpyard.gateway.sources._folder import in_use, publish
 
 log = logging.getLogger("mcpyard.gateway")
 
