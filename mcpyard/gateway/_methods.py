@@ -24,7 +24,6 @@ from mcpyard.gateway._runtime import Handle, Live, Runtime
 from mcpyard.gateway._runtime import capabilities as capabilities_of
 from mcpyard.gateway.downstream._auth import Member
 from mcpyard.gateway.downstream._sessions import Session
-from mcpyard.gateway.upstream._base import UpstreamRPCError
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -92,7 +91,7 @@ class Methods:
             try:
                 page = _catalog.page(kind, live.catalog_view(kind, member.config), cursor,
                                      self.page_size)
-            except _catalog.InvalidCursor:
+            except errors.InvalidCursor:
                 return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
             return rpc.result(id_, page)
 
@@ -163,7 +162,7 @@ class Methods:
         handle = live.handles[parts[0]]
         try:
             await self.subscriptions.add(handle, parts[1], session)
-        except UpstreamRPCError as exc:
+        except errors.UpstreamRPCError as exc:
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             return _failure(id_, exc, handle.slug)
@@ -232,7 +231,7 @@ class Methods:
         session.used.add(handle)
         try:
             result = await _relay.call(handle, method, params, session, reply)
-        except UpstreamRPCError as exc:
+        except errors.UpstreamRPCError as exc:
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             log.warning("member %s: %s on %s failed: %s", member.key, method, slug, exc)
@@ -240,10 +239,9 @@ class Methods:
         return rpc.result(id_, result)
 
 
-def _failure(id_: rpc.Id, exc: BaseException, slug: str) -> dict[str, Any]:
-    if isinstance(exc, errors.MCPyardError):
-        return rpc.error_from(id_, exc, slug=slug)
-    return rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__), slug=slug)
+def _failure(id_: rpc.Id, exc: errors.MCPyardError | OSError | TimeoutError,
+             slug: str) -> dict[str, Any]:
+    return rpc.error_from(id_, exc, slug=slug)
 
 
 def _error_uri(outcome: dict[str, Any], slug: str, original: str, uri: str) -> None:

@@ -70,14 +70,10 @@ class Reply(Protocol):
     def ask(self, method: str, params: dict[str, Any] | None) -> Awaitable[dict[str, Any]]:
         """Send a request to the client and wait for its JSON-RPC response message.
 
-        Raises :class:`CannotAsk` when this transport has no way to (a modern client, or a
-        client that does not accept an event stream).
+        Raises :class:`mcpyard.errors.CannotAsk` when this transport has no way to (a modern
+        client, or a client that does not accept an event stream).
         """
         ...
-
-
-class CannotAsk(Exception):
-    """The downstream client cannot be asked (the caller answers the upstream with an error)."""
 
 
 class Relay:
@@ -128,7 +124,7 @@ class Relay:
         params = message.get("params")
         try:
             answer = await self.reply.ask(method, params if isinstance(params, dict) else None)
-        except CannotAsk as exc:
+        except errors.CannotAsk as exc:
             return rpc.error(rid, rpc.METHOD_NOT_FOUND, str(exc) or
                              f"the client cannot answer {method} now")
         out = {k: v for k, v in answer.items() if k in ("result", "error")}
@@ -188,7 +184,7 @@ async def _answers(reply: Reply, result: dict[str, Any]) -> dict[str, Any]:
         try:
             answer = await reply.ask(request["method"], params if isinstance(params, dict)
                                      else None)
-        except CannotAsk:
+        except errors.CannotAsk:
             continue  # left out: the upstream asks again or gives up
         if isinstance(answer.get("result"), dict):
             out[key] = answer["result"]

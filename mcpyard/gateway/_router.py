@@ -34,7 +34,6 @@ from mcpyard.gateway.downstream import _auth
 from mcpyard.gateway.downstream._auth import Member
 from mcpyard.gateway.downstream._sessions import Session
 from mcpyard.gateway.services import _limits, _metrics, _records, _tracing
-from mcpyard.gateway.upstream._base import UpstreamRPCError
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -75,13 +74,14 @@ def initialize_result(live: Live, version: str) -> dict[str, Any]:
 class _Call:
     """What the router learned while answering one request: the facts of its call record."""
 
-    __slots__ = ("error", "outcome", "server", "target")
+    __slots__ = ("error", "outcome", "scope", "server", "target")
 
     def __init__(self) -> None:
         self.server: str | None = None
         self.target: str | None = None
         self.outcome: _records.Outcome = "ok"
         self.error: str | None = None
+        self.scope: _limits.Scope | None = None
 
     def fail(self, outcome: _records.Outcome, error: str | None) -> None:
         self.outcome, self.error = outcome, error
@@ -164,6 +164,7 @@ class Router:
             reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
         elif refusal is not None:
             call.fail("rate_limited", refusal.message)
+            call.scope = refusal.scope
             reply = rpc.rate_limited(msg["id"], refusal)
         else:
             redactor = self.runtime.redactor
@@ -280,7 +281,7 @@ class Router:
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit, source_revision=live.config.source.revision
-            if live.config.source is not None else None)
+            if live.config.source is not None else None, limit_scope=call.scope)
         if observe:
             self.metrics.observe(record)
         if _tracing.ON:
@@ -366,7 +367,7 @@ class Router:
         try:
             page = _catalog.page(_catalog.TOOLS, live.view(member.config), cursor,
                                  self.page_size)
-        except _catalog.InvalidCursor:
+        except errors.InvalidCursor:
             call.fail("invalid_request", "unknown cursor")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
         return rpc.result(id_, page)
@@ -402,7 +403,7 @@ class Router:
         try:
             with (_tracing.upstream_span(entry.slug, name) if _tracing.ON else _tracing.NOOP):
                 result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
-        except UpstreamRPCError as exc:
+        except errors.UpstreamRPCError as exc:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
@@ -410,11 +411,7 @@ class Router:
             if upstream is not None and not upstream.healthy and handle.up:
                 self.runtime.mark_down(handle, upstream.last_error or str(exc))
             log.warning("member %s: %s failed: %s", member.key, name, exc)
-            if isinstance(exc, errors.MCPyardError):
-                reply = rpc.error_from(id_, exc, slug=entry.slug)
-            else:
-                reply = rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__),
-                                       slug=entry.slug)
+            reply = rpc.error_from(id_, exc, slug=entry.slug)
             call.fail("upstream_error", reply["error"]["message"])
             return reply
         if not handle.up:

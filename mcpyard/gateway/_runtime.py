@@ -31,7 +31,6 @@ from mcpyard.gateway.upstream._base import (
     Owner,
     SecretSource,
     Upstream,
-    UpstreamRPCError,
 )
 
 log = logging.getLogger("mcpyard.gateway")
@@ -478,7 +477,7 @@ class Runtime:
     async def _tools_or_none(self, handle: Handle) -> list[dict[str, Any]]:
         try:
             return await self._list_all(handle, "tools/list", "tools")
-        except UpstreamRPCError as exc:
+        except errors.UpstreamRPCError as exc:
             # A server without tools (or one refusing tools/list) serves none here.
             log.warning("workspace %s: server %s: tools/list failed: %s", handle.workspace,
                         handle.slug, exc.rpc_message)
@@ -513,7 +512,7 @@ class Runtime:
         async def one(kind: _catalog.Kind) -> tuple[str, tuple[dict[str, Any], ...]] | None:
             try:
                 return kind.key, tuple(await self._list_all(handle, kind.method, kind.key))
-            except UpstreamRPCError as exc:
+            except errors.UpstreamRPCError as exc:
                 if caps is not None:
                     log.warning("workspace %s: server %s: %s failed: %s", handle.workspace,
                                 handle.slug, kind.method, exc.rpc_message)

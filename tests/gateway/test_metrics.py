@@ -57,7 +57,8 @@ def anyio_backend() -> str:
 
 
 async def refusal_messages() -> dict[str, str]:
-    """Real Refusal messages, as the router puts them in a rate_limited record."""
+    """Real Refusal messages, as the router puts them in a rate_limited record (with the
+    refusal's scope beside them)."""
     limiter = _limits.MemoryLimiter()
     small = WS.model_copy(update={"requests_per_minute": 2})
     alice = MemberConfig(
@@ -84,9 +85,12 @@ async def test_records_become_counters_and_a_histogram() -> None:
         # A name that resolved to no server never becomes a tool label.
         replace(BASE, outcome="invalid_request", server=None, target="made_up__name"),
         replace(BASE, method="no/such/method", server=None, target=None, outcome="invalid_request"),
-        replace(BASE, outcome="rate_limited", server=None, error=refusals["member"]),
-        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"]),
-        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"]),
+        replace(BASE, outcome="rate_limited", server=None, error=refusals["member"],
+                limit_scope="member"),
+        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"],
+                limit_scope="workspace"),
+        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"],
+                limit_scope="workspace"),
         replace(BASE, workspace="ops", outcome="denied", latency_ms=70_000.0),
     ]
     for r in records:

@@ -116,7 +116,7 @@ class _ModernReply(_streams.PostStream):
 
     async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         if self.question is not None:
-            raise _relay.CannotAsk("the client is already being asked something for this call")
+            raise errors.CannotAsk("the client is already being asked something for this call")
         request: dict[str, Any] = {"method": method}
         if params is not None:
             request["params"] = params
@@ -127,7 +127,7 @@ class _ModernReply(_streams.PostStream):
             async with asyncio.timeout(_streams.ASK_TIMEOUT):
                 return await future
         except TimeoutError:
-            raise _relay.CannotAsk(f"the client did not answer {method} in time") from None
+            raise errors.CannotAsk(f"the client did not answer {method} in time") from None
         finally:
             self.question = None
 

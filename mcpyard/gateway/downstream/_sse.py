@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from mcpyard import errors
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
@@ -120,7 +121,7 @@ class SSEMessages:
         try:
             body = await _http.read_body(receive)
             payload = orjson.loads(body)
-        except _http.BodyTooLarge:
+        except errors.BodyTooLarge:
             await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
         except ConnectionResetError:

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from mcpyard import errors
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import (
     BATCH_VERSIONS,
@@ -126,7 +127,7 @@ class StreamableHTTP:
             return
         try:
             body = await _http.read_body(receive)
-        except _http.BodyTooLarge:
+        except errors.BodyTooLarge:
             await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
         except ConnectionResetError:
@@ -310,7 +311,7 @@ async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receiv
             payload = orjson.loads(body)
             if isinstance(payload, dict) and isinstance(payload.get("method"), str):
                 method = payload["method"]
-        except (_http.BodyTooLarge, ConnectionResetError, orjson.JSONDecodeError):
+        except (errors.BodyTooLarge, ConnectionResetError, orjson.JSONDecodeError):
             pass
     router.unauthorized(live, method=method, era=era, size=size, reason=reason,
                         address=address)

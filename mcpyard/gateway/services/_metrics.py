@@ -27,7 +27,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from mcpyard.gateway.services import _limits, _records
+from mcpyard.gateway.services import _records
 
 DURATION_BUCKETS = (
     0.001,
@@ -183,7 +183,7 @@ class Metrics:
             tool_calls.inc()
             tool_duration.observe(record.latency_ms / 1000)  # type: ignore[union-attr]
         if record.outcome == "rate_limited":
-            self.rate_limited.labels(record.workspace, _scope(record)).inc()
+            self.rate_limited.labels(record.workspace, record.limit_scope or "workspace").inc()
 
     def auth_throttled(self, workspace: str) -> None:
         self.auth_throttled_total.labels(workspace).inc()
@@ -216,7 +216,3 @@ class Metrics:
         """The body and content type of a ``/metrics`` response."""
         return generate_latest(self.registry), CONTENT_TYPE
 
-
-def _scope(record: _records.CallRecord) -> str:
-    # The router puts the Refusal's message in the record's error.
-    return _limits.scope_of(record.error or "") or "workspace"

@@ -104,8 +104,11 @@ class UpstreamBase:
         if self._closed:
             raise errors.UpstreamError(f"{self._slug}: the upstream client is closed")
 
-    def _timed_out(self, seconds: float) -> errors.UpstreamError:
-        return errors.UpstreamError(f"{self._slug}: timed out after {seconds:g}s")
+    def _expired(self) -> errors.SessionExpired:
+        return errors.SessionExpired(f"{self._slug}: the upstream no longer knows the session")
+
+    def _timed_out(self, seconds: float) -> errors.UpstreamTimeout:
+        return errors.UpstreamTimeout(f"{self._slug}: timed out after {seconds:g}s")
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -95,24 +95,6 @@ class _Session:
         self.get_headers["Accept"] = _SSE
 
 
-class _Expired(Exception):
-    """HTTP 404 on a request that carried a session id."""
-
-
-class _Refused(Exception):
-    """The server refused initialize (a 4xx or a JSON-RPC error): not of the handshake era."""
-
-    def __init__(self, error: errors.UpstreamError) -> None:
-        self.error = error
-
-
-class _Unreachable(Exception):
-    """A spawned server refused the connection: it is (re)starting."""
-
-    def __init__(self, error: errors.UpstreamError) -> None:
-        self.error = error
-
-
 class StreamableHTTPUpstream(UpstreamBase):
     def __init__(
         self,
@@ -217,7 +199,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 await self._post_notification(session, _wire.notification(method, params))
         except TimeoutError:
             raise self._timed_out(limit) from None
-        except _Expired:
+        except errors.SessionExpired:
             self._forget(owner, session)
 
     async def release(self, owner: Owner) -> None:
@@ -260,7 +242,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         repeatable = method in _REPEATABLE
         try:
             message = await self._exchange(owner, body, rid, repeatable, relay, method, params)
-        except _Unreachable:
+        except errors.UpstreamStarting:
             # A spawned server that is restarting (it refused the connection, so the request
             # never reached it): wait for its port within the caller's timeout, then retry.
             self._port_open = False
@@ -269,7 +251,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 message = await self._exchange(
                     owner, body, rid, repeatable, relay, method, params
                 )
-            except _Unreachable as again:
+            except errors.UpstreamStarting as again:
                 raise again.error from None
         if not self._healthy:
             self._ok()
@@ -295,7 +277,7 @@ class StreamableHTTPUpstream(UpstreamBase):
             return await self._post_modern(session, owner, rid, repeatable, relay, method, params)
         try:
             return await self._post(session, body, rid, repeatable, relay)
-        except _Expired:
+        except errors.SessionExpired:
             self._forget(owner, session)
             session = await self._session_for(owner, caps)
             if session.modern:
@@ -304,7 +286,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 )
             try:
                 return await self._post(session, body, rid, repeatable, relay)
-            except _Expired:
+            except errors.SessionExpired:
                 raise errors.UpstreamError(
                     f"{self._slug}: the upstream forgot a session it had just created"
                 ) from None
@@ -334,7 +316,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                             f"{self._slug}: unexpected response type {_wire.clip(ctype)!r}"
                         )
                     if resp.status == 404 and session.id is not None:
-                        raise _Expired
+                        raise self._expired()
                     raise await self._refusal(resp)
             except asyncio.CancelledError:
                 # A timeout or a caller that gave up: tell the server to stop (best effort).
@@ -342,7 +324,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 raise
             except aiohttp.ClientConnectorError as exc:
                 if self._supervisor is not None:
-                    raise _Unreachable(self._broken(exc)) from None
+                    raise errors.UpstreamStarting(self._broken(exc)) from None
                 raise self._broken(exc) from None
             except (aiohttp.ClientError, OSError) as exc:
                 # A connection that broke under us most likely means the server restarted, and
@@ -437,7 +419,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         try:
             async with asyncio.timeout(CLEANUP_TIMEOUT):
                 await self._post_notification(session, body)
-        except (errors.UpstreamError, _Expired, TimeoutError) as exc:
+        except (errors.UpstreamError, TimeoutError) as exc:
             log.debug("%s: could not answer a server request: %s", self._slug, type(exc).__name__)
 
     async def _relay_request(
@@ -458,7 +440,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 if resp.status in (200, 202, 204):
                     return
                 if resp.status == 404 and session.id is not None:
-                    raise _Expired
+                    raise self._expired()
                 raise await self._refusal(resp)
         except (aiohttp.ClientError, OSError) as exc:
             raise self._broken(exc) from None
@@ -552,7 +534,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                     f"{_wire.MODERN_VERSION} (server/discover)")
         try:
             session = await self._initialize_handshake(caps)
-        except _Refused as refused:
+        except errors.HandshakeRefused as refused:
             if policy != "auto":
                 raise refused.error from None
             # A server that refuses initialize may be one of the 2026-07-28 era only.
@@ -576,7 +558,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 if resp.status != 200:
                     error = await self._refusal(resp)
                     if 400 <= resp.status < 500 and resp.status not in (401, 403):
-                        raise _Refused(error)
+                        raise errors.HandshakeRefused(error)
                     raise error
                 session_id = resp.headers.get("Mcp-Session-Id")
                 ctype = resp.headers.get("Content-Type", "")
@@ -589,13 +571,13 @@ class StreamableHTTPUpstream(UpstreamBase):
         try:
             result = _wire.result_of(message, self._slug)
         except UpstreamRPCError as exc:
-            raise _Refused(exc) from None
+            raise errors.HandshakeRefused(exc) from None
         self._learn(result)
         version = result.get("protocolVersion")
         session = _Session(session_id, version if isinstance(version, str) else bare.version)
         try:
             await self._post_notification(session, _wire.INITIALIZED)
-        except _Expired:
+        except errors.SessionExpired:
             raise errors.UpstreamError(
                 f"{self._slug}: the upstream forgot a session it had just created"
             ) from None
@@ -701,7 +683,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 if await self._listen_once(session):
                     return
                 delay = 0.5
-            except _Expired:
+            except errors.SessionExpired:
                 self._forget(None, session)
                 try:
                     await self._session_for(None)  # re-initializes (and keeps this listener)
@@ -723,7 +705,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 log.debug("%s: the upstream offers no GET stream", self._slug)
                 return True
             if resp.status == 404:
-                raise _Expired
+                raise self._expired()
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: GET stream: HTTP {resp.status}")
             self.listening.set()
