@@ -1,8 +1,9 @@
 """The one factory of the gateway application: :func:`build_app`.
 
-Routes are one list; the lifespan owns every long-lived resource (the vault, the upstreams,
-the reloader, the session sweeper, the health loop, the rate limiter, the call recorder) and
-closes them all on shutdown: the recorder is flushed before the upstreams close.
+Every part is built here and passed to the constructors of the parts that use it; routes are
+one list. The lifespan opens and closes what is long-lived (the configuration source and its
+vault, the upstreams, the session sweeper, the health loop, the rate limiter, the call
+recorder): the recorder is flushed before the upstreams close.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.routing import Router as StarletteRouter
 
-from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import _redact, _secrets, console
+from mcpyard.gateway import _redact, _relay, console
 from mcpyard.gateway._docs import Docs
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Runtime
@@ -34,7 +34,9 @@ from mcpyard.gateway.downstream._streamable import StreamableHTTP
 from mcpyard.gateway.services import _limits, _pgrecords, _records, _tracing
 from mcpyard.gateway.services._audit import AuditSink
 from mcpyard.gateway.services._metrics import Metrics
-from mcpyard.gateway.sources._folder import Reloader
+from mcpyard.gateway.sources import Source
+from mcpyard.gateway.sources._folder import FolderSource
+from mcpyard.gateway.sources._static import StaticSource
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -82,32 +84,37 @@ ADMIN_PATHS = frozenset({"/readyz", "/metrics"})
 upstream errors. (``/healthz`` says only "ok" and stays on both, for liveness probes.)"""
 
 
-class _Unsealed:
-    """The secret source until the lifespan opened the vault."""
-
-    def reveal(self, ref: Any) -> str:
-        from mcpyard import errors
-
-        raise errors.SecretError("the vault is not open yet")
-
-
 def build_app(settings: Settings) -> Starlette:
-    """The gateway as an ASGI application; ``app.state.runtime`` is its live configuration."""
+    """The gateway as an ASGI application; ``app.state.runtime`` is its live configuration.
+
+    Every part is made here and handed to the parts that use it; the lifespan only opens and
+    closes them (the source's vault and first load, the call-record sinks, the loops)."""
     workdir = (settings.manifests or Path.cwd()).absolute()
     metrics = Metrics()
-    runtime = Runtime(factory=settings.upstream_factory, secrets=_Unsealed(), workdir=workdir,
+    source = settings.source or _source(settings)
+    relays = _relay.Relays()
+    runtime = Runtime(factory=settings.upstream_factory, secrets=source, workdir=workdir,
                       session_idle_seconds=settings.session_idle_seconds,
-                      health_interval=settings.health_interval, metrics=metrics)
-    router = Router(runtime, page_size=settings.page_size, metrics=metrics)
+                      health_interval=settings.health_interval, metrics=metrics,
+                      on_notification=relays.on_notification)
+    recorder = _recorder(settings, metrics)
+    if settings.redis_url is not None:
+        metrics.rate_limit_backend_up.set(1)
+    limiter = _limits.create_limiter(settings.redis_url,
+                                     on_state=metrics.rate_limit_backend_up.set)
+    router = Router(runtime, relays=relays, page_size=settings.page_size, metrics=metrics,
+                    limiter=limiter, recorder=recorder,
+                    failures=_auth.Failures(settings.auth_failures_per_minute,
+                                            settings.auth_record_seconds, settings.clock))
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> JSONResponse:
         serving, body = runtime.readiness()
-        body["rateLimits"] = router.limiter.status()
-        if router.recorder is not None:
-            body["callRecords"] = router.recorder.status()
+        body["rateLimits"] = limiter.status()
+        if recorder is not None:
+            body["callRecords"] = recorder.status()
         return JSONResponse(body, status_code=200 if serving else 503)
 
     async def metrics_text(request: Request) -> Response:
@@ -116,58 +123,25 @@ def build_app(settings: Settings) -> Starlette:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    master_key: list[bytes] = []
-    """The master key once loaded here (else the source holds it): the console derives its
-    cookie key from it."""
-
-    def current_master_key() -> bytes | None:
-        return master_key[0] if master_key else getattr(settings.source, "master_key", None)
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        source = settings.source
-        if source is None:  # else the source opens the vault with the key it holds
-            key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
-            master_key.append(key)
-            vault = vault_.Vault(key)
-            runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
         # Log lines may quote what an upstream said: the live redactor blanks injected values.
         redaction = _redact.LogFilter(lambda: runtime.redactor)
         for name in _redact.LOGGERS:
             logging.getLogger(name).addFilter(redaction)
-        recorder = await asyncio.to_thread(_recorder, settings, metrics)
         if recorder is not None:
+            await recorder.open()
             recorder.start()
-            router.recorder = recorder
             if settings.retention_days > 0:
                 loops.append(asyncio.create_task(recorder.keep_for(settings.retention_days),
                                                  name="mcpyard-retention"))
-        if settings.redis_url is not None:
-            metrics.rate_limit_backend_up.set(1)
-        router.limiter = _limits.create_limiter(settings.redis_url,
-                                                on_state=metrics.rate_limit_backend_up.set)
-        router.failures = _auth.Failures(settings.auth_failures_per_minute,
-                                         settings.auth_record_seconds, settings.clock)
         try:
-            if source is not None:
-                loops.append(asyncio.create_task(source.run(runtime, metrics),
-                                                 name="mcpyard-source"))
-            elif settings.manifests is not None:
-                decryptor = _secrets.Decryptor(vault, age_key_file=settings.age_key_file,
-                                               age_key=settings.age_key)
-                reloader = Reloader(runtime, settings.manifests, decryptor,
-                                    debounce_ms=settings.reload_debounce_ms, metrics=metrics)
-                app.state.reloader = reloader
-                await reloader.reload()
-                if settings.watch:
-                    loops.append(asyncio.create_task(reloader.watch(), name="mcpyard-watch"))
-                    # One pass of the loop lets the watcher register before startup completes
-                    # (watchfiles sets up inotify before its first await).
-                    await asyncio.sleep(0)
-            else:
-                state = _secrets.seal_static(vault, dict(settings.secrets))
-                runtime.apply(dict(settings.workspaces or {}), secrets=state)
+            await source.open(runtime, metrics)
+            loops.append(asyncio.create_task(source.run(runtime, metrics), name="mcpyard-source"))
+            # One pass of the loop lets a folder's watcher register before startup completes
+            # (watchfiles sets up inotify before its first await).
+            await asyncio.sleep(0)
             loops.append(asyncio.create_task(runtime.sessions.run_sweeper(),
                                              name="mcpyard-sweeper"))
             loops.append(asyncio.create_task(runtime.run_health(), name="mcpyard-health"))
@@ -180,12 +154,11 @@ def build_app(settings: Settings) -> Starlette:
             # Write them all before the upstreams (and the stdio servers) go.
             if recorder is not None:
                 router.flush_failures()
-                router.recorder = None
                 await recorder.close()
             try:
                 await runtime.close()
             finally:
-                await router.limiter.close()
+                await limiter.close()
                 for name in _redact.LOGGERS:
                     logging.getLogger(name).removeFilter(redaction)
 
@@ -212,7 +185,7 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/docs", docs.index, methods=["GET"]),
         Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
         console.mount(runtime, settings.records_store if settings.records else None,
-                      master_key=current_master_key),
+                      master_key=lambda: source.master_key),
     ]
     check_host = is_loopback_host(settings.host)
     app = _Gateway(routes=routes, lifespan=lifespan,
@@ -234,18 +207,33 @@ def build_app(settings: Settings) -> Starlette:
     return app
 
 
+def _source(settings: Settings) -> Source:
+    """The source of a gateway without a ``settings.source``: its folder, or its fixed
+    configurations."""
+    if settings.manifests is not None:
+        return FolderSource(settings.manifests, state_dir=settings.state_dir,
+                            age_key_file=settings.age_key_file, age_key=settings.age_key,
+                            debounce_ms=settings.reload_debounce_ms, watch=settings.watch)
+    return StaticSource(settings.workspaces or {}, settings.secrets, state_dir=settings.state_dir)
+
+
 def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
-    """The recorder over the configured sinks, or None when no sink is (blocking: it opens
-    the database, so that a bad path fails at start-up)."""
-    sinks: list[_records.RecordSink] = []
-    if settings.records and settings.records_url:
-        sinks.append(_pgrecords.PostgresSink(settings.records_url))
-    elif settings.records:
-        sinks.append(_records.SQLiteSink(settings.records_path))
-    if settings.audit_log:
-        sinks.append(AuditSink(settings.audit_log))
-    if not sinks:
+    """The recorder over the configured sinks, or None when no sink is. The sinks open in the
+    lifespan (:meth:`_records.Recorder.open`: it opens the database, so that a bad path fails
+    at start-up)."""
+    if not (settings.records or settings.audit_log):
         return None
+
+    def sinks() -> list[_records.RecordSink]:
+        out: list[_records.RecordSink] = []
+        if settings.records and settings.records_url:
+            out.append(_pgrecords.PostgresSink(settings.records_url))
+        elif settings.records:
+            out.append(_records.SQLiteSink(settings.records_path))
+        if settings.audit_log:
+            out.append(AuditSink(settings.audit_log))
+        return out
+
     metrics.records_sink_up.set(1)
     return _records.Recorder(sinks, on_drop=metrics.record_dropped,
                              on_state=metrics.records_sink_up.set)

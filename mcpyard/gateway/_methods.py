@@ -49,11 +49,11 @@ def capabilities(live: Live) -> dict[str, Any]:
 
 
 class Methods:
-    def __init__(self, runtime: Runtime, page_size: int, subscriptions: _relay.Subscriptions
-                 ) -> None:
+    def __init__(self, runtime: Runtime, page_size: int, relays: _relay.Relays) -> None:
         self.runtime = runtime
         self.page_size = page_size
-        self.subscriptions = subscriptions
+        self.relays = relays
+        self.subscriptions = relays.subscriptions
         self.handlers: dict[str, Handler] = {
             "prompts/list": self._lister(_catalog.PROMPTS),
             "resources/list": self._lister(_catalog.RESOURCES),
@@ -230,7 +230,7 @@ class Methods:
         handle = live.handles[slug]
         session.used.add(handle)
         try:
-            result = await _relay.call(handle, method, params, session, reply)
+            result = await self.relays.call(handle, method, params, session, reply)
         except errors.UpstreamRPCError as exc:
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:

@@ -113,30 +113,29 @@ def _target(method: str, params: Any) -> str | None:
 
 
 class Router:
-    """Answers requests; the limiter, the recorder and the metrics are the services it calls.
+    """Answers requests; the limiter, the recorder, the metrics and the relays are the
+    services it calls, each given to the constructor (the app's lifespan opens and closes
+    those that hold connections, files or tasks)."""
 
-    ``limiter`` and ``recorder`` are set by the app's lifespan (they own connections, files
-    and tasks); until then limits are kept in memory and nothing is recorded.
-    """
-
-    def __init__(self, runtime: Runtime, *, page_size: int, metrics: _metrics.Metrics) -> None:
+    def __init__(self, runtime: Runtime, *, relays: _relay.Relays, page_size: int,
+                 metrics: _metrics.Metrics, limiter: _limits.RateLimiter,
+                 recorder: _records.Recorder | None, failures: _auth.Failures) -> None:
         self.runtime = runtime
+        self.relays = relays
         self.page_size = page_size
         self.metrics = metrics
-        self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
-        self.recorder: _records.Recorder | None = None
-        self.failures = _auth.Failures()
+        self.limiter = limiter
+        self.recorder = recorder
+        """None when no call record is kept."""
+        self.failures = failures
+        """Failed authentications per client address."""
         self.draining = False
         """Set by :meth:`drain`: new requests are refused."""
         self.drain_seconds = 0.0
         self._cut = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
-        """Failed authentications per client address (the app sets its limits)."""
-        self.subscriptions = _relay.Subscriptions()
-        self.methods = _methods.Methods(runtime, page_size, self.subscriptions)
-        runtime.on_upstream_notification = _relay.upstream_notifications(runtime,
-                                                                         self.subscriptions)
+        self.methods = _methods.Methods(runtime, page_size, relays)
 
     async def request(self, live: Live, member: Member, session: Session | None,
                       msg: dict[str, Any], *, era: _records.Era, size: int = 0,
@@ -402,7 +401,7 @@ class Router:
         session.used.add(handle)
         try:
             with (_tracing.upstream_span(entry.slug, name) if _tracing.ON else _tracing.NOOP):
-                result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
+                result = await self.relays.call(handle, "tools/call", forwarded, session, way_back)
         except errors.UpstreamRPCError as exc:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)

@@ -15,6 +15,7 @@ import functools
 import hashlib
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -263,9 +264,12 @@ class Runtime:
 
     def __init__(self, *, factory: Factory | None, secrets: SecretSource, workdir: Path,
                  session_idle_seconds: float, health_interval: float,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 on_notification: Callable[[Handle, dict[str, Any]], None] | None = None
+                 ) -> None:
         self._factory = factory
         self.secrets = secrets
+        """Reveals the values the servers inject: the configuration source's vault."""
         self.workdir = workdir
         self.metrics = metrics
         """Told when an upstream comes up or goes down, and when sessions open and close."""
@@ -293,9 +297,9 @@ class Runtime:
         """Blanks the values the servers of this runtime inject (rebuilt by :meth:`apply`)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
-        self.on_upstream_notification: Callable[[Handle, dict[str, Any]], None] | None = None
-        """Where the notifications the runtime does not handle itself go (the router's relay:
-        progress, log messages, resource updates)."""
+        self._pass_on = on_notification
+        """Where the notifications the runtime does not handle itself go (the relays: progress
+        and resource updates)."""
 
     # -- configuration -------------------------------------------------------------------
 
@@ -327,6 +331,47 @@ class Runtime:
         self.loaded = True
         self.generation += 1
         self._signal()
+
+    def publish(self, configs: Mapping[str, WorkspaceConfig],
+                problems: Mapping[str, Collection[str]], general: Collection[str], *,
+                secrets: SecretState | None = None, commit: str | None = None,
+                held: Collection[compiler.Held] = (), hold_workspaces: bool = True) -> list[str]:
+        """Serve what a source read: the last-good rule of every source; the workspaces held
+        back whole.
+
+        With ``hold_workspaces`` a workspace named in ``problems`` that serves keeps its last
+        good configuration (its entry in ``configs``, if any, is ignored) and one that never
+        served is not served: the rule for configurations that cannot be read at all (a
+        cluster's config Secret). Without it, ``configs`` already hold back only the broken
+        resources (``held``: the compiler's rule for a folder). Problems show in /readyz: per
+        workspace, and ``general`` for the whole load.
+        """
+        keep = sorted(name for name in problems if name in self.live) if hold_workspaces else []
+        self.held = {name: list(lines) for name, lines in problems.items()}
+        by_workspace: dict[str, list[compiler.Held]] = defaultdict(list)
+        for h in held:
+            by_workspace[h.workspace].append(h)
+        self.held_resources = dict(by_workspace)
+        self.reload_errors = list(general)
+        self.apply(configs, keep=keep, secrets=secrets, commit=commit)
+        served = ", ".join(sorted(self.live)) or "nothing"
+        log.info("configuration %d applied: serving %s%s", self.generation, served,
+                 f"; {len(keep)} held at their last good config" if keep else "")
+        return keep
+
+    def hold_all(self, general: Collection[str]) -> None:
+        """A load that failed as a whole: every workspace keeps what it serves."""
+        self.reload_errors = list(general)
+        self.apply({}, keep=list(self.live))
+
+    def note_problems(self, general: Collection[str]) -> None:
+        """What keeps the source from loading at all (shown in /readyz), or ``[]``."""
+        self.reload_errors = list(general)
+
+    def secrets_in_use(self) -> set[str]:
+        """The identities of every secret value a serving workspace injects."""
+        return {i.ref.identity for live in self.live.values()
+                for s in live.config.servers for i in s.injections}
 
     def _rebuild_redactor(self) -> None:
         """Know every value a server of this runtime injects (retired ones too: their
@@ -541,8 +586,8 @@ class Runtime:
             # The upstream says a list changed: clients hear of it after the rediscovery, each
             # of the lists that changed for it (a tool it may not see is no news to it).
             self.discover_soon(handle)
-        elif self.on_upstream_notification is not None:
-            self.on_upstream_notification(handle, message)
+        elif self._pass_on is not None:
+            self._pass_on(handle, message)
 
     async def run_health(self) -> None:
         """Retry servers that are down, with backoff, so they come back without a reload."""

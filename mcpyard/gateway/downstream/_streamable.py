@@ -57,7 +57,7 @@ class StreamableHTTP:
         self.runtime = runtime
         self.router = router
         self.max_depth = max_depth
-        self.modern = _modern.Modern(runtime, router, router.subscriptions)
+        self.modern = _modern.Modern(runtime, router, router.relays.subscriptions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         auth = sid = version = accept = ctype = None
