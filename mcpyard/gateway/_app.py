@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +19,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.routing import Router as StarletteRouter
+from starlette.types import ASGIApp
 
 from mcpyard.gateway import _redact, _relay, console
 from mcpyard.gateway._docs import Docs
@@ -44,16 +45,20 @@ log = logging.getLogger("mcpyard.gateway")
 class _Gateway(Starlette):
     """Starlette, with a short way in for ``/ws/<name>/mcp``, the hot path.
 
-    Every MCP call would otherwise walk three middleware layers and the route table before
-    reaching a raw ASGI endpoint; the short way applies the same Origin check and calls the
-    same endpoint. Everything else (and any path it does not recognise) takes the full way.
+    Every MCP call would otherwise walk Starlette's error and exception layers and the route
+    table before reaching a raw ASGI endpoint (which answers its own errors). The short way
+    runs the app's own middleware, the very list given to Starlette (:func:`wrap`), around
+    the same endpoint: a middleware added to that list applies to ``/mcp`` too. So does the
+    admin port's way in. Everything else (and any path it does not recognise) takes the full
+    way.
     """
 
-    def __init__(self, *args: Any, fast: Any, admin: Any = None, admin_port: int | None = None,
+    def __init__(self, *, routes: Sequence[BaseRoute], middleware: Sequence[Middleware],
+                 mcp: ASGIApp, admin_routes: Sequence[BaseRoute], admin_port: int | None,
                  **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fast = fast
-        self._admin = admin
+        super().__init__(routes=routes, middleware=middleware, **kwargs)
+        self._fast = wrap(mcp, middleware)
+        self._admin = wrap(StarletteRouter(admin_routes), middleware)
         self._admin_port = admin_port
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -77,6 +82,13 @@ class _Gateway(Starlette):
                     await self._fast(scope, receive, send)
                     return
         await super().__call__(scope, receive, send)
+
+
+def wrap(app: ASGIApp, middleware: Sequence[Middleware]) -> ASGIApp:
+    """``app`` inside ``middleware``, stacked as Starlette stacks it (the first outermost)."""
+    for cls, args, kwargs in reversed(middleware):
+        app = cls(app, *args, **kwargs)
+    return app
 
 
 ADMIN_PATHS = frozenset({"/readyz", "/metrics"})
@@ -188,18 +200,10 @@ def build_app(settings: Settings) -> Starlette:
                       master_key=lambda: source.master_key),
     ]
     check_host = is_loopback_host(settings.host)
-    app = _Gateway(routes=routes, lifespan=lifespan,
-                   middleware=[Middleware(OriginMiddleware, allowed=settings.allowed_origins,
-                                          allowed_hosts=settings.allowed_hosts,
-                                          check_host=check_host)],
-                   fast=OriginMiddleware(mcp, settings.allowed_origins,
-                                         allowed_hosts=settings.allowed_hosts,
-                                         check_host=check_host),
-                   admin=OriginMiddleware(StarletteRouter(operator_routes),
-                                          settings.allowed_origins,
-                                          allowed_hosts=settings.allowed_hosts,
-                                          check_host=check_host),
-                   admin_port=settings.admin_port)
+    middleware = [Middleware(OriginMiddleware, allowed=settings.allowed_origins,
+                             allowed_hosts=settings.allowed_hosts, check_host=check_host)]
+    app = _Gateway(routes=routes, lifespan=lifespan, middleware=middleware, mcp=mcp,
+                   admin_routes=operator_routes, admin_port=settings.admin_port)
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.metrics = metrics

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -139,8 +140,13 @@ class Router:
 
     async def request(self, live: Live, member: Member, session: Session | None,
                       msg: dict[str, Any], *, era: _records.Era, size: int = 0,
-                      way_back: _relay.Reply | None = None) -> dict[str, Any]:
+                      way_back: _relay.Reply | None = None,
+                      finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                      ) -> dict[str, Any]:
         """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record).
+
+        ``finish`` completes a result before it is encoded (the 2026-07-28 transport adds
+        ``resultType`` and its ``_meta``), so that a result is encoded once.
 
         Every request passes here once, ``initialize`` included (``session`` is None for an
         initialize on /mcp, which opens the session after this admitted it): it is counted
@@ -188,6 +194,8 @@ class Router:
                         self._idle.set()
             # What an upstream said may quote a key the gateway injected: blanked here, once,
             # for every era and transport (``_redact``).
+            if finish is not None and "result" in reply:
+                reply["result"] = finish(reply["result"])
             if method in RECORDED and "result" in reply:
                 reply["result"] = orjson.Fragment(redactor.encode(reply["result"]))
             else:
