@@ -20,8 +20,9 @@ from mcpyard import errors
 from mcpyard.compiler import access, naming
 from mcpyard.gateway import _catalog, _relay
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._runtime import Handle, Live, Runtime
-from mcpyard.gateway._runtime import capabilities as capabilities_of
+from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway._upstreams import Handle
+from mcpyard.gateway._upstreams import capabilities as capabilities_of
 from mcpyard.gateway.downstream._auth import Member
 from mcpyard.gateway.downstream._sessions import Session
 

@@ -27,7 +27,7 @@ from mcpyard.compiler import naming
 from mcpyard.gateway import _jsonrpc as rpc
 
 if TYPE_CHECKING:
-    from mcpyard.gateway._runtime import Handle
+    from mcpyard.gateway._upstreams import Handle
     from mcpyard.gateway.downstream._sessions import Session
 
 log = logging.getLogger("mcpyard.gateway")

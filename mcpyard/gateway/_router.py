@@ -414,15 +414,10 @@ class Router:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
-            upstream = handle.upstream
-            if upstream is not None and not upstream.healthy and handle.up:
-                self.runtime.mark_down(handle, upstream.last_error or str(exc))
             log.warning("member %s: %s failed: %s", member.key, name, exc)
             reply = rpc.error_from(id_, exc, slug=entry.slug)
             call.fail("upstream_error", reply["error"]["message"])
             return reply
-        if not handle.up:
-            self.runtime.discover_soon(handle)  # it answered: bring its tools back
         if result.get("isError") is True:
             call.fail("tool_error", None)  # the tool's own words are a result: not recorded
         return rpc.result(id_, _catalog.tool_result(entry.slug, result))
