@@ -29,7 +29,7 @@ from mcpyard.gateway.upstream._base import (
     UpstreamRPCError,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
-from mcpyard.gateway.upstream._http import KEEPALIVE, POOL_LIMIT
+from mcpyard.gateway.upstream._transport import KEEPALIVE, POOL_LIMIT
 
 _GET = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 _POST = {"Content-Type": "application/json"}
