@@ -288,9 +288,9 @@ class Router:
             latency_ms=(time.perf_counter() - t0) * 1000.0, request_bytes=request_bytes,
             response_bytes=response_bytes, config_revision=live.config.revision,
             git_commit=live.commit, source_revision=live.config.source.revision
-            if live.config.source is not None else None, limit_scope=call.scope)
+            if live.config.source is not None else None)
         if observe:
-            self.metrics.observe(record)
+            self.metrics.observe(record, limit_scope=call.scope)
         if _tracing.ON:
             _tracing.annotate(record)
         if self.recorder is not None and keep and (known in RECORDED or call.outcome != "ok"):

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
+from mcpyard.errors import Scope
 from mcpyard.gateway.services import _limits, _metrics
 from mcpyard.gateway.services._records import CallRecord
 
@@ -57,8 +58,7 @@ def anyio_backend() -> str:
 
 
 async def refusal_messages() -> dict[str, str]:
-    """Real Refusal messages, as the router puts them in a rate_limited record (with the
-    refusal's scope beside them)."""
+    """Real Refusal messages, as the router puts them in a rate_limited record."""
     limiter = _limits.MemoryLimiter()
     small = WS.model_copy(update={"requests_per_minute": 2})
     alice = MemberConfig(
@@ -85,16 +85,16 @@ async def test_records_become_counters_and_a_histogram() -> None:
         # A name that resolved to no server never becomes a tool label.
         replace(BASE, outcome="invalid_request", server=None, target="made_up__name"),
         replace(BASE, method="no/such/method", server=None, target=None, outcome="invalid_request"),
-        replace(BASE, outcome="rate_limited", server=None, error=refusals["member"],
-                limit_scope="member"),
-        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"],
-                limit_scope="workspace"),
-        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"],
-                limit_scope="workspace"),
+        replace(BASE, outcome="rate_limited", server=None, error=refusals["member"]),
+        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"]),
+        replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"]),
         replace(BASE, workspace="ops", outcome="denied", latency_ms=70_000.0),
     ]
+    # The router passes each refusal's own scope beside its record.
+    scopes: dict[str, Scope] = {refusals["member"]: "member",
+                                refusals["workspace"]: "workspace"}
     for r in records:
-        metrics.observe(r)
+        metrics.observe(r, limit_scope=scopes.get(r.error or ""))
     found = samples(metrics)
 
     requests = "mcpyard_requests_total"

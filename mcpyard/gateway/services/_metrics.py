@@ -27,6 +27,7 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from mcpyard import errors
 from mcpyard.gateway.services import _records
 
 DURATION_BUCKETS = (
@@ -157,8 +158,11 @@ class Metrics:
             tuple[Counter, Histogram, Counter | None, Histogram | None],
         ] = {}
 
-    def observe(self, record: _records.CallRecord) -> None:
-        """Count one finished request from its call record."""
+    def observe(self, record: _records.CallRecord, *,
+                limit_scope: errors.Scope | None = None) -> None:
+        """Count one finished request from its call record; ``limit_scope``: which rate limit
+        refused it (``rate_limited`` only; the refusal's own scope, never read from its
+        message)."""
         method = record.method if record.method in METHODS else "other"
         tool = record.target if method == "tools/call" and record.server is not None else None
         key = (record.workspace, method, record.outcome, record.server, tool)
@@ -183,7 +187,7 @@ class Metrics:
             tool_calls.inc()
             tool_duration.observe(record.latency_ms / 1000)  # type: ignore[union-attr]
         if record.outcome == "rate_limited":
-            self.rate_limited.labels(record.workspace, record.limit_scope or "workspace").inc()
+            self.rate_limited.labels(record.workspace, limit_scope or "workspace").inc()
 
     def auth_throttled(self, workspace: str) -> None:
         self.auth_throttled_total.labels(workspace).inc()

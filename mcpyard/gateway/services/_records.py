@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal, Protocol, get_args, runtime_checkable
@@ -98,9 +98,6 @@ class CallRecord:
     commit (``<sha>-dirty`` with uncommitted changes) under ``serve``; in a cluster the
     revision the Flux Kustomization or Argo CD Application applied, or the
     ``mcpyard.io/revision`` annotation. None when unknown."""
-    limit_scope: errors.Scope | None = field(default=None, metadata={"stored": False})
-    """Which rate limit refused the request (``rate_limited`` only), for the metrics; not a
-    column of the call log."""
 
     def __post_init__(self) -> None:
         # Free text only; the cheap `in` tests keep the common case off the regex.
@@ -117,9 +114,7 @@ class CallRecord:
         return iso(self.time)
 
 
-FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord)
-                                if f.metadata.get("stored", True))
-"""The stored fields, in column order."""
+FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
 
 
 def iso(epoch: float) -> str:
