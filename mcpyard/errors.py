@@ -20,8 +20,11 @@
 
 Callers tell errors apart by class, never by message. Messages are short, name the resource
 or file and field at fault, and never carry a secret value, a token or a URL's query string.
-Each adapter maps them in one place: the gateway to JSON-RPC errors
-(:func:`mcpyard.gateway._jsonrpc.error_from`); the CLI prints their message.
+The gateway maps them to JSON-RPC errors in one place
+(:func:`mcpyard.gateway._jsonrpc.error_from`); the operator does not map them to kopf
+errors: it writes their message (only theirs: anything else is named, not quoted) into the
+resource's status (``mcpyard.operator._runtime._sanitised``). ``mcpyard.kube.ApiError``, an
+answer of the API server, is an ``MCPyardError`` too.
 """
 
 from __future__ import annotations
