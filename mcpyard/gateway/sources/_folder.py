@@ -28,14 +28,14 @@ from pathlib import Path
 
 import watchfiles
 
-from mcpyard import compiler, errors, hub, manifests
+from mcpyard import compiler, hub, manifests
 from mcpyard.api._problem import Problem
-from mcpyard.compiler.config import SecretRef, WorkspaceConfig
-from mcpyard.crypto import vault as vault_
+from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.gateway._runtime import Runtime, SecretState
 from mcpyard.gateway._secrets import Decryptor
 from mcpyard.gateway.services import _records
 from mcpyard.gateway.services._metrics import Metrics
+from mcpyard.gateway.sources._local import LocalVault
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -201,38 +201,25 @@ class Reloader:
             await self.reload()
 
 
-class FolderSource:
+class FolderSource(LocalVault):
     """A folder of manifests (``mcpyard serve``): loaded before the gateway serves, then
     watched (see the module docstring)."""
 
     def __init__(self, folder: Path, *, state_dir: Path, age_key_file: Path | None,
                  age_key: str | None, debounce_ms: int, watch: bool) -> None:
+        super().__init__(state_dir)
         self.folder = folder
-        self._state_dir = state_dir
         self._age_key_file = age_key_file
         self._age_key = age_key
         self._debounce_ms = debounce_ms
         self._watch = watch
-        self._key: bytes | None = None
-        self._vault: vault_.Vault | None = None
         self.reloader: Reloader | None = None
 
     def __repr__(self) -> str:
         return f"<FolderSource {self.folder}>"
 
-    @property
-    def master_key(self) -> bytes | None:
-        return self._key
-
-    def reveal(self, ref: SecretRef) -> str:
-        if self._vault is None:
-            raise errors.SecretError("the vault is not open yet")
-        return self._vault.reveal(ref)
-
     async def open(self, runtime: Runtime, metrics: Metrics) -> None:
-        self._key = await asyncio.to_thread(vault_.load_or_create_master_key, self._state_dir)
-        self._vault = vault_.Vault(self._key)
-        decryptor = Decryptor(self._vault, age_key_file=self._age_key_file,
+        decryptor = Decryptor(await self.open_vault(), age_key_file=self._age_key_file,
                               age_key=self._age_key)
         self.reloader = Reloader(runtime, self.folder, decryptor,
                                  debounce_ms=self._debounce_ms, metrics=metrics)
