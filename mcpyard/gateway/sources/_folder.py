@@ -100,11 +100,9 @@ class Reloader:
             key = (p.namespace, p.kind, p.name)
             if key not in valid:
                 out.setdefault(key, self._line(p, loaded))
-        for err in loaded.errors:
-            for f, keys in self._files.items():
-                if err.startswith(f"{f}:"):
-                    for key in keys - valid:
-                        out.setdefault(key, err)
+        for err, f in zip(loaded.errors, loaded.error_files, strict=True):
+            for key in self._files.get(f, set()) - valid:
+                out.setdefault(key, err)
         return out
 
     async def reload(self) -> None:
@@ -135,11 +133,10 @@ class Reloader:
             log.error("%s", line)
             (problems[p.workspace] if p.workspace else general).append(line)
         # A file that did not parse: what it defined before is unreadable, so held (compiled).
-        unparsed = [f for f in self._files if any(e.startswith(f"{f}:") for e in loaded.errors)]
-        for err in loaded.errors:
+        unparsed = [f for f in self._files if f in set(loaded.error_files)]
+        for err, f in zip(loaded.errors, loaded.error_files, strict=True):
             log.error("%s", err)
-            owners = {ws for f in unparsed if err.startswith(f"{f}:")
-                      for ws in self._owners(self._files[f])}
+            owners = self._owners(self._files[f]) if f in self._files else set()
             for ws in sorted(owners):
                 problems[ws].append(err)
             if not owners:
