@@ -6,7 +6,7 @@ Writes ``--records`` call records spread over 30 days into a real SQLite call lo
 gateway's own schema and sink), then times what the Usage page asks for a 30-day period: the
 series per 12-hour bucket and the breakdowns by member, tool, server and outcome. "before"
 is the former way (every row of the period streamed into Python and grouped there), kept
-here as the reference; "after" is :mod:`mcpyard.gateway._calllog` (grouped in SQL, one row
+here as the reference; "after" is :mod:`mcpyard.gateway.services._calllog` (grouped in SQL, one row
 per group back). Both must give the same answers. The two alternate, best of ``--repeat``;
 wall and process CPU time (SQLite runs in this process) are printed in one JSON line.
 """
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mcpyard.gateway import _calllog, _records
+from mcpyard.gateway.services import _calllog, _records
 
 DAY = 86400.0
 OUTCOMES = ["ok"] * 90 + ["tool_error"] * 4 + ["upstream_error", "denied", "denied"] + [

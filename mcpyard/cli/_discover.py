@@ -22,7 +22,8 @@ from typing import Any
 from mcpyard import errors
 from mcpyard.cli import _common
 from mcpyard.gateway import Settings, build_app
-from mcpyard.gateway._runtime import Handle, Live, Runtime
+from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway._upstreams import Handle
 
 LIST_KEYS = ("prompts", "resources", "resourceTemplates")
 

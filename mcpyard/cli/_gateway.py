@@ -34,7 +34,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         from mcpyard import kube
-        from mcpyard.gateway._cluster import ClusterSource
+        from mcpyard.gateway.sources._cluster import ClusterSource
     except ModuleNotFoundError as exc:  # the kubernetes client is the `cluster` extra
         print(f"mcpyard gateway: {exc.name} is missing: pip install 'mcpyard[cluster]'",
               file=sys.stderr)

@@ -133,7 +133,7 @@ def _public_url(url: str | None) -> str | None:
 def records_options(args: argparse.Namespace) -> dict[str, Any]:
     """The Settings fields of --records-url and --retention-days (checked here, so that a
     wrong URL is a usage error naming the option, never echoing a password)."""
-    from mcpyard.gateway import _pgrecords
+    from mcpyard.gateway.services import _pgrecords
 
     url = args.records_url or None
     if url is not None and not _pgrecords.is_postgres(url):
@@ -207,7 +207,7 @@ def _banner(app: Any, settings: Any) -> None:
         f"Health: {settings.admin_url}/readyz",
     ]
     if settings.records:
-        from mcpyard.gateway import _pgrecords
+        from mcpyard.gateway.services import _pgrecords
 
         store = (_pgrecords.safe_url(settings.records_url) if settings.records_url
                  else settings.records_path)

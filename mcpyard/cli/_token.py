@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_revoke(args: argparse.Namespace) -> int:
-    from mcpyard.gateway import _pgrecords, _records
     from mcpyard.gateway.oauth._store import open_store
+    from mcpyard.gateway.services import _pgrecords, _records
 
     where: str | Path
     if args.records_url:

@@ -1,8 +1,9 @@
 """The one factory of the gateway application: :func:`build_app`.
 
-Routes are one list; the lifespan owns every long-lived resource (the vault, the upstreams,
-the reloader, the session sweeper, the health loop, the rate limiter, the call recorder) and
-closes them all on shutdown: the recorder is flushed before the upstreams close.
+Every part is built here and passed to the constructors of the parts that use it; routes are
+one list. The lifespan opens and closes what is long-lived (the configuration source and its
+vault, the upstreams, the session sweeper, the health loop, the rate limiter, the call
+recorder): the recorder is flushed before the upstreams close.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +19,27 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.routing import Router as StarletteRouter
+from starlette.types import ASGIApp
 
-from mcpyard.crypto import vault as vault_
-from mcpyard.gateway import (
-    _auth,
-    _limits,
-    _pgrecords,
-    _records,
-    _redact,
-    _secrets,
-    _tracing,
-    console,
-)
-from mcpyard.gateway._audit import AuditSink
+from mcpyard.gateway import _redact, _relay, console
 from mcpyard.gateway._docs import Docs
-from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._origin import OriginMiddleware, is_loopback_host
-from mcpyard.gateway._reload import Reloader
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway._settings import Settings
-from mcpyard.gateway._sse import SSEMessages, SSEStream
-from mcpyard.gateway._streamable import StreamableHTTP
+from mcpyard.gateway.downstream import _auth
+from mcpyard.gateway.downstream._origin import OriginMiddleware, is_loopback_host
+from mcpyard.gateway.downstream._sse import SSEMessages, SSEStream
+from mcpyard.gateway.downstream._streamable import StreamableHTTP
 from mcpyard.gateway.oauth import _pages
 from mcpyard.gateway.oauth import _service as _oauth
+from mcpyard.gateway.services import _limits, _pgrecords, _records, _tracing
+from mcpyard.gateway.services._audit import AuditSink
+from mcpyard.gateway.services._metrics import Metrics
+from mcpyard.gateway.sources import Source
+from mcpyard.gateway.sources._folder import FolderSource
+from mcpyard.gateway.sources._static import StaticSource
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -51,16 +47,20 @@ log = logging.getLogger("mcpyard.gateway")
 class _Gateway(Starlette):
     """Starlette, with a short way in for ``/ws/<name>/mcp``, the hot path.
 
-    Every MCP call would otherwise walk three middleware layers and the route table before
-    reaching a raw ASGI endpoint; the short way applies the same Origin check and calls the
-    same endpoint. Everything else (and any path it does not recognise) takes the full way.
+    Every MCP call would otherwise walk Starlette's error and exception layers and the route
+    table before reaching a raw ASGI endpoint (which answers its own errors). The short way
+    runs the app's own middleware, the very list given to Starlette (:func:`wrap`), around
+    the same endpoint: a middleware added to that list applies to ``/mcp`` too. So does the
+    admin port's way in. Everything else (and any path it does not recognise) takes the full
+    way.
     """
 
-    def __init__(self, *args: Any, fast: Any, admin: Any = None, admin_port: int | None = None,
+    def __init__(self, *, routes: Sequence[BaseRoute], middleware: Sequence[Middleware],
+                 mcp: ASGIApp, admin_routes: Sequence[BaseRoute], admin_port: int | None,
                  **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._fast = fast
-        self._admin = admin
+        super().__init__(routes=routes, middleware=middleware, **kwargs)
+        self._fast = wrap(mcp, middleware)
+        self._admin = wrap(StarletteRouter(admin_routes), middleware)
         self._admin_port = admin_port
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -86,37 +86,58 @@ class _Gateway(Starlette):
         await super().__call__(scope, receive, send)
 
 
+def wrap(app: ASGIApp, middleware: Sequence[Middleware]) -> ASGIApp:
+    """``app`` inside ``middleware``, stacked as Starlette stacks it (the first outermost)."""
+    for cls, args, kwargs in reversed(middleware):
+        app = cls(app, *args, **kwargs)
+    return app
+
+
 ADMIN_PATHS = frozenset({"/readyz", "/metrics"})
 """Served on the admin port alone when there is one: they name workspaces, servers and
 upstream errors. (``/healthz`` says only "ok" and stays on both, for liveness probes.)"""
 
 
-class _Unsealed:
-    """The secret source until the lifespan opened the vault."""
-
-    def reveal(self, ref: Any) -> str:
-        from mcpyard import errors
-
-        raise errors.SecretError("the vault is not open yet")
-
-
 def build_app(settings: Settings) -> Starlette:
-    """The gateway as an ASGI application; ``app.state.runtime`` is its live configuration."""
+    """The gateway as an ASGI application; ``app.state.runtime`` is its live configuration.
+
+    Every part is made here and handed to the parts that use it; the lifespan only opens and
+    closes them (the source's vault and first load, the call-record sinks, the loops)."""
     workdir = (settings.manifests or Path.cwd()).absolute()
     metrics = Metrics()
-    runtime = Runtime(factory=settings.upstream_factory, secrets=_Unsealed(), workdir=workdir,
+    source = settings.source or _source(settings)
+    relays = _relay.Relays()
+    runtime = Runtime(factory=settings.upstream_factory, secrets=source, workdir=workdir,
                       session_idle_seconds=settings.session_idle_seconds,
-                      health_interval=settings.health_interval, metrics=metrics)
-    router = Router(runtime, page_size=settings.page_size, metrics=metrics)
+                      health_interval=settings.health_interval, metrics=metrics,
+                      on_notification=relays.on_notification)
+    recorder = _recorder(settings, metrics)
+    if settings.redis_url is not None:
+        metrics.rate_limit_backend_up.set(1)
+    limiter = _limits.create_limiter(settings.redis_url,
+                                     on_state=metrics.rate_limit_backend_up.set)
+    oauth = _oauth.OAuth(
+        runtime, settings.records_store, redis_url=settings.redis_url,
+        public_url=settings.public_url,
+        allow_private_metadata=settings.oauth_private_metadata,
+        metadata_ca_file=settings.oauth_metadata_ca_file,
+        oidc_ca_file=settings.oidc_ca_file,
+        recheck_seconds=settings.oauth_recheck_seconds,
+        master_key=lambda: source.master_key) if settings.oauth else None
+    router = Router(runtime, relays=relays, oauth=oauth, page_size=settings.page_size,
+                    metrics=metrics,
+                    limiter=limiter, recorder=recorder,
+                    failures=_auth.Failures(settings.auth_failures_per_minute,
+                                            settings.auth_record_seconds, settings.clock))
 
     async def healthz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> JSONResponse:
         serving, body = runtime.readiness()
-        body["rateLimits"] = router.limiter.status()
-        if router.recorder is not None:
-            body["callRecords"] = router.recorder.status()
+        body["rateLimits"] = limiter.status()
+        if recorder is not None:
+            body["callRecords"] = recorder.status()
         return JSONResponse(body, status_code=200 if serving else 503)
 
     async def metrics_text(request: Request) -> Response:
@@ -125,61 +146,27 @@ def build_app(settings: Settings) -> Starlette:
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    master_key: list[bytes] = []
-    """The master key once loaded here (else the source holds it): the console derives its
-    cookie key from it."""
-
-    def current_master_key() -> bytes | None:
-        return master_key[0] if master_key else getattr(settings.source, "master_key", None)
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        source = settings.source
-        if source is None:  # else the source opens the vault with the key it holds
-            key = await asyncio.to_thread(vault_.load_or_create_master_key, settings.state_dir)
-            master_key.append(key)
-            vault = vault_.Vault(key)
-            runtime.secrets = vault
         loops: list[asyncio.Task[Any]] = []
         # Log lines may quote what an upstream said: the live redactor blanks injected values.
         redaction = _redact.LogFilter(lambda: runtime.redactor)
         for name in _redact.LOGGERS:
             logging.getLogger(name).addFilter(redaction)
-        recorder = await asyncio.to_thread(_recorder, settings, metrics)
         if recorder is not None:
+            await recorder.open()
             recorder.start()
-            router.recorder = recorder
             if settings.retention_days > 0:
                 loops.append(asyncio.create_task(recorder.keep_for(settings.retention_days),
                                                  name="mcpyard-retention"))
-        if settings.redis_url is not None:
-            metrics.rate_limit_backend_up.set(1)
-        router.limiter = _limits.create_limiter(settings.redis_url,
-                                                on_state=metrics.rate_limit_backend_up.set)
-        router.failures = _auth.Failures(settings.auth_failures_per_minute,
-                                         settings.auth_record_seconds, settings.clock)
         if oauth is not None:  # after the recorder: the same database, migrated by then
             await asyncio.to_thread(oauth.open)
-            router.oauth = oauth
         try:
-            if source is not None:
-                loops.append(asyncio.create_task(source.run(runtime, metrics),
-                                                 name="mcpyard-source"))
-            elif settings.manifests is not None:
-                decryptor = _secrets.Decryptor(vault, age_key_file=settings.age_key_file,
-                                               age_key=settings.age_key)
-                reloader = Reloader(runtime, settings.manifests, decryptor,
-                                    debounce_ms=settings.reload_debounce_ms, metrics=metrics)
-                app.state.reloader = reloader
-                await reloader.reload()
-                if settings.watch:
-                    loops.append(asyncio.create_task(reloader.watch(), name="mcpyard-watch"))
-                    # One pass of the loop lets the watcher register before startup completes
-                    # (watchfiles sets up inotify before its first await).
-                    await asyncio.sleep(0)
-            else:
-                state = _secrets.seal_static(vault, dict(settings.secrets))
-                runtime.apply(dict(settings.workspaces or {}), secrets=state)
+            await source.open(runtime, metrics)
+            loops.append(asyncio.create_task(source.run(runtime, metrics), name="mcpyard-source"))
+            # One pass of the loop lets a folder's watcher register before startup completes
+            # (watchfiles sets up inotify before its first await).
+            await asyncio.sleep(0)
             loops.append(asyncio.create_task(runtime.sessions.run_sweeper(),
                                              name="mcpyard-sweeper"))
             loops.append(asyncio.create_task(runtime.run_health(), name="mcpyard-health"))
@@ -192,15 +179,13 @@ def build_app(settings: Settings) -> Starlette:
             # Write them all before the upstreams (and the stdio servers) go.
             if recorder is not None:
                 router.flush_failures()
-                router.recorder = None
                 await recorder.close()
             if oauth is not None:
-                router.oauth = None
                 await asyncio.to_thread(oauth.close)
             try:
                 await runtime.close()
             finally:
-                await router.limiter.close()
+                await limiter.close()
                 for name in _redact.LOGGERS:
                     logging.getLogger(name).removeFilter(redaction)
 
@@ -213,14 +198,6 @@ def build_app(settings: Settings) -> Starlette:
     if _tracing.enable():  # OTEL_EXPORTER_OTLP_ENDPOINT: a span per MCP request
         mcp, sse, messages = (_tracing.Middleware(a) for a in (mcp, sse, messages))
     docs = Docs(runtime)
-    oauth = _oauth.OAuth(
-        runtime, settings.records_store, redis_url=settings.redis_url,
-        public_url=settings.public_url,
-        allow_private_metadata=settings.oauth_private_metadata,
-        metadata_ca_file=settings.oauth_metadata_ca_file,
-        oidc_ca_file=settings.oidc_ca_file,
-        recheck_seconds=settings.oauth_recheck_seconds,
-        master_key=current_master_key) if settings.oauth else None
     operator_routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
@@ -236,24 +213,16 @@ def build_app(settings: Settings) -> Starlette:
         Route("/ws/{workspace}/docs/{slug}", docs.page, methods=["GET"]),
         *(_pages.Pages(oauth).routes() if oauth is not None else ()),
         console.mount(runtime, settings.records_store if settings.records else None,
-                      master_key=current_master_key, oauth=oauth),
+                      master_key=lambda: source.master_key, oauth=oauth),
     ]
     check_host = is_loopback_host(settings.host)
     allowed_origins = tuple(settings.allowed_origins)
     if settings.public_url:  # the sign-in and consent pages post back to it
         allowed_origins += (settings.public_url.rstrip("/"),)
-    app = _Gateway(routes=routes, lifespan=lifespan,
-                   middleware=[Middleware(OriginMiddleware, allowed=allowed_origins,
-                                          allowed_hosts=settings.allowed_hosts,
-                                          check_host=check_host)],
-                   fast=OriginMiddleware(mcp, allowed_origins,
-                                         allowed_hosts=settings.allowed_hosts,
-                                         check_host=check_host),
-                   admin=OriginMiddleware(StarletteRouter(operator_routes),
-                                          allowed_origins,
-                                          allowed_hosts=settings.allowed_hosts,
-                                          check_host=check_host),
-                   admin_port=settings.admin_port)
+    middleware = [Middleware(OriginMiddleware, allowed=allowed_origins,
+                             allowed_hosts=settings.allowed_hosts, check_host=check_host)]
+    app = _Gateway(routes=routes, lifespan=lifespan, middleware=middleware, mcp=mcp,
+                   admin_routes=operator_routes, admin_port=settings.admin_port)
     app.state.runtime = runtime
     app.state.settings = settings
     app.state.metrics = metrics
@@ -261,18 +230,33 @@ def build_app(settings: Settings) -> Starlette:
     return app
 
 
+def _source(settings: Settings) -> Source:
+    """The source of a gateway without a ``settings.source``: its folder, or its fixed
+    configurations."""
+    if settings.manifests is not None:
+        return FolderSource(settings.manifests, state_dir=settings.state_dir,
+                            age_key_file=settings.age_key_file, age_key=settings.age_key,
+                            debounce_ms=settings.reload_debounce_ms, watch=settings.watch)
+    return StaticSource(settings.workspaces or {}, settings.secrets, state_dir=settings.state_dir)
+
+
 def _recorder(settings: Settings, metrics: Metrics) -> _records.Recorder | None:
-    """The recorder over the configured sinks, or None when no sink is (blocking: it opens
-    the database, so that a bad path fails at start-up)."""
-    sinks: list[_records.RecordSink] = []
-    if settings.records and settings.records_url:
-        sinks.append(_pgrecords.PostgresSink(settings.records_url))
-    elif settings.records:
-        sinks.append(_records.SQLiteSink(settings.records_path))
-    if settings.audit_log:
-        sinks.append(AuditSink(settings.audit_log))
-    if not sinks:
+    """The recorder over the configured sinks, or None when no sink is. The sinks open in the
+    lifespan (:meth:`_records.Recorder.open`: it opens the database, so that a bad path fails
+    at start-up)."""
+    if not (settings.records or settings.audit_log):
         return None
+
+    def sinks() -> list[_records.RecordSink]:
+        out: list[_records.RecordSink] = []
+        if settings.records and settings.records_url:
+            out.append(_pgrecords.PostgresSink(settings.records_url))
+        elif settings.records:
+            out.append(_records.SQLiteSink(settings.records_path))
+        if settings.audit_log:
+            out.append(AuditSink(settings.audit_log))
+        return out
+
     metrics.records_sink_up.set(1)
     return _records.Recorder(sinks, on_drop=metrics.record_dropped,
                              on_state=metrics.records_sink_up.set)

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from mcpyard import errors
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import MemberConfig, ServerConfig
 from mcpyard.discovery import pins, search
@@ -197,10 +198,6 @@ def withheld(server: ServerConfig, items: Iterable[Any]) -> dict[str, pins.Reaso
     return pins.split(server, _dicts(items))[1]
 
 
-class InvalidCursor(ValueError):
-    pass
-
-
 def page(kind: Kind, view: View, cursor: Any, size: int) -> dict[str, Any]:
     """One page of a member's list result."""
     start = 0
@@ -219,9 +216,9 @@ def _decode(kind: Kind, cursor: Any) -> str:
         tag, after = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
     except (AttributeError, ValueError, TypeError, UnicodeError, binascii.Error,
             orjson.JSONDecodeError):
-        raise InvalidCursor("invalid cursor") from None
+        raise errors.InvalidCursor("invalid cursor") from None
     if tag != kind.cursor or not isinstance(after, str):
-        raise InvalidCursor("invalid cursor")
+        raise errors.InvalidCursor("invalid cursor")
     return after
 
 

@@ -21,8 +21,10 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from mcpyard import hub
 from mcpyard.compiler import access
 from mcpyard.discovery import docs, manifest
-from mcpyard.gateway import _auth, _catalog
-from mcpyard.gateway._runtime import Handle, Live, Runtime
+from mcpyard.gateway import _catalog
+from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway._upstreams import Handle
+from mcpyard.gateway.downstream import _auth
 
 
 def hub_info(name: str | None) -> manifest.HubInfo | None:

@@ -6,12 +6,10 @@ them. :func:`error_from` is the single place that maps mcpyard errors to JSON-RP
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import errno
+from typing import Any
 
 from mcpyard import errors
-
-if TYPE_CHECKING:
-    from mcpyard.gateway._limits import Refusal
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -44,7 +42,7 @@ def error(id_: Id, code: int, message: str, data: Any = None) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
-def rate_limited(id_: Id, refusal: Refusal) -> dict[str, Any]:
+def rate_limited(id_: Id, refusal: errors.RateLimited) -> dict[str, Any]:
     return error(id_, RATE_LIMITED, refusal.message, {
         "retryAfter": refusal.retry_after, "scope": refusal.scope, "limit": refusal.limit})
 
@@ -76,19 +74,19 @@ def valid_id(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
 
-def error_from(id_: Id, exc: errors.MCPyardError, *, slug: str) -> dict[str, Any]:
-    """The JSON-RPC error for a failure on the upstream hop of server ``slug``.
+def error_from(id_: Id, exc: errors.MCPyardError | OSError | TimeoutError, *,
+               slug: str) -> dict[str, Any]:
+    """The JSON-RPC error for a failure on the upstream hop of server ``slug``: the one place
+    the gateway maps errors (by class, never by message) to JSON-RPC.
 
-    An upstream's own JSON-RPC error passes through as is; anything else becomes a gateway
-    error naming the server (upstream messages are already free of secrets and URL queries).
+    An upstream's own JSON-RPC error passes through as is; a timeout is
+    :data:`REQUEST_TIMEOUT`; anything else :data:`UPSTREAM_UNAVAILABLE`, naming the server
+    (upstream messages are already free of secrets and URL queries).
     """
-    from mcpyard.gateway.upstream._base import UpstreamRPCError
-
-    if isinstance(exc, UpstreamRPCError):
+    if isinstance(exc, errors.UpstreamRPCError):
         return error(id_, exc.code, exc.rpc_message, exc.data)
-    if isinstance(exc, TimeoutError):
-        return error(id_, REQUEST_TIMEOUT, f"server {slug} did not answer in time")
     text = str(exc) or exc.__class__.__name__
-    if "timed out" in text or "timeout" in text.lower():
+    if isinstance(exc, errors.UpstreamTimeout | TimeoutError) or (
+            isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT):
         return error(id_, REQUEST_TIMEOUT, f"server {slug}: {text}")
     return error(id_, UPSTREAM_UNAVAILABLE, f"server {slug} is unavailable: {text}")

@@ -20,11 +20,11 @@ from mcpyard import errors
 from mcpyard.compiler import access, naming
 from mcpyard.gateway import _catalog, _relay
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._auth import Member
-from mcpyard.gateway._runtime import Handle, Live, Runtime
-from mcpyard.gateway._runtime import capabilities as capabilities_of
-from mcpyard.gateway._sessions import Session
-from mcpyard.gateway.upstream._base import UpstreamRPCError
+from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway._upstreams import Handle
+from mcpyard.gateway._upstreams import capabilities as capabilities_of
+from mcpyard.gateway.downstream._auth import Member
+from mcpyard.gateway.downstream._sessions import Session
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -58,11 +58,11 @@ def offers_subscribe(handle: Handle) -> bool:
 
 
 class Methods:
-    def __init__(self, runtime: Runtime, page_size: int, subscriptions: _relay.Subscriptions
-                 ) -> None:
+    def __init__(self, runtime: Runtime, page_size: int, relays: _relay.Relays) -> None:
         self.runtime = runtime
         self.page_size = page_size
-        self.subscriptions = subscriptions
+        self.relays = relays
+        self.subscriptions = relays.subscriptions
         self.handlers: dict[str, Handler] = {
             "prompts/list": self._lister(_catalog.PROMPTS),
             "resources/list": self._lister(_catalog.RESOURCES),
@@ -100,7 +100,7 @@ class Methods:
             try:
                 page = _catalog.page(kind, live.catalog_view(kind, member.config), cursor,
                                      self.page_size)
-            except _catalog.InvalidCursor:
+            except errors.InvalidCursor:
                 return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
             return rpc.result(id_, page)
 
@@ -178,7 +178,7 @@ class Methods:
                              {"uri": uri})
         try:
             await self.subscriptions.add(handle, parts[1], session)
-        except UpstreamRPCError as exc:
+        except errors.UpstreamRPCError as exc:
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             return _failure(id_, exc, handle.slug)
@@ -246,8 +246,8 @@ class Methods:
         handle = live.handles[slug]
         session.used.add(handle)
         try:
-            result = await _relay.call(handle, method, params, session, reply)
-        except UpstreamRPCError as exc:
+            result = await self.relays.call(handle, method, params, session, reply)
+        except errors.UpstreamRPCError as exc:
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             log.warning("member %s: %s on %s failed: %s", member.key, method, slug, exc)
@@ -255,10 +255,9 @@ class Methods:
         return rpc.result(id_, result)
 
 
-def _failure(id_: rpc.Id, exc: BaseException, slug: str) -> dict[str, Any]:
-    if isinstance(exc, errors.MCPyardError):
-        return rpc.error_from(id_, exc, slug=slug)
-    return rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__), slug=slug)
+def _failure(id_: rpc.Id, exc: errors.MCPyardError | OSError | TimeoutError,
+             slug: str) -> dict[str, Any]:
+    return rpc.error_from(id_, exc, slug=slug)
 
 
 def _error_uri(outcome: dict[str, Any], slug: str, original: str, uri: str) -> None:

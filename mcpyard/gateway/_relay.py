@@ -2,8 +2,8 @@
 own requests (sampling, elicitation, roots), plus resource-update subscriptions.
 
 A :class:`Reply` is one downstream request's way back, supplied by its transport (the POST's
-event stream, the legacy SSE stream, a modern response stream). :func:`call` hands the upstream
-client a per-request :class:`UpstreamRelay` that delivers what the upstream sends before its
+event stream, the legacy SSE stream, a modern response stream). :meth:`Relays.call` hands the
+upstream client a per-request :class:`Relay` that delivers what the upstream sends before its
 answer onto that Reply and nowhere else, so a second member never sees the first member's
 server-to-client request. A progress token is replaced by a gateway-wide unique one on the
 upstream hop (two clients' tokens never meet on a shared upstream session) and put back on the
@@ -27,16 +27,14 @@ from mcpyard.compiler import naming
 from mcpyard.gateway import _jsonrpc as rpc
 
 if TYPE_CHECKING:
-    from mcpyard.gateway._runtime import Handle, Runtime
-    from mcpyard.gateway._sessions import Session
+    from mcpyard.gateway._upstreams import Handle
+    from mcpyard.gateway.downstream._sessions import Session
 
 log = logging.getLogger("mcpyard.gateway")
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 SERVER_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 MAX_INPUT_ROUNDS = 10
-_tokens = itertools.count(1)
-_by_token: dict[str, Relay] = {}
 
 
 class Reply(Protocol):
@@ -70,14 +68,10 @@ class Reply(Protocol):
     def ask(self, method: str, params: dict[str, Any] | None) -> Awaitable[dict[str, Any]]:
         """Send a request to the client and wait for its JSON-RPC response message.
 
-        Raises :class:`CannotAsk` when this transport has no way to (a modern client, or a
-        client that does not accept an event stream).
+        Raises :class:`mcpyard.errors.CannotAsk` when this transport has no way to (a modern
+        client, or a client that does not accept an event stream).
         """
         ...
-
-
-class CannotAsk(Exception):
-    """The downstream client cannot be asked (the caller answers the upstream with an error)."""
 
 
 class Relay:
@@ -86,11 +80,12 @@ class Relay:
     __slots__ = ("capabilities", "client_token", "headers", "log_level_name", "reply", "slug",
                  "token")
 
-    def __init__(self, reply: Reply, slug: str, client_token: Any) -> None:
+    def __init__(self, reply: Reply, slug: str, client_token: Any, token: str | None) -> None:
         self.reply = reply
         self.slug = slug
         self.client_token = client_token
-        self.token = f"mcpyard-{next(_tokens)}" if client_token is not None else None
+        self.token = token
+        """The gateway's progress token for the upstream hop (None: the client sent none)."""
         # What a 2026-07-28 upstream reads from the envelope: the client's own capabilities,
         # the level it asked for, and its Mcp-Param-* headers.
         self.capabilities = reply.capabilities
@@ -128,7 +123,7 @@ class Relay:
         params = message.get("params")
         try:
             answer = await self.reply.ask(method, params if isinstance(params, dict) else None)
-        except CannotAsk as exc:
+        except errors.CannotAsk as exc:
             return rpc.error(rid, rpc.METHOD_NOT_FOUND, str(exc) or
                              f"the client cannot answer {method} now")
         out = {k: v for k, v in answer.items() if k in ("result", "error")}
@@ -137,42 +132,73 @@ class Relay:
         return {"jsonrpc": "2.0", "id": rid, **out}
 
 
-async def call(handle: Handle, method: str, params: dict[str, Any], session: Session,
-               reply: Reply | None) -> dict[str, Any]:
-    """``method`` on ``handle`` for ``session``, relaying what comes back before the answer."""
-    if reply is None:
-        return await handle.request(method, params, session.owner, handle.server.timeout_seconds)
-    meta = params.get("_meta")
-    if not isinstance(meta, dict):
-        meta = {}
-    client_token = meta.get("progressToken")
-    relay = Relay(reply, handle.slug, client_token)
-    if relay.token is not None:
-        params = {**params, "_meta": {**meta, "progressToken": relay.token}}
-        # Progress an upstream client cannot attribute to a request (several in flight on one
-        # stdio process) still finds its way here by the token.
-        _by_token[relay.token] = relay
-    try:
+class Relays:
+    """The ways back of the requests in flight, and the resource subscriptions: where an
+    upstream notification outside any request goes (:meth:`on_notification`, the runtime's
+    hook). One per gateway; progress tokens are unique within it."""
+
+    def __init__(self) -> None:
+        self._tokens = itertools.count(1)
+        self._by_token: dict[str, Relay] = {}
+        self.subscriptions = Subscriptions()
+
+    async def call(self, handle: Handle, method: str, params: dict[str, Any],
+                   session: Session, reply: Reply | None) -> dict[str, Any]:
+        """``method`` on ``handle`` for ``session``, relaying what comes back before the
+        answer."""
+        if reply is None:
+            return await handle.request(method, params, session.owner,
+                                        handle.server.timeout_seconds)
+        meta = params.get("_meta")
+        if not isinstance(meta, dict):
+            meta = {}
+        client_token = meta.get("progressToken")
+        token = f"mcpyard-{next(self._tokens)}" if client_token is not None else None
+        relay = Relay(reply, handle.slug, client_token, token)
+        if token is not None:
+            params = {**params, "_meta": {**meta, "progressToken": token}}
+            # Progress an upstream client cannot attribute to a request (several in flight on
+            # one stdio process) still finds its way here by the token.
+            self._by_token[token] = relay
+        try:
+            return await _input_rounds(handle, method, params, session, reply, relay)
+        finally:
+            if token is not None:
+                del self._by_token[token]
+
+    def on_notification(self, handle: Handle, message: dict[str, Any]) -> None:
+        """An upstream notification the runtime does not handle itself: a resource update
+        goes to the sessions subscribed, progress to the request that carries its token."""
+        method = message.get("method")
+        if method == "notifications/resources/updated":
+            self.subscriptions.updated(handle, message)
+        elif method == "notifications/progress":
+            params = message.get("params")
+            token = params.get("progressToken") if isinstance(params, dict) else None
+            relay = self._by_token.get(token) if isinstance(token, str) else None
+            if relay is not None:
+                relay.notify(message)
+
+
+async def _input_rounds(handle: Handle, method: str, params: dict[str, Any], session: Session,
+                        reply: Reply, relay: Relay) -> dict[str, Any]:
+    result = await handle.request(method, params, session.owner,
+                                  handle.server.timeout_seconds, relay=relay)
+    rounds = 0
+    while result.get("resultType") == "input_required" and not reply.modern:
+        # A 2026-07-28 upstream wants input; a handshake-era client answers requests:
+        # ask it each one, then send the call again with the answers and the state.
+        rounds += 1
+        if rounds > MAX_INPUT_ROUNDS:
+            raise errors.UpstreamError(f"{handle.slug}: asked for input {rounds} times")
+        params = {**params, "inputResponses": await _answers(reply, result)}
+        if "requestState" in result:
+            params["requestState"] = result["requestState"]
+        else:
+            params.pop("requestState", None)
         result = await handle.request(method, params, session.owner,
                                       handle.server.timeout_seconds, relay=relay)
-        rounds = 0
-        while result.get("resultType") == "input_required" and not reply.modern:
-            # A 2026-07-28 upstream wants input; a handshake-era client answers requests:
-            # ask it each one, then send the call again with the answers and the state.
-            rounds += 1
-            if rounds > MAX_INPUT_ROUNDS:
-                raise errors.UpstreamError(f"{handle.slug}: asked for input {rounds} times")
-            params = {**params, "inputResponses": await _answers(reply, result)}
-            if "requestState" in result:
-                params["requestState"] = result["requestState"]
-            else:
-                params.pop("requestState", None)
-            result = await handle.request(method, params, session.owner,
-                                          handle.server.timeout_seconds, relay=relay)
-        return result
-    finally:
-        if relay.token is not None:
-            del _by_token[relay.token]
+    return result
 
 
 async def _answers(reply: Reply, result: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +214,7 @@ async def _answers(reply: Reply, result: dict[str, Any]) -> dict[str, Any]:
         try:
             answer = await reply.ask(request["method"], params if isinstance(params, dict)
                                      else None)
-        except CannotAsk:
+        except errors.CannotAsk:
             continue  # left out: the upstream asks again or gives up
         if isinstance(answer.get("result"), dict):
             out[key] = answer["result"]
@@ -245,20 +271,3 @@ class Subscriptions:
         note = {**message, "params": {**params, "uri": naming.resource_uri(handle.slug, uri)}}
         for session in list(sessions):
             session.push(note)
-
-
-def upstream_notifications(runtime: Runtime, subscriptions: Subscriptions) -> Any:
-    """The runtime's hook for upstream notifications outside any request."""
-
-    def on(handle: Handle, message: dict[str, Any]) -> None:
-        method = message.get("method")
-        if method == "notifications/resources/updated":
-            subscriptions.updated(handle, message)
-        elif method == "notifications/progress":
-            params = message.get("params")
-            token = params.get("progressToken") if isinstance(params, dict) else None
-            relay = _by_token.get(token) if isinstance(token, str) else None
-            if relay is not None:
-                relay.notify(message)
-
-    return on

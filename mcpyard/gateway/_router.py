@@ -21,29 +21,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import (
-    _auth,
-    _catalog,
-    _limits,
-    _methods,
-    _metrics,
-    _records,
-    _redact,
-    _relay,
-    _toolsearch,
-    _tracing,
-)
+from mcpyard.gateway import _catalog, _methods, _redact, _relay, _toolsearch
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway._sessions import Session
-from mcpyard.gateway.upstream._base import UpstreamRPCError
+from mcpyard.gateway.downstream import _auth
+from mcpyard.gateway.downstream._auth import Member
+from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.gateway.services import _limits, _metrics, _records, _tracing
+
+if TYPE_CHECKING:
+    from mcpyard.gateway.oauth._service import OAuth
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -84,13 +78,14 @@ def initialize_result(live: Live, version: str) -> dict[str, Any]:
 class _Call:
     """What the router learned while answering one request: the facts of its call record."""
 
-    __slots__ = ("error", "outcome", "server", "target")
+    __slots__ = ("error", "outcome", "scope", "server", "target")
 
     def __init__(self) -> None:
         self.server: str | None = None
         self.target: str | None = None
         self.outcome: _records.Outcome = "ok"
         self.error: str | None = None
+        self.scope: _limits.Scope | None = None
 
     def fail(self, outcome: _records.Outcome, error: str | None) -> None:
         self.outcome, self.error = outcome, error
@@ -122,38 +117,42 @@ def _target(method: str, params: Any) -> str | None:
 
 
 class Router:
-    """Answers requests; the limiter, the recorder and the metrics are the services it calls.
+    """Answers requests; the limiter, the recorder, the metrics and the relays are the
+    services it calls, each given to the constructor (the app's lifespan opens and closes
+    those that hold connections, files or tasks)."""
 
-    ``limiter`` and ``recorder`` are set by the app's lifespan (they own connections, files
-    and tasks); until then limits are kept in memory and nothing is recorded.
-    """
-
-    def __init__(self, runtime: Runtime, *, page_size: int, metrics: _metrics.Metrics) -> None:
+    def __init__(self, runtime: Runtime, *, relays: _relay.Relays, page_size: int,
+                 metrics: _metrics.Metrics, limiter: _limits.RateLimiter,
+                 recorder: _records.Recorder | None, failures: _auth.Failures,
+                 oauth: OAuth | None = None) -> None:
         self.runtime = runtime
+        self.relays = relays
         self.page_size = page_size
         self.metrics = metrics
-        self.limiter: _limits.RateLimiter = _limits.MemoryLimiter()
-        self.recorder: _records.Recorder | None = None
-        self.failures = _auth.Failures()
-        self.oauth: Any = None
-        """The OAuth service (:class:`mcpyard.gateway.oauth._service.OAuth`) when the
-        workspaces take OAuth access tokens; set by the app."""
+        self.limiter = limiter
+        self.recorder = recorder
+        """None when no call record is kept."""
+        self.failures = failures
+        """Failed authentications per client address."""
+        self.oauth = oauth
+        """The OAuth service when the workspaces take OAuth access tokens, else None."""
         self.draining = False
         """Set by :meth:`drain`: new requests are refused."""
         self.drain_seconds = 0.0
         self._cut = False
         self._inflight: set[asyncio.Task[Any]] = set()
         self._idle = asyncio.Event()
-        """Failed authentications per client address (the app sets its limits)."""
-        self.subscriptions = _relay.Subscriptions()
-        self.methods = _methods.Methods(runtime, page_size, self.subscriptions)
-        runtime.on_upstream_notification = _relay.upstream_notifications(runtime,
-                                                                         self.subscriptions)
+        self.methods = _methods.Methods(runtime, page_size, relays)
 
     async def request(self, live: Live, member: Member, session: Session | None,
                       msg: dict[str, Any], *, era: _records.Era, size: int = 0,
-                      way_back: _relay.Reply | None = None) -> dict[str, Any]:
+                      way_back: _relay.Reply | None = None,
+                      finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+                      ) -> dict[str, Any]:
         """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record).
+
+        ``finish`` completes a result before it is encoded (the 2026-07-28 transport adds
+        ``resultType`` and its ``_meta``), so that a result is encoded once.
 
         Every request passes here once, ``initialize`` included (``session`` is None for an
         initialize on /mcp, which opens the session after this admitted it): it is counted
@@ -176,6 +175,7 @@ class Router:
             reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
         elif refusal is not None:
             call.fail("rate_limited", refusal.message)
+            call.scope = refusal.scope
             reply = rpc.rate_limited(msg["id"], refusal)
         else:
             redactor = self.runtime.redactor
@@ -200,6 +200,8 @@ class Router:
                         self._idle.set()
             # What an upstream said may quote a key the gateway injected: blanked here, once,
             # for every era and transport (``_redact``).
+            if finish is not None and "result" in reply:
+                reply["result"] = finish(reply["result"])
             if method in RECORDED and "result" in reply:
                 reply["result"] = orjson.Fragment(redactor.encode(reply["result"]))
             else:
@@ -296,7 +298,7 @@ class Router:
             oauth_client=member.client if member is not None else None,
             oauth_grant=member.grant if member is not None else None)
         if observe:
-            self.metrics.observe(record)
+            self.metrics.observe(record, limit_scope=call.scope)
         if _tracing.ON:
             _tracing.annotate(record)
         if self.recorder is not None and keep and (known in RECORDED or call.outcome != "ok"):
@@ -380,7 +382,7 @@ class Router:
         try:
             page = _catalog.page(_catalog.TOOLS, live.view(member.config), cursor,
                                  self.page_size)
-        except _catalog.InvalidCursor:
+        except errors.InvalidCursor:
             call.fail("invalid_request", "unknown cursor")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: unknown cursor")
         return rpc.result(id_, page)
@@ -415,24 +417,15 @@ class Router:
         session.used.add(handle)
         try:
             with (_tracing.upstream_span(entry.slug, name) if _tracing.ON else _tracing.NOOP):
-                result = await _relay.call(handle, "tools/call", forwarded, session, way_back)
-        except UpstreamRPCError as exc:
+                result = await self.relays.call(handle, "tools/call", forwarded, session, way_back)
+        except errors.UpstreamRPCError as exc:
             call.fail("upstream_error", exc.rpc_message)
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
-            upstream = handle.upstream
-            if upstream is not None and not upstream.healthy and handle.up:
-                self.runtime.mark_down(handle, upstream.last_error or str(exc))
             log.warning("member %s: %s failed: %s", member.key, name, exc)
-            if isinstance(exc, errors.MCPyardError):
-                reply = rpc.error_from(id_, exc, slug=entry.slug)
-            else:
-                reply = rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__),
-                                       slug=entry.slug)
+            reply = rpc.error_from(id_, exc, slug=entry.slug)
             call.fail("upstream_error", reply["error"]["message"])
             return reply
-        if not handle.up:
-            self.runtime.discover_soon(handle)  # it answered: bring its tools back
         if result.get("isError") is True:
             call.fail("tool_error", None)  # the tool's own words are a result: not recorded
         return rpc.result(id_, _catalog.tool_result(entry.slug, result))

@@ -6,22 +6,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from mcpyard.compiler.config import WorkspaceConfig
 
 if TYPE_CHECKING:
-    from mcpyard.gateway._metrics import Metrics
-    from mcpyard.gateway._runtime import Runtime
-
-
-class Source(Protocol):
-    """Where the configuration comes from when it is neither a folder nor fixed: the cluster
-    (:class:`mcpyard.gateway._cluster.ClusterSource`). ``run`` owns the vault (it gets the
-    master key from the same place as the configuration), applies every configuration it
-    reads to ``runtime``, and follows changes until cancelled."""
-
-    async def run(self, runtime: Runtime, metrics: Metrics) -> None: ...
+    from mcpyard.gateway.sources import Source
 
 
 @dataclass(frozen=True)
@@ -29,9 +19,9 @@ class Settings:
     """What :func:`mcpyard.gateway.build_app` needs.
 
     The configuration comes from a folder of manifests (``manifests``; watched and
-    reloaded), from a :class:`Source` (``source``: the cluster's config Secrets), or, for
-    embedding and tests, from ready :class:`WorkspaceConfig` objects (``workspaces``, with
-    plain ``secrets`` values by identity ``namespace/name/key``).
+    reloaded), from a :class:`~mcpyard.gateway.sources.Source` (``source``: the cluster's
+    config Secrets), or, for embedding and tests, from ready :class:`WorkspaceConfig` objects
+    (``workspaces``, with plain ``secrets`` values by identity ``namespace/name/key``).
     """
 
     manifests: Path | None = None

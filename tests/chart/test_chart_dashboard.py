@@ -8,7 +8,7 @@ from typing import Any
 
 from helmrender import CHART
 
-from mcpyard.gateway import _metrics as metrics
+from mcpyard.gateway.services import _metrics as metrics
 
 DASHBOARD = json.loads((CHART / "files" / "dashboard.json").read_text())
 

@@ -16,8 +16,8 @@ import anyio
 import pytest
 
 from mcpyard import cli
-from mcpyard.gateway import _records
-from mcpyard.gateway._records import CallRecord
+from mcpyard.gateway.services import _records
+from mcpyard.gateway.services._records import CallRecord
 
 NOW = time.time()
 HOUR, DAY = 3600.0, 86400.0

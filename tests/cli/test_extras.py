@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mcpyard import errors
-from mcpyard.gateway import _limits
+from mcpyard.gateway.services import _limits
 
 _RUN = ("import sys; sys.modules[{module!r}] = None; from mcpyard import cli; "
         "sys.exit(cli.main({argv!r}))")

@@ -24,7 +24,7 @@ from playwright.async_api import Page
 from mcpyard import hub
 from mcpyard.compiler.config import Source
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _calllog, _records
+from mcpyard.gateway.services import _calllog, _records
 
 pytestmark = pytest.mark.anyio
 

@@ -37,7 +37,8 @@ from gwtools import (
 from mcp.shared.exceptions import MCPError
 
 from mcpyard.crypto import tokens
-from mcpyard.gateway import Settings, _records
+from mcpyard.gateway import Settings
+from mcpyard.gateway.services import _records
 from tests.proctools import free_port
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ import redis
 
 from mcpyard.api.v1alpha1 import PLAN_REQUESTS_PER_MINUTE
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
-from mcpyard.gateway import _limits
-from mcpyard.gateway._limits import RateLimiter, Refusal
+from mcpyard.gateway.services import _limits
+from mcpyard.gateway.services._limits import RateLimiter, Refusal
 from tests.proctools import free_port
 from tests.redisserver import redis_url
 
@@ -244,7 +244,7 @@ async def test_idle_keys_are_forgotten() -> None:
 CHILD = textwrap.dedent("""
     import asyncio, sys
     from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
-    from mcpyard.gateway import _limits
+    from mcpyard.gateway.services import _limits
 
     async def main(url, n):
         ws = WorkspaceConfig(name="eng", namespace="team-eng", display_name="eng",

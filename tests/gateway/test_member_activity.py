@@ -9,7 +9,7 @@ import pytest
 
 from mcpyard.compiler.config import MemberConfig
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _auth
+from mcpyard.gateway.downstream import _auth
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 TOKEN = tokens.new()

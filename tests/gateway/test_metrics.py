@@ -9,8 +9,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
-from mcpyard.gateway import _limits, _metrics
-from mcpyard.gateway._records import CallRecord
+from mcpyard.errors import Scope
+from mcpyard.gateway.services import _limits, _metrics
+from mcpyard.gateway.services._records import CallRecord
 
 WS = WorkspaceConfig(
     name="eng",
@@ -89,8 +90,11 @@ async def test_records_become_counters_and_a_histogram() -> None:
         replace(BASE, outcome="rate_limited", server=None, error=refusals["workspace"]),
         replace(BASE, workspace="ops", outcome="denied", latency_ms=70_000.0),
     ]
+    # The router passes each refusal's own scope beside its record.
+    scopes: dict[str, Scope] = {refusals["member"]: "member",
+                                refusals["workspace"]: "workspace"}
     for r in records:
-        metrics.observe(r)
+        metrics.observe(r, limit_scope=scopes.get(r.error or ""))
     found = samples(metrics)
 
     requests = "mcpyard_requests_total"

@@ -14,7 +14,7 @@ import pytest
 from gwtools import MCP_HEADERS, bearer, member, run_gateway, workspace
 
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _origin
+from mcpyard.gateway.downstream import _origin
 
 pytestmark = pytest.mark.anyio
 

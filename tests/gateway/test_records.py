@@ -18,8 +18,8 @@ import pytest
 from mcpyard import errors
 from mcpyard.compiler.config import MemberConfig, WorkspaceConfig
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _audit, _limits, _metrics, _records
-from mcpyard.gateway._records import CallRecord, Recorder, SQLiteSink
+from mcpyard.gateway.services import _audit, _limits, _metrics, _records
+from mcpyard.gateway.services._records import CallRecord, Recorder, SQLiteSink
 
 pytestmark = pytest.mark.anyio
 

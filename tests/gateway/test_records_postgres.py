@@ -33,8 +33,8 @@ from gwtools import (
 
 from mcpyard import errors
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _calllog, _pgrecords, _records
-from mcpyard.gateway._records import CallRecord, Recorder, SQLiteSink
+from mcpyard.gateway.services import _calllog, _pgrecords, _records
+from mcpyard.gateway.services._records import CallRecord, Recorder, SQLiteSink
 from tests.pgserver import PostgresServer, pg_database, postgres
 from tests.proctools import free_port
 

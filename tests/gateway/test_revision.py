@@ -19,7 +19,7 @@ from test_accounting_serve import serve, stop, wait_healthy
 
 from mcpyard import cli, manifests
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _records
+from mcpyard.gateway.services import _records
 from tests.gittools import Repo
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import redis
 
-from mcpyard.gateway import _records
 from mcpyard.gateway.oauth._store import Grant, GrantStore, Store, digest, open_store
+from mcpyard.gateway.services import _records
 from tests.pgserver import pg_database, postgres
 from tests.redisserver import redis_url
 

@@ -32,7 +32,7 @@ from mcp.shared.auth import OAuthClientMetadata
 from oauthtools import Person, Served, Storage, TestCA, document_server, serve
 
 from mcpyard.crypto import tokens
-from mcpyard.gateway import _calllog
+from mcpyard.gateway.services import _calllog
 
 pytestmark = pytest.mark.anyio
 

@@ -1,9 +1,9 @@
 """The console at ``/console``: a read-only view of the gateway for Members with ``role: admin``.
 
 Server-rendered HTML (Jinja2 templates in ``templates/``) over the live configuration and the
-call log (SQLite or PostgreSQL, through :mod:`mcpyard.gateway._calllog`); tables work without
-JavaScript, and the charts use uPlot, vendored with its licence under ``static/`` (no build
-step, no CDN). Apart from revoking a member's OAuth grants, it must not change anything
+call log (SQLite or PostgreSQL, through :mod:`mcpyard.gateway.services._calllog`); tables work
+without JavaScript, and the charts use uPlot, vendored with its licence under ``static/`` (no
+build step, no CDN). Apart from revoking a member's OAuth grants, it must not change anything
 (changes are commits to the manifests' git repository), and it must not open a way to the
 rest of the gateway: its session cookie is scoped to ``/console`` and the MCP endpoints never
 read cookies.

@@ -16,8 +16,9 @@ import markupsafe
 
 from mcpyard.compiler.config import MemberConfig, ServerConfig
 from mcpyard.discovery import docs
-from mcpyard.gateway import _calllog, _docs, _pgrecords, _records
+from mcpyard.gateway import _docs
 from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway.services import _calllog, _pgrecords, _records
 
 PERIODS = {"1h": (3600.0, 60.0), "24h": (86400.0, 900.0), "7d": (7 * 86400.0, 3 * 3600.0),
            "30d": (30 * 86400.0, 12 * 3600.0)}

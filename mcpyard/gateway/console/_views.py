@@ -29,9 +29,9 @@ from starlette.responses import (
 from mcpyard import hub
 from mcpyard.crypto import tokens
 from mcpyard.discovery import docs
-from mcpyard.gateway import _calllog, _records
 from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway.console import _data, _session
+from mcpyard.gateway.services import _calllog, _records
 
 log = logging.getLogger("mcpyard.gateway")
 HERE = Path(__file__).parent

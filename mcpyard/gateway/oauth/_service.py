@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcpyard.gateway import _auth
 from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway.downstream import _auth
 from mcpyard.gateway.oauth import _metadata
 from mcpyard.gateway.oauth._store import (
     ACCESS_PREFIX,

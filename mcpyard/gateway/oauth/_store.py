@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from mcpyard.gateway import _pgrecords, _records
+from mcpyard.gateway.services import _pgrecords, _records
 
 T = TypeVar("T")
 

@@ -27,13 +27,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from mcpyard.compiler.config import ServerConfig
+from mcpyard.errors import UpstreamRPCError
 from mcpyard.gateway.upstream import _http, _sse, _stdio
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
     SecretSource,
     Upstream,
-    UpstreamRPCError,
 )
 
 __all__ = ["Owner", "SecretSource", "Upstream", "UpstreamRPCError", "create"]

@@ -3,9 +3,10 @@
 One :class:`Upstream` per server of a workspace. The router calls :meth:`Upstream.request` with
 a JSON-RPC method and params already renamed for the upstream (original tool name), and gets
 back the JSON-RPC ``result`` object untouched. A JSON-RPC error from the upstream raises
-:class:`UpstreamRPCError` (the router passes code, message and data through); a transport
-failure or timeout raises :class:`mcpyard.errors.UpstreamError` with a message fit for a client
-(no secret, no URL query string).
+:class:`mcpyard.errors.UpstreamRPCError` (the router passes code, message and data through);
+a timeout raises :class:`mcpyard.errors.UpstreamTimeout`, any other transport failure
+:class:`mcpyard.errors.UpstreamError`, each with a message fit for a client (no secret, no
+URL query string).
 
 Sessions: a stateful upstream session belongs to one :class:`Owner` (member, downstream session)
 and is never shared between members. ``owner=None`` is the gateway's own session, used for
@@ -18,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, NamedTuple, Protocol
 
-from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
+from mcpyard.errors import UpstreamRPCError as UpstreamRPCError  # where clients import it
 
 
 class Owner(NamedTuple):
@@ -29,16 +30,6 @@ class Owner(NamedTuple):
     """``namespace/name`` of the Member."""
     session: str
     """The downstream session id (or a per-request id for sessionless clients)."""
-
-
-class UpstreamRPCError(errors.UpstreamError):
-    """The upstream answered with a JSON-RPC error; passed through to the client as is."""
-
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.rpc_message = message
-        self.data = data
 
 
 class SecretSource(Protocol):

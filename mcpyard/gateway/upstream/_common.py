@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
-from mcpyard.gateway import _tracing
+from mcpyard.gateway.services import _tracing
 from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     RESTARTED,
@@ -104,8 +104,11 @@ class UpstreamBase:
         if self._closed:
             raise errors.UpstreamError(f"{self._slug}: the upstream client is closed")
 
-    def _timed_out(self, seconds: float) -> errors.UpstreamError:
-        return errors.UpstreamError(f"{self._slug}: timed out after {seconds:g}s")
+    def _expired(self) -> errors.SessionExpired:
+        return errors.SessionExpired(f"{self._slug}: the upstream no longer knows the session")
+
+    def _timed_out(self, seconds: float) -> errors.UpstreamTimeout:
+        return errors.UpstreamTimeout(f"{self._slug}: timed out after {seconds:g}s")
 
     # -- tasks -----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from mcpyard.gateway.upstream._base import (
     UpstreamRPCError,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
-from mcpyard.gateway.upstream._http import KEEPALIVE, POOL_LIMIT
+from mcpyard.gateway.upstream._transport import KEEPALIVE, POOL_LIMIT
 
 _GET = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 _POST = {"Content-Type": "application/json"}
@@ -46,10 +46,6 @@ class _Stream:
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.reader: asyncio.Task[None] | None = None
         self.version = _wire.LEGACY_VERSION
-
-
-class _Gone(Exception):
-    """HTTP 404 on a POST: the server no longer knows this stream's session."""
 
 
 class LegacySSEUpstream(UpstreamBase):
@@ -113,12 +109,12 @@ class LegacySSEUpstream(UpstreamBase):
                 stream, endpoint = self._streams.get(owner) or await self._stream_for(owner, caps)
                 try:
                     message = await self._exchange(stream, endpoint, rid, body)
-                except _Gone:
+                except errors.SessionExpired:
                     self._drop(owner, stream)
                     stream, endpoint = await self._stream_for(owner, caps)
                     try:
                         message = await self._exchange(stream, endpoint, rid, body)
-                    except _Gone:
+                    except errors.SessionExpired:
                         raise errors.UpstreamError(
                             f"{self._slug}: the upstream forgot a session it had just created"
                         ) from None
@@ -143,7 +139,7 @@ class LegacySSEUpstream(UpstreamBase):
                 await self._post(found[1], _wire.notification(method, params))
         except TimeoutError:
             raise self._timed_out(limit) from None
-        except _Gone:
+        except errors.SessionExpired:
             self._drop(owner, found[0])
 
     async def release(self, owner: Owner) -> None:
@@ -190,7 +186,7 @@ class LegacySSEUpstream(UpstreamBase):
                 if resp.status in (200, 202, 204):
                     return
                 if resp.status == 404:
-                    raise _Gone
+                    raise self._expired()
                 raise self._refusal(resp.status)
         except (aiohttp.ClientError, OSError) as exc:
             raise self._broken(exc) from None
@@ -199,7 +195,7 @@ class LegacySSEUpstream(UpstreamBase):
         try:
             async with asyncio.timeout(self.server.timeout_seconds):
                 await self._post(endpoint, body)
-        except (errors.UpstreamError, _Gone, TimeoutError) as exc:
+        except (errors.UpstreamError, TimeoutError) as exc:
             log.debug("%s: could not post to the upstream: %s", self._slug, type(exc).__name__)
 
     # -- streams ---------------------------------------------------------------------------
@@ -250,7 +246,7 @@ class LegacySSEUpstream(UpstreamBase):
                 error = errors.UpstreamError(
                     f"{self._slug}: initialize refused: {_wire.clip(exc.rpc_message)}"
                 )
-            elif isinstance(exc, _Gone):
+            elif isinstance(exc, errors.SessionExpired):
                 error = errors.UpstreamError(f"{self._slug}: the upstream lost the new session")
             elif isinstance(exc, errors.UpstreamError):
                 error = exc

@@ -1,6 +1,6 @@
 """The audit log: every call record as one JSON line, for a log pipeline (stdout) or a file.
 
-The fields are the :class:`~mcpyard.gateway._records.CallRecord`'s, in its order, with
+The fields are the :class:`~mcpyard.gateway.services._records.CallRecord`'s, in its order, with
 ``time`` as RFC 3339 in UTC. Lines are written and flushed once per batch on a worker
 thread, so a slow pipe or disk never stalls the event loop.
 """
@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 import orjson
 
-from mcpyard.gateway import _records
+from mcpyard.gateway.services import _records
 
 
 def line(record: _records.CallRecord) -> bytes:
@@ -26,7 +26,7 @@ def line(record: _records.CallRecord) -> bytes:
 
 
 class AuditSink:
-    """A :class:`~mcpyard.gateway._records.RecordSink` writing JSON lines.
+    """A :class:`~mcpyard.gateway.services._records.RecordSink` writing JSON lines.
 
     ``target`` is ``-`` for standard output, or a file path opened for appending (its folder
     is created).

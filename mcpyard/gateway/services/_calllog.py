@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcpyard.gateway import _pgrecords, _records
+from mcpyard.gateway.services import _pgrecords, _records
 
 T = _records.TABLE
 ERRORS = ("tool_error", "upstream_error", "invalid_request")

@@ -33,8 +33,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 from mcpyard import errors
 from mcpyard.api.v1alpha1 import PLAN_REQUESTS_PER_MINUTE
@@ -48,20 +47,11 @@ REDIS_KEY_PREFIX = "mcpyard"
 REDIS_BACKOFF_SECONDS = 5.0
 """After a Redis error, limits are kept in memory this long before Redis is tried again."""
 
-Scope = Literal["workspace", "member"]
+Scope = errors.Scope
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """Why a request was refused: which limit, and when to try again."""
-
-    scope: Scope
-    limit: int
-    """The limit that was hit, in requests per minute."""
-    retry_after: int
-    """Whole seconds until the window has room again (at least 1)."""
-    message: str
-    """``rate limit of workspace eng exceeded: ...``; safe to show the client."""
+Refusal = errors.RateLimited
+"""What the limiter answers for a request over a limit (its scope, limit and retry time)."""
 
 
 class RateLimiter(Protocol):
@@ -91,14 +81,6 @@ def workspace_key(workspace: WorkspaceConfig) -> str:
 def member_key(workspace: WorkspaceConfig, member: MemberConfig) -> str:
     # Member names are unique in a workspace's namespace, workspace names across namespaces.
     return f"member/{workspace.name}/{member.name}"
-
-
-def scope_of(message: str) -> Scope | None:
-    """The scope a :attr:`Refusal.message` names (for counting refusals from a call record)."""
-    for scope in ("member", "workspace"):
-        if message.startswith(f"rate limit of {scope} "):
-            return scope
-    return None
 
 
 def refusal(
@@ -204,10 +186,6 @@ return false
 """
 
 
-class _Outage(Exception):
-    """Redis failed while this request waited for a connection: it goes local."""
-
-
 class RedisLimiter:
     """Limits shared by every replica that uses the same Redis.
 
@@ -250,7 +228,8 @@ class RedisLimiter:
         # and a request that waited through the start of an outage goes local at once.
         self._slots = asyncio.Semaphore(max_connections)
         self._script = self._client.register_script(_ACQUIRE)
-        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError, _Outage)
+        self._errors: tuple[type[Exception], ...] = (redis.RedisError, OSError,
+                                                     errors.BackendUnavailable)
         self._clock = clock
         self._on_state = on_state
         self._local = MemoryLimiter()
@@ -281,7 +260,7 @@ class RedisLimiter:
         return None
 
     def _failed(self, exc: Exception) -> None:
-        if isinstance(exc, _Outage):
+        if isinstance(exc, errors.BackendUnavailable):
             return  # known already
         self._failing_until = time.monotonic() + REDIS_BACKOFF_SECONDS
         if self.failure is None:
@@ -295,7 +274,7 @@ class RedisLimiter:
     async def _admit(self, key: str, limit: int) -> float | None:
         async with self._slots:
             if self.failure is not None and time.monotonic() < self._failing_until:
-                raise _Outage(self.failure)
+                raise errors.BackendUnavailable(self.failure)
             now = self._clock()
             oldest = await self._script(keys=[f"{REDIS_KEY_PREFIX}:{key}"],
                                         args=[repr(now), limit, WINDOW_SECONDS])

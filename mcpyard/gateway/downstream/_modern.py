@@ -42,10 +42,12 @@ from starlette.types import Receive, Send
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _http, _methods, _relay, _streams
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._auth import Member
+from mcpyard.gateway import _methods, _relay
 from mcpyard.gateway._runtime import Live, Runtime
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream import _streams
+from mcpyard.gateway.downstream._auth import Member
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -114,7 +116,7 @@ class _ModernReply(_streams.PostStream):
 
     async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         if self.question is not None:
-            raise _relay.CannotAsk("the client is already being asked something for this call")
+            raise errors.CannotAsk("the client is already being asked something for this call")
         request: dict[str, Any] = {"method": method}
         if params is not None:
             request["params"] = params
@@ -125,7 +127,7 @@ class _ModernReply(_streams.PostStream):
             async with asyncio.timeout(_streams.ASK_TIMEOUT):
                 return await future
         except TimeoutError:
-            raise _relay.CannotAsk(f"the client did not answer {method} in time") from None
+            raise errors.CannotAsk(f"the client did not answer {method} in time") from None
         finally:
             self.question = None
 
@@ -239,9 +241,10 @@ class Modern:
                                         if level in _relay.LOG_LEVELS else None),
                              capabilities=caps if isinstance(caps, dict) else {},
                              forward_headers=_param_headers_of(headers))
-        work = asyncio.ensure_future(self.router.request(live, member, session, payload,
-                                                         era="modern", size=size,
-                                                         way_back=reply))
+        method = payload["method"]
+        work = asyncio.ensure_future(self.router.request(
+            live, member, session, payload, era="modern", size=size, way_back=reply,
+            finish=lambda result: self._decorate(live, method, result)))
         await self._serve(live, member, receive, payload["id"], payload["method"], reply, work)
 
     async def _resume(self, live: Live, member: Member, receive: Receive, send: Send,
@@ -294,8 +297,7 @@ class Modern:
             return
         answer = work.result()
         answer["id"] = id_
-        if "result" in answer:
-            answer["result"] = self._decorate(live, method, _plain(answer["result"]))
+        if "result" in answer:  # completed by _decorate in the router, before its one encode
             await reply.finish(answer)
         else:
             code = answer.get("error", {}).get("code")
@@ -416,14 +418,6 @@ def _param_headers(live: Live, member: Member, params: dict[str, Any],
     folded = {k.decode("latin-1"): v.decode("latin-1").strip(" \t") for k, v in headers}
     return inbound.validate_mcp_param_headers(
         schema, arguments if isinstance(arguments, dict) else {}, folded)
-
-
-def _plain(result: Any) -> dict[str, Any]:
-    """A result the router may have encoded already (``orjson.Fragment``), as a dict."""
-    if isinstance(result, dict):
-        return result
-    loaded = orjson.loads(orjson.dumps(result))
-    return loaded if isinstance(loaded, dict) else {}
 
 
 def _param_headers_of(headers: list[tuple[bytes, bytes]]) -> dict[str, str] | None:

@@ -21,7 +21,7 @@ import orjson
 from mcpyard.gateway.upstream._base import Owner
 
 if TYPE_CHECKING:
-    from mcpyard.gateway._runtime import Handle
+    from mcpyard.gateway._upstreams import Handle
 
 log = logging.getLogger("mcpyard.gateway")
 

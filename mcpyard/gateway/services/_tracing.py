@@ -14,8 +14,9 @@ with the attributes ``mcpyard.workspace``, ``mcpyard.server``, ``mcpyard.tool``,
 never a token). Arguments, results, headers and secrets never become attributes.
 
 Off costs nothing measurable: :data:`ON` is False, :func:`span` returns one shared no-op
-context manager, :data:`authenticate` *is* :func:`mcpyard.gateway._auth.authenticate`, the
-ASGI middleware is not installed and the OpenTelemetry SDK is never imported. Like
+context manager, :data:`authenticate` *is*
+:func:`~mcpyard.gateway.downstream._auth.authenticate`, the ASGI middleware is not
+installed and the OpenTelemetry SDK is never imported. Like
 OpenTelemetry's own global provider, the switch is per process. Sampling follows the SDK's
 own variables (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``..._ARG=0.1``).
 """
@@ -29,7 +30,8 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
-from mcpyard.gateway import _auth, _records
+from mcpyard.gateway.downstream import _auth
+from mcpyard.gateway.services import _records
 
 log = logging.getLogger("mcpyard.gateway")
 

@@ -1,8 +1,8 @@
 """Call records in PostgreSQL: one database for every gateway replica (optional extra ``postgres``).
 
-:class:`PostgresSink` is a :class:`~mcpyard.gateway._records.RecordSink`: the recorder hands it
+:class:`PostgresSink` is a :class:`~._records.RecordSink`: the recorder hands it
 batches off the hot path, and each batch is one transaction. The table ``calls`` has the very
-columns of the SQLite call log (:data:`~mcpyard.gateway._records.FIELDS`, plus ``id``), so the
+columns of the SQLite call log (:data:`~._records.FIELDS`, plus ``id``), so the
 queries of ``mcpyard analytics`` and the console run on both.
 
 When the database is away (a restart, a failover), a batch is retried with backoff until it is
@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from mcpyard import errors
-from mcpyard.gateway import _records
 from mcpyard.gateway.oauth import _schema as _oauth_schema
+from mcpyard.gateway.services import _records
 
 log = logging.getLogger("mcpyard.gateway")
 

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Send
 
+from mcpyard import errors
 from mcpyard.gateway import _jsonrpc as rpc
 
 MAX_BODY = 4 * 1024 * 1024
@@ -22,10 +23,6 @@ KEEPALIVE_SECONDS = 15.0
 JSON = (b"content-type", b"application/json")
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache"),
                (b"x-accel-buffering", b"no")]
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 def too_deep(body: bytes, payload: Any, limit: int) -> bool:
@@ -61,7 +58,7 @@ async def read_body(receive: Receive) -> bytes:
         if chunk:
             body += chunk
             if len(body) > MAX_BODY:
-                raise BodyTooLarge
+                raise errors.BodyTooLarge
         if not message.get("more_body", False):
             return body
 

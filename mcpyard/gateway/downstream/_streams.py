@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 from starlette.types import Send
 
-from mcpyard.gateway import _http
-from mcpyard.gateway._relay import CannotAsk
-from mcpyard.gateway._sessions import Session
+from mcpyard import errors
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream._sessions import Session
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -49,10 +49,10 @@ async def ask_session(session: Session, emit: Any, method: str,
             return await future
     except asyncio.CancelledError:
         if session.closed:
-            raise CannotAsk("the client's session ended") from None
+            raise errors.CannotAsk("the client's session ended") from None
         raise
     except TimeoutError:
-        raise CannotAsk(f"the client did not answer {method} in time") from None
+        raise errors.CannotAsk(f"the client did not answer {method} in time") from None
     finally:
         session.pending.pop(rid, None)
 
@@ -93,7 +93,7 @@ class PostStream:
 
     async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
         if not self.can_stream:
-            raise CannotAsk(f"the client does not accept an event stream, so it cannot be "
+            raise errors.CannotAsk(f"the client does not accept an event stream, so it cannot be "
                             f"asked for {method}")
         return await ask_session(self.session, self.notify, method, params)
 

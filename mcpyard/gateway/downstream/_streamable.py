@@ -28,9 +28,8 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http, _modern, _streams, _tracing
+from mcpyard import errors
 from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._records import Era
 from mcpyard.gateway._router import (
     BATCH_VERSIONS,
     DEFAULT_HEADER_VERSION,
@@ -39,7 +38,11 @@ from mcpyard.gateway._router import (
     client_capabilities,
 )
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway._sessions import Session
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream import _auth, _modern, _streams
+from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.gateway.services import _tracing
+from mcpyard.gateway.services._records import Era
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -54,7 +57,7 @@ class StreamableHTTP:
         self.runtime = runtime
         self.router = router
         self.max_depth = max_depth
-        self.modern = _modern.Modern(runtime, router, router.subscriptions)
+        self.modern = _modern.Modern(runtime, router, router.relays.subscriptions)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         auth = sid = version = accept = ctype = None
@@ -126,7 +129,7 @@ class StreamableHTTP:
             return
         try:
             body = await _http.read_body(receive)
-        except _http.BodyTooLarge:
+        except errors.BodyTooLarge:
             await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
         except ConnectionResetError:
@@ -312,7 +315,7 @@ async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receiv
             payload = orjson.loads(body)
             if isinstance(payload, dict) and isinstance(payload.get("method"), str):
                 method = payload["method"]
-        except (_http.BodyTooLarge, ConnectionResetError, orjson.JSONDecodeError):
+        except (errors.BodyTooLarge, ConnectionResetError, orjson.JSONDecodeError):
             pass
     router.unauthorized(live, method=method, era=era, size=size, reason=reason,
                         address=address)

@@ -25,12 +25,15 @@ from urllib.parse import parse_qs
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from mcpyard.gateway import _auth, _http, _streams, _tracing
+from mcpyard import errors
 from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway._sessions import Session
-from mcpyard.gateway._streamable import _invalid, unauthorized
+from mcpyard.gateway.downstream import _asgi as _http
+from mcpyard.gateway.downstream import _auth, _streams
+from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.gateway.downstream._streamable import _invalid, unauthorized
+from mcpyard.gateway.services import _tracing
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -122,7 +125,7 @@ class SSEMessages:
         try:
             body = await _http.read_body(receive)
             payload = orjson.loads(body)
-        except _http.BodyTooLarge:
+        except errors.BodyTooLarge:
             await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
         except ConnectionResetError:

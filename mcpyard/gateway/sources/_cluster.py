@@ -9,7 +9,7 @@ again; any other failure reconnects with backoff (0.5 s doubling to 30 s).
 
 Each Secret is parsed (:func:`mcpyard.kube.read_config`) and its sealed values checked against
 the master key before anything of it is used; a Secret that fails keeps its workspace's last
-good configuration (:func:`mcpyard.gateway._reload.publish`, the same rule as ``serve``),
+good configuration (:meth:`mcpyard.gateway._runtime.Runtime.publish`, the rule of every source),
 logged and shown in /readyz. Sealed values are imported into the vault as they are: the
 gateway never sees an age key or a plaintext it does not inject.
 """
@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcpyard import errors, kube
-from mcpyard.compiler.config import WorkspaceConfig
+from mcpyard.compiler.config import SecretRef, WorkspaceConfig
 from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
-from mcpyard.gateway._metrics import Metrics
-from mcpyard.gateway._reload import in_use, publish
 from mcpyard.gateway._runtime import Runtime, SecretState, digest_value
+from mcpyard.gateway.services._metrics import Metrics
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -81,6 +80,16 @@ class ClusterSource:
         """The master key once read from its Secret (the console derives its cookie key)."""
         return self._key or None
 
+    def reveal(self, ref: SecretRef) -> str:
+        """A value of the vault; none before the master key was read."""
+        if self.vault is None:
+            raise errors.SecretError("the vault is not open yet")
+        return self.vault.reveal(ref)
+
+    async def open(self, runtime: Runtime, metrics: Metrics) -> None:
+        """Nothing before serving: the master key and the configuration come in :meth:`run`
+        (the gateway serves /healthz and /readyz while it waits for them)."""
+
     def __repr__(self) -> str:
         return f"<ClusterSource {self.namespace}: {len(self._secrets)} config Secrets>"
 
@@ -89,7 +98,6 @@ class ClusterSource:
         try:
             self._key = await self._master_key(client, runtime)
             self.vault = Vault(self._key)
-            runtime.secrets = self.vault
             publisher = asyncio.create_task(self._publisher(runtime, metrics))
             try:
                 await self._follow(client, runtime, metrics)
@@ -131,13 +139,12 @@ class ClusterSource:
                     except (binascii.Error, ValueError):
                         key = b""
                     if len(key) == KEY_BYTES:
-                        if runtime.reload_errors:
-                            runtime.reload_errors = []
+                        runtime.note_problems([])
                         return key
                     problem = f"{where}: {KEY_FILE} must hold {KEY_BYTES} bytes"
             if runtime.reload_errors != [problem]:
                 log.warning("%s; retrying", problem)
-                runtime.reload_errors = [problem]
+                runtime.note_problems([problem])
             await asyncio.sleep(delay)
             delay = min(MAX_BACKOFF, delay * 2)
 
@@ -239,8 +246,8 @@ class ClusterSource:
         for identity, text in sealed.items():
             self.vault.import_sealed(identity, text)  # checked in _parse: cannot fail
         digests = {i: digest_value(self._digest_key, i, t) for i, t in sealed.items()}
-        publish(runtime, configs, problems, [], secrets=SecretState(digests=digests))
-        keep = in_use(runtime) | set(sealed)
+        runtime.publish(configs, problems, [], secrets=SecretState(digests=digests))
+        keep = runtime.secrets_in_use() | set(sealed)
         for identity in self.vault.identities() - keep:
             self.vault.discard(identity)
         metrics.config_reloaded("failure" if problems else "success")

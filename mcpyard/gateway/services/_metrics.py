@@ -14,7 +14,7 @@ Labels are chosen for bounded cardinality:
   made up never becomes a label value;
 - ``method`` is one of the MCP methods the gateway knows, anything else counts as ``other``.
 
-Everything is fed from one :class:`~mcpyard.gateway._records.CallRecord` per request
+Everything is fed from one :class:`~mcpyard.gateway.services._records.CallRecord` per request
 (:meth:`Metrics.observe`), the same record the call log keeps, so the outcome is computed in
 one place (the router) and the metrics and the records always agree.
 """
@@ -27,7 +27,8 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
-from mcpyard.gateway import _limits, _records
+from mcpyard import errors
+from mcpyard.gateway.services import _records
 
 DURATION_BUCKETS = (
     0.001,
@@ -157,8 +158,11 @@ class Metrics:
             tuple[Counter, Histogram, Counter | None, Histogram | None],
         ] = {}
 
-    def observe(self, record: _records.CallRecord) -> None:
-        """Count one finished request from its call record."""
+    def observe(self, record: _records.CallRecord, *,
+                limit_scope: errors.Scope | None = None) -> None:
+        """Count one finished request from its call record; ``limit_scope``: which rate limit
+        refused it (``rate_limited`` only; the refusal's own scope, never read from its
+        message)."""
         method = record.method if record.method in METHODS else "other"
         tool = record.target if method == "tools/call" and record.server is not None else None
         key = (record.workspace, method, record.outcome, record.server, tool)
@@ -183,7 +187,7 @@ class Metrics:
             tool_calls.inc()
             tool_duration.observe(record.latency_ms / 1000)  # type: ignore[union-attr]
         if record.outcome == "rate_limited":
-            self.rate_limited.labels(record.workspace, _scope(record)).inc()
+            self.rate_limited.labels(record.workspace, limit_scope or "workspace").inc()
 
     def auth_throttled(self, workspace: str) -> None:
         self.auth_throttled_total.labels(workspace).inc()
@@ -216,7 +220,3 @@ class Metrics:
         """The body and content type of a ``/metrics`` response."""
         return generate_latest(self.registry), CONTENT_TYPE
 
-
-def _scope(record: _records.CallRecord) -> str:
-    # The router puts the Refusal's message in the record's error.
-    return _limits.scope_of(record.error or "") or "workspace"

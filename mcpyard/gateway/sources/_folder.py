@@ -10,9 +10,10 @@ such as one torn mid-write) counts as present and unreadable: its last good vers
 Problems are logged as ``file: namespace/Kind/name: field: message`` and shown in /readyz,
 with each held resource.
 
-:func:`publish` serves a set of configurations, shared with the cluster source
-(:mod:`mcpyard.gateway._cluster`), which holds a whole workspace back when its config Secret
-cannot be read.
+:class:`FolderSource` is the :class:`~mcpyard.gateway.sources.Source` of ``mcpyard serve``:
+it opens the vault under the master key in the state folder, loads once before the gateway
+serves, then watches. What it compiled is served by
+:meth:`mcpyard.gateway._runtime.Runtime.publish`, the rule every source shares.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ import watchfiles
 from mcpyard import compiler, hub, manifests
 from mcpyard.api._problem import Problem
 from mcpyard.compiler.config import WorkspaceConfig
-from mcpyard.gateway import _records
-from mcpyard.gateway._metrics import Metrics
 from mcpyard.gateway._runtime import Runtime, SecretState
 from mcpyard.gateway._secrets import Decryptor
+from mcpyard.gateway.services import _records
+from mcpyard.gateway.services._metrics import Metrics
+from mcpyard.gateway.sources._local import LocalVault
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -45,38 +47,6 @@ class Plan:
     secrets: SecretState
     commit: str | None = None
     """The git commit of the folder's checkout, read once per load (for call records)."""
-
-
-def publish(runtime: Runtime, configs: Mapping[str, WorkspaceConfig],
-            problems: Mapping[str, Collection[str]], general: Collection[str], *,
-            secrets: SecretState | None = None, commit: str | None = None,
-            held: Collection[compiler.Held] = (), hold_workspaces: bool = True) -> list[str]:
-    """Serve ``configs``; the workspaces held back whole.
-
-    With ``hold_workspaces`` a workspace named in ``problems`` that serves keeps its last good
-    configuration (its entry in ``configs``, if any, is ignored) and one that never served is
-    not served: the rule for configurations that cannot be read at all. Without it, ``configs``
-    already hold back only the broken resources (``held``). Problems show in /readyz: per
-    workspace, and ``general`` for the whole load.
-    """
-    keep = sorted(name for name in problems if name in runtime.live) if hold_workspaces else []
-    runtime.held = {name: list(lines) for name, lines in problems.items()}
-    by_workspace: dict[str, list[compiler.Held]] = defaultdict(list)
-    for h in held:
-        by_workspace[h.workspace].append(h)
-    runtime.held_resources = dict(by_workspace)
-    runtime.reload_errors = list(general)
-    runtime.apply(configs, keep=keep, secrets=secrets, commit=commit)
-    served = ", ".join(sorted(runtime.live)) or "nothing"
-    log.info("configuration %d applied: serving %s%s", runtime.generation, served,
-             f"; {len(keep)} held at their last good config" if keep else "")
-    return keep
-
-
-def in_use(runtime: Runtime) -> set[str]:
-    """The identities of every secret value a serving workspace injects."""
-    return {ref.identity for live in runtime.live.values()
-            for ref in live.config.secret_refs()}
 
 
 def _file(source: str) -> str:
@@ -130,11 +100,9 @@ class Reloader:
             key = (p.namespace, p.kind, p.name)
             if key not in valid:
                 out.setdefault(key, self._line(p, loaded))
-        for err in loaded.errors:
-            for f, keys in self._files.items():
-                if err.startswith(f"{f}:"):
-                    for key in keys - valid:
-                        out.setdefault(key, err)
+        for err, f in zip(loaded.errors, loaded.error_files, strict=True):
+            for key in self._files.get(f, set()) - valid:
+                out.setdefault(key, err)
         return out
 
     async def reload(self) -> None:
@@ -144,8 +112,7 @@ class Reloader:
                 plan = await asyncio.to_thread(self.plan, last_good)
             except Exception as exc:  # never let a reload kill the gateway
                 log.exception("reload failed")
-                self.runtime.reload_errors = [f"{self.folder}: reload failed: {exc}"]
-                self.runtime.apply({}, keep=list(self.runtime.live))
+                self.runtime.hold_all([f"{self.folder}: reload failed: {exc}"])
                 if self.metrics is not None:
                     self.metrics.config_reloaded("failure")
                 return
@@ -166,11 +133,10 @@ class Reloader:
             log.error("%s", line)
             (problems[p.workspace] if p.workspace else general).append(line)
         # A file that did not parse: what it defined before is unreadable, so held (compiled).
-        unparsed = [f for f in self._files if any(e.startswith(f"{f}:") for e in loaded.errors)]
-        for err in loaded.errors:
+        unparsed = [f for f in self._files if f in set(loaded.error_files)]
+        for err, f in zip(loaded.errors, loaded.error_files, strict=True):
             log.error("%s", err)
-            owners = {ws for f in unparsed if err.startswith(f"{f}:")
-                      for ws in self._owners(self._files[f])}
+            owners = self._owners(self._files[f]) if f in self._files else set()
             for ws in sorted(owners):
                 problems[ws].append(err)
             if not owners:
@@ -178,8 +144,8 @@ class Reloader:
         for h in compiled.held:
             log.warning("workspace %s: %s", h.workspace, h)
 
-        publish(self.runtime, compiled.workspaces, problems, general, secrets=plan.secrets,
-                commit=plan.commit, held=compiled.held, hold_workspaces=False)
+        self.runtime.publish(compiled.workspaces, problems, general, secrets=plan.secrets,
+                             commit=plan.commit, held=compiled.held, hold_workspaces=False)
 
         files: dict[str, set[compiler.Key]] = defaultdict(set)
         for key, where in loaded.sources.items():
@@ -190,7 +156,7 @@ class Reloader:
         for f in unparsed:  # files that failed keep what they defined before
             files[f] |= self._files[f]
         self._files = dict(files)
-        self.decryptor.prune(in_use(self.runtime))
+        self.decryptor.prune(self.runtime.secrets_in_use())
         return not problems and not general
 
     def _owners(self, keys: Collection[compiler.Key]) -> set[str]:
@@ -230,3 +196,32 @@ class Reloader:
                                                recursive=True):
             log.info("manifests changed (%d files), reloading", len(changes))
             await self.reload()
+
+
+class FolderSource(LocalVault):
+    """A folder of manifests (``mcpyard serve``): loaded before the gateway serves, then
+    watched (see the module docstring)."""
+
+    def __init__(self, folder: Path, *, state_dir: Path, age_key_file: Path | None,
+                 age_key: str | None, debounce_ms: int, watch: bool) -> None:
+        super().__init__(state_dir)
+        self.folder = folder
+        self._age_key_file = age_key_file
+        self._age_key = age_key
+        self._debounce_ms = debounce_ms
+        self._watch = watch
+        self.reloader: Reloader | None = None
+
+    def __repr__(self) -> str:
+        return f"<FolderSource {self.folder}>"
+
+    async def open(self, runtime: Runtime, metrics: Metrics) -> None:
+        decryptor = Decryptor(await self.open_vault(), age_key_file=self._age_key_file,
+                              age_key=self._age_key)
+        self.reloader = Reloader(runtime, self.folder, decryptor,
+                                 debounce_ms=self._debounce_ms, metrics=metrics)
+        await self.reloader.reload()
+
+    async def run(self, runtime: Runtime, metrics: Metrics) -> None:
+        if self._watch and self.reloader is not None:
+            await self.reloader.watch()

@@ -295,7 +295,7 @@ class Recorder:
 
     def __init__(
         self,
-        sinks: Iterable[RecordSink],
+        sinks: Iterable[RecordSink] | Callable[[], Iterable[RecordSink]],
         *,
         max_queue: int = 50_000,
         batch_size: int = 500,
@@ -305,7 +305,10 @@ class Recorder:
         retry_initial: float = 0.2,
         retry_max: float = 5.0,
     ) -> None:
-        self.sinks = tuple(sinks)
+        self._open_sinks = sinks if callable(sinks) else None
+        """Opens the sinks (blocking) in :meth:`open`: a recorder made before the event loop
+        runs, whose bad path or URL still fails at start-up."""
+        self.sinks: tuple[RecordSink, ...] = () if callable(sinks) else tuple(sinks)
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.interval = interval
@@ -324,12 +327,19 @@ class Recorder:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
 
+    async def open(self) -> None:
+        """Open the sinks given as a function (in a thread: it touches files or the network)."""
+        if self._open_sinks is not None:
+            self.sinks = tuple(await asyncio.to_thread(self._open_sinks))
+            self._open_sinks = None
+
     def start(self) -> None:
         """Start the writer task (on the running event loop)."""
         assert self._task is None, "started twice"
         self._task = asyncio.get_running_loop().create_task(self._run(), name="mcpyard-records")
 
     async def __aenter__(self) -> Recorder:
+        await self.open()
         self.start()
         return self
 
