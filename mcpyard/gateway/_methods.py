@@ -18,13 +18,13 @@ from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _relay
-from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway import _catalog, _jsonrpc, _relay
 from mcpyard.gateway._auth import Member
 from mcpyard.gateway._runtime import Handle, Live, Runtime
 from mcpyard.gateway._runtime import capabilities as capabilities_of
 from mcpyard.gateway._sessions import Session
 from mcpyard.gateway.upstream._base import UpstreamRPCError
+from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -242,8 +242,8 @@ class Methods:
 
 def _failure(id_: rpc.Id, exc: BaseException, slug: str) -> dict[str, Any]:
     if isinstance(exc, errors.MCPyardError):
-        return rpc.error_from(id_, exc, slug=slug)
-    return rpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__), slug=slug)
+        return _jsonrpc.error_from(id_, exc, slug=slug)
+    return _jsonrpc.error_from(id_, errors.UpstreamError(str(exc) or type(exc).__name__), slug=slug)
 
 
 def _error_uri(outcome: dict[str, Any], slug: str, original: str, uri: str) -> None:

@@ -44,6 +44,7 @@ from mcpyard.gateway.upstream._base import (
     UpstreamRPCError,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log
+from mcpyard.mcp import jsonrpc, process, protocol, sse
 
 POOL_LIMIT = 100
 """Connections per upstream (in-flight requests plus the GET stream)."""
@@ -127,9 +128,9 @@ class StreamableHTTPUpstream(UpstreamBase):
             raise ValueError(f"{server.slug}: a streamable-http server needs a url")
         self._url = URL(server.url)
         self._where = _wire.where(self._url)
-        self._supervisor: _process.Supervisor | None = None
+        self._supervisor: process.Supervisor | None = None
         if server.command:
-            self._supervisor = _process.Supervisor(
+            self._supervisor = _process.supervisor(
                 server,
                 secrets=secrets,
                 workdir=workdir,
@@ -165,7 +166,7 @@ class StreamableHTTPUpstream(UpstreamBase):
     @property
     def protocol_version(self) -> str | None:
         if self._era == "modern":
-            return _wire.MODERN_VERSION
+            return protocol.MODERN_VERSION
         session = self._sessions.get(None) or self._shared
         return session.version if session is not None else None
 
@@ -187,23 +188,6 @@ class StreamableHTTPUpstream(UpstreamBase):
             self._fail(f"{self._slug}: no answer after {limit:g}s (waiting for {what})")
         except errors.UpstreamError:
             pass  # recorded in last_error
-
-    async def request(
-        self,
-        method: str,
-        params: dict[str, Any] | None,
-        *,
-        owner: Owner | None,
-        timeout: float | None = None,
-        relay: Relay | None = None,
-    ) -> dict[str, Any]:
-        limit = timeout or self.server.timeout_seconds
-        try:
-            async with asyncio.timeout(limit):
-                message = await self._call(method, params, owner, relay)
-        except TimeoutError:
-            raise self._timed_out(limit) from None
-        return _wire.result_of(message, self._slug)
 
     async def notify(
         self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
@@ -246,7 +230,7 @@ class StreamableHTTPUpstream(UpstreamBase):
 
     # -- requests --------------------------------------------------------------------------
 
-    async def _call(
+    async def _send(
         self,
         method: str,
         params: dict[str, Any] | None,
@@ -378,12 +362,12 @@ class StreamableHTTPUpstream(UpstreamBase):
         try:
             message = await self._post(session, body, rid, repeatable, relay, headers)
         except UpstreamRPCError as exc:
-            if exc.code in (_wire.UNSUPPORTED_VERSION, _wire.HEADER_MISMATCH):
+            if exc.code in (protocol.UNSUPPORTED_VERSION, protocol.HEADER_MISMATCH):
                 self._forget(owner, session)
                 self._era = None
             raise
         error = message.get("error")
-        if type(error) is dict and error.get("code") == _wire.UNSUPPORTED_VERSION:
+        if type(error) is dict and error.get("code") == protocol.UNSUPPORTED_VERSION:
             self._forget(owner, session)
             self._era = None
         return message
@@ -411,9 +395,9 @@ class StreamableHTTPUpstream(UpstreamBase):
         Messages seen before the response concern this request: with a ``relay`` they go to
         it (notifications as they come, requests answered by the downstream client).
         """
-        async with contextlib.aclosing(_wire.sse_messages(resp.content.iter_any())) as messages:
+        async with contextlib.aclosing(sse.messages(resp.content.iter_any())) as messages:
             async for message in messages:
-                if message.get("id") == rid and _wire.is_response(message):
+                if message.get("id") == rid and jsonrpc.is_response(message):
                     return message
                 if relay is None or "method" not in message:
                     self._incoming(message, session)
@@ -549,7 +533,7 @@ class StreamableHTTPUpstream(UpstreamBase):
             if policy == "modern":
                 raise errors.UpstreamError(
                     f"{self._slug}: protocolEra is modern, but the server does not serve "
-                    f"{_wire.MODERN_VERSION} (server/discover)")
+                    f"{protocol.MODERN_VERSION} (server/discover)")
         try:
             session = await self._initialize_handshake(caps)
         except _Refused as refused:
@@ -567,9 +551,9 @@ class StreamableHTTPUpstream(UpstreamBase):
     async def _initialize_handshake(self, caps: dict[str, Any] | None) -> _Session:
         http = self._http or self._open_http()
         rid = next(self._ids)
-        params = _wire.initialize_params(_wire.HANDSHAKE_VERSION, caps)
+        params = _wire.initialize_params(protocol.LATEST_HANDSHAKE, caps)
         body = _wire.request(rid, "initialize", params)
-        bare = _Session(None, _wire.HANDSHAKE_VERSION)
+        bare = _Session(None, protocol.LATEST_HANDSHAKE)
         headers = self._headers(_BASE)
         try:
             async with http.post(self._url, data=body, headers=headers) as resp:
@@ -616,7 +600,7 @@ class StreamableHTTPUpstream(UpstreamBase):
                 if resp.status != 200:
                     return None
                 ctype = resp.headers.get("Content-Type", "")
-                bare = _Session(None, _wire.MODERN_VERSION, modern=True)
+                bare = _Session(None, protocol.MODERN_VERSION, modern=True)
                 if ctype.startswith(_SSE):
                     message = await self._read_stream(resp, rid, bare)
                 elif ctype.startswith(_JSON):
@@ -627,7 +611,7 @@ class StreamableHTTPUpstream(UpstreamBase):
             raise self._broken(exc) from None
         result = message.get("result")
         versions = result.get("supportedVersions") if type(result) is dict else None
-        if not isinstance(versions, list) or _wire.MODERN_VERSION not in versions:
+        if not isinstance(versions, list) or protocol.MODERN_VERSION not in versions:
             return None
         self._learn(result)  # type: ignore[arg-type]
         return bare
@@ -682,7 +666,7 @@ class StreamableHTTPUpstream(UpstreamBase):
         async with http.post(self._url, data=body, headers=self._headers(headers)) as resp:
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: listen stream: HTTP {resp.status}")
-            async for message in _wire.sse_messages(resp.content.iter_any()):
+            async for message in sse.messages(resp.content.iter_any()):
                 if message.get("method") == "notifications/subscriptions/acknowledged":
                     self.listening.set()
                 elif "method" in message:
@@ -727,7 +711,7 @@ class StreamableHTTPUpstream(UpstreamBase):
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: GET stream: HTTP {resp.status}")
             self.listening.set()
-            async for message in _wire.sse_messages(resp.content.iter_any()):
+            async for message in sse.messages(resp.content.iter_any()):
                 self._incoming(message, session)
         return False
 
