@@ -38,6 +38,7 @@ from tests.cluster.conftest import (
     wait_for,
 )
 from tests.operator.conftest import DEMO_TOKEN
+from tests.probes import initialize_body
 from tests.proctools import free_port
 
 GATEWAY_URL = "https://gw.example.com"
@@ -501,16 +502,7 @@ def _initialize(base: str, token: str) -> int:
             "Content-Type": "application/json",
             "Authorization": f"Bearer {token}",
         },
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "probe", "version": "0"},
-            },
-        },
+        json=initialize_body(),
         timeout=10,
     )
     return r.status_code
