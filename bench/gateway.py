@@ -4,6 +4,7 @@
     python bench/gateway.py [--seconds 8] [--rounds 1] [--concurrency 1,16,64] [--out FILE]
                             [--profile cprofile|py-spy]
     python bench/gateway.py --compare records|tracing [--rounds 5] [--concurrency 16,64]
+    python bench/gateway.py --compare rev --rev REV [--rounds 5] [--concurrency 16,64]
 
 Starts the echo upstream (``../shared/bench/echo_server.py --stateless --json``), writes a
 temporary folder of manifests (a workspace proxying it, one member with a fresh token), runs
@@ -23,6 +24,10 @@ per-round ratios with their range, and the gateway's CPU per call (from loadgen'
 ``--compare tracing`` does the same for traces: one gateway exporting a span tree per request
 over OTLP/HTTP (``OTEL_EXPORTER_OTLP_ENDPOINT``, to a sink in this process) against one
 without the variable (tracing off: no middleware, no OpenTelemetry import).
+
+``--compare rev --rev REV`` compares code: the gateway of git revision REV (its ``mcpyard``
+package exported with ``git archive``, first on PYTHONPATH) against the working tree's, on the
+same manifests, upstream and interpreter (a refactoring shows what it costs per call).
 """
 
 from __future__ import annotations
@@ -178,10 +183,20 @@ def otlp_sink() -> Iterator[str]:
         server.server_close()
 
 
+def export(rev: str, dest: Path) -> Path:
+    """The ``mcpyard`` package of git revision ``rev``, written below ``dest``."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "mcpyard"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    return dest
+
+
 COMPARISONS = {
     # name: (baseline label, measured label)
     "records": ("no-records", "records"),
     "tracing": ("tracing-off", "tracing-on"),
+    "rev": ("rev", "tree"),
 }
 
 
@@ -203,6 +218,8 @@ def compare(args: argparse.Namespace, levels: list[int], folder: Path, tmp: Path
                 cmd.append("--no-records")
             if label == "tracing-on":
                 penv["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlp
+            if label == "rev":
+                penv["PYTHONPATH"] = str(export(args.rev, tmp / "rev-src"))
             procs[label] = stack.enter_context(process(cmd, env=penv, stdout=subprocess.DEVNULL))
         for label, port in ports.items():
             wait_ready(f"http://127.0.0.1:{port}/readyz", procs[label])
@@ -252,8 +269,12 @@ def main() -> int:
     ap.add_argument("--profile", choices=["cprofile", "py-spy"])
     ap.add_argument("--compare", choices=sorted(COMPARISONS),
                     help="records: gateway with call records vs --no-records; tracing: "
-                         "OTLP export on (to a local sink) vs off; alternating")
+                         "OTLP export on (to a local sink) vs off; rev: the gateway of --rev "
+                         "vs the working tree's; alternating")
+    ap.add_argument("--rev", help="with --compare rev: the git revision to compare against")
     args = ap.parse_args()
+    if (args.compare == "rev") != bool(args.rev):
+        ap.error("--rev goes with --compare rev, and --compare rev needs --rev")
     sys.path.insert(0, str(ROOT))
     from mcpyard.crypto import tokens
 

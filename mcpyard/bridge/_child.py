@@ -24,30 +24,20 @@ If the process exits, requests in flight fail with a JSON-RPC error and new requ
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import orjson
-
-from mcpyard.bridge import _process
+from mcpyard import errors
+from mcpyard.mcp import correlator, jsonrpc, process, protocol, stdio
 
 log = logging.getLogger("mcpyard.bridge")
 
-HANDSHAKE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
-INTERNAL_ERROR = -32603
-METHOD_NOT_FOUND = -32601
-UNAVAILABLE = -32000
+UNAVAILABLE = jsonrpc.UPSTREAM_UNAVAILABLE
 """Server error range: the child is not running (restarting, or cannot start)."""
-
-_CAPABILITY_OF = {
-    "sampling/createMessage": "sampling",
-    "elicitation/create": "elicitation",
-    "roots/list": "roots",
-}
+GRACE = 5.0
+"""Between SIGTERM and SIGKILL of the child's process group."""
 
 
 class Caller(Protocol):
@@ -72,16 +62,6 @@ class Call:
         self.events.put_nowait(message)
 
 
-def error(rid: Any, code: int, message: str) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": rid, "error": {"code": code, "message": message}}
-
-
-def can_answer(capabilities: Any, method: str) -> bool:
-    """Whether a client that declared ``capabilities`` answers the server request ``method``."""
-    name = _CAPABILITY_OF.get(method)
-    return name is not None and isinstance(capabilities, dict) and name in capabilities
-
-
 class Child:
     """The shared session; see the module docstring.
 
@@ -99,7 +79,11 @@ class Child:
         startup_wait: float = 10.0,
         timeout: float = 30.0,
     ) -> None:
-        self.supervisor = _process.Supervisor(command, self._serve)
+        # The child's stderr is the container log: passed through; its environment is the
+        # container's (Kubernetes puts ``env`` and ``as: env`` secrets there).
+        self.supervisor = process.Supervisor(
+            command, on_spawn=self._serve, on_exit=self._exited, inherit_stderr=True, grace=GRACE
+        )
         self._broadcast = broadcast
         self._deliver = deliver
         self._startup_wait = startup_wait
@@ -108,12 +92,14 @@ class Child:
         """The child's ``initialize`` result (kept across restarts for ``server/discover``)."""
         self._stdin: asyncio.StreamWriter | None = None
         self._ready = asyncio.Event()
-        self._ids = itertools.count(1)
-        self._calls: dict[int, Call] = {}
+        self._calls: correlator.Pending[Call] = correlator.Pending()
+        """Requests in flight by bridge id; the one counter also numbers relayed requests."""
         self._tokens: dict[int, Call] = {}
         self._relayed: dict[int, tuple[Any, Call | None]] = {}
         """Outward id of a server request -> (the child's id, the call it went to)."""
         self._handshakes = 0
+        self._reader: asyncio.Task[None] | None = None
+        self._eof = False
 
     # -- state -----------------------------------------------------------------------------
 
@@ -123,8 +109,7 @@ class Child:
 
     @property
     def pid(self) -> int | None:
-        process = self.supervisor.process
-        return process.pid if process is not None else None
+        return self.supervisor.pid
 
     @property
     def state(self) -> str:
@@ -133,7 +118,7 @@ class Child:
     @property
     def protocol_version(self) -> str:
         version = (self.init_result or {}).get("protocolVersion")
-        return version if isinstance(version, str) else HANDSHAKE_VERSIONS[0]
+        return version if isinstance(version, str) else protocol.STREAMABLE_VERSIONS[0]
 
     def start(self) -> None:
         self.supervisor.start()
@@ -141,6 +126,9 @@ class Child:
     async def close(self) -> None:
         self._stdin = None
         await self.supervisor.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
         self.fail_all("the bridge is shutting down")
 
     async def wait_ready(self) -> asyncio.StreamWriter:
@@ -163,7 +151,7 @@ class Child:
     async def call(self, message: dict[str, Any], caller: Caller) -> Call:
         """Forward one request; its events (and finally its response) arrive on the Call."""
         stdin = await self.wait_ready()
-        bid = next(self._ids)
+        bid = self._calls.next_id()
         call = Call(caller, message.get("id"), bid)
         out = dict(message)
         out["id"] = bid
@@ -174,24 +162,20 @@ class Child:
                 call.token = meta["progressToken"]
                 out["params"] = {**params, "_meta": {**meta, "progressToken": bid}}
                 self._tokens[bid] = call
-        self._calls[bid] = call
+        self._calls.add(bid, call)
         self._write(stdin, out)
         return call
 
     def finish(self, call: Call, *, cancel: str | None = None) -> None:
         """The caller is done with ``call``; with ``cancel``, tell the child to stop on it."""
-        self._calls.pop(call.bid, None)
+        self._calls.pop(call.bid)
         self._tokens.pop(call.bid, None)
         if cancel is not None and not call.done and self._stdin is not None:
-            params = {"requestId": call.bid, "reason": cancel}
-            self._write(
-                self._stdin,
-                {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": params},
-            )
+            self._write(self._stdin, jsonrpc.cancelled(call.bid, cancel))
         call.done = True
 
     def cancel_by_caller(self, caller: Caller, request_id: Any, reason: Any) -> None:
-        for call in list(self._calls.values()):
+        for call in self._calls.values():
             if call.caller is caller and call.request_id == request_id:
                 self.finish(call, cancel=reason if isinstance(reason, str) else "cancelled")
 
@@ -212,36 +196,35 @@ class Child:
 
     # -- the process (called by the supervisor) ---------------------------------------------
 
-    async def _serve(self, process: asyncio.subprocess.Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        stdin = process.stdin
-        reader = asyncio.get_running_loop().create_task(self._read(process.stdout, stdin))
+    async def _serve(self, child: asyncio.subprocess.Process) -> None:
+        """The handshake with a new process, its stdout read by a task of its own."""
+        assert child.stdin is not None
+        self._eof = False
+        self._reader = asyncio.get_running_loop().create_task(self._read(child))
         try:
-            try:
-                await self._handshake(stdin)
-            except UnavailableError:
-                if not reader.done():
-                    raise
-                # The process ended during the handshake: its exit code says more.
-            await reader
-        finally:
-            self._stdin = None
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
-            code = process.returncode
-            why = "exited" if code is None else f"exited with code {code}"
-            self.fail_all(f"the MCP server process {why}; it is being restarted")
+            await self._handshake(child.stdin)
+        except UnavailableError:
+            if not self._eof:
+                raise
+            # The process ended during the handshake: its exit code says more.
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+    def _exited(self, code: int) -> None:
+        self._stdin = None
+        if self._reader is not None:
+            self._reader.cancel()
+        self.fail_all(f"the MCP server process exited with code {code}; it is being restarted")
 
     async def _handshake(self, stdin: asyncio.StreamWriter) -> None:
-        bid = next(self._ids)
+        bid = self._calls.next_id()
         call = Call(_Nobody(), bid, bid)
-        self._calls[bid] = call
+        self._calls.add(bid, call)
         params = {
-            "protocolVersion": HANDSHAKE_VERSIONS[-1],
+            "protocolVersion": protocol.LATEST_HANDSHAKE,
             "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": True}},
             "clientInfo": {"name": "mcpyard-bridge", "version": "0.1.0"},
         }
-        self._write(stdin, {"jsonrpc": "2.0", "id": bid, "method": "initialize", "params": params})
+        self._write(stdin, jsonrpc.request(bid, protocol.INITIALIZE, params))
         try:
             async with asyncio.timeout(self._timeout):
                 while "method" in (reply := await call.events.get()):
@@ -254,10 +237,9 @@ class Child:
             self.finish(call)
         result = reply.get("result")
         if not isinstance(result, dict):
-            detail = reply.get("error")
-            text = detail.get("message") if isinstance(detail, dict) else None
-            raise UnavailableError(f"initialize failed: {text or detail}"[:300])
-        self._write(stdin, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+            text = jsonrpc.error_text(reply)
+            raise UnavailableError(f"initialize failed: {text or reply.get('error')}"[:300])
+        self._write(stdin, jsonrpc.notification(protocol.INITIALIZED))
         self.init_result = result
         self._stdin = stdin
         self._ready.set()
@@ -277,58 +259,42 @@ class Child:
         for name in ("tools", "resources", "prompts"):
             entry = capabilities.get(name)
             if isinstance(entry, dict) and entry.get("listChanged"):
-                self._broadcast({"jsonrpc": "2.0", "method": f"notifications/{name}/list_changed"})
+                self._broadcast(jsonrpc.notification(f"notifications/{name}/list_changed"))
 
-    async def _read(self, stdout: asyncio.StreamReader, stdin: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                line = await stdout.readline()
-            except ValueError:
-                log.error(
-                    "a message from the server exceeded %d bytes; dropped", _process.STREAM_LIMIT
-                )
-                continue
-            if not line:
-                # Whatever waits (the handshake included) learns now, not at its timeout.
-                self._stdin = None
-                self.fail_all("the MCP server process closed its stdout; it is being restarted")
-                return
-            try:
-                message = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                if not line.isspace():
-                    log.warning(
-                        "server stdout (not JSON): %s", line[:500].decode("utf-8", "replace")
-                    )
-                continue
-            for item in message if type(message) is list else (message,):
-                if type(item) is dict:
-                    self._dispatch(item, stdin)
+    async def _read(self, child: asyncio.subprocess.Process) -> None:
+        assert child.stdin is not None and child.stdout is not None
+        stdin = child.stdin
+        await stdio.read(child.stdout, lambda message: self._dispatch(message, stdin),
+                         label="server", log=log, noise=logging.WARNING)
+        # Whatever waits (the handshake included) learns now, not at its timeout.
+        self._eof = True
+        self._stdin = None
+        self.fail_all("the MCP server process closed its stdout; it is being restarted")
+        await self.supervisor.output_closed(child)
 
     def _dispatch(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
         method = message.get("method")
         if method is None:
-            rid = message.get("id")
-            call = self._calls.pop(rid, None) if type(rid) is int else None
+            call = self._calls.pop(message.get("id"))
             if call is not None:
                 self._tokens.pop(call.bid, None)
                 call.done = True
                 call.put({**message, "id": call.request_id})
         elif "id" in message:
             self._server_request(message, stdin)
-        elif method == "notifications/progress":
+        elif method == protocol.PROGRESS:
             params = message.get("params")
             token = params.get("progressToken") if isinstance(params, dict) else None
             call = self._tokens.get(token) if type(token) is int else None
             if call is not None and isinstance(params, dict):
                 call.put({**message, "params": {**params, "progressToken": call.token}})
-        elif method == "notifications/message":
+        elif method == protocol.LOG_MESSAGE:
             calls = [c for c in self._calls.values() if not isinstance(c.caller, _Nobody)]
             if len(calls) == 1:
                 calls[0].put(message)
             else:
                 self._broadcast(message)
-        elif method == "notifications/cancelled":
+        elif method == protocol.CANCELLED:
             params = message.get("params")
             rid = params.get("requestId") if isinstance(params, dict) else None
             for outward, (child_id, call) in list(self._relayed.items()):
@@ -340,12 +306,12 @@ class Child:
 
     def _server_request(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
         method = message["method"]
-        if method == "ping":
-            self._write(stdin, {"jsonrpc": "2.0", "id": message["id"], "result": {}})
+        if method == protocol.PING:
+            self._write(stdin, jsonrpc.result(message["id"], {}))
             return
-        outward = next(self._ids)
+        outward = self._calls.next_id()
         relayed = {**message, "id": outward}
-        for call in reversed(list(self._calls.values())):
+        for call in reversed(self._calls.values()):
             if call.caller.can_answer(method):
                 self._relayed[outward] = (message["id"], call)
                 call.put(relayed)
@@ -356,9 +322,9 @@ class Child:
         del self._relayed[outward]
         self._write(
             stdin,
-            error(
+            jsonrpc.error(
                 message["id"],
-                METHOD_NOT_FOUND,
+                jsonrpc.METHOD_NOT_FOUND,
                 f"no connected client of the bridge can answer {method}",
             ),
         )
@@ -367,23 +333,22 @@ class Child:
         """A relayed server request cannot reach its client: answer the child with an error."""
         entry = self._relayed.pop(outward, None)
         if entry is not None and self._stdin is not None:
-            self._write(self._stdin, error(entry[0], INTERNAL_ERROR, reason))
+            self._write(self._stdin, jsonrpc.error(entry[0], jsonrpc.INTERNAL_ERROR, reason))
 
     def _write(self, stdin: asyncio.StreamWriter, message: dict[str, Any]) -> None:
         # A process that is gone: the supervisor fails the calls and restarts it.
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            stdin.write(orjson.dumps(message) + b"\n")
+        stdio.write(stdin, jsonrpc.encode(message))
 
     def fail_all(self, reason: str) -> None:
-        calls, self._calls = self._calls, {}
+        calls = self._calls.take_all()
         self._tokens.clear()
         self._relayed.clear()
-        for call in calls.values():
+        for call in calls:
             call.done = True
-            call.put(error(call.request_id, UNAVAILABLE, reason))
+            call.put(jsonrpc.error(call.request_id, UNAVAILABLE, reason))
 
 
-class UnavailableError(Exception):
+class UnavailableError(errors.MCPyardError):
     """The child is not running or not initialized (within the wait bound)."""
 
 

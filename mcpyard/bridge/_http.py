@@ -25,21 +25,17 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import mcp_types
 import orjson
-from mcp_types import version as mcp_versions
 
 from mcpyard.bridge import _child
+from mcpyard.mcp import asgi, jsonrpc, protocol
+from mcpyard.mcp import sse as events
+from mcpyard.mcp.asgi import Receive, Scope, Send
 
 log = logging.getLogger("mcpyard.bridge")
-
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 MAX_BODY = 16 * 1024 * 1024
 SESSION_IDLE = 3600.0
@@ -47,17 +43,8 @@ MAX_SESSIONS = 10_000
 PARK_TTL = 300.0
 """How long a modern request's pending input request waits for the client's retry."""
 KEEPALIVE = 15.0
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
 
-_LISTS = frozenset({"tools/list", "resources/list", "resources/templates/list", "prompts/list"})
-_META_PREFIX = "io.modelcontextprotocol/"
-_JSON = [(b"content-type", b"application/json")]
-_SSE = [
-    (b"content-type", b"text/event-stream"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
+_JSON = [asgi.JSON]
 
 
 @dataclass(eq=False)
@@ -70,7 +57,7 @@ class Session:
     stream: asyncio.Queue[dict[str, Any] | None] | None = None
 
     def can_answer(self, method: str) -> bool:
-        return _child.can_answer(self.capabilities, method)
+        return protocol.can_answer(self.capabilities, method)
 
 
 @dataclass(eq=False)
@@ -80,7 +67,7 @@ class ModernCaller:
     capabilities: Any
 
     def can_answer(self, method: str) -> bool:
-        return _child.can_answer(self.capabilities, method)
+        return protocol.can_answer(self.capabilities, method)
 
 
 @dataclass(eq=False)
@@ -139,7 +126,7 @@ class BridgeApp:
         method = scope["method"]
         if path == "/healthz":
             up = self.child.pid is not None
-            await _plain(
+            await asgi.plain(
                 send,
                 200 if up else 503,
                 "ok" if up else f"the server process is not running: {self.child.state}",
@@ -147,28 +134,28 @@ class BridgeApp:
         elif path == "/readyz":
             ready = self.child.ready and not self.closing
             reason = "shutting down" if self.closing else self.child.state
-            await _plain(send, 200 if ready else 503, "ready" if ready else reason)
+            await asgi.plain(send, 200 if ready else 503, "ready" if ready else reason)
         elif path != self.path and path != self.path.rstrip("/") + "/":
-            await _plain(send, 404, "not found")
+            await asgi.plain(send, 404, "not found")
         elif method == "POST":
             await self._post(scope, receive, send)
         elif method == "GET":
             if self.closing:
-                await _plain(send, 503, "the bridge is shutting down")
+                await asgi.plain(send, 503, "the bridge is shutting down")
             else:
                 await self._get(scope, receive, send)
         elif method == "DELETE":
             session = self._session(scope)
             if session is None:
-                await _plain(send, 404, "unknown session")
+                await asgi.plain(send, 404, "unknown session")
             else:
                 self._end(session)
-                await _plain(send, 200, "")
+                await asgi.plain(send, 200, "")
         else:
-            await _respond(send, 405, b"", [(b"allow", b"GET, POST, DELETE")])
+            await asgi.respond(send, 405, b"", [(b"allow", b"GET, POST, DELETE")])
 
     def _session(self, scope: Scope) -> Session | None:
-        sid = _header(scope, b"mcp-session-id")
+        sid = asgi.header(scope, b"mcp-session-id")
         session = self.sessions.get(sid) if sid else None
         if session is not None:
             session.last_seen = time.monotonic()
@@ -182,21 +169,24 @@ class BridgeApp:
     # -- POST ------------------------------------------------------------------------------
 
     async def _post(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await _read_body(receive)
-        if body is None:
-            await _rpc_error(send, 413, None, INVALID_REQUEST, "request body too large")
+        try:
+            body = await asgi.read_body(receive, MAX_BODY)
+        except asgi.BodyTooLarge:
+            await _rpc_error(send, 413, None, jsonrpc.INVALID_REQUEST, "request body too large")
+            return
+        except ConnectionResetError:
             return
         try:
             message = orjson.loads(body)
         except orjson.JSONDecodeError:
-            await _rpc_error(send, 400, None, PARSE_ERROR, "the body is not JSON")
+            await _rpc_error(send, 400, None, jsonrpc.PARSE_ERROR, "the body is not JSON")
             return
         if type(message) is not dict or message.get("jsonrpc") != "2.0":
             await _rpc_error(
                 send,
                 400,
                 None,
-                INVALID_REQUEST,
+                jsonrpc.INVALID_REQUEST,
                 "expected one JSON-RPC 2.0 message (the bridge takes no batches)",
             )
             return
@@ -206,7 +196,7 @@ class BridgeApp:
                 send, 503, message["id"], _child.UNAVAILABLE, "the bridge is shutting down"
             )
             return
-        sse = "text/event-stream" in (_header(scope, b"accept") or "")
+        sse = "text/event-stream" in (asgi.header(scope, b"accept") or "")
         if _modern(scope, message):
             await self._modern(message, receive, send, sse)
         else:
@@ -217,26 +207,28 @@ class BridgeApp:
     ) -> None:
         method = message.get("method")
         rid = message.get("id")
-        if method == "initialize":
+        if method == protocol.INITIALIZE:
             await self._initialize(message, send)
             return
-        if not _header(scope, b"mcp-session-id"):
-            await _rpc_error(send, 400, rid, INVALID_REQUEST, "Mcp-Session-Id header required")
+        if not asgi.header(scope, b"mcp-session-id"):
+            await _rpc_error(
+                send, 400, rid, jsonrpc.INVALID_REQUEST, "Mcp-Session-Id header required"
+            )
             return
         session = self._session(scope)
         if session is None:
-            await _rpc_error(send, 404, rid, INVALID_REQUEST, "unknown or expired session")
+            await _rpc_error(send, 404, rid, jsonrpc.INVALID_REQUEST, "unknown or expired session")
             return
         if method is None:
             self.child.answer(message)
-            await _respond(send, 202, b"")
+            await asgi.respond(send, 202, b"")
         elif "id" not in message:
             params = message.get("params")
-            if method == "notifications/cancelled" and isinstance(params, dict):
+            if method == protocol.CANCELLED and isinstance(params, dict):
                 self.child.cancel_by_caller(session, params.get("requestId"), params.get("reason"))
-            elif method != "notifications/initialized":
+            elif method != protocol.INITIALIZED:
                 self.child.notify(message)
-            await _respond(send, 202, b"")
+            await asgi.respond(send, 202, b"")
         else:
             await self._forward(message, session, receive, send, sse, modern=False)
 
@@ -263,7 +255,7 @@ class BridgeApp:
         session = Session(secrets.token_urlsafe(24), params.get("capabilities"), now)
         self.sessions[session.id] = session
         body = orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
-        await _respond(send, 200, body, [*_JSON, (b"mcp-session-id", session.id.encode())])
+        await asgi.respond(send, 200, body, [*_JSON, (b"mcp-session-id", session.id.encode())])
 
     # -- modern era ------------------------------------------------------------------------
 
@@ -273,13 +265,13 @@ class BridgeApp:
         method = message.get("method")
         rid = message.get("id")
         if method is None or "id" not in message:
-            await _respond(send, 202, b"")  # no client notifications on this wire
+            await asgi.respond(send, 202, b"")  # no client notifications on this wire
             return
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
         raw_meta = params.get("_meta")
         meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
-        if method == "server/discover":
+        if method == protocol.DISCOVER:
             await self._discover(rid, send)
             return
         state = params.get("requestState")
@@ -287,11 +279,11 @@ class BridgeApp:
         if parked is not None:
             await self._resume(parked, message, params, receive, send, sse)
             return
-        caller = ModernCaller(meta.get(mcp_types.CLIENT_CAPABILITIES_META_KEY))
+        caller = ModernCaller(meta.get(protocol.CAPABILITIES_KEY))
         # The child speaks the handshake era: the per-request envelope is the bridge's to read.
         forwarded = message
-        if any(k.startswith(_META_PREFIX) for k in meta):
-            rest = {k: v for k, v in meta.items() if not k.startswith(_META_PREFIX)}
+        if any(k.startswith(protocol.META_PREFIX) for k in meta):
+            rest = {k: v for k, v in meta.items() if not k.startswith(protocol.META_PREFIX)}
             clean = {k: v for k, v in params.items() if k != "_meta"}
             if rest:
                 clean["_meta"] = rest
@@ -306,9 +298,9 @@ class BridgeApp:
             return
         init = self.child.init_result or {}
         child_version = self.child.protocol_version
-        versions = [v for v in _child.HANDSHAKE_VERSIONS if v <= child_version]
+        versions = [v for v in protocol.STREAMABLE_VERSIONS if v <= child_version]
         result: dict[str, Any] = {
-            "supportedVersions": [*versions, *mcp_versions.MODERN_PROTOCOL_VERSIONS],
+            "supportedVersions": [*versions, *protocol.MODERN_VERSIONS],
             "capabilities": init.get("capabilities") or {},
             "resultType": "complete",
             "ttlMs": 0,
@@ -317,9 +309,9 @@ class BridgeApp:
         if init.get("instructions") is not None:
             result["instructions"] = init["instructions"]
         if isinstance(init.get("serverInfo"), dict):
-            result["_meta"] = {mcp_types.SERVER_INFO_META_KEY: init["serverInfo"]}
+            result["_meta"] = {protocol.SERVER_INFO_KEY: init["serverInfo"]}
         body = orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
-        await _respond(send, 200, body, _JSON)
+        await asgi.respond(send, 200, body, _JSON)
 
     async def _resume(
         self,
@@ -394,7 +386,7 @@ class BridgeApp:
         method: Any,
     ) -> None:
         """Answer one POST with the call's events: JSON if the response comes first, else SSE."""
-        disconnected = asyncio.get_running_loop().create_task(_disconnect(receive))
+        disconnected = asyncio.get_running_loop().create_task(asgi.disconnected(receive))
         streaming = False
         parked = False
         self._active += 1
@@ -431,17 +423,23 @@ class BridgeApp:
                 elif final and modern:
                     event = _modern_result(event, method)
                 if final and not streaming:
-                    await _respond(send, 200, orjson.dumps(event), _JSON)
+                    await asgi.respond(send, 200, orjson.dumps(event), _JSON)
                     return
                 if not final and not sse:
                     if "id" in event:
                         self.child.refuse(event["id"], "the client takes no event stream")
                     continue  # a JSON-only client gets no notifications
                 if not streaming:
-                    await send({"type": "http.response.start", "status": 200, "headers": _SSE})
+                    await send(
+                        {"type": "http.response.start", "status": 200, "headers": events.HEADERS}
+                    )
                     streaming = True
                 await send(
-                    {"type": "http.response.body", "body": _event(event), "more_body": not final}
+                    {
+                        "type": "http.response.body",
+                        "body": events.event(jsonrpc.encode(event)),
+                        "more_body": not final,
+                    }
                 )
                 if final:
                     return
@@ -456,48 +454,32 @@ class BridgeApp:
     # -- GET stream ------------------------------------------------------------------------
 
     async def _get(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if "text/event-stream" not in (_header(scope, b"accept") or ""):
-            await _plain(send, 406, "Accept: text/event-stream required")
+        if "text/event-stream" not in (asgi.header(scope, b"accept") or ""):
+            await asgi.plain(send, 406, "Accept: text/event-stream required")
             return
-        if not _header(scope, b"mcp-session-id"):
-            await _plain(send, 405 if _modern(scope, {}) else 400, "Mcp-Session-Id header required")
+        if not asgi.header(scope, b"mcp-session-id"):
+            status = 405 if _modern(scope, {}) else 400
+            await asgi.plain(send, status, "Mcp-Session-Id header required")
             return
         session = self._session(scope)
         if session is None:
-            await _plain(send, 404, "unknown or expired session")
+            await asgi.plain(send, 404, "unknown or expired session")
             return
         if session.stream is not None:
-            await _plain(send, 409, "this session already has a stream")
+            await asgi.plain(send, 409, "this session already has a stream")
             return
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         session.stream = queue
-        disconnected = asyncio.get_running_loop().create_task(_disconnect(receive))
+
+        async def next_event() -> bytes | None:
+            event = await queue.get()
+            return None if event is None else jsonrpc.encode(event)
+
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": _SSE})
-            await send({"type": "http.response.body", "body": b": stream\n\n", "more_body": True})
-            while True:
-                getter = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait(
-                    {getter, disconnected}, timeout=KEEPALIVE, return_when=asyncio.FIRST_COMPLETED
-                )
-                if disconnected in done:
-                    getter.cancel()
-                    return
-                if getter not in done:
-                    getter.cancel()
-                    await send(
-                        {"type": "http.response.body", "body": b": ping\n\n", "more_body": True}
-                    )
-                    continue
-                event = getter.result()
-                if event is None:
-                    await send({"type": "http.response.body", "body": b"", "more_body": False})
-                    return
-                await send({"type": "http.response.body", "body": _event(event), "more_body": True})
+            await events.serve(receive, send, b": stream\n\n", next_event, keepalive=KEEPALIVE)
         finally:
             if session.stream is queue:
                 session.stream = None
-            disconnected.cancel()
             # Server requests that never reached the client: the child is not left waiting.
             while not queue.empty():
                 left = queue.get_nowait()
@@ -521,19 +503,19 @@ class BridgeApp:
 
 
 def _modern(scope: Scope, message: dict[str, Any]) -> bool:
-    if _header(scope, b"mcp-protocol-version") in mcp_versions.MODERN_PROTOCOL_VERSIONS:
+    if asgi.header(scope, b"mcp-protocol-version") in protocol.MODERN_VERSIONS:
         return True
-    if message.get("method") == "server/discover" and not _header(scope, b"mcp-session-id"):
+    if message.get("method") == protocol.DISCOVER and not asgi.header(scope, b"mcp-session-id"):
         return True
     params = message.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
     return isinstance(meta, dict) and (
-        meta.get(mcp_types.PROTOCOL_VERSION_META_KEY) in mcp_versions.MODERN_PROTOCOL_VERSIONS
+        meta.get(protocol.VERSION_KEY) in protocol.MODERN_VERSIONS
     )
 
 
 def _negotiate(requested: Any, child: str) -> str:
-    known = mcp_versions.HANDSHAKE_PROTOCOL_VERSIONS
+    known = protocol.HANDSHAKE_VERSIONS
     if requested in known and child in known and requested <= child:
         return str(requested)
     return child
@@ -544,7 +526,7 @@ def _modern_result(message: dict[str, Any], method: Any) -> dict[str, Any]:
     if not isinstance(result, dict):
         return message
     result = {"resultType": "complete", **result}
-    if method in _LISTS:
+    if method in protocol.LISTS:
         result.setdefault("ttlMs", 0)
         result.setdefault("cacheScope", "private")
     return {**message, "result": result}
@@ -561,46 +543,5 @@ async def _next(call: _child.Call, disconnected: asyncio.Task[None]) -> dict[str
     return None
 
 
-async def _disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _read_body(receive: Receive) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _event(message: dict[str, Any]) -> bytes:
-    return b"event: message\ndata: " + orjson.dumps(message) + b"\n\n"
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": headers or []})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _plain(send: Send, status: int, text: str) -> None:
-    await _respond(send, status, text.encode(), [(b"content-type", b"text/plain; charset=utf-8")])
-
-
 async def _rpc_error(send: Send, status: int, rid: Any, code: int, message: str) -> None:
-    await _respond(send, status, orjson.dumps(_child.error(rid, code, message)), _JSON)
+    await asgi.respond_error(send, status, code, message, id_=rid)

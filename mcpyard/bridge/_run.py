@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import uvicorn
 
-from mcpyard.bridge import _http, _process
+from mcpyard.bridge import _http
+from mcpyard.mcp import process
 
 log = logging.getLogger("mcpyard.bridge")
 
@@ -115,7 +116,7 @@ async def _reap(app: _http.BridgeApp) -> None:
     """As PID 1 (no tini in front), orphaned grandchildren become ours to reap."""
     while True:
         await asyncio.sleep(REAP_EVERY)
-        _process.reap_orphans(exclude=app.child.pid)
+        process.reap_orphans(exclude=app.child.pid)
 
 
 def run(settings: Settings) -> int:

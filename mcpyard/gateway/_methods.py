@@ -18,13 +18,13 @@ from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _relay
-from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway import _catalog, _jsonrpc, _relay
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._upstreams import Handle
 from mcpyard.gateway._upstreams import capabilities as capabilities_of
 from mcpyard.gateway.downstream._auth import Member
 from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -257,7 +257,7 @@ class Methods:
 
 def _failure(id_: rpc.Id, exc: errors.MCPyardError | OSError | TimeoutError,
              slug: str) -> dict[str, Any]:
-    return rpc.error_from(id_, exc, slug=slug)
+    return _jsonrpc.error_from(id_, exc, slug=slug)
 
 
 def _error_uri(outcome: dict[str, Any], slug: str, original: str, uri: str) -> None:

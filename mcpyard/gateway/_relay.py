@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcpyard import errors
 from mcpyard.compiler import naming
-from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.mcp import jsonrpc as rpc
+from mcpyard.mcp import protocol
 
 if TYPE_CHECKING:
     from mcpyard.gateway._upstreams import Handle
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("mcpyard.gateway")
 
 LOG_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-SERVER_REQUESTS = frozenset({"sampling/createMessage", "elicitation/create", "roots/list"})
 MAX_INPUT_ROUNDS = 10
 
 
@@ -118,7 +118,7 @@ class Relay:
         method = message.get("method")
         if method == "ping":
             return {"jsonrpc": "2.0", "id": rid, "result": {}}
-        if method not in SERVER_REQUESTS:
+        if method not in protocol.SERVER_REQUESTS:
             return rpc.error(rid, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
         params = message.get("params")
         try:
@@ -208,7 +208,7 @@ async def _answers(reply: Reply, result: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(requests, dict):
         return out
     for key, request in requests.items():
-        if not isinstance(request, dict) or request.get("method") not in SERVER_REQUESTS:
+        if not isinstance(request, dict) or request.get("method") not in protocol.SERVER_REQUESTS:
             continue
         params = request.get("params")
         try:

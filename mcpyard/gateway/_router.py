@@ -28,33 +28,24 @@ import orjson
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _catalog, _methods, _redact, _relay, _toolsearch
-from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.gateway import _catalog, _jsonrpc, _methods, _redact, _relay, _toolsearch
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.downstream import _auth
 from mcpyard.gateway.downstream._auth import Member
 from mcpyard.gateway.downstream._sessions import Session
 from mcpyard.gateway.services import _limits, _metrics, _records, _tracing
+from mcpyard.mcp import jsonrpc as rpc
+from mcpyard.mcp import protocol
 
 if TYPE_CHECKING:
     from mcpyard.gateway.oauth._service import OAuth
 
 log = logging.getLogger("mcpyard.gateway")
 
-STREAMABLE_VERSIONS = ("2025-03-26", "2025-06-18", "2025-11-25")
-"""Handshake-era versions served on /mcp, oldest first."""
-SSE_VERSIONS = ("2024-11-05", *STREAMABLE_VERSIONS)
-"""Versions served on the legacy HTTP+SSE transport."""
-LATEST = STREAMABLE_VERSIONS[-1]
-DEFAULT_HEADER_VERSION = "2025-03-26"
-"""What a request without MCP-Protocol-Version speaks (the spec's backwards-compatible rule)."""
 SHUTTING_DOWN = "the gateway is shutting down: send the request again (another replica, or " \
     "this one once it is back)"
 CUT = "the gateway shut down before this call finished: it was cancelled upstream at the end " \
     "of the shutdown grace period"
-BATCH_VERSIONS = frozenset({"2025-03-26"})
-"""Only 2025-03-26 has JSON-RPC batches; later versions removed them."""
-
 RECORDED = frozenset({"tools/call", "resources/read", "prompts/get", "tools/list",
                       "resources/list", "resources/templates/list", "prompts/list"})
 """Methods whose every request is kept in the call log; any other request is kept only when
@@ -91,7 +82,6 @@ class _Call:
         self.outcome, self.error = outcome, error
 
 
-_TARGETS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
 _SERVED = frozenset({"prompts/get", "resources/read", "completion/complete"})
 """Methods of ``_methods`` that reach one upstream: the record names its server."""
 
@@ -111,7 +101,7 @@ def _failures(reason: str, count: int, address: str) -> str:
 
 def _target(method: str, params: Any) -> str | None:
     """The tool, prompt or resource a request names, as the client sent it."""
-    key = _TARGETS.get(method)
+    key = protocol.TARGET_FIELD.get(method)
     value = params.get(key) if key is not None and isinstance(params, dict) else None
     return value if isinstance(value, str) else None
 
@@ -157,7 +147,7 @@ class Router:
         Every request passes here once, ``initialize`` included (``session`` is None for an
         initialize on /mcp, which opens the session after this admitted it): it is counted
         against the member's limit, then the workspace's, and answered with a JSON-RPC
-        :data:`rpc.RATE_LIMITED` error when refused (the transport turns that into HTTP 429).
+        :data:`_jsonrpc.RATE_LIMITED` error when refused (the transport turns that into HTTP 429).
         Initialize counts because it is work the client asks for like any other, and a client
         re-initializing in a loop must not escape its plan.
         """
@@ -176,7 +166,7 @@ class Router:
         elif refusal is not None:
             call.fail("rate_limited", refusal.message)
             call.scope = refusal.scope
-            reply = rpc.rate_limited(msg["id"], refusal)
+            reply = _jsonrpc.rate_limited(msg["id"], refusal)
         else:
             redactor = self.runtime.redactor
             if way_back is not None and redactor.size:
@@ -321,12 +311,12 @@ class Router:
             requested = params.get("protocolVersion") if isinstance(params, dict) else None
             if era == "legacy-sse" and session is not None:
                 # The legacy transport opens its session with the stream, before initialize.
-                session.protocol = negotiate(requested, SSE_VERSIONS)
+                session.protocol = negotiate(requested, protocol.SSE_VERSIONS)
                 session.capabilities = client_capabilities(params)
                 return rpc.result(id_, initialize_result(live, session.protocol))
             if session is None:
                 return rpc.result(id_, initialize_result(
-                    live, negotiate(requested, STREAMABLE_VERSIONS)))
+                    live, negotiate(requested, protocol.STREAMABLE_VERSIONS)))
             call.fail("invalid_request", "the session is already initialized")
             return rpc.error(id_, rpc.INVALID_REQUEST, "the session is already initialized")
         handler = self.methods.handlers.get(method)
@@ -423,7 +413,7 @@ class Router:
             return rpc.error(id_, exc.code, exc.rpc_message, exc.data)
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             log.warning("member %s: %s failed: %s", member.key, name, exc)
-            reply = rpc.error_from(id_, exc, slug=entry.slug)
+            reply = _jsonrpc.error_from(id_, exc, slug=entry.slug)
             call.fail("upstream_error", reply["error"]["message"])
             return reply
         if result.get("isError") is True:

@@ -24,7 +24,7 @@ from typing import Any
 
 from mcpyard import compiler, errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
-from mcpyard.gateway import _catalog, _jsonrpc, _redact
+from mcpyard.gateway import _catalog, _redact
 from mcpyard.gateway._upstreams import Factory, Handle, Upstreams
 from mcpyard.gateway.downstream import _auth
 from mcpyard.gateway.downstream._sessions import SessionStore
@@ -32,10 +32,11 @@ from mcpyard.gateway.services._metrics import Metrics
 from mcpyard.gateway.upstream._base import (
     SecretSource,
 )
+from mcpyard.mcp import jsonrpc
 
 log = logging.getLogger("mcpyard.gateway")
 
-LIST_CHANGED = _jsonrpc.notification("notifications/tools/list_changed")
+LIST_CHANGED = jsonrpc.notification("notifications/tools/list_changed")
 
 
 @dataclass(frozen=True)
@@ -367,13 +368,13 @@ def changed_lists(old: Live, new: Live, member: str) -> list[dict[str, Any]]:
     if now is None:
         return []  # gone: its sessions end
     if was is None:
-        return [LIST_CHANGED, *(_jsonrpc.notification(kinds[0].notification)
+        return [LIST_CHANGED, *(jsonrpc.notification(kinds[0].notification)
                                 for kinds in _CATALOG_NOTES if new.serves(kinds[0].key))]
     out = [LIST_CHANGED] if old.view(was).items != new.view(now).items else []
     for kinds in _CATALOG_NOTES:
         if any(old.catalog_view(k, was).items != new.catalog_view(k, now).items
                for k in kinds):
-            out.append(_jsonrpc.notification(kinds[0].notification))
+            out.append(jsonrpc.notification(kinds[0].notification))
     return out
 
 

@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 
 from mcpyard.gateway import _catalog
-from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._runtime import Live
+from mcpyard.mcp import jsonrpc as rpc
 
 _ANSWERED = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 

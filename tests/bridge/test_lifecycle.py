@@ -17,6 +17,7 @@ from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
 from mcpyard.cli import main
+from tests.probes import initialize_body
 from tests.proctools import alive, descendants
 
 pytestmark = pytest.mark.anyio
@@ -128,16 +129,7 @@ async def test_a_command_that_cannot_start(bridge_for: Make) -> None:
     async with httpx.AsyncClient(base_url=bridge.base) as http:
         r = await http.post(
             "/mcp",
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "t", "version": "0"},
-                },
-            },
+            json=initialize_body("t"),
         )
     assert r.status_code == 503
     assert r.json()["error"]["message"] == (

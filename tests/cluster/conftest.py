@@ -28,6 +28,7 @@ from tests.cluster.apiserver import ROOT, ApiServer, start
 from tests.conftest import DEMO_AGE_KEY
 from tests.operator import conftest as operator_conftest
 from tests.operator.conftest import demo_server  # noqa: F401 (the demo MCP server fixture)
+from tests.probes import initialize_body
 
 OPERATOR_NS = "mcpyard"
 CRDS = ROOT / "crds"
@@ -221,16 +222,7 @@ def initialize(url: str, token: str) -> int:
             "Content-Type": "application/json",
             "Authorization": f"Bearer {token}",
         },
-        json={
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-06-18",
-                "capabilities": {},
-                "clientInfo": {"name": "probe", "version": "0"},
-            },
-        },
+        json=initialize_body(),
         timeout=10,
     )
     return r.status_code

@@ -22,6 +22,7 @@ from mcp.shared.exceptions import MCPError
 from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.crypto import tokens
 from mcpyard.gateway import _jsonrpc as rpc
+from mcpyard.mcp import jsonrpc
 
 pytestmark = pytest.mark.anyio
 
@@ -150,7 +151,7 @@ async def test_outcomes_reach_records_and_metrics(settings_for: Any, alpha: Any,
             unknown = (await a.call("alpha__nope")).json()
             # a hidden tool and a missing one answer alike
             assert denied["error"] == {**unknown["error"], "message": "Unknown tool: alpha__add"}
-            assert denied["error"]["code"] == rpc.INVALID_PARAMS
+            assert denied["error"]["code"] == jsonrpc.INVALID_PARAMS
             bad = await http.post(gw.url("eng"), headers={**Raw(http, "", tokens.new())
                                                           .headers()}, json={})
             assert bad.status_code == 401

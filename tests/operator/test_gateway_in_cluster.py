@@ -41,6 +41,7 @@ from tests.operator.conftest import (
     wait_for,
     write_kubeconfig,
 )
+from tests.probes import initialize_body
 
 GATEWAY_AGENT = "mcpyard-gateway/"
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
@@ -109,16 +110,7 @@ class Gateway:
         r = httpx.post(
             self.url(workspace),
             headers={**MCP_HEADERS, "Authorization": f"Bearer {token}"},
-            json={
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-06-18",
-                    "capabilities": {},
-                    "clientInfo": {"name": "probe", "version": "0"},
-                },
-            },
+            json=initialize_body(),
             timeout=10,
         )
         return r.status_code

@@ -42,31 +42,15 @@ from starlette.types import Receive, Send
 
 from mcpyard import __version__, errors
 from mcpyard.compiler import access, naming
-from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway import _methods, _relay
 from mcpyard.gateway._runtime import Live, Runtime
-from mcpyard.gateway.downstream import _asgi as _http
 from mcpyard.gateway.downstream import _streams
 from mcpyard.gateway.downstream._auth import Member
+from mcpyard.mcp import asgi, protocol, sse
+from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
-MODERN_VERSIONS = ("2026-07-28",)
-HANDSHAKE_VERSIONS = frozenset({"2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"})
-VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
-LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
-SERVER_INFO_KEY = "io.modelcontextprotocol/serverInfo"
-SUBSCRIPTION_KEY = "io.modelcontextprotocol/subscriptionId"
-
-HEADER_MISMATCH = -32020
-UNSUPPORTED_VERSION = -32022
-
-REMOVED = frozenset({"initialize", "ping", "logging/setLevel", "resources/subscribe",
-                     "resources/unsubscribe"})
-"""Handshake-era methods the modern era does not have: 404 and -32601."""
-CACHEABLE = frozenset({"tools/list", "prompts/list", "resources/list",
-                       "resources/templates/list", "resources/read", "server/discover"})
 PARK_PREFIX = "mcpyard-parked:"
 """A requestState the gateway made (a parked call); any other passes to the upstream."""
 PARK_KEY = "mcpyard"
@@ -74,16 +58,12 @@ LIST_TTL_MS = 0
 """Lists change with the configuration and the upstreams at any moment; subscriptions/listen
 says when. A client may cache, but must ask again."""
 _STATUS = dict(inbound.ERROR_CODE_HTTP_STATUS)
-_LISTEN_KINDS = {
-    "notifications/tools/list_changed": "toolsListChanged",
-    "notifications/prompts/list_changed": "promptsListChanged",
-    "notifications/resources/list_changed": "resourcesListChanged",
-}
 
 
 def is_modern(version: bytes | None, payload: Any, has_session: bool) -> bool:
     """Whether a POST speaks 2026-07-28 (see the module docstring)."""
-    if version is not None and version.decode("latin-1").strip(" \t") not in HANDSHAKE_VERSIONS:
+    if (version is not None
+            and version.decode("latin-1").strip(" \t") not in protocol.HANDSHAKE_VERSIONS):
         return True
     if has_session or not isinstance(payload, dict) or payload.get("method") == "initialize":
         return False
@@ -91,7 +71,7 @@ def is_modern(version: bytes | None, payload: Any, has_session: bool) -> bool:
         return True
     params = payload.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and VERSION_KEY in meta
+    return isinstance(meta, dict) and protocol.VERSION_KEY in meta
 
 
 def server_info(live: Live) -> dict[str, Any]:
@@ -171,8 +151,8 @@ class Modern:
                    receive: Receive, send: Send, payload: Any, accept: bytes | None,
                    size: int) -> None:
         """Answer one modern POST (its body already parsed)."""
-        if not _http.accepts(accept, b"application/json"):
-            await _http.respond(send, 406)
+        if not asgi.accepts(accept, b"application/json"):
+            await asgi.respond(send, 406)
             return
         version = _header(headers, b"mcp-protocol-version")
         if not isinstance(payload, dict) or ("id" in payload and not rpc.valid_id(payload["id"])):
@@ -182,10 +162,10 @@ class Modern:
         if "id" not in payload:
             # Client notifications have no meaning in this era (cancelling is closing the
             # stream); they are acknowledged, as the handshake era does.
-            if version is not None and version not in MODERN_VERSIONS:
+            if version is not None and version not in protocol.MODERN_VERSIONS:
                 await self._unsupported(send, None, version)
             else:
-                await _http.respond(send, 202)
+                await asgi.respond(send, 202)
             return
         id_ = payload["id"]
         if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
@@ -199,19 +179,19 @@ class Modern:
             await self._error(send, id_, verdict.code, verdict.message, verdict.data)
             return
         method: str = payload["method"]
-        if method in REMOVED:
+        if method in protocol.REMOVED:
             await self._error(send, id_, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
             return
         if method == "server/discover":
             await self._result(live, send, id_, method, {
-                "supportedVersions": list(MODERN_VERSIONS),
+                "supportedVersions": list(protocol.MODERN_VERSIONS),
                 "capabilities": _methods.capabilities(live),
                 "serverInfo": server_info(live),
             })
             return
         if method == "subscriptions/listen":
-            if accept is not None and not _http.accepts(accept, b"text/event-stream"):
-                await _http.respond(send, 406)
+            if accept is not None and not asgi.accepts(accept, b"text/event-stream"):
+                await asgi.respond(send, 406)
                 return
             await self._listen(live, member, receive, send, id_, payload.get("params") or {})
             return
@@ -232,11 +212,11 @@ class Modern:
             return
         session = self.runtime.sessions.sessionless(live.config.name, member.name, member.key)
         meta = params["_meta"]
-        level = meta.get(LOG_LEVEL_KEY)
-        caps = meta.get(CAPABILITIES_KEY)
+        level = meta.get(protocol.LOG_LEVEL_KEY)
+        caps = meta.get(protocol.CAPABILITIES_KEY)
         reply = _ModernReply(send, session,
-                             can_stream=accept is None or _http.accepts(accept,
-                                                                        b"text/event-stream"),
+                             can_stream=accept is None or asgi.accepts(accept,
+                                                                       b"text/event-stream"),
                              log_level=(_relay.LOG_LEVELS.index(level)
                                         if level in _relay.LOG_LEVELS else None),
                              capabilities=caps if isinstance(caps, dict) else {},
@@ -268,7 +248,7 @@ class Modern:
     async def _serve(self, live: Live, member: Member, receive: Receive, id_: rpc.Id,
                      method: str, reply: _ModernReply,
                      work: asyncio.Future[dict[str, Any]]) -> None:
-        gone = asyncio.ensure_future(_disconnected(receive))
+        gone = asyncio.ensure_future(asgi.disconnected(receive))
         parked = asyncio.ensure_future(reply.parked.wait())
         try:
             waiters: set[asyncio.Future[Any]] = {work, gone, parked}
@@ -306,28 +286,28 @@ class Modern:
     def _decorate(self, live: Live, method: str, result: dict[str, Any]) -> dict[str, Any]:
         if "resultType" not in result:
             result["resultType"] = "complete"
-        if method in CACHEABLE and result["resultType"] == "complete":
+        if method in protocol.CACHEABLE and result["resultType"] == "complete":
             result.setdefault("ttlMs", LIST_TTL_MS)
             # Filtered per member (and behind the member's token): never shared.
             result["cacheScope"] = "private"
         meta = result.get("_meta")
-        stamp = {SERVER_INFO_KEY: server_info(live)}
+        stamp = {protocol.SERVER_INFO_KEY: server_info(live)}
         result["_meta"] = {**meta, **stamp} if isinstance(meta, dict) else stamp
         return result
 
     async def _result(self, live: Live, send: Send, id_: rpc.Id, method: str,
                       result: dict[str, Any]) -> None:
-        await _http.respond_json(send, 200, rpc.result(id_, self._decorate(live, method,
-                                                                           result)))
+        await asgi.respond_json(send, 200, rpc.result(id_, self._decorate(live, method,
+                                                                          result)))
 
     async def _error(self, send: Send, id_: rpc.Id, code: int, message: str,
                      data: Any = None) -> None:
-        await _http.respond_json(send, _STATUS.get(code, 400), rpc.error(id_, code, message,
-                                                                         data))
+        await asgi.respond_json(send, _STATUS.get(code, 400), rpc.error(id_, code, message,
+                                                                        data))
 
     async def _unsupported(self, send: Send, id_: rpc.Id, version: str) -> None:
-        await self._error(send, id_, UNSUPPORTED_VERSION, "Unsupported protocol version",
-                          {"supported": list(MODERN_VERSIONS), "requested": version})
+        await self._error(send, id_, protocol.UNSUPPORTED_VERSION, "Unsupported protocol version",
+                          {"supported": list(protocol.MODERN_VERSIONS), "requested": version})
 
     # -- subscriptions/listen ------------------------------------------------------------
 
@@ -338,11 +318,12 @@ class Modern:
             await self._error(send, id_, rpc.INVALID_PARAMS,
                               "Invalid params: subscriptions/listen needs notifications")
             return
-        honored: dict[str, Any] = {k: True for k in _LISTEN_KINDS.values() if wanted.get(k)}
+        honored: dict[str, Any] = {k: True for k in protocol.LIST_CHANGED.values()
+                                   if wanted.get(k)}
         uris = wanted.get("resourceSubscriptions")
-        meta = {SUBSCRIPTION_KEY: id_}
+        meta = {protocol.SUBSCRIPTION_KEY: id_}
         session = self.runtime.sessions.open(live.config.name, member.name, member.key,
-                                             MODERN_VERSIONS[-1], "listen")
+                                             protocol.MODERN_VERSIONS[-1], "listen")
         session.streams += 1
         if isinstance(uris, list) and uris:
             honored["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)]
@@ -354,7 +335,7 @@ class Modern:
                     continue  # honored, and never fires, like a URI that does not exist
                 with contextlib.suppress(errors.MCPyardError, TimeoutError, OSError):
                     await self.subscriptions.add(live.handles[parts[0]], parts[1], session)
-        kinds = {m for m, k in _LISTEN_KINDS.items() if honored.get(k)}
+        kinds = {m for m, k in protocol.LIST_CHANGED.items() if honored.get(k)}
         ack = rpc.notification("notifications/subscriptions/acknowledged",
                                {"notifications": honored, "_meta": meta})
 
@@ -374,7 +355,7 @@ class Modern:
                     return orjson.dumps(message)
 
         try:
-            await _http.stream(receive, send, _http.event(orjson.dumps(ack)), next_message)
+            await sse.serve(receive, send, sse.event(orjson.dumps(ack)), next_message)
         finally:
             session.streams -= 1
             await self.runtime.sessions.end(session)
@@ -394,12 +375,12 @@ def _classify(payload: dict[str, Any], headers: list[tuple[bytes, bytes]]
         name = key.decode("latin-1")
         if name in ("mcp-protocol-version", "mcp-method", "mcp-name"):
             if name in folded:
-                return inbound.InboundLadderRejection(HEADER_MISMATCH,
+                return inbound.InboundLadderRejection(protocol.HEADER_MISMATCH,
                                                       f"{name} header appears more than once")
             # RFC 9110 5.5: the whitespace around a field value is not part of it.
             folded[name] = value.decode("latin-1").strip(" \t")
     return inbound.classify_inbound_request(payload, headers=folded,
-                                            supported_modern_versions=MODERN_VERSIONS)
+                                            supported_modern_versions=protocol.MODERN_VERSIONS)
 
 
 def _param_headers(live: Live, member: Member, params: dict[str, Any],
@@ -425,8 +406,3 @@ def _param_headers_of(headers: list[tuple[bytes, bytes]]) -> dict[str, str] | No
     out = {k.decode("latin-1"): v.decode("latin-1") for k, v in headers
            if k.startswith(b"mcp-param-")}
     return out or None
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass

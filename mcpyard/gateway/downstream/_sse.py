@@ -6,7 +6,7 @@ messages. Each POST is acknowledged with 202 and its answer travels on the strea
 ends when the stream closes. Every POST is authenticated again and must come from the member
 who opened the stream (else 404, as for an unknown session).
 
-Rate limits: a refused request's JSON-RPC error (:data:`rpc.RATE_LIMITED`, with ``retryAfter``
+Rate limits: a refused request's JSON-RPC error (:data:`_jsonrpc.RATE_LIMITED`, with ``retryAfter``
 in its data) travels on the stream like any answer, after the POST was accepted with 202; it
 is not a 429 to the POST. Answering the POST with 429 before accepting it would be possible,
 but the official Python SDK's SSE client raises on any non-2xx POST inside its writer task,
@@ -26,14 +26,14 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from mcpyard import errors
-from mcpyard.gateway import _jsonrpc as rpc
 from mcpyard.gateway._router import Router
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.downstream import _asgi as _http
 from mcpyard.gateway.downstream import _auth, _streams
 from mcpyard.gateway.downstream._sessions import Session
-from mcpyard.gateway.downstream._streamable import _invalid, unauthorized
-from mcpyard.gateway.services import _tracing
+from mcpyard.gateway.downstream._streamable import _invalid, admit
+from mcpyard.mcp import asgi, sse
+from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -57,31 +57,26 @@ class SSEStream:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "GET":
-            await _http.respond(send, 405, b"", [(b"allow", b"GET")])
+            await asgi.respond(send, 405, b"", [(b"allow", b"GET")])
             return
         auth, accept = _headers(scope)
-        name = scope["path_params"]["workspace"]
-        live = self.runtime.live.get(name)
-        if live is None:
-            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
+        admitted = await admit(self.runtime, self.router, scope, receive, send, auth,
+                               "legacy-sse")
+        if admitted is None:
             return
-        member = _tracing.authenticate(live.members, auth)
-        if isinstance(member, bytes) and self.router.oauth is not None:
-            member = await self.router.oauth.authenticate(live, auth, member)
-        if isinstance(member, bytes):
-            await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
-            return
-        if not _http.accepts(accept, b"text/event-stream"):
-            await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
-                                      "Not Acceptable: the client must accept text/event-stream")
+        live, member = admitted
+        name = live.config.name
+        if not asgi.accepts(accept, b"text/event-stream"):
+            await asgi.respond_error(send, 406, rpc.INVALID_REQUEST,
+                                     "Not Acceptable: the client must accept text/event-stream")
             return
         session = self.runtime.sessions.open(name, member.name, member.key, None, "sse")
         session.streams += 1
         log.info("workspace %s: member %s opened an SSE session", name, member.key)
         endpoint = f"{scope.get('root_path', '')}/ws/{name}/messages?sessionId={session.id}"
         try:
-            await _http.stream(receive, send, _http.event(endpoint.encode(), b"endpoint"),
-                               session.next)
+            await sse.serve(receive, send, sse.event(endpoint.encode(), b"endpoint"),
+                            session.next)
         finally:
             session.streams -= 1
             await self.runtime.sessions.end(session)
@@ -97,43 +92,38 @@ class SSEMessages:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST":
-            await _http.respond(send, 405, b"", [(b"allow", b"POST")])
+            await asgi.respond(send, 405, b"", [(b"allow", b"POST")])
             return
         auth, _ = _headers(scope)
-        name = scope["path_params"]["workspace"]
-        live = self.runtime.live.get(name)
-        if live is None:
-            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
+        admitted = await admit(self.runtime, self.router, scope, receive, send, auth,
+                               "legacy-sse")
+        if admitted is None:
             return
-        member = _tracing.authenticate(live.members, auth)
-        if isinstance(member, bytes) and self.router.oauth is not None:
-            member = await self.router.oauth.authenticate(live, auth, member)
-        if isinstance(member, bytes):
-            await unauthorized(self.router, live, scope, receive, send, member, "legacy-sse")
-            return
+        live, member = admitted
+        name = live.config.name
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         sid = (query.get("sessionId") or query.get("session_id") or [""])[0]
         if not sid:
-            await _http.respond_error(send, 400, rpc.INVALID_REQUEST,
-                                      "Bad Request: sessionId is required")
+            await asgi.respond_error(send, 400, rpc.INVALID_REQUEST,
+                                     "Bad Request: sessionId is required")
             return
         session = self.runtime.sessions.get(sid)
         if (session is None or session.transport != "sse" or session.workspace != name
                 or session.member != member.name):
-            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, "Session not found")
+            await asgi.respond_error(send, 404, rpc.INVALID_REQUEST, "Session not found")
             return
         try:
             body = await _http.read_body(receive)
             payload = orjson.loads(body)
         except errors.BodyTooLarge:
-            await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
+            await asgi.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
         except ConnectionResetError:
             return
         except orjson.JSONDecodeError:
-            await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
+            await asgi.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
-        await _http.respond(send, 202, b"Accepted")
+        await asgi.respond(send, 202, b"Accepted")
         if _http.too_deep(body, payload, self.max_depth):
             # Like every answer on this transport, the refusal travels on the stream.
             session.push(self.router.refused(live, member, payload, era="legacy-sse",

@@ -15,7 +15,7 @@ POSTs of JSON-RPC responses. ``notifications/cancelled`` cancels the request it 
 dropped connection does not: the handshake-era rule).
 
 A request refused by a rate limit is answered with HTTP 429, ``Retry-After`` and the
-JSON-RPC error (:data:`rpc.RATE_LIMITED`); a batch gets 429 only when every request in it was
+JSON-RPC error (:data:`_jsonrpc.RATE_LIMITED`); a batch gets 429 only when every request in it was
 refused (otherwise 200, with the refusals among the answers).
 """
 
@@ -29,24 +29,20 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from mcpyard import errors
-from mcpyard.gateway import _jsonrpc as rpc
-from mcpyard.gateway._router import (
-    BATCH_VERSIONS,
-    DEFAULT_HEADER_VERSION,
-    STREAMABLE_VERSIONS,
-    Router,
-    client_capabilities,
-)
+from mcpyard.gateway import _jsonrpc
+from mcpyard.gateway._router import Router, client_capabilities
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.downstream import _asgi as _http
 from mcpyard.gateway.downstream import _auth, _modern, _streams
 from mcpyard.gateway.downstream._sessions import Session
 from mcpyard.gateway.services import _tracing
 from mcpyard.gateway.services._records import Era
+from mcpyard.mcp import asgi, protocol, sse
+from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
-_SUPPORTED = frozenset(v.encode() for v in STREAMABLE_VERSIONS)
+_SUPPORTED = frozenset(v.encode() for v in protocol.STREAMABLE_VERSIONS)
 _ALLOW = [(b"allow", b"GET, POST, DELETE")]
 
 
@@ -72,17 +68,11 @@ class StreamableHTTP:
                 accept = value
             elif key == b"content-type":
                 ctype = value
-        name = scope["path_params"]["workspace"]
-        live = self.runtime.live.get(name)
-        if live is None:
-            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
+        admitted = await admit(self.runtime, self.router, scope, receive, send, auth,
+                               "handshake")
+        if admitted is None:
             return
-        member = _tracing.authenticate(live.members, auth)
-        if isinstance(member, bytes) and self.router.oauth is not None:
-            member = await self.router.oauth.authenticate(live, auth, member)
-        if isinstance(member, bytes):
-            await unauthorized(self.router, live, scope, receive, send, member, "handshake")
-            return
+        live, member = admitted
         method = scope["method"]
         if method == "POST":
             await self._post(live, member, scope, receive, send, sid, version, accept, ctype)
@@ -92,58 +82,59 @@ class StreamableHTTP:
             session = await self._session(live, member, send, sid, version)
             if session is not None:
                 await self.runtime.sessions.end(session)
-                await _http.respond(send, 200)
+                await asgi.respond(send, 200)
         else:
-            await _http.respond(send, 405, b"", _ALLOW)
+            await asgi.respond(send, 405, b"", _ALLOW)
 
     async def _session(self, live: Live, member: _auth.Member, send: Send, sid: bytes | None,
                        version: bytes | None) -> Session | None:
         """The request's session, or None after answering 400 / 404."""
         if sid is None:
-            await _http.respond_error(send, 400, rpc.INVALID_REQUEST,
-                                      "Bad Request: Mcp-Session-Id header is required")
+            await asgi.respond_error(send, 400, rpc.INVALID_REQUEST,
+                                     "Bad Request: Mcp-Session-Id header is required")
             return None
         session = self.runtime.sessions.get(sid.decode("latin-1"))
         if (session is None or session.workspace != live.config.name
                 or session.member != member.name or session.transport != "streamable-http"):
-            await _http.respond_error(send, 404, rpc.INVALID_REQUEST, "Session not found")
+            await asgi.respond_error(send, 404, rpc.INVALID_REQUEST, "Session not found")
             return None
         if version is not None and version not in _SUPPORTED:
-            await _http.respond_error(
+            await asgi.respond_error(
                 send, 400, rpc.INVALID_REQUEST,
                 f"Bad Request: unsupported MCP-Protocol-Version "
-                f"{version.decode('latin-1')!r} (supported: {', '.join(STREAMABLE_VERSIONS)})")
+                f"{version.decode('latin-1')!r} "
+                f"(supported: {', '.join(protocol.STREAMABLE_VERSIONS)})")
             return None
         return session
 
     async def _post(self, live: Live, member: _auth.Member, scope: Scope, receive: Receive,
                     send: Send, sid: bytes | None, version: bytes | None, accept: bytes | None,
                     ctype: bytes | None) -> None:
-        if not _http.accepts(accept, b"application/json"):
-            await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
-                                      "Not Acceptable: the client must accept application/json")
+        if not asgi.accepts(accept, b"application/json"):
+            await asgi.respond_error(send, 406, rpc.INVALID_REQUEST,
+                                     "Not Acceptable: the client must accept application/json")
             return
         if ctype is None or ctype.split(b";", 1)[0].strip().lower() != b"application/json":
-            await _http.respond_error(send, 415, rpc.INVALID_REQUEST,
-                                      "Unsupported Media Type: send application/json")
+            await asgi.respond_error(send, 415, rpc.INVALID_REQUEST,
+                                     "Unsupported Media Type: send application/json")
             return
         try:
             body = await _http.read_body(receive)
         except errors.BodyTooLarge:
-            await _http.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
+            await asgi.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
         except ConnectionResetError:
             return
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
-            await _http.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
+            await asgi.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
         modern = _modern.is_modern(version, payload, sid is not None)
         if _http.too_deep(body, payload, self.max_depth):
             # Refused here, never forwarded: an upstream's encoder (and ours) would recurse
             # into a 500 or a hung call.
-            await _http.respond_json(send, 400, self.router.refused(
+            await asgi.respond_json(send, 400, self.router.refused(
                 live, member, payload, era="modern" if modern else "handshake",
                 size=len(body), message=_http.depth_error(self.max_depth)))
             return
@@ -161,28 +152,28 @@ class StreamableHTTP:
                 return
             problem = _invalid(payload)
             if problem is not None:
-                await _http.respond_json(send, 400, problem)
+                await asgi.respond_json(send, 400, problem)
             elif "method" not in payload:
                 session.answer(payload)  # the client's answer to a request relayed to it
-                await _http.respond(send, 202)
+                await asgi.respond(send, 202)
             elif "id" not in payload:
                 await self.router.notification(live, member, session, payload)
-                await _http.respond(send, 202)
+                await asgi.respond(send, 202)
             else:
                 await self._request(live, member, session, send, payload, accept, len(body))
             return
 
         if not isinstance(payload, list) or not payload:
-            await _http.respond_json(send, 400, rpc.error(None, rpc.INVALID_REQUEST,
-                                                          "Invalid Request"))
+            await asgi.respond_json(send, 400, rpc.error(None, rpc.INVALID_REQUEST,
+                                                         "Invalid Request"))
             return
         session = await self._session(live, member, send, sid, version)
         if session is None:
             return
         era = (version.decode("latin-1") if version is not None else
-               session.protocol or DEFAULT_HEADER_VERSION)
-        if era not in BATCH_VERSIONS or session.protocol not in BATCH_VERSIONS:
-            await _http.respond_json(send, 400, rpc.error(
+               session.protocol or protocol.DEFAULT_HEADER_VERSION)
+        if era not in protocol.BATCH_VERSIONS or session.protocol not in protocol.BATCH_VERSIONS:
+            await asgi.respond_json(send, 400, rpc.error(
                 None, rpc.INVALID_REQUEST,
                 "Invalid Request: JSON-RPC batches are only part of protocol 2025-03-26"))
             return
@@ -191,7 +182,7 @@ class StreamableHTTP:
     async def _request(self, live: Live, member: _auth.Member, session: Session, send: Send,
                        msg: dict[str, Any], accept: bytes | None, size: int) -> None:
         stream = _streams.PostStream(send, session, log_level=session.log_level,
-                                     can_stream=_http.accepts(accept, b"text/event-stream"))
+                                     can_stream=asgi.accepts(accept, b"text/event-stream"))
         work = asyncio.ensure_future(self.router.request(live, member, session, msg,
                                                          era="handshake", size=size,
                                                          way_back=stream))
@@ -199,7 +190,7 @@ class StreamableHTTP:
         if reply is None:
             # Cancelled by the client, which ignores any answer; the response must still end.
             reply = rpc.error(msg["id"], rpc.REQUEST_CANCELLED, "Request cancelled")
-        wait = rpc.retry_after(reply)
+        wait = _jsonrpc.retry_after(reply)
         if wait is not None:
             stream.headers = [_retry_after(wait)]
         await stream.finish(reply, 200 if wait is None else 429)
@@ -221,20 +212,20 @@ class StreamableHTTP:
             elif "method" in msg:
                 await self.router.notification(live, member, session, msg)
         replies.extend(await asyncio.gather(*calls))
-        waits = [rpc.retry_after(r) for r in replies]
+        waits = [_jsonrpc.retry_after(r) for r in replies]
         if replies and None not in waits:
-            await _http.respond_json(send, 429, replies, [_retry_after(max(w or 1
+            await asgi.respond_json(send, 429, replies, [_retry_after(max(w or 1
                                                                           for w in waits))])
         elif replies:
-            await _http.respond_json(send, 200, replies)
+            await asgi.respond_json(send, 200, replies)
         else:
-            await _http.respond(send, 202)
+            await asgi.respond(send, 202)
 
     async def _initialize(self, live: Live, member: _auth.Member, send: Send,
                           msg: dict[str, Any], size: int) -> None:
         problem = _invalid(msg)
         if problem is not None:
-            await _http.respond_json(send, 400, problem)
+            await asgi.respond_json(send, 400, problem)
             return
         # The router admits (and records) the initialize; the session opens only once it did.
         reply = await self.router.request(live, member, None, msg, era="handshake", size=size)
@@ -248,24 +239,24 @@ class StreamableHTTP:
         session.capabilities = client_capabilities(msg.get("params"))
         log.info("workspace %s: member %s opened a session (protocol %s)", live.config.name,
                  member.key, version)
-        await _http.respond_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])
+        await asgi.respond_json(send, 200, reply, [(b"mcp-session-id", session.id.encode())])
 
     async def _get(self, live: Live, member: _auth.Member, receive: Receive, send: Send,
                    sid: bytes | None, version: bytes | None, accept: bytes | None) -> None:
-        if accept is None or not _http.accepts(accept, b"text/event-stream"):
-            await _http.respond_error(send, 406, rpc.INVALID_REQUEST,
-                                      "Not Acceptable: the client must accept text/event-stream")
+        if accept is None or not asgi.accepts(accept, b"text/event-stream"):
+            await asgi.respond_error(send, 406, rpc.INVALID_REQUEST,
+                                     "Not Acceptable: the client must accept text/event-stream")
             return
         session = await self._session(live, member, send, sid, version)
         if session is None:
             return
         if session.streams:
-            await _http.respond_error(send, 409, rpc.INVALID_REQUEST,
-                                      "Conflict: this session already has a GET stream")
+            await asgi.respond_error(send, 409, rpc.INVALID_REQUEST,
+                                     "Conflict: this session already has a GET stream")
             return
         session.streams += 1
         try:
-            await _http.stream(receive, send, None, session.next)
+            await sse.serve(receive, send, None, session.next)
         finally:
             session.streams -= 1
 
@@ -276,11 +267,29 @@ def _retry_after(seconds: int) -> tuple[bytes, bytes]:
 
 async def respond(send: Send, reply: dict[str, Any]) -> None:
     """Send one reply: 429 with ``Retry-After`` for a rate-limit refusal, else 200."""
-    wait = rpc.retry_after(reply)
+    wait = _jsonrpc.retry_after(reply)
     if wait is None:
-        await _http.respond_json(send, 200, reply)
+        await asgi.respond_json(send, 200, reply)
     else:
-        await _http.respond_json(send, 429, reply, [_retry_after(wait)])
+        await asgi.respond_json(send, 429, reply, [_retry_after(wait)])
+
+
+async def admit(runtime: Runtime, router: Router, scope: Scope, receive: Receive, send: Send,
+                auth: bytes | None, era: Era) -> tuple[Live, _auth.Member] | None:
+    """The workspace the path names and the member the credential names, or None after
+    answering 404 (no such workspace) or 401 (see :func:`unauthorized`)."""
+    name = scope["path_params"]["workspace"]
+    live = runtime.live.get(name)
+    if live is None:
+        await asgi.respond_error(send, 404, rpc.INVALID_REQUEST, f"no workspace {name}")
+        return None
+    member = _tracing.authenticate(live.members, auth)
+    if isinstance(member, bytes) and router.oauth is not None:  # an OAuth access token?
+        member = await router.oauth.authenticate(live, auth, member)
+    if isinstance(member, bytes):
+        await unauthorized(router, live, scope, receive, send, member, era)
+        return None
+    return live, member
 
 
 async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receive, send: Send,
@@ -302,8 +311,8 @@ async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receiv
         # Over its limit: not even the body is read.
         router.unauthorized(live, method=None, era=era, size=0, reason=reason,
                             address=address)
-        await _http.respond_json(send, 429, rpc.error(
-            None, rpc.RATE_LIMITED, f"too many failed authentications from {address}",
+        await asgi.respond_json(send, 429, rpc.error(
+            None, _jsonrpc.RATE_LIMITED, f"too many failed authentications from {address}",
             {"retryAfter": wait, "scope": "address"}), [_retry_after(wait)])
         return
     method: str | None = None

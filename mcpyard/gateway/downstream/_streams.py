@@ -23,8 +23,8 @@ import orjson
 from starlette.types import Send
 
 from mcpyard import errors
-from mcpyard.gateway.downstream import _asgi as _http
 from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.mcp import asgi, sse
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -100,7 +100,7 @@ class PostStream:
     async def finish(self, reply: Any, status: int = 200) -> None:
         """Send the answer: as the stream's last event, or as the JSON response."""
         if self._queue is None or self._writer is None:
-            await _http.respond_json(self.send, status, reply, self.headers)
+            await asgi.respond_json(self.send, status, reply, self.headers)
             return
         self._queue.put_nowait(orjson.dumps(reply))
         self._queue.put_nowait(_END)
@@ -113,13 +113,13 @@ class PostStream:
 
     async def _write(self, queue: asyncio.Queue[Any]) -> None:
         await self.send({"type": "http.response.start", "status": 200,
-                         "headers": [*_http.SSE_HEADERS, *(self.headers or ())]})
+                         "headers": [*sse.HEADERS, *(self.headers or ())]})
         while True:
             data = await queue.get()
             if data is _END:
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
-            await self.send({"type": "http.response.body", "body": _http.event(data),
+            await self.send({"type": "http.response.body", "body": sse.event(data),
                              "more_body": True})
 
 

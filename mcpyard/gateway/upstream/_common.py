@@ -21,6 +21,7 @@ from mcpyard.gateway.upstream._base import (
     Relay,
     SecretSource,
 )
+from mcpyard.mcp import jsonrpc
 
 log = logging.getLogger("mcpyard.gateway.upstream")
 
@@ -110,6 +111,26 @@ class UpstreamBase:
     def _timed_out(self, seconds: float) -> errors.UpstreamTimeout:
         return errors.UpstreamTimeout(f"{self._slug}: timed out after {seconds:g}s")
 
+    # -- requests --------------------------------------------------------------------------
+
+    async def request(self, method: str, params: dict[str, Any] | None, *, owner: Owner | None,
+                      timeout: float | None = None, relay: Relay | None = None
+                      ) -> dict[str, Any]:
+        """One request within its timeout (the server's unless given): its ``result``; see
+        ``Upstream.request`` for the errors. Each transport sends it its own way (``_send``)."""
+        limit = timeout or self.server.timeout_seconds
+        try:
+            async with asyncio.timeout(limit):
+                message = await self._send(method, params, owner, relay)
+        except TimeoutError:
+            raise self._timed_out(limit) from None
+        return _wire.result_of(message, self._slug)
+
+    async def _send(self, method: str, params: dict[str, Any] | None, owner: Owner | None,
+                    relay: Relay | None) -> dict[str, Any]:
+        """The response message to one request (the transport's part of ``request``)."""
+        raise NotImplementedError
+
     # -- tasks -----------------------------------------------------------------------------
 
     def _spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
@@ -198,7 +219,7 @@ class UpstreamBase:
     async def _relayed_answer(self, message: dict[str, Any], relay: Relay) -> bytes:
         """Ask the downstream client through ``relay``; the answer to send the upstream."""
         try:
-            return _wire.encode(await relay.ask(message))
+            return jsonrpc.encode(await relay.ask(message))
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -48,6 +48,7 @@ from mcpyard.gateway.upstream._transport import (
     LISTEN_BACKOFF_MAX,
     Session,
 )
+from mcpyard.mcp import protocol, sse
 
 
 class StreamableHTTPUpstream(ModernEra):
@@ -65,7 +66,7 @@ class StreamableHTTPUpstream(ModernEra):
         super().__init__(server, secrets=secrets, on_notification=on_notification)
         self._port: _port.PortWaiter | None = None
         if server.command:
-            self._supervisor = _process.Supervisor(
+            self._supervisor = _process.supervisor(
                 server,
                 secrets=secrets,
                 workdir=workdir,
@@ -84,7 +85,7 @@ class StreamableHTTPUpstream(ModernEra):
     @property
     def protocol_version(self) -> str | None:
         if self._era == "modern":
-            return _wire.MODERN_VERSION
+            return protocol.MODERN_VERSION
         session = self._sessions.get(None) or self._shared
         return session.version if session is not None else None
 
@@ -105,23 +106,6 @@ class StreamableHTTPUpstream(ModernEra):
             self._fail(f"{self._slug}: no answer after {limit:g}s (waiting for {what})")
         except errors.UpstreamError:
             pass  # recorded in last_error
-
-    async def request(
-        self,
-        method: str,
-        params: dict[str, Any] | None,
-        *,
-        owner: Owner | None,
-        timeout: float | None = None,
-        relay: Relay | None = None,
-    ) -> dict[str, Any]:
-        limit = timeout or self.server.timeout_seconds
-        try:
-            async with asyncio.timeout(limit):
-                message = await self._call(method, params, owner, relay)
-        except TimeoutError:
-            raise self._timed_out(limit) from None
-        return _wire.result_of(message, self._slug)
 
     async def notify(
         self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
@@ -162,7 +146,7 @@ class StreamableHTTPUpstream(ModernEra):
             await self._supervisor.close()
         self._set_closed()
 
-    async def _call(
+    async def _send(
         self,
         method: str,
         params: dict[str, Any] | None,
@@ -292,7 +276,7 @@ class StreamableHTTPUpstream(ModernEra):
             if policy == "modern":
                 raise errors.UpstreamError(
                     f"{self._slug}: protocolEra is modern, but the server does not serve "
-                    f"{_wire.MODERN_VERSION} (server/discover)")
+                    f"{protocol.MODERN_VERSION} (server/discover)")
         try:
             session = await self._initialize_handshake(caps)
         except errors.HandshakeRefused as refused:
@@ -310,9 +294,9 @@ class StreamableHTTPUpstream(ModernEra):
     async def _initialize_handshake(self, caps: dict[str, Any] | None) -> Session:
         http = self._http or self._open_http()
         rid = next(self._ids)
-        params = _wire.initialize_params(_wire.HANDSHAKE_VERSION, caps)
+        params = _wire.initialize_params(protocol.LATEST_HANDSHAKE, caps)
         body = _wire.request(rid, "initialize", params)
-        bare = Session(None, _wire.HANDSHAKE_VERSION)
+        bare = Session(None, protocol.LATEST_HANDSHAKE)
         headers = self._headers(_BASE)
         try:
             async with http.post(self._url, data=body, headers=headers) as resp:
@@ -381,7 +365,7 @@ class StreamableHTTPUpstream(ModernEra):
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: GET stream: HTTP {resp.status}")
             self.listening.set()
-            async for message in _wire.sse_messages(resp.content.iter_any()):
+            async for message in sse.messages(resp.content.iter_any()):
                 self._incoming(message, session)
         return False
 

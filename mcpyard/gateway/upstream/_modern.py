@@ -22,6 +22,7 @@ from mcpyard.gateway.upstream._transport import (
     HTTPTransport,
     Session,
 )
+from mcpyard.mcp import protocol, sse
 
 _SUBSCRIPTION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
 """Handshake-era methods that a 2026-07-28 server serves as its listen stream's filter."""
@@ -52,12 +53,12 @@ class ModernEra(HTTPTransport):
         try:
             message = await self._post(session, body, rid, repeatable, relay, headers)
         except UpstreamRPCError as exc:
-            if exc.code in (_wire.UNSUPPORTED_VERSION, _wire.HEADER_MISMATCH):
+            if exc.code in (protocol.UNSUPPORTED_VERSION, protocol.HEADER_MISMATCH):
                 self._forget(owner, session)
                 self._era = None
             raise
         error = message.get("error")
-        if type(error) is dict and error.get("code") == _wire.UNSUPPORTED_VERSION:
+        if type(error) is dict and error.get("code") == protocol.UNSUPPORTED_VERSION:
             self._forget(owner, session)
             self._era = None
         return message
@@ -77,7 +78,7 @@ class ModernEra(HTTPTransport):
                 if resp.status != 200:
                     return None
                 ctype = resp.headers.get("Content-Type", "")
-                bare = Session(None, _wire.MODERN_VERSION, modern=True)
+                bare = Session(None, protocol.MODERN_VERSION, modern=True)
                 if ctype.startswith(_SSE):
                     message = await self._read_stream(resp, rid, bare)
                 elif ctype.startswith(_JSON):
@@ -88,7 +89,7 @@ class ModernEra(HTTPTransport):
             raise self._broken(exc) from None
         result = message.get("result")
         versions = result.get("supportedVersions") if type(result) is dict else None
-        if not isinstance(versions, list) or _wire.MODERN_VERSION not in versions:
+        if not isinstance(versions, list) or protocol.MODERN_VERSION not in versions:
             return None
         self._learn(result)  # type: ignore[arg-type]
         return bare
@@ -143,7 +144,7 @@ class ModernEra(HTTPTransport):
         async with http.post(self._url, data=body, headers=self._headers(headers)) as resp:
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: listen stream: HTTP {resp.status}")
-            async for message in _wire.sse_messages(resp.content.iter_any()):
+            async for message in sse.messages(resp.content.iter_any()):
                 if message.get("method") == "notifications/subscriptions/acknowledged":
                     self.listening.set()
                 elif "method" in message:

@@ -1,5 +1,5 @@
 """Waiting for a spawned server's port: a hosted streamable-HTTP server the gateway runs
-under a :class:`~mcpyard.gateway.upstream._process.Supervisor` is reached once its port
+under a :class:`~mcpyard.mcp.process.Supervisor` is reached once its port
 accepts connections."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from yarl import URL
 
 from mcpyard import errors
-from mcpyard.gateway.upstream._process import Supervisor
+from mcpyard.mcp.process import Supervisor
 
 
 class PortWaiter:

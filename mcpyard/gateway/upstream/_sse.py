@@ -30,6 +30,7 @@ from mcpyard.gateway.upstream._base import (
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
 from mcpyard.gateway.upstream._transport import KEEPALIVE, POOL_LIMIT
+from mcpyard.mcp import correlator, protocol, sse
 
 _GET = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 _POST = {"Content-Type": "application/json"}
@@ -43,9 +44,9 @@ class _Stream:
     def __init__(self) -> None:
         self.endpoint: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.endpoint.add_done_callback(quiet)
-        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.pending = correlator.Correlator()
         self.reader: asyncio.Task[None] | None = None
-        self.version = _wire.LEGACY_VERSION
+        self.version = protocol.LEGACY_VERSION
 
 
 class LegacySSEUpstream(UpstreamBase):
@@ -89,43 +90,34 @@ class LegacySSEUpstream(UpstreamBase):
         except errors.UpstreamError:
             pass  # recorded in last_error
 
-    async def request(
-        self,
-        method: str,
-        params: dict[str, Any] | None,
-        *,
-        owner: Owner | None,
-        timeout: float | None = None,
-        relay: Relay | None = None,
+    async def _send(
+        self, method: str, params: dict[str, Any] | None, owner: Owner | None,
+        relay: Relay | None,
     ) -> dict[str, Any]:
-        limit = timeout or self.server.timeout_seconds
         rid = next(self._ids)
         body = _wire.request(rid, method, params)
         if relay is not None:
             self._relays[(owner, rid)] = relay
         try:
-            async with asyncio.timeout(limit):
-                caps = getattr(relay, "capabilities", None)
-                stream, endpoint = self._streams.get(owner) or await self._stream_for(owner, caps)
+            caps = getattr(relay, "capabilities", None)
+            stream, endpoint = self._streams.get(owner) or await self._stream_for(owner, caps)
+            try:
+                message = await self._exchange(stream, endpoint, rid, body)
+            except errors.SessionExpired:
+                self._drop(owner, stream)
+                stream, endpoint = await self._stream_for(owner, caps)
                 try:
                     message = await self._exchange(stream, endpoint, rid, body)
                 except errors.SessionExpired:
-                    self._drop(owner, stream)
-                    stream, endpoint = await self._stream_for(owner, caps)
-                    try:
-                        message = await self._exchange(stream, endpoint, rid, body)
-                    except errors.SessionExpired:
-                        raise errors.UpstreamError(
-                            f"{self._slug}: the upstream forgot a session it had just created"
-                        ) from None
-        except TimeoutError:
-            raise self._timed_out(limit) from None
+                    raise errors.UpstreamError(
+                        f"{self._slug}: the upstream forgot a session it had just created"
+                    ) from None
         finally:
             if relay is not None:
                 del self._relays[(owner, rid)]
         if not self._healthy:
             self._ok()
-        return _wire.result_of(message, self._slug)
+        return message
 
     async def notify(
         self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
@@ -163,10 +155,9 @@ class LegacySSEUpstream(UpstreamBase):
     async def _exchange(
         self, stream: _Stream, endpoint: URL, rid: int, body: bytes
     ) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         if stream.reader is None or stream.reader.done():
             raise errors.UpstreamError(f"{self._slug}: the event stream closed")
-        stream.pending[rid] = future
+        future = stream.pending.expect(rid)
         try:
             await self._post(endpoint, body)
             return await future
@@ -176,7 +167,7 @@ class LegacySSEUpstream(UpstreamBase):
                 self._spawn(self._post_quietly(endpoint, cancel), "cancel")
             raise
         finally:
-            stream.pending.pop(rid, None)
+            stream.pending.discard(rid)
 
     async def _post(self, endpoint: URL, body: bytes) -> None:
         http = self._http or self._open_http()
@@ -229,7 +220,7 @@ class LegacySSEUpstream(UpstreamBase):
             async with asyncio.timeout(limit):
                 endpoint = await self._open(stream, owner)
                 rid = next(self._ids)
-                params = _wire.initialize_params(_wire.LEGACY_VERSION, caps)
+                params = _wire.initialize_params(protocol.LEGACY_VERSION, caps)
                 message = await self._exchange(
                     stream, endpoint, rid, _wire.request(rid, "initialize", params)
                 )
@@ -288,7 +279,7 @@ class LegacySSEUpstream(UpstreamBase):
     ) -> None:
         reason = "the upstream closed the event stream"
         try:
-            parser = _wire.SSEParser()
+            parser = sse.Parser()
             async for chunk in resp.content.iter_any():
                 for event, data in parser.feed(chunk):
                     if event == b"endpoint":
@@ -306,10 +297,7 @@ class LegacySSEUpstream(UpstreamBase):
             error = errors.UpstreamError(f"{self._slug}: {reason}")
             if not stream.endpoint.done():
                 stream.endpoint.set_exception(error)
-            pending, stream.pending = stream.pending, {}
-            for future in pending.values():
-                if not future.done():
-                    future.set_exception(error)
+            stream.pending.fail_all(error)
             found = self._streams.get(owner)
             if found is not None and found[0] is stream:
                 del self._streams[owner]
@@ -323,9 +311,7 @@ class LegacySSEUpstream(UpstreamBase):
         if type(message) is not dict:
             return
         if "method" not in message:
-            future = stream.pending.pop(message.get("id"), None)  # type: ignore[arg-type]
-            if future is not None and not future.done():
-                future.set_result(message)
+            stream.pending.resolve(message)
         elif "id" in message:
             found = self._streams.get(owner)
             if found is not None:

@@ -16,11 +16,8 @@ server never waits on us. If the process exits, pending requests fail with
 from __future__ import annotations
 
 import asyncio
-import itertools
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
@@ -33,6 +30,7 @@ from mcpyard.gateway.upstream._base import (
     UpstreamRPCError,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log
+from mcpyard.mcp import correlator, protocol, stdio
 
 
 class StdioUpstream(UpstreamBase):
@@ -45,7 +43,7 @@ class StdioUpstream(UpstreamBase):
         workdir: Path | None = None,
     ) -> None:
         super().__init__(server, secrets=secrets, on_notification=on_notification)
-        self._supervisor = _process.Supervisor(
+        self._supervisor = _process.supervisor(
             server,
             secrets=secrets,
             workdir=workdir,
@@ -54,8 +52,7 @@ class StdioUpstream(UpstreamBase):
             on_exit=self._exited,
             on_error=self._fail,
         )
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending = correlator.Correlator()
         self._stdin: asyncio.StreamWriter | None = None
         """Set while a process is up and past its handshake."""
         self._handshake_failed = False
@@ -86,23 +83,12 @@ class StdioUpstream(UpstreamBase):
         except errors.UpstreamError:
             pass  # already in last_error
 
-    async def request(
-        self,
-        method: str,
-        params: dict[str, Any] | None,
-        *,
-        owner: Owner | None,
-        timeout: float | None = None,
-        relay: Relay | None = None,
+    async def _send(
+        self, method: str, params: dict[str, Any] | None, owner: Owner | None,
+        relay: Relay | None,
     ) -> dict[str, Any]:
-        limit = timeout or self.server.timeout_seconds
-        try:
-            async with asyncio.timeout(limit):
-                stdin = self._stdin or await self._ready()
-                message = await self._exchange(stdin, method, params, owner, relay)
-        except TimeoutError:
-            raise self._timed_out(limit) from None
-        return _wire.result_of(message, self._slug)
+        stdin = self._stdin or await self._ready()
+        return await self._exchange(stdin, method, params, owner, relay)
 
     async def notify(
         self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
@@ -145,9 +131,8 @@ class StdioUpstream(UpstreamBase):
         owner: Owner | None = None,
         relay: Relay | None = None,
     ) -> dict[str, Any]:
-        rid = next(self._ids)
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = future
+        rid = self._pending.next_id()
+        future = self._pending.expect(rid)
         if relay is not None:
             self._relays[(owner, rid)] = relay
         try:
@@ -156,10 +141,10 @@ class StdioUpstream(UpstreamBase):
         except asyncio.CancelledError:
             # Timed out or the caller gave up: tell the server to stop working on it.
             if not future.done() and self._stdin is stdin:
-                stdin.write(_wire.cancelled(rid, "the gateway's client cancelled") + b"\n")
+                stdio.write(stdin, _wire.cancelled(rid, "the gateway's client cancelled"))
             raise
         finally:
-            self._pending.pop(rid, None)
+            self._pending.discard(rid)
             if relay is not None:
                 del self._relays[(owner, rid)]
 
@@ -173,24 +158,21 @@ class StdioUpstream(UpstreamBase):
             ) from None
 
     def _fail_pending(self, message: str) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
-                future.set_exception(errors.UpstreamError(message))
+        self._pending.fail_all(errors.UpstreamError(message))
 
     # -- process lifecycle (called by the supervisor) ---------------------------------------
 
     async def _handshake(self, process: asyncio.subprocess.Process) -> None:
         assert process.stdin is not None and process.stdout is not None
         self._handshake_failed = True
-        self._spawn(self._read(process.stdout, process.stdin), "stdout")
+        self._spawn(self._read(process), "stdout")
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
                 # One process serves every owner: it may ask whatever a client could answer
                 # (a request is relayed to the caller, and refused when it cannot be).
                 params = _wire.initialize_params(
-                    _wire.HANDSHAKE_VERSION, _wire.RELAYED_CAPABILITIES
+                    protocol.LATEST_HANDSHAKE, _wire.RELAYED_CAPABILITIES
                 )
                 message = await self._exchange(process.stdin, "initialize", params)
                 result = _wire.result_of(message, self._slug)
@@ -221,38 +203,18 @@ class StdioUpstream(UpstreamBase):
             return  # keep the handshake's reason, it says more than the exit code
         self._fail(message)
 
-    async def _read(self, stdout: asyncio.StreamReader, stdin: asyncio.StreamWriter) -> None:
-        """Read messages until EOF: responses to their futures, the rest answered or queued."""
-        while True:
-            try:
-                line = await stdout.readline()
-            except ValueError:
-                log.error(
-                    "%s: a message exceeded %d bytes; dropped", self._slug, _process.STREAM_LIMIT
-                )
-                continue
-            if not line:
-                return
-            try:
-                message = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                if not line.isspace():
-                    log.debug(
-                        "%s stdout (not JSON): %s",
-                        self._slug,
-                        _wire.clip(line.decode("utf-8", "replace")),
-                    )
-                continue
-            for item in message if type(message) is list else (message,):
-                if type(item) is dict:
-                    self._dispatch(item, stdin)
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        """Read messages until EOF: responses to their futures, the rest answered or queued.
+        At EOF the process gets a grace period to exit (its exit fails what is pending)."""
+        assert process.stdin is not None and process.stdout is not None
+        stdin = process.stdin
+        await stdio.read(process.stdout, lambda message: self._dispatch(message, stdin),
+                         label=self._slug, log=log)
+        await self._supervisor.output_closed(process)
 
     def _dispatch(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
         if "method" not in message:
-            rid = message.get("id")
-            future = self._pending.pop(rid, None) if type(rid) is int else None
-            if future is not None and not future.done():
-                future.set_result(message)
+            self._pending.resolve(message)
         elif "id" in message:
             # One process serves every owner: a request is relayed only when exactly one
             # request is in flight (the one that must have caused it).
@@ -260,7 +222,7 @@ class StdioUpstream(UpstreamBase):
             if relay is not None:
                 self._spawn(self._relay_request(stdin, message, relay), "relay")
             else:
-                stdin.write(_wire.answer(message) + b"\n")
+                stdio.write(stdin, _wire.answer(message))
         else:
             self._incoming_notification(message, self._sole_relay(None, any_owner=True))
 

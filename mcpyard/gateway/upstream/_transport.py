@@ -20,7 +20,7 @@ from yarl import URL
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
-from mcpyard.gateway.upstream import _process, _wire
+from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
@@ -28,6 +28,7 @@ from mcpyard.gateway.upstream._base import (
     SecretSource,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log
+from mcpyard.mcp import jsonrpc, process, sse
 
 POOL_LIMIT = 100
 """Connections per upstream (in-flight requests plus the GET stream)."""
@@ -92,7 +93,7 @@ class HTTPTransport(UpstreamBase):
             raise ValueError(f"{server.slug}: a streamable-http server needs a url")
         self._url = URL(server.url)
         self._where = _wire.where(self._url)
-        self._supervisor: _process.Supervisor | None = None
+        self._supervisor: process.Supervisor | None = None
         """The process of a hosted server the gateway spawns (None: a server elsewhere)."""
         self._http: aiohttp.ClientSession | None = None
         self._retired: list[aiohttp.ClientSession] = []
@@ -180,9 +181,9 @@ class HTTPTransport(UpstreamBase):
         Messages seen before the response concern this request: with a ``relay`` they go to
         it (notifications as they come, requests answered by the downstream client).
         """
-        async with contextlib.aclosing(_wire.sse_messages(resp.content.iter_any())) as messages:
+        async with contextlib.aclosing(sse.messages(resp.content.iter_any())) as messages:
             async for message in messages:
-                if message.get("id") == rid and _wire.is_response(message):
+                if message.get("id") == rid and jsonrpc.is_response(message):
                     return message
                 if relay is None or "method" not in message:
                     self._incoming(message, session)

@@ -1,4 +1,4 @@
-"""create() picks the client by transport; the package exports what it says; the SSE parser."""
+"""create() picks the client by transport; the package exports what it says; results."""
 
 from __future__ import annotations
 
@@ -67,38 +67,6 @@ def test_create_refuses_an_incomplete_config(fields: dict[str, object]) -> None:
     transport = str(fields.pop("transport"))
     with pytest.raises(ValueError, match=r"^up: "):
         upstream.create(config(transport, **fields), secrets=Vault(), on_notification=nothing)
-
-
-@pytest.mark.parametrize(
-    ("chunks", "events"),
-    [
-        pytest.param([b"event: message\ndata: {}\n\n"], [(b"message", b"{}")], id="one"),
-        pytest.param([b"data: a\r\ndata: b\r\n\r\n"], [(b"message", b"a\nb")], id="crlf-multiline"),
-        pytest.param(
-            [b"ev", b"ent: endpoint\nda", b"ta: /messages?x=1", b"\n", b"\n"],
-            [(b"endpoint", b"/messages?x=1")],
-            id="split-anywhere",
-        ),
-        pytest.param([b": keep-alive\n\ndata:x\n\n"], [(b"message", b"x")], id="comment-no-space"),
-        pytest.param([b"id: 7\nretry: 100\n\n"], [], id="no-data-no-event"),
-    ],
-)
-def test_sse_parser(chunks: list[bytes], events: list[tuple[bytes, bytes]]) -> None:
-    parser = _wire.SSEParser()
-    got = [event for chunk in chunks for event in parser.feed(chunk)]
-    assert got == events
-
-
-def test_sse_parser_keeps_id_and_retry_and_handles_a_large_event() -> None:
-    parser = _wire.SSEParser()
-    assert parser.feed(b"id: 7\nretry: 100\n\n") == []
-    assert (parser.last_id, parser.retry_ms) == ("7", 100)
-    big = b"x" * 5_000_000
-    got = []
-    data = b"data: " + big + b"\n\n"
-    for i in range(0, len(data), 65536):
-        got += parser.feed(data[i : i + 65536])
-    assert got == [(b"message", big)]
 
 
 def test_result_and_errors() -> None:
