@@ -45,13 +45,16 @@ entry that runs without outside network once to list its tools. This page is gen
 the catalog files (`mcpyard/hub/catalog/*.yaml`): `python -m mcpyard.hub._markdown > docs/hub.md`.
 
 Every entry that runs without outside network is started in CI (`tests/hub/test_entries_start.py`,
-32 of them): its pinned package, installed by `tools/setup/30-hub.sh`, starts offline with
+33 of them): its pinned package, installed by `tools/setup/30-hub.sh`, starts offline with
 placeholder credentials, initializes and lists its tools (`puppeteer` also opens a page in
 Debian's Chromium, `tests/hub/test_puppeteer_browser.py`). npm entries run there on Node 22.23
 (`sentry` needs Node 22.13 or later); `docker` needs a Docker Engine API at startup (the test
 serves Podman's) and declares Python 3.12 or later, which `uvx` fetches where the machine has
-none (the test installs it on Python 3.11, which its code runs on). The remote entries and
-`aws`, `gitlab`, `slack`, `stripe` and `supabase` are not started there.
+none (the test installs it on Python 3.11, which its code runs on). Not started there, as
+each needs outside network to start or to list its tools: the remote entries (`github`,
+`exa`, `cloudflare-docs`), `aws` (fetches AWS's service reference at startup), `slack`
+(calls Slack's `auth.test` at startup), `stripe` (relays to Stripe's remote server) and
+`supabase` (lists its tools from Supabase's API).
 
 Left out on purpose: Cloudflare's account servers (they log in with OAuth per user;
 `cloudflare-docs` needs no login).

@@ -79,9 +79,22 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
 
         async def ready() -> None:
             # Nothing is written before every kind is listed (a partial view would drop
-            # what it has not seen yet), nor while another replica leads.
+            # what it has not seen yet), nor while another replica leads: with peering, the
+            # peering object is read again here, since the loop that follows it may not have
+            # seen a replica that came up in the last PEERING_POLL seconds.
             await informers.synced.wait()
-            await leading.wait()
+            while True:
+                await leading.wait()
+                if options.peering is None:
+                    return
+                try:
+                    if await _peering.leading(client, options, runtime.priority):
+                        return
+                except kube.ApiError as exc:
+                    log.warning("cannot read the peering object: %s", exc)
+                if leading.is_set():
+                    log.info("another replica leads: this one pauses")
+                    leading.clear()
 
         runtime.reconciler = Reconciler(
             lambda key, force: _reconcile.run(runtime, key, force), options.workers, ready=ready

@@ -262,9 +262,11 @@ class Reconciler:
 
     async def _worker(self) -> None:
         while True:
-            if self._ready is not None:
-                await self._ready()
             priority, _, key = await self._queue.get()
+            if self._ready is not None:
+                # Asked with the work in hand, not before waiting for it: whether this replica
+                # may write is decided when it is about to (another one may lead by now).
+                await self._ready()
             if key in self._running or self._queued.get(key) != priority:
                 continue  # an entry left behind by a promotion, or re-queued when done
             del self._queued[key]

@@ -54,6 +54,7 @@ OFFLINE: dict[str, Offline] = {
     "context7": Offline("resolve-library-id"),
     "everything": Offline("echo"),
     "filesystem": Offline("list_allowed_directories", args=("{tmp}",)),
+    "gitlab": Offline("list_projects", {"GITLAB_PERSONAL_ACCESS_TOKEN": "glpat-placeholder"}),
     "google-drive": Offline("search", {"GOOGLE_DRIVE_MCP_ACCESS_TOKEN": "ya29.placeholder",
                                        "GOOGLE_DRIVE_MCP_DISABLE_RESOURCES": "true"}),
     "google-maps": Offline("maps_geocode", {"GOOGLE_MAPS_API_KEY": "placeholder"}),
