@@ -79,25 +79,31 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
 
         async def ready() -> None:
             # Nothing is written before every kind is listed (a partial view would drop
-            # what it has not seen yet), nor while another replica leads: with peering, the
-            # peering object is read again here, since the loop that follows it may not have
-            # seen a replica that came up in the last PEERING_POLL seconds.
+            # what it has not seen yet), nor while another replica leads.
             await informers.synced.wait()
-            while True:
-                await leading.wait()
-                if options.peering is None:
-                    return
-                try:
-                    if await _peering.leading(client, options, runtime.priority):
-                        return
-                except kube.ApiError as exc:
-                    log.warning("cannot read the peering object: %s", exc)
-                if leading.is_set():
-                    log.info("another replica leads: this one pauses")
-                    leading.clear()
+            await leading.wait()
+
+        async def may_write() -> bool:
+            # With peering, the peering object is read again with the work in hand: the loop
+            # that follows it may not have seen a replica that came up in the last
+            # PEERING_POLL seconds.
+            if options.peering is None:
+                return True
+            try:
+                if await _peering.leading(client, options, runtime.priority):
+                    return True
+            except kube.ApiError as exc:
+                log.warning("cannot read the peering object: %s", exc)
+            if leading.is_set():
+                log.info("another replica leads: this one pauses")
+                leading.clear()
+            return False
 
         runtime.reconciler = Reconciler(
-            lambda key, force: _reconcile.run(runtime, key, force), options.workers, ready=ready
+            lambda key, force: _reconcile.run(runtime, key, force),
+            options.workers,
+            ready=ready,
+            may_write=may_write,
         )
         runtime.discovery = _discovery.Scheduler(runtime)
         runtime.waker = runtime.discovery.wake

@@ -213,9 +213,11 @@ class Reconciler:
         workers: int,
         *,
         ready: Callable[[], Awaitable[None]] | None = None,
+        may_write: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._work = work
         self._ready = ready
+        self._may_write = may_write
         """Awaited before each run: requests queue (and fold) until it returns."""
         self._queue: asyncio.PriorityQueue[tuple[int, int, WorkKey]] = asyncio.PriorityQueue()
         self._order = itertools.count()
@@ -262,11 +264,14 @@ class Reconciler:
 
     async def _worker(self) -> None:
         while True:
-            priority, _, key = await self._queue.get()
             if self._ready is not None:
-                # Asked with the work in hand, not before waiting for it: whether this replica
-                # may write is decided when it is about to (another one may lead by now).
                 await self._ready()
+            priority, order, key = await self._queue.get()
+            if self._may_write is not None and not await self._may_write():
+                # Asked with the work in hand: another replica may lead by now. The entry
+                # goes back in its place; ``ready`` waits until this replica leads again.
+                self._queue.put_nowait((priority, order, key))
+                continue
             if key in self._running or self._queued.get(key) != priority:
                 continue  # an entry left behind by a promotion, or re-queued when done
             del self._queued[key]
