@@ -219,7 +219,7 @@ class Child:
         bid = self._calls.next_id()
         call = Call(_Nobody(), bid, bid)
         self._calls.add(bid, call)
-        params = {
+        params: jsonrpc.JSONObject = {
             "protocolVersion": protocol.LATEST_HANDSHAKE,
             "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": True}},
             "clientInfo": {"name": "mcpyard-bridge", "version": "0.1.0"},

@@ -7,7 +7,7 @@ work they wrap.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Final
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -70,7 +70,7 @@ async def respond(send: Send, status: int, body: bytes = b"",
     await send({"type": "http.response.body", "body": body})
 
 
-async def respond_json(send: Send, status: int, message: Any,
+async def respond_json(send: Send, status: int, message: jsonrpc.JSONLike,
                        headers: list[tuple[bytes, bytes]] | None = None) -> None:
     await respond(send, status, orjson.dumps(message), [JSON, *(headers or ())])
 

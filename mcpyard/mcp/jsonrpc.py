@@ -7,6 +7,7 @@ the SDK's (``mcp_types``), plus the ones it does not name.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias
 
 import mcp_types
@@ -25,6 +26,15 @@ JSONValue: TypeAlias = (
 """Any JSON value, as orjson parses it."""
 JSONObject: TypeAlias = "dict[str, JSONValue]"
 """A JSON object: a JSON-RPC message, its params or its result."""
+JSONLike: TypeAlias = (
+    "Mapping[str, JSONLike] | Sequence[JSONLike] | str | int | float | bool | None"
+)
+"""A JSON value to send: read-only containers, so that a ``dict[str, str]`` or a pydantic dump
+fits where the parsed ``JSONValue`` (invariant ``dict``/``list``) would not."""
+Message: TypeAlias = dict[str, Any]
+"""A JSON-RPC message the builders return, to be encoded. Its values stay ``Any``: the router
+rewrites a reply's ``result`` in place before encoding it (an ``orjson.Fragment``, the era's
+``finish`` callback typed on ``dict``); ``dict[str, JSONLike]`` once those take ``JSONLike``."""
 Id: TypeAlias = str | int | None
 """A JSON-RPC id (null only in an error answering a message whose id could not be read)."""
 
@@ -36,32 +46,32 @@ REQUEST_CANCELLED: Final[int] = -32800
 """The client cancelled the request (the code the MCP SDKs use); it ignores the answer."""
 
 
-def result(id_: Id, value: Any) -> dict[str, Any]:
+def result(id_: Id, value: JSONLike) -> Message:
     return {"jsonrpc": "2.0", "id": id_, "result": value}
 
 
-def error(id_: Id, code: int, message: str, data: Any = None) -> dict[str, Any]:
-    err: dict[str, Any] = {"code": code, "message": message}
+def error(id_: Id, code: int, message: str, data: JSONLike = None) -> Message:
+    err: dict[str, JSONLike] = {"code": code, "message": message}
     if data is not None:
         err["data"] = data
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
-def request(id_: Id, method: str, params: Any = None) -> dict[str, Any]:
-    msg: dict[str, Any] = {"jsonrpc": "2.0", "id": id_, "method": method}
+def request(id_: Id, method: str, params: JSONLike = None) -> Message:
+    msg: Message = {"jsonrpc": "2.0", "id": id_, "method": method}
     if params is not None:
         msg["params"] = params
     return msg
 
 
-def notification(method: str, params: Any = None) -> dict[str, Any]:
-    msg: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+def notification(method: str, params: JSONLike = None) -> Message:
+    msg: Message = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         msg["params"] = params
     return msg
 
 
-def cancelled(id_: Id, reason: str) -> dict[str, Any]:
+def cancelled(id_: Id, reason: str) -> Message:
     """``notifications/cancelled`` for the request ``id_``."""
     return notification("notifications/cancelled", {"requestId": id_, "reason": reason})
 
@@ -75,7 +85,7 @@ def is_response(msg: object) -> bool:
             and ("result" in msg or "error" in msg))
 
 
-def valid_id(value: Any) -> bool:
+def valid_id(value: object) -> bool:
     # JSON-RPC allows strings and numbers; MCP forbids null ids for requests.
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 
