@@ -8,7 +8,7 @@ the SDK's (``mcp_types``), plus the ones it does not name.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, TypeAlias, TypeGuard
 
 import mcp_types
 import orjson
@@ -85,7 +85,7 @@ def is_response(msg: object) -> bool:
             and ("result" in msg or "error" in msg))
 
 
-def valid_id(value: object) -> bool:
+def valid_id(value: object) -> TypeGuard[str | int]:
     # JSON-RPC allows strings and numbers; MCP forbids null ids for requests.
     return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool))
 

@@ -6,23 +6,22 @@ Reading bodies, answering, Accept and server-sent events are the protocol layer'
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.types import Receive, Send
 
 from mcpyard import errors
 from mcpyard.mcp import asgi
+from mcpyard.mcp.jsonrpc import JSONValue
 
 MAX_BODY = 4 * 1024 * 1024
 
 
-def too_deep(body: bytes, payload: Any, limit: int) -> bool:
+def too_deep(body: bytes, payload: JSONValue, limit: int) -> bool:
     """Whether ``payload`` (parsed from ``body``) nests arrays and objects deeper than
     ``limit``. A body with fewer brackets than the limit cannot: the common case costs two
     byte counts."""
     if body.count(b"{") + body.count(b"[") <= limit:
         return False
-    stack = [(payload, 1)]
+    stack: list[tuple[JSONValue, int]] = [(payload, 1)]
     while stack:
         value, depth = stack.pop()
         if depth > limit:

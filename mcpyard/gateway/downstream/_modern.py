@@ -34,7 +34,7 @@ import contextlib
 import logging
 import secrets
 import time
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 import orjson
 from mcp.shared import inbound
@@ -46,8 +46,12 @@ from mcpyard.gateway import _methods, _relay
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.downstream import _streams
 from mcpyard.gateway.downstream._auth import Member
+from mcpyard.gateway.downstream._sessions import Session
 from mcpyard.mcp import asgi, protocol, sse
 from mcpyard.mcp import jsonrpc as rpc
+
+if TYPE_CHECKING:
+    from mcpyard.gateway._router import Router
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -60,7 +64,7 @@ says when. A client may cache, but must ask again."""
 _STATUS = dict(inbound.ERROR_CODE_HTTP_STATUS)
 
 
-def is_modern(version: bytes | None, payload: Any, has_session: bool) -> bool:
+def is_modern(version: bytes | None, payload: rpc.JSONValue, has_session: bool) -> bool:
     """Whether a POST speaks 2026-07-28 (see the module docstring)."""
     if (version is not None
             and version.decode("latin-1").strip(" \t") not in protocol.HANDSHAKE_VERSIONS):
@@ -74,7 +78,7 @@ def is_modern(version: bytes | None, payload: Any, has_session: bool) -> bool:
     return isinstance(meta, dict) and protocol.VERSION_KEY in meta
 
 
-def server_info(live: Live) -> dict[str, Any]:
+def server_info(live: Live) -> rpc.JSONObject:
     return {"name": "mcpyard", "title": live.config.display_name, "version": __version__}
 
 
@@ -88,19 +92,22 @@ class _ModernReply(_streams.PostStream):
     modern = True
     __slots__ = ("parked", "question")
 
-    def __init__(self, *args: Any, **kw: Any) -> None:
-        super().__init__(*args, **kw)
+    def __init__(self, send: Send, session: Session, *, can_stream: bool,
+                 log_level: int | None, capabilities: rpc.JSONObject | None,
+                 forward_headers: dict[str, str] | None) -> None:
+        super().__init__(send, session, can_stream=can_stream, log_level=log_level,
+                         capabilities=capabilities, forward_headers=forward_headers)
         self.parked = asyncio.Event()
         """Set when the call waits for the client: the current response must end now."""
-        self.question: tuple[str, asyncio.Future[dict[str, Any]], dict[str, Any]] | None = None
+        self.question: tuple[str, asyncio.Future[rpc.JSONObject], rpc.JSONObject] | None = None
 
-    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    async def ask(self, method: str, params: rpc.JSONObject | None) -> rpc.JSONObject:
         if self.question is not None:
             raise errors.CannotAsk("the client is already being asked something for this call")
-        request: dict[str, Any] = {"method": method}
+        request: rpc.JSONObject = {"method": method}
         if params is not None:
             request["params"] = params
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[rpc.JSONObject] = asyncio.get_running_loop().create_future()
         self.question = (secrets.token_urlsafe(24), future, request)
         self.parked.set()
         try:
@@ -111,7 +118,7 @@ class _ModernReply(_streams.PostStream):
         finally:
             self.question = None
 
-    def resume(self, send: Send, answer: Any) -> None:
+    def resume(self, send: Send, answer: rpc.JSONValue) -> None:
         """The client's retry: answer the parked question, and continue on its response."""
         assert self.question is not None
         future = self.question[1]
@@ -130,7 +137,7 @@ class _Parked:
     __slots__ = ("expires", "live", "member", "method", "reply", "work")
 
     def __init__(self, member: str, method: str, live: Live, reply: _ModernReply,
-                 work: asyncio.Future[dict[str, Any]]) -> None:
+                 work: asyncio.Future[rpc.Message]) -> None:
         self.member = member
         self.method = method
         self.live = live
@@ -140,7 +147,7 @@ class _Parked:
 
 
 class Modern:
-    def __init__(self, runtime: Runtime, router: Any, subscriptions: _relay.Subscriptions
+    def __init__(self, runtime: Runtime, router: Router, subscriptions: _relay.Subscriptions
                  ) -> None:
         self.runtime = runtime
         self.router = router
@@ -148,7 +155,7 @@ class Modern:
         self._parked: dict[str, _Parked] = {}
 
     async def post(self, live: Live, member: Member, headers: list[tuple[bytes, bytes]],
-                   receive: Receive, send: Send, payload: Any, accept: bytes | None,
+                   receive: Receive, send: Send, payload: rpc.JSONValue, accept: bytes | None,
                    size: int) -> None:
         """Answer one modern POST (its body already parsed)."""
         if not asgi.accepts(accept, b"application/json"):
@@ -167,18 +174,19 @@ class Modern:
             else:
                 await asgi.respond(send, 202)
             return
-        id_ = payload["id"]
-        if payload.get("jsonrpc") != "2.0" or not isinstance(payload.get("method"), str):
+        id_ = cast(rpc.Id, payload["id"])  # valid_id above
+        method = payload.get("method")
+        if payload.get("jsonrpc") != "2.0" or not isinstance(method, str):
             await self._error(send, id_, rpc.INVALID_REQUEST, "Invalid Request")
             return
-        if payload.get("params") is not None and not isinstance(payload.get("params"), dict):
+        params = payload.get("params")
+        if params is not None and not isinstance(params, dict):
             await self._error(send, id_, rpc.INVALID_PARAMS, "params must be an object")
             return
         verdict = _classify(payload, headers)
         if isinstance(verdict, inbound.InboundLadderRejection):
             await self._error(send, id_, verdict.code, verdict.message, verdict.data)
             return
-        method: str = payload["method"]
         if method in protocol.REMOVED:
             await self._error(send, id_, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
             return
@@ -193,25 +201,26 @@ class Modern:
             if accept is not None and not asgi.accepts(accept, b"text/event-stream"):
                 await asgi.respond(send, 406)
                 return
-            await self._listen(live, member, receive, send, id_, payload.get("params") or {})
+            await self._listen(live, member, receive, send, id_, params or {})
             return
         if method == "tools/call":
-            problem = _param_headers(live, member, payload.get("params") or {}, headers)
+            problem = _param_headers(live, member, params or {}, headers)
             if problem is not None:
                 await self._error(send, id_, problem.code, problem.message, problem.data)
                 return
         await self._request(live, member, receive, send, payload, accept, headers, size)
 
     async def _request(self, live: Live, member: Member, receive: Receive, send: Send,
-                       payload: dict[str, Any], accept: bytes | None,
+                       payload: rpc.JSONObject, accept: bytes | None,
                        headers: list[tuple[bytes, bytes]], size: int) -> None:
-        params = payload["params"]
+        # _classify checked the shape: params and its _meta are objects.
+        params = cast(rpc.JSONObject, payload["params"])
         state = params.get("requestState")
         if isinstance(state, str) and state.startswith(PARK_PREFIX):
             await self._resume(live, member, receive, send, payload, state)
             return
         session = self.runtime.sessions.sessionless(live.config.name, member.name, member.key)
-        meta = params["_meta"]
+        meta = cast(rpc.JSONObject, params["_meta"])
         level = meta.get(protocol.LOG_LEVEL_KEY)
         caps = meta.get(protocol.CAPABILITIES_KEY)
         reply = _ModernReply(send, session,
@@ -221,37 +230,40 @@ class Modern:
                                         if level in _relay.LOG_LEVELS else None),
                              capabilities=caps if isinstance(caps, dict) else {},
                              forward_headers=_param_headers_of(headers))
-        method = payload["method"]
+        method = cast(str, payload["method"])
         work = asyncio.ensure_future(self.router.request(
             live, member, session, payload, era="modern", size=size, way_back=reply,
             finish=lambda result: self._decorate(live, method, result)))
-        await self._serve(live, member, receive, payload["id"], payload["method"], reply, work)
+        await self._serve(live, member, receive, cast(rpc.Id, payload["id"]), method, reply,
+                          work)
 
     async def _resume(self, live: Live, member: Member, receive: Receive, send: Send,
-                      payload: dict[str, Any], state: str) -> None:
+                      payload: rpc.JSONObject, state: str) -> None:
         """The retry of a parked call: deliver the answer, serve the rest of the call."""
         now = time.monotonic()
         for token in [t for t, p in self._parked.items() if p.expires < now]:
             self._parked.pop(token).work.cancel()
         parked = self._parked.get(state[len(PARK_PREFIX):])
+        id_ = cast(rpc.Id, payload["id"])  # post() checked it
         if parked is None or parked.member != member.key or parked.method != payload["method"]:
-            await self._error(send, payload["id"], rpc.INVALID_PARAMS,
+            await self._error(send, id_, rpc.INVALID_PARAMS,
                               "Invalid params: unknown or expired requestState")
             return
         del self._parked[state[len(PARK_PREFIX):]]
-        responses = payload["params"].get("inputResponses")
+        responses = cast(rpc.JSONObject, payload["params"]).get("inputResponses")
         answer = responses.get(PARK_KEY) if isinstance(responses, dict) else None
         parked.reply.resume(send, answer)
-        await self._serve(parked.live, member, receive, payload["id"], payload["method"],
+        await self._serve(parked.live, member, receive, id_, parked.method,
                           parked.reply, parked.work)
 
     async def _serve(self, live: Live, member: Member, receive: Receive, id_: rpc.Id,
                      method: str, reply: _ModernReply,
-                     work: asyncio.Future[dict[str, Any]]) -> None:
+                     work: asyncio.Future[rpc.Message]) -> None:
         gone = asyncio.ensure_future(asgi.disconnected(receive))
         parked = asyncio.ensure_future(reply.parked.wait())
         try:
-            waiters: set[asyncio.Future[Any]] = {work, gone, parked}
+            waiters: set[asyncio.Future[rpc.Message] | asyncio.Task[bool | None]] = {
+                work, gone, parked}
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if not work.done() and reply.parked.is_set() and reply.question is not None:
                 token, _, request = reply.question
@@ -283,7 +295,7 @@ class Modern:
             code = answer.get("error", {}).get("code")
             await reply.finish(answer, 200 if reply.streaming else _STATUS.get(code, 200))
 
-    def _decorate(self, live: Live, method: str, result: dict[str, Any]) -> dict[str, Any]:
+    def _decorate(self, live: Live, method: str, result: rpc.Message) -> rpc.Message:
         if "resultType" not in result:
             result["resultType"] = "complete"
         if method in protocol.CACHEABLE and result["resultType"] == "complete":
@@ -296,12 +308,12 @@ class Modern:
         return result
 
     async def _result(self, live: Live, send: Send, id_: rpc.Id, method: str,
-                      result: dict[str, Any]) -> None:
+                      result: rpc.Message) -> None:
         await asgi.respond_json(send, 200, rpc.result(id_, self._decorate(live, method,
                                                                           result)))
 
     async def _error(self, send: Send, id_: rpc.Id, code: int, message: str,
-                     data: Any = None) -> None:
+                     data: rpc.JSONLike = None) -> None:
         await asgi.respond_json(send, _STATUS.get(code, 400), rpc.error(id_, code, message,
                                                                         data))
 
@@ -312,13 +324,13 @@ class Modern:
     # -- subscriptions/listen ------------------------------------------------------------
 
     async def _listen(self, live: Live, member: Member, receive: Receive, send: Send,
-                      id_: rpc.Id, params: dict[str, Any]) -> None:
+                      id_: rpc.Id, params: rpc.JSONObject) -> None:
         wanted = params.get("notifications")
         if not isinstance(wanted, dict):
             await self._error(send, id_, rpc.INVALID_PARAMS,
                               "Invalid params: subscriptions/listen needs notifications")
             return
-        honored: dict[str, Any] = {k: True for k in protocol.LIST_CHANGED.values()
+        honored: dict[str, rpc.JSONLike] = {k: True for k in protocol.LIST_CHANGED.values()
                                    if wanted.get(k)}
         uris = wanted.get("resourceSubscriptions")
         meta = {protocol.SUBSCRIPTION_KEY: id_}
@@ -326,8 +338,9 @@ class Modern:
                                              protocol.MODERN_VERSIONS[-1], "listen")
         session.streams += 1
         if isinstance(uris, list) and uris:
-            honored["resourceSubscriptions"] = [u for u in uris if isinstance(u, str)]
-            for uri in honored["resourceSubscriptions"]:
+            subscribed = [u for u in uris if isinstance(u, str)]
+            honored["resourceSubscriptions"] = subscribed
+            for uri in subscribed:
                 parts = naming.split_uri(uri)
                 if (parts is None or parts[0] not in live.handles
                         or not access.member_may_use(member.config, uri)
@@ -368,7 +381,7 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
     return None
 
 
-def _classify(payload: dict[str, Any], headers: list[tuple[bytes, bytes]]
+def _classify(payload: rpc.JSONObject, headers: list[tuple[bytes, bytes]]
               ) -> inbound.InboundModernRoute | inbound.InboundLadderRejection:
     folded: dict[str, str] = {}
     for key, value in headers:
@@ -383,7 +396,7 @@ def _classify(payload: dict[str, Any], headers: list[tuple[bytes, bytes]]
                                             supported_modern_versions=protocol.MODERN_VERSIONS)
 
 
-def _param_headers(live: Live, member: Member, params: dict[str, Any],
+def _param_headers(live: Live, member: Member, params: rpc.JSONObject,
                    headers: list[tuple[bytes, bytes]]) -> inbound.InboundLadderRejection | None:
     """``Mcp-Param-*`` headers of a tools/call checked against the tool's schema (the gateway
     is the server its client sees); the headers travel on untouched."""

@@ -13,12 +13,13 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import TYPE_CHECKING, Literal
 
 import orjson
 
 from mcpyard.gateway.upstream._base import Owner
+from mcpyard.mcp import jsonrpc as rpc
 
 if TYPE_CHECKING:
     from mcpyard.gateway._upstreams import Handle
@@ -50,18 +51,18 @@ class Session:
         self.last_seen = time.monotonic()
         self.used: set[Handle] = set()
         """Upstreams this session talked to (released when it ends)."""
-        self.tasks: set[asyncio.Task[Any]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
         self.streams = 0
         self.closed = False
         self._queue: asyncio.Queue[bytes] = asyncio.Queue(_QUEUE_LIMIT)
         self.log_level = 0
-        self.capabilities: dict[str, Any] | None = None
+        self.capabilities: rpc.JSONObject | None = None
         """What the client declared at initialize (it decides what it may be asked)."""
         """The lowest log level (index in ``_relay.LOG_LEVELS``) relayed; logging/setLevel."""
-        self.inflight: dict[Any, asyncio.Task[Any] | None] = {}
+        self.inflight: dict[rpc.Id, asyncio.Task[rpc.Message] | None] = {}
         """The tasks answering the client's requests that may be cancelled, by request id
         (None once the client cancelled it)."""
-        self.pending: dict[Any, asyncio.Future[dict[str, Any]]] = {}
+        self.pending: dict[str, asyncio.Future[rpc.JSONObject]] = {}
         """The client's answers awaited for requests the gateway relayed to it, by our id."""
         self.finalizers: list[Callable[[], Awaitable[None]]] = []
         """Run when the session ends (leave resource subscriptions)."""
@@ -72,15 +73,16 @@ class Session:
         self._ids += 1
         return f"mcpyard-{self._ids}"
 
-    def answer(self, message: dict[str, Any]) -> bool:
+    def answer(self, message: rpc.JSONObject) -> bool:
         """Route a response the client sent to the relayed request waiting for it."""
-        future = self.pending.pop(message.get("id"), None)
+        id_ = message.get("id")  # ours are strings (request_id)
+        future = self.pending.pop(id_, None) if isinstance(id_, str) else None
         if future is None or future.done():
             return False
         future.set_result(message)
         return True
 
-    def push(self, message: Any) -> None:
+    def push(self, message: rpc.JSONLike) -> None:
         """Queue a message for the session's stream; dropped when no stream is open (allowed for
         notifications) or when the client does not read (a full queue)."""
         if self.closed or (self.streams == 0 and self.transport == "streamable-http"):
@@ -93,7 +95,7 @@ class Session:
         data = await self._queue.get()
         return None if data is _CLOSE else data
 
-    def spawn(self, coro: Any) -> None:
+    def spawn(self, coro: Coroutine[object, None, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import cast
 from urllib.parse import parse_qs
 
 import orjson
@@ -114,7 +114,7 @@ class SSEMessages:
             return
         try:
             body = await _http.read_body(receive)
-            payload = orjson.loads(body)
+            payload: rpc.JSONValue = orjson.loads(body)
         except errors.BodyTooLarge:
             await asgi.respond_error(send, 413, rpc.INVALID_REQUEST, "request body too large")
             return
@@ -133,7 +133,7 @@ class SSEMessages:
         session.spawn(self._handle(live, member, session, payload, len(body)))
 
     async def _handle(self, live: Live, member: _auth.Member, session: Session,
-                      payload: Any, size: int) -> None:
+                      payload: rpc.JSONValue, size: int) -> None:
         if isinstance(payload, list):
             replies = [r for r in [await self._one(live, member, session, m,
                                                    len(orjson.dumps(m))) for m in payload]
@@ -146,10 +146,11 @@ class SSEMessages:
             session.push(reply)
 
     async def _one(self, live: Live, member: _auth.Member, session: Session,
-                   msg: Any, size: int) -> dict[str, Any] | None:
+                   msg: rpc.JSONValue, size: int) -> rpc.Message | None:
         problem = _invalid(msg)
         if problem is not None:
             return problem
+        assert isinstance(msg, dict)  # _invalid checked it
         if "method" not in msg:
             session.answer(msg)  # the client's answer to a request relayed to it
             return None
@@ -161,4 +162,4 @@ class SSEMessages:
         work = asyncio.ensure_future(self.router.request(
             current, member, session, msg, era="legacy-sse", size=size,
             way_back=_streams.SessionStream(session)))
-        return await self.router.tracked(session, msg["id"], work)
+        return await self.router.tracked(session, cast(rpc.Id, msg["id"]), work)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import cast
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -126,7 +126,7 @@ class StreamableHTTP:
         except ConnectionResetError:
             return
         try:
-            payload = orjson.loads(body)
+            payload: rpc.JSONValue = orjson.loads(body)
         except orjson.JSONDecodeError:
             await asgi.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
@@ -180,31 +180,34 @@ class StreamableHTTP:
         await self._batch(live, member, session, send, payload)
 
     async def _request(self, live: Live, member: _auth.Member, session: Session, send: Send,
-                       msg: dict[str, Any], accept: bytes | None, size: int) -> None:
+                       msg: rpc.JSONObject, accept: bytes | None, size: int) -> None:
         stream = _streams.PostStream(send, session, log_level=session.log_level,
                                      can_stream=asgi.accepts(accept, b"text/event-stream"))
         work = asyncio.ensure_future(self.router.request(live, member, session, msg,
                                                          era="handshake", size=size,
                                                          way_back=stream))
-        reply = await self.router.tracked(session, msg["id"], work)
+        id_ = cast(rpc.Id, msg["id"])  # _invalid checked it
+        reply = await self.router.tracked(session, id_, work)
         if reply is None:
             # Cancelled by the client, which ignores any answer; the response must still end.
-            reply = rpc.error(msg["id"], rpc.REQUEST_CANCELLED, "Request cancelled")
+            reply = rpc.error(id_, rpc.REQUEST_CANCELLED, "Request cancelled")
         wait = _jsonrpc.retry_after(reply)
         if wait is not None:
             stream.headers = [_retry_after(wait)]
         await stream.finish(reply, 200 if wait is None else 429)
 
     async def _batch(self, live: Live, member: _auth.Member, session: Session, send: Send,
-                     batch: list[Any]) -> None:
-        replies: list[dict[str, Any]] = []
+                     batch: list[rpc.JSONValue]) -> None:
+        replies: list[rpc.Message] = []
         calls = []
         for msg in batch:
             problem = _invalid(msg)
             if problem is not None:
                 replies.append(problem)
-            elif msg.get("method") == "initialize":
-                replies.append(rpc.error(msg.get("id"), rpc.INVALID_REQUEST,
+                continue
+            assert isinstance(msg, dict)  # _invalid checked it
+            if msg.get("method") == "initialize":
+                replies.append(rpc.error(cast(rpc.Id, msg.get("id")), rpc.INVALID_REQUEST,
                                          "initialize must not be part of a batch"))
             elif "method" in msg and "id" in msg:
                 calls.append(self.router.request(live, member, session, msg, era="handshake",
@@ -222,7 +225,7 @@ class StreamableHTTP:
             await asgi.respond(send, 202)
 
     async def _initialize(self, live: Live, member: _auth.Member, send: Send,
-                          msg: dict[str, Any], size: int) -> None:
+                          msg: rpc.JSONObject, size: int) -> None:
         problem = _invalid(msg)
         if problem is not None:
             await asgi.respond_json(send, 400, problem)
@@ -265,7 +268,7 @@ def _retry_after(seconds: int) -> tuple[bytes, bytes]:
     return (b"retry-after", str(seconds).encode())
 
 
-async def respond(send: Send, reply: dict[str, Any]) -> None:
+async def respond(send: Send, reply: rpc.Message) -> None:
     """Send one reply: 429 with ``Retry-After`` for a rate-limit refusal, else 200."""
     wait = _jsonrpc.retry_after(reply)
     if wait is None:
@@ -331,17 +334,18 @@ async def unauthorized(router: Router, live: Live, scope: Scope, receive: Receiv
     await _http.unauthorized(send, challenge)
 
 
-def _invalid(msg: Any) -> dict[str, Any] | None:
+def _invalid(msg: rpc.JSONValue) -> rpc.Message | None:
     """The JSON-RPC error for a message that is not valid JSON-RPC 2.0, else None."""
     if not isinstance(msg, dict) or msg.get("jsonrpc") != "2.0":
-        return rpc.error(msg.get("id") if isinstance(msg, dict) and rpc.valid_id(msg.get("id"))
-                         else None, rpc.INVALID_REQUEST, "Invalid Request")
+        id_ = msg.get("id") if isinstance(msg, dict) else None
+        return rpc.error(id_ if rpc.valid_id(id_) else None, rpc.INVALID_REQUEST,
+                         "Invalid Request")
     if "method" in msg:
         if not isinstance(msg["method"], str) or ("id" in msg and not rpc.valid_id(msg["id"])):
             return rpc.error(None, rpc.INVALID_REQUEST, "Invalid Request")
         params = msg.get("params")
         if params is not None and not isinstance(params, dict):
-            return rpc.error(msg.get("id"), rpc.INVALID_REQUEST,
+            return rpc.error(cast(rpc.Id, msg.get("id")), rpc.INVALID_REQUEST,  # checked above
                              "Invalid Request: params must be an object")
         return None
     if rpc.is_response(msg):
