@@ -19,9 +19,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal, TypeAlias
 
 from mcpyard.gateway.services import _pgrecords, _records
+
+Param: TypeAlias = str | int | float | None
+"""A value bound to a ``?`` of a query."""
+Row: TypeAlias = tuple[Any, ...]
+"""A row as the drivers return it (sqlite3 and psycopg leave its values untyped)."""
 
 T = _records.TABLE
 ERRORS = ("tool_error", "upstream_error", "invalid_request")
@@ -39,6 +44,7 @@ _DIALECTS = {
 class Reader:
     """One read-only connection to a call log; ``empty`` when it holds no call table yet."""
 
+    # Untyped: a sqlite3 or a psycopg connection, used through the DB-API methods both have.
     def __init__(self, conn: Any, dialect: Literal["sqlite", "postgres"], name: str,
                  empty: bool) -> None:
         self.conn = conn
@@ -65,12 +71,12 @@ class Reader:
             return sql.replace("?", "%s")
         return _FROM.sub(f"FROM {self._table}", sql) if self._table != T else sql
 
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    def fetch(self, sql: str, params: Sequence[Param] = ()) -> list[Row]:
         if self.empty:
             return []
         return [tuple(row) for row in self.conn.execute(self._sql(sql), params).fetchall()]
 
-    def stream(self, sql: str, params: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+    def stream(self, sql: str, params: Sequence[Param] = ()) -> Iterator[Row]:
         """Rows one by one, never all in memory (an export of months of records)."""
         if self.empty:
             return
@@ -92,13 +98,13 @@ def open_reader(store: str | Path) -> Reader:
     Raises :class:`mcpyard.errors.MCPyardError` (never showing a password) when the store is
     unreachable or holds something else."""
     if isinstance(store, str) and _pgrecords.is_postgres(store):
-        conn = _pgrecords.connect(store, read_only=True)
+        pg = _pgrecords.connect(store, read_only=True)
         try:
-            empty = not _pgrecords.check_schema(conn, store)
+            empty = not _pgrecords.check_schema(pg, store)
         except BaseException:
-            conn.close()
+            pg.close()
             raise
-        return Reader(conn, "postgres", _pgrecords.safe_url(store), empty)
+        return Reader(pg, "postgres", _pgrecords.safe_url(store), empty)
     path = Path(store)
     # Read-only: a reader never creates or changes the gateway's database.
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
@@ -126,9 +132,9 @@ class Window:
     """Records whose configuration revision, source revision or git commit starts with this
     (what allowed a call: the audit trail's question)."""
 
-    def where(self) -> tuple[str, list[Any]]:
+    def where(self) -> tuple[str, list[Param]]:
         clauses: list[str] = ["true"]
-        params: list[Any] = []
+        params: list[Param] = []
         if self.since is not None:
             clauses.append("time >= ?")
             params.append(self.since)
@@ -157,11 +163,11 @@ def _limit(limit: int | None) -> str:
     return "" if limit is None else f" LIMIT {max(0, int(limit))}"
 
 
-def _round(value: Any) -> float | None:
+def _round(value: float | str | None) -> float | None:
     return None if value is None else round(float(value), 1)
 
 
-def top_members(r: Reader, w: Window, limit: int | None) -> list[tuple[Any, ...]]:
+def top_members(r: Reader, w: Window, limit: int | None) -> list[Row]:
     where, params = w.where()
     rows = r.fetch(f"""
         SELECT workspace, member, max("user"), count(*),
@@ -174,7 +180,7 @@ def top_members(r: Reader, w: Window, limit: int | None) -> list[tuple[Any, ...]
     return [(*row[:7], _round(row[7]), row[8]) for row in rows]
 
 
-def top_tools(r: Reader, w: Window, limit: int | None) -> list[tuple[Any, ...]]:
+def top_tools(r: Reader, w: Window, limit: int | None) -> list[Row]:
     where, params = w.where()
     rows = r.fetch(f"""
         SELECT workspace, target, max(server), count(*),
@@ -187,7 +193,7 @@ def top_tools(r: Reader, w: Window, limit: int | None) -> list[tuple[Any, ...]]:
     return [(*row[:7], _round(row[7]), row[8]) for row in rows]
 
 
-def errors(r: Reader, w: Window, limit: int | None) -> list[tuple[Any, ...]]:
+def errors(r: Reader, w: Window, limit: int | None) -> list[Row]:
     where, params = w.where()
     return r.fetch(f"""
         SELECT count(*), outcome, workspace, server, target, error,
@@ -198,7 +204,7 @@ def errors(r: Reader, w: Window, limit: int | None) -> list[tuple[Any, ...]]:
 
 
 def calls_sql(w: Window, *, newest_first: bool = False,
-              limit: int | None = None) -> tuple[str, list[Any]]:
+              limit: int | None = None) -> tuple[str, list[Param]]:
     """Every field of the records in ``w``, oldest first (or newest first)."""
     where, params = w.where()
     order = "time DESC, id DESC" if newest_first else "time, id"
@@ -207,12 +213,12 @@ def calls_sql(w: Window, *, newest_first: bool = False,
 
 
 def calls(r: Reader, w: Window, limit: int | None = None, *,
-          newest_first: bool = False) -> list[dict[str, Any]]:
+          newest_first: bool = False) -> list[dict[str, Any]]:  # a Row's values
     sql, params = calls_sql(w, newest_first=newest_first, limit=limit)
     return [dict(zip(_records.FIELDS, row, strict=True)) for row in r.fetch(sql, params)]
 
 
-def write_records(out: Any, fmt: str, rows: Iterable[Sequence[Any]]) -> int:
+def write_records(out: IO[str], fmt: str, rows: Iterable[Row]) -> int:
     """Write call records (rows of every field, in :data:`_records.FIELDS` order) to ``out``
     as ``jsonl`` (one object a line) or ``csv`` (with a header); the time in RFC 3339.
     Returns how many. Both ``mcpyard analytics export`` and the console's export use it."""
@@ -243,7 +249,8 @@ DIMENSIONS = {"member": "member", "tool": "target", "server": "server", "outcome
 class Usage:
     """Calls, errors, refusals and latency percentiles of one group of records."""
 
-    key: Any
+    key: Any  # a Row's value
+    """The group's value: a member, tool, server, outcome, or a time bucket's start."""
     calls: int
     errors: int
     rate_limited: int
@@ -285,7 +292,7 @@ def _latencies_sql(key: str, where: str) -> str:
         SELECT {key}, latency_ms FROM {T} WHERE {where} AND outcome NOT IN {_NO_LATENCY}"""
 
 
-def _usage(r: Reader, key: str, key_params: list[Any], w: Window) -> list[Usage]:
+def _usage(r: Reader, key: str, key_params: list[Param], w: Window) -> list[Usage]:
     """Usage per value of the SQL expression ``key``: the counts are grouped in the database
     (one row per group); the percentiles are computed here from the latencies alone."""
     where, params = w.where()

@@ -24,11 +24,18 @@ import operator
 import re
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from mcpyard import errors
 from mcpyard.gateway.oauth import _schema as _oauth_schema
 from mcpyard.gateway.services import _records
+
+if TYPE_CHECKING:  # psycopg is the postgres extra's: imported when a URL asks for it
+    import psycopg
+    from psycopg.rows import TupleRow
+
+    Connection = psycopg.Connection[TupleRow]
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -84,7 +91,7 @@ def is_postgres(url: str | None) -> bool:
     return url is not None and url.split(":", 1)[0] in ("postgres", "postgresql")
 
 
-def _psycopg() -> Any:
+def _psycopg() -> ModuleType:
     try:
         import psycopg
     except ImportError:  # pragma: no cover - depends on the install
@@ -94,7 +101,7 @@ def _psycopg() -> Any:
     return psycopg
 
 
-def migrate(conn: Any, url: str) -> None:
+def migrate(conn: Connection, url: str) -> None:
     """Bring the database at ``conn`` (a sync psycopg connection, autocommit) to
     :data:`SCHEMA_VERSION`; refuse one newer than this code."""
     with conn.transaction():
@@ -114,9 +121,10 @@ def migrate(conn: Any, url: str) -> None:
             log.info("call records: %s migrated to schema %d", safe_url(url), step + 1)
 
 
-def check_schema(conn: Any, url: str) -> bool:
+def check_schema(conn: Connection, url: str) -> bool:
     """True when the database holds the call table of this code; False when it has none."""
     row = conn.execute("SELECT to_regclass('mcpyard_schema')").fetchone()
+    assert row is not None  # a SELECT without FROM: always one row
     if row[0] is None:
         return False
     version = conn.execute("SELECT version FROM mcpyard_schema").fetchone()
@@ -129,11 +137,11 @@ def check_schema(conn: Any, url: str) -> bool:
     return True
 
 
-def connect(url: str, *, read_only: bool = False) -> Any:
+def connect(url: str, *, read_only: bool = False) -> Connection:
     """A sync connection (autocommit), with errors that never show the password."""
     psycopg = _psycopg()
     try:
-        conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        conn: Connection = psycopg.connect(url, autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         raise errors.MCPyardError(f"{safe_url(url)}: {_clean(exc, url)}") from None
     if read_only:
@@ -167,13 +175,13 @@ class PostgresSink:
             raise errors.MCPyardError(f"{safe_url(url)}: {_clean(exc, url)}") from None
         finally:
             conn.close()
-        self._conn: Any = None
+        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._closing: float | None = None
 
     def __repr__(self) -> str:
         return f"PostgresSink({safe_url(self.url)!r})"
 
-    async def _connection(self) -> Any:
+    async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
         if self._conn is None or self._conn.closed:
             self._conn = await self._psycopg.AsyncConnection.connect(
                 self.url, autocommit=True, connect_timeout=10)

@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeAlias
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcpyard.gateway.downstream import _auth
 from mcpyard.gateway.services import _records
@@ -37,7 +39,10 @@ log = logging.getLogger("mcpyard.gateway")
 
 ON = False
 """Whether spans are recorded (set once, at start-up, by :func:`enable`)."""
-authenticate: Callable[..., Any] = _auth.authenticate
+Attribute: TypeAlias = str | int | float | bool | None
+"""A span attribute's value (None: left out)."""
+authenticate: Callable[[dict[str, _auth.Member], bytes | None], _auth.Member | bytes] = (
+    _auth.authenticate)
 """What transports call to authenticate; a traced wrapper when tracing is on."""
 upstream_headers: ContextVar[dict[str, str] | None] = ContextVar("mcpyard_trace_headers",
                                                                  default=None)
@@ -45,6 +50,7 @@ upstream_headers: ContextVar[dict[str, str] | None] = ContextVar("mcpyard_trace_
 added by the upstream HTTP clients to what they send."""
 
 NOOP = contextlib.nullcontext()
+# Untyped: OpenTelemetry is an optional extra, imported only once tracing is on.
 _tracer: Any = None
 _provider: Any = None
 
@@ -92,18 +98,21 @@ def shutdown() -> None:
         _provider.shutdown()
 
 
-def span(name: str, **attributes: Any) -> Any:
+def span(name: str, **attributes: Attribute) -> contextlib.AbstractContextManager[object]:
     """A child span of the current one as a context manager; a shared no-op when off."""
     if not ON:
         return NOOP
-    return _tracer.start_as_current_span(name, attributes=_clean(attributes))
+    cm: contextlib.AbstractContextManager[object] = _tracer.start_as_current_span(
+        name, attributes=_clean(attributes))
+    return cm
 
 
-def _clean(attributes: Mapping[str, Any]) -> dict[str, Any]:
+def _clean(attributes: Mapping[str, Attribute]) -> dict[str, str | int | float | bool]:
     return {f"mcpyard.{k}": v for k, v in attributes.items() if v is not None}
 
 
-def _traced_authenticate(members: Any, authorization: bytes | None) -> Any:
+def _traced_authenticate(members: dict[str, _auth.Member], authorization: bytes | None
+                         ) -> _auth.Member | bytes:
     with _tracer.start_as_current_span("mcpyard.auth") as current:
         member = _auth.authenticate(members, authorization)
         current.set_attribute("mcpyard.auth.ok", not isinstance(member, bytes))
@@ -113,7 +122,7 @@ def _traced_authenticate(members: Any, authorization: bytes | None) -> Any:
 
 
 @contextlib.contextmanager
-def upstream_span(server: str, tool: str | None) -> Any:
+def upstream_span(server: str, tool: str | None) -> Iterator[None]:
     """The upstream hop: a CLIENT span whose context the HTTP clients send as traceparent."""
     from opentelemetry import propagate, trace
 
@@ -146,10 +155,10 @@ class Middleware:
 
     Installed only when tracing is on (a plain ASGI class, like the Origin middleware)."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -161,7 +170,7 @@ class Middleware:
         workspace = scope.get("path_params", {}).get("workspace")
         status: list[int] = []
 
-        async def send_status(message: Any) -> None:
+        async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
             await send(message)
