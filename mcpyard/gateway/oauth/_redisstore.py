@@ -17,11 +17,13 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, TypeVarTuple
 
 from mcpyard.gateway.oauth._store import Grant, digest
+from mcpyard.mcp.jsonrpc import JSONObject
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 P = "mcpyard:oauth:"
 _FIELDS = {f.name: f.type for f in fields(Grant)}
 
@@ -45,10 +47,10 @@ class RedisStore:
     def __repr__(self) -> str:
         return "RedisStore(...)"  # the URL may hold a password
 
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
+    async def run(self, work: Callable[[*Ts], T], *args: *Ts) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
-    def call(self, work: Callable[..., T], *args: Any) -> T:
+    def call(self, work: Callable[[*Ts], T], *args: *Ts) -> T:
         return self._thread.submit(work, *args).result()
 
     def close(self) -> None:
@@ -58,25 +60,25 @@ class RedisStore:
     # -- clients and codes -----------------------------------------------------------------
 
     def save_client(self, client_id: str, workspace: str, secret_hash: str | None,
-                    metadata: dict[str, Any]) -> None:
+                    metadata: JSONObject) -> None:
         self._redis.hset(f"{P}client:{workspace}:{client_id}", mapping={
             "metadata": json.dumps(metadata), "secret_hash": secret_hash or ""})
 
-    def client(self, client_id: str, workspace: str) -> tuple[dict[str, Any], str | None] | None:
+    def client(self, client_id: str, workspace: str) -> tuple[JSONObject, str | None] | None:
         found: dict[str, str] = self._redis.hgetall(  # type: ignore[assignment]
             f"{P}client:{workspace}:{client_id}")
         if not found:
             return None
         return json.loads(found["metadata"]), found["secret_hash"] or None
 
-    def save_code(self, code: str, data: dict[str, Any], expires: float) -> None:
+    def save_code(self, code: str, data: JSONObject, expires: float) -> None:
         self._redis.set(f"{P}code:{digest(code)}", json.dumps(data), ex=_ttl(expires))
 
-    def code(self, code: str) -> dict[str, Any] | None:
+    def code(self, code: str) -> JSONObject | None:
         raw = self._redis.get(f"{P}code:{digest(code)}")
         if raw is None:
             return None
-        data: dict[str, Any] = json.loads(str(raw))
+        data: JSONObject = json.loads(str(raw))
         return data
 
     def take_code(self, code_hash: str) -> bool:

@@ -48,6 +48,7 @@ from mcpyard.gateway.oauth._store import (
     Holder,
     digest,
 )
+from mcpyard.mcp.jsonrpc import JSONValue
 
 ACCESS_SECONDS = 3600
 """An access token's lifetime; the member is re-checked on every request all the same."""
@@ -83,7 +84,7 @@ class _Payload(OAuth2Payload):  # type: ignore[misc]
         return self._data
 
     @property
-    def datalist(self) -> Any:
+    def datalist(self) -> dict[str, list[str]]:
         return self._multi
 
 
@@ -107,11 +108,12 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
 
 
 class _JsonPayload:
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: JSONValue) -> None:
         self.data = data
 
 
-def json_request(method: str, uri: str, headers: Mapping[str, str], data: Any) -> JsonRequest:
+def json_request(method: str, uri: str, headers: Mapping[str, str], data: JSONValue
+                 ) -> JsonRequest:
     request = JsonRequest(method, uri, headers)
     request.payload = _JsonPayload(data)
     return request

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.downstream import _auth
@@ -29,6 +29,8 @@ from mcpyard.gateway.oauth._store import (
 )
 
 if TYPE_CHECKING:
+    from starlette.types import Scope
+
     from mcpyard.gateway.oauth._server import Server
     from mcpyard.gateway.oauth.oidc import RelyingParties
 
@@ -133,7 +135,7 @@ class OAuth:
 
     # -- bearer tokens -----------------------------------------------------------------------
 
-    def challenge(self, live: Live, challenge: bytes, scope: Any) -> bytes:
+    def challenge(self, live: Live, challenge: bytes, scope: Scope) -> bytes:
         """``challenge`` with the resource metadata URL of the endpoint asked for (RFC 9728
         5.1), when the workspace takes OAuth."""
         if not live.config.sign_in.enabled:

@@ -17,11 +17,16 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, TypeVarTuple
 
 from mcpyard.gateway.services import _pgrecords, _records
+from mcpyard.mcp.jsonrpc import JSONObject
+
+if TYPE_CHECKING:
+    from mcpyard.gateway.oauth._server import Client
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 
 ACCESS_PREFIX = "mat_"
@@ -78,7 +83,7 @@ class Grant:
 
     # -- Authlib's TokenMixin ------------------------------------------------------------
 
-    def check_client(self, client: Any) -> bool:
+    def check_client(self, client: Client) -> bool:
         return bool(client.get_client_id() == self.client_id)
 
     def get_scope(self) -> str:
@@ -93,7 +98,7 @@ class Grant:
     def is_revoked(self) -> bool:
         return self.revoked is not None
 
-    def get_user(self) -> Any:
+    def get_user(self) -> str:
         return self.member
 
 
@@ -107,15 +112,15 @@ class GrantStore(Protocol):
     :class:`~mcpyard.gateway.oauth._redisstore.RedisStore`. Methods are blocking; ``run``
     runs one on the store's own thread."""
 
-    async def run(self, work: Callable[..., T], *args: Any) -> T: ...
-    def call(self, work: Callable[..., T], *args: Any) -> T: ...
+    async def run(self, work: Callable[[*Ts], T], *args: *Ts) -> T: ...
+    def call(self, work: Callable[[*Ts], T], *args: *Ts) -> T: ...
     def close(self) -> None: ...
     def save_client(self, client_id: str, workspace: str, secret_hash: str | None,
-                    metadata: dict[str, Any]) -> None: ...
+                    metadata: JSONObject) -> None: ...
     def client(self, client_id: str,
-               workspace: str) -> tuple[dict[str, Any], str | None] | None: ...
-    def save_code(self, code: str, data: dict[str, Any], expires: float) -> None: ...
-    def code(self, code: str) -> dict[str, Any] | None: ...
+               workspace: str) -> tuple[JSONObject, str | None] | None: ...
+    def save_code(self, code: str, data: JSONObject, expires: float) -> None: ...
+    def code(self, code: str) -> JSONObject | None: ...
     def take_code(self, code_hash: str) -> bool: ...
     def create(self, grant: Grant) -> None: ...
     def rotate(self, grant: Grant, *, access_hash: str, access_expires: float,
@@ -148,7 +153,7 @@ class Store:
         self.where = where
         self.postgres = isinstance(where, str) and _pgrecords.is_postgres(where)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mcpyard-oauth")
-        self._conn: Any = None
+        self._conn: Any = None  # untyped: a sqlite3 or a psycopg connection
         try:
             self._thread.submit(self._open).result()
         except BaseException:
@@ -168,11 +173,11 @@ class Store:
             self._conn = _records.open_sqlite(Path(self.where))
             self._conn.isolation_level = None  # autocommit, like the PostgreSQL connection
 
-    async def run(self, work: Callable[..., T], *args: Any) -> T:
+    async def run(self, work: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run blocking ``work(*args)`` on the store's thread."""
         return await asyncio.get_running_loop().run_in_executor(self._thread, work, *args)
 
-    def call(self, work: Callable[..., T], *args: Any) -> T:
+    def call(self, work: Callable[[*Ts], T], *args: *Ts) -> T:
         """Run blocking ``work(*args)`` on the store's thread and wait (outside a loop)."""
         return self._thread.submit(work, *args).result()
 
@@ -198,12 +203,12 @@ class Store:
     # -- clients -------------------------------------------------------------------------
 
     def save_client(self, client_id: str, workspace: str, secret_hash: str | None,
-                    metadata: dict[str, Any]) -> None:
+                    metadata: JSONObject) -> None:
         self._sql("INSERT INTO oauth_clients (client_id, workspace, secret_hash, metadata, "
                   "created) VALUES (?, ?, ?, ?, ?)",
                   (client_id, workspace, secret_hash, json.dumps(metadata), time.time()))
 
-    def client(self, client_id: str, workspace: str) -> tuple[dict[str, Any], str | None] | None:
+    def client(self, client_id: str, workspace: str) -> tuple[JSONObject, str | None] | None:
         """A registered client's metadata and secret hash; None when it is not registered
         with this workspace."""
         row = self._sql("SELECT metadata, secret_hash FROM oauth_clients "
@@ -213,17 +218,17 @@ class Store:
 
     # -- authorization codes -------------------------------------------------------------
 
-    def save_code(self, code: str, data: dict[str, Any], expires: float) -> None:
+    def save_code(self, code: str, data: JSONObject, expires: float) -> None:
         self._sql("DELETE FROM oauth_codes WHERE expires < ?", (time.time(),))
         self._sql("INSERT INTO oauth_codes (code_hash, data, expires) VALUES (?, ?, ?)",
                   (digest(code), json.dumps(data), expires))
 
-    def code(self, code: str) -> dict[str, Any] | None:
+    def code(self, code: str) -> JSONObject | None:
         row = self._sql("SELECT data, expires FROM oauth_codes WHERE code_hash = ?",
                         (digest(code),)).fetchone()
         if row is None or row[1] <= time.time():
             return None
-        data: dict[str, Any] = json.loads(row[0])
+        data: JSONObject = json.loads(row[0])
         return data
 
     def take_code(self, code_hash: str) -> bool:
@@ -233,7 +238,7 @@ class Store:
 
     # -- grants --------------------------------------------------------------------------
 
-    def _grant(self, where: str, params: tuple[Any, ...]) -> Grant | None:
+    def _grant(self, where: str, params: tuple[str | float | None, ...]) -> Grant | None:
         row = self._sql(f"{_SELECT} WHERE {where}", params).fetchone()
         return None if row is None else Grant(*row)
 
