@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -22,11 +22,15 @@ from mcpyard.gateway._runtime import Runtime
 from mcpyard.gateway.console._session import Signer
 from mcpyard.gateway.console._views import STATIC_VERSION, Console
 
+if TYPE_CHECKING:
+    from mcpyard.gateway.oauth._service import OAuth
+
 __all__ = ["Console", "Signer", "mount"]
 
 
 def mount(runtime: Runtime, store: str | Path | None, *, signer: Signer | None = None,
-          master_key: Callable[[], bytes | None] | None = None, oauth: Any = None) -> Mount:
+          master_key: Callable[[], bytes | None] | None = None,
+          oauth: OAuth | None = None) -> Mount:
     """The console's routes under ``/console``; ``store`` is the call log (None: none kept).
 
     ``master_key`` returns the gateway's master key once loaded: session cookies are signed

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import markupsafe
 
@@ -30,6 +30,10 @@ class Admin:
     user: str
     scope: dict[str, MemberConfig]
     """Workspace name -> the admin member it signed in as there."""
+
+
+Row: TypeAlias = dict[str, object]
+"""What a template shows of one server, member or workspace."""
 
 
 def admin_scope(runtime: Runtime, token_hash: str, now: float | None = None) -> Admin | None:
@@ -59,7 +63,7 @@ def safe_url(url: str | None) -> str | None:
     return _pgrecords.safe_url(url) if url else None
 
 
-def server_row(live: Live, server: ServerConfig) -> dict[str, Any]:
+def server_row(live: Live, server: ServerConfig) -> Row:
     handle = live.handles.get(server.slug)
     status = handle.status() if handle is not None else {"status": "unknown"}
     return {"slug": server.slug, "name": server.name, "mode": server.mode,
@@ -71,7 +75,7 @@ def server_row(live: Live, server: ServerConfig) -> dict[str, Any]:
             else None}
 
 
-def member_row(live: Live, m: MemberConfig, last: dict[str, float]) -> dict[str, Any]:
+def member_row(live: Live, m: MemberConfig, last: dict[str, float]) -> Row:
     if m.disabled:
         status = "disabled"
     elif m.token_hash is None:
@@ -86,7 +90,7 @@ def member_row(live: Live, m: MemberConfig, last: dict[str, float]) -> dict[str,
 
 
 def workspace_summary(live: Live, reader: _calllog.Reader | None,
-                      now: float) -> dict[str, Any]:
+                      now: float) -> Row:
     config = live.config
     window = _calllog.Window(since=now - 60.0, workspaces=(config.name,))
     minute = _calllog.usage_by(reader, window, "workspace") if reader else []

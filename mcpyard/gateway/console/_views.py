@@ -14,7 +14,7 @@ import time
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import jinja2
 from starlette.requests import Request
@@ -29,11 +29,15 @@ from starlette.responses import (
 from mcpyard import hub
 from mcpyard.crypto import tokens
 from mcpyard.discovery import docs
-from mcpyard.gateway._runtime import Runtime
+from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.console import _data, _session
 from mcpyard.gateway.services import _calllog, _records
 
+if TYPE_CHECKING:
+    from mcpyard.gateway.oauth._service import OAuth
+
 log = logging.getLogger("mcpyard.gateway")
+T = TypeVar("T")
 HERE = Path(__file__).parent
 STATIC_VERSION = "2"
 """Part of every static URL, so that a new release is never served a stale cached file."""
@@ -93,7 +97,7 @@ class Console:
     """The console of one gateway: its runtime, its call log, its session signer."""
 
     def __init__(self, runtime: Runtime, store: str | Path | None, *,
-                 signer: _session.Signer | None = None, oauth: Any = None) -> None:
+                 signer: _session.Signer | None = None, oauth: OAuth | None = None) -> None:
         self.runtime = runtime
         self.oauth = oauth
         self.store = store
@@ -104,7 +108,7 @@ class Console:
     # -- plumbing ------------------------------------------------------------------------
 
     def page(self, request: Request, template: str, status: int = 200,
-             **context: Any) -> HTMLResponse:
+             **context: object) -> HTMLResponse:
         context.setdefault("admin", None)
         context.setdefault("session", None)
         body = self.env.get_template(template).render(
@@ -118,8 +122,8 @@ class Console:
         admin = _data.admin_scope(self.runtime, session.token_hash)
         return None if admin is None else (admin, session)
 
-    async def read(self, work: Callable[[_calllog.Reader | None], Any]) -> Any:
-        def run() -> Any:
+    async def read(self, work: Callable[[_calllog.Reader | None], T]) -> T:
+        def run() -> T:
             try:
                 reader = _data.open_store(self.store)
             except Exception as exc:  # the pages still show the configuration
@@ -136,12 +140,13 @@ class Console:
                     reader.conn.close()
         return await asyncio.to_thread(run)
 
-    def _live(self, admin: _data.Admin, name: str) -> Any:
+    def _live(self, admin: _data.Admin, name: str) -> Live | None:
         if name not in admin.scope:
             return None
         return self.runtime.live.get(name)
 
-    def _not_found(self, request: Request, admin: Any, session: Any, what: str) -> HTMLResponse:
+    def _not_found(self, request: Request, admin: _data.Admin, session: _session.Session,
+                   what: str) -> HTMLResponse:
         return self.page(request, "error.html", 404, admin=admin, session=session,
                          message=f"{what} is not one this console shows you.")
 
@@ -219,7 +224,7 @@ class Console:
         now = time.time()
         window = _calllog.Window(since=now - 30 * 86400.0, workspaces=(live.config.name,))
 
-        def gather(r: _calllog.Reader | None) -> Any:
+        def gather(r: _calllog.Reader | None) -> tuple[_data.Row, list[_data.Row]]:
             last = _calllog.last_activity(r, window) if r else {}
             return (_data.workspace_summary(live, r, now),
                     [_data.member_row(live, m, last) for m in live.config.members])
@@ -264,6 +269,7 @@ class Console:
             return PlainTextResponse(docs.server_markdown(manifest), headers=HEADERS,
                                      media_type="text/markdown")
         # The generated page carries its own inline stylesheet, and nothing else.
+        assert live is not None  # else no manifest
         back = f"/console/ws/{live.config.name}/servers/{slug}"
         return HTMLResponse(docs.server_html(manifest, index_href=back), headers={
             **HEADERS, "Content-Security-Policy": DOCS_CSP})
@@ -278,7 +284,8 @@ class Console:
         window = _calllog.Window(since=time.time() - 30 * 86400.0,
                                  workspaces=(live.config.name,), member=config.name)
 
-        def gather(r: _calllog.Reader | None) -> Any:
+        def gather(r: _calllog.Reader | None) -> tuple[
+                dict[str, float], list[_calllog.Usage], list[dict[str, _calllog.Value]]]:
             if r is None:
                 return {}, [], []
             return (_calllog.last_activity(r, window), _calllog.usage_by(r, window, "tool"),
@@ -316,7 +323,7 @@ class Console:
         ws = q.get("ws") or ""
         scope = (ws,) if ws in admin.scope else tuple(admin.scope)
         filters = {"period": period or "24h", "ws": ws if ws in admin.scope else ""}
-        values: dict[str, Any] = {}
+        values: dict[str, str] = {}
         for key, column in (("member", "member"), ("tool", "target"), ("server", "server"),
                             ("outcome", "outcome"), ("revision", "revision")):
             value = (q.get(key) or "").strip()
@@ -325,7 +332,9 @@ class Console:
                 values[column] = value
         length = _data.PERIODS[filters["period"]][0]
         return _calllog.Window(since=time.time() - length, workspaces=scope,
-                               **values), filters
+                               member=values.get("member"), server=values.get("server"),
+                               target=values.get("target"), outcome=values.get("outcome"),
+                               revision=values.get("revision")), filters
 
     @_admin_only
     async def usage(self, request: Request, admin: _data.Admin,
@@ -333,14 +342,16 @@ class Console:
         window, filters = self._window(request, admin)
         step = _data.PERIODS[filters["period"]][1]
 
-        def gather(r: _calllog.Reader | None) -> Any:
+        def gather(r: _calllog.Reader | None) -> tuple[list[_calllog.Usage],
+                                                       dict[str, list[_calllog.Usage]]]:
             if r is None:
                 return [], {d: [] for d in ("member", "tool", "server", "outcome")}
             return (_calllog.usage_over_time(r, window, step),
                     {d: _calllog.usage_by(r, window, d, 20)
                      for d in ("member", "tool", "server", "outcome")})
         series, breakdown = await self.read(gather)
-        chart: dict[str, Any] = {"t": [u.key for u in series], "calls": [u.calls for u in series],
+        chart: dict[str, object] = {
+                 "t": [u.key for u in series], "calls": [u.calls for u in series],
                  "errors": [u.errors for u in series],
                  "rate_limited": [u.rate_limited for u in series],
                  "p50": [u.p50 for u in series], "p95": [u.p95 for u in series],

@@ -25,8 +25,10 @@ from mcpyard.gateway.services import _pgrecords, _records
 
 Param: TypeAlias = str | int | float | None
 """A value bound to a ``?`` of a query."""
-Row: TypeAlias = tuple[Any, ...]
-"""A row as the drivers return it (sqlite3 and psycopg leave its values untyped)."""
+Value: TypeAlias = Any
+"""A column's value as the drivers return it (sqlite3 and psycopg leave it untyped)."""
+Row: TypeAlias = tuple[Value, ...]
+"""A row as the drivers return it."""
 
 T = _records.TABLE
 ERRORS = ("tool_error", "upstream_error", "invalid_request")
@@ -213,7 +215,7 @@ def calls_sql(w: Window, *, newest_first: bool = False,
 
 
 def calls(r: Reader, w: Window, limit: int | None = None, *,
-          newest_first: bool = False) -> list[dict[str, Any]]:  # a Row's values
+          newest_first: bool = False) -> list[dict[str, Value]]:
     sql, params = calls_sql(w, newest_first=newest_first, limit=limit)
     return [dict(zip(_records.FIELDS, row, strict=True)) for row in r.fetch(sql, params)]
 
@@ -249,7 +251,7 @@ DIMENSIONS = {"member": "member", "tool": "target", "server": "server", "outcome
 class Usage:
     """Calls, errors, refusals and latency percentiles of one group of records."""
 
-    key: Any  # a Row's value
+    key: Value
     """The group's value: a member, tool, server, outcome, or a time bucket's start."""
     calls: int
     errors: int
@@ -297,7 +299,7 @@ def _usage(r: Reader, key: str, key_params: list[Param], w: Window) -> list[Usag
     (one row per group); the percentiles are computed here from the latencies alone."""
     where, params = w.where()
     groups = r.fetch(_counts_sql(key, where), [*key_params, *params])
-    latencies: dict[Any, list[float]] = {k: [] for k, *_ in groups}
+    latencies: dict[Value, list[float]] = {k: [] for k, *_ in groups}
     if groups:
         for k, v in r.stream(_latencies_sql(key, where), [*key_params, *params]):
             found = latencies.get(k)
