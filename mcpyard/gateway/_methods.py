@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import cast
 
 from mcpyard import errors
 from mcpyard.compiler import access, naming
@@ -28,15 +28,15 @@ from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
-Handler = Callable[[Live, Member, Session, rpc.Id, Any, "_relay.Reply | None"],
-                   Awaitable[dict[str, Any]]]
+Handler = Callable[[Live, Member, Session, rpc.Id, rpc.JSONValue, "_relay.Reply | None"],
+                   Awaitable[rpc.Message]]
 
 LOG_LEVELS = _relay.LOG_LEVELS
 
 
-def capabilities(live: Live) -> dict[str, Any]:
+def capabilities(live: Live) -> rpc.JSONObject:
     """What the workspace offers: tools always; the rest when an upstream offers it."""
-    caps: dict[str, Any] = {"tools": {"listChanged": True}}
+    caps: rpc.JSONObject = {"tools": {"listChanged": True}}
     if live.serves("prompts"):
         caps["prompts"] = {"listChanged": True}
     if live.serves("resources") or live.serves("resourceTemplates"):
@@ -75,7 +75,8 @@ class Methods:
             "logging/setLevel": self.set_level,
         }
 
-    def server_of(self, live: Live, member: Member, method: str, params: Any) -> str | None:
+    def server_of(self, live: Live, member: Member, method: str, params: rpc.JSONValue
+                  ) -> str | None:
         """The server a prompts/get, resources/read or completion/complete went to, if any
         (for the call record)."""
         if not isinstance(params, dict):
@@ -85,8 +86,9 @@ class Methods:
             if not isinstance(ref, dict):
                 return None
             params = ref
-        if isinstance(params.get("uri"), str):
-            parts = naming.split_uri(params["uri"])
+        uri = params.get("uri")
+        if isinstance(uri, str):
+            parts = naming.split_uri(uri)
             return parts[0] if parts is not None and parts[0] in live.handles else None
         entry = self._prompt(live, member, params.get("name"))
         return entry.slug if entry is not None else None
@@ -95,7 +97,7 @@ class Methods:
 
     def _lister(self, kind: _catalog.Kind) -> Handler:
         async def handler(live: Live, member: Member, session: Session, id_: rpc.Id,
-                          params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                          params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
             cursor = params.get("cursor") if isinstance(params, dict) else None
             try:
                 page = _catalog.page(kind, live.catalog_view(kind, member.config), cursor,
@@ -108,14 +110,14 @@ class Methods:
 
     # -- prompts -------------------------------------------------------------------------
 
-    def _prompt(self, live: Live, member: Member, name: Any) -> _catalog.Entry | None:
+    def _prompt(self, live: Live, member: Member, name: rpc.JSONValue) -> _catalog.Entry | None:
         if not isinstance(name, str):
             return None
         view = live.catalog_view(_catalog.PROMPTS, member.config)
         return live.catalog(_catalog.PROMPTS).by_key.get(name) if name in view.allowed else None
 
     async def prompts_get(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                          params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                          params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str):
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: prompts/get needs a name")
         entry = self._prompt(live, member, params["name"])
@@ -129,7 +131,7 @@ class Methods:
 
     # -- resources -----------------------------------------------------------------------
 
-    def _resource(self, live: Live, member: Member, uri: Any) -> tuple[str, str] | None:
+    def _resource(self, live: Live, member: Member, uri: rpc.JSONValue) -> tuple[str, str] | None:
         """``(slug, original URI)`` of a URI the member may read, else None."""
         if not isinstance(uri, str):
             return None
@@ -141,14 +143,14 @@ class Methods:
         return parts
 
     @staticmethod
-    def _no_resource(id_: rpc.Id, uri: Any) -> dict[str, Any]:
+    def _no_resource(id_: rpc.Id, uri: rpc.JSONValue) -> rpc.Message:
         # The words and code of the SDK servers, so a hidden resource reads like a missing one.
         return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown resource: {uri}", {"uri": uri})
 
     async def resources_read(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                             params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                             params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
         uri = params.get("uri") if isinstance(params, dict) else None
-        if not isinstance(uri, str):
+        if not isinstance(params, dict) or not isinstance(uri, str):
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: resources/read needs a uri")
         parts = self._resource(live, member, uri)
         if parts is None:
@@ -163,7 +165,7 @@ class Methods:
         return outcome
 
     async def subscribe(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                        params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                        params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
         uri = params.get("uri") if isinstance(params, dict) else None
         parts = self._resource(live, member, uri)
         if parts is None:
@@ -185,7 +187,7 @@ class Methods:
         return rpc.result(id_, {})
 
     async def unsubscribe(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                          params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                          params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
         uri = params.get("uri") if isinstance(params, dict) else None
         parts = self._resource(live, member, uri)
         if parts is None:
@@ -196,9 +198,9 @@ class Methods:
     # -- completion ----------------------------------------------------------------------
 
     async def complete(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                       params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                       params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
         ref = params.get("ref") if isinstance(params, dict) else None
-        if not isinstance(ref, dict):
+        if not isinstance(params, dict) or not isinstance(ref, dict):
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: completion needs a ref")
         if ref.get("type") == "ref/prompt":
             entry = self._prompt(live, member, ref.get("name"))
@@ -218,9 +220,9 @@ class Methods:
     # -- logging -------------------------------------------------------------------------
 
     async def set_level(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                        params: Any, reply: _relay.Reply | None) -> dict[str, Any]:
+                        params: rpc.JSONValue, reply: _relay.Reply | None) -> rpc.Message:
         level = params.get("level") if isinstance(params, dict) else None
-        if level not in LOG_LEVELS:
+        if not isinstance(level, str) or level not in LOG_LEVELS:
             return rpc.error(id_, rpc.INVALID_PARAMS, f"Invalid params: unknown level {level!r}")
         session.log_level = LOG_LEVELS.index(level)
         # The gateway filters what reaches this session; an upstream hears the level only on
@@ -228,10 +230,13 @@ class Methods:
         used = [h for h in session.used if h.upstream is not None
                 and "logging" in (capabilities_of(h) or {})]
         if used:
-            await asyncio.gather(*(self._set_upstream_level(h, session, params) for h in used))
+            # An object: a level was read from it.
+            asked = cast(rpc.JSONObject, params)
+            await asyncio.gather(*(self._set_upstream_level(h, session, asked) for h in used))
         return rpc.result(id_, {})
 
-    async def _set_upstream_level(self, handle: Handle, session: Session, params: Any) -> None:
+    async def _set_upstream_level(self, handle: Handle, session: Session,
+                                  params: rpc.JSONObject) -> None:
         try:
             await handle.request("logging/setLevel", params, session.owner,
                                  handle.server.timeout_seconds)
@@ -241,8 +246,8 @@ class Methods:
     # -- the upstream hop ----------------------------------------------------------------
 
     async def forward(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                      slug: str, method: str, params: dict[str, Any],
-                      reply: _relay.Reply | None) -> dict[str, Any]:
+                      slug: str, method: str, params: rpc.JSONObject,
+                      reply: _relay.Reply | None) -> rpc.Message:
         handle = live.handles[slug]
         session.used.add(handle)
         try:
@@ -256,11 +261,11 @@ class Methods:
 
 
 def _failure(id_: rpc.Id, exc: errors.MCPyardError | OSError | TimeoutError,
-             slug: str) -> dict[str, Any]:
+             slug: str) -> rpc.Message:
     return _jsonrpc.error_from(id_, exc, slug=slug)
 
 
-def _error_uri(outcome: dict[str, Any], slug: str, original: str, uri: str) -> None:
+def _error_uri(outcome: rpc.Message, slug: str, original: str, uri: str) -> None:
     """An upstream's "resource not found" names the URI the client asked for, not its own."""
     data = outcome.get("error", {}).get("data")
     if isinstance(data, dict) and data.get("uri") == original:
