@@ -41,6 +41,7 @@ from mcpyard import errors
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import MemberConfig, ServerConfig
 from mcpyard.discovery import pins, search
+from mcpyard.mcp.jsonrpc import JSONObject, JSONValue
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -80,14 +81,14 @@ class Entry:
     slug: str
     original: str
     """The name or URI on its server."""
-    item: dict[str, Any]
+    item: JSONObject
     """The object as the server sent it, with the identifying field replaced."""
 
 
 FIND_TOOLS_NAME = "find_tools"
 CALL_TOOL_NAME = "call_tool"
 SEARCH_LIMIT = 50
-FIND_TOOLS: dict[str, Any] = {
+FIND_TOOLS: JSONObject = {
     "name": FIND_TOOLS_NAME,
     "title": "Find tools",
     "description": "Search this workspace's tools by what they do. Give a short task "
@@ -100,7 +101,7 @@ FIND_TOOLS: dict[str, Any] = {
         "required": ["query"]},
     "annotations": {"readOnlyHint": True, "openWorldHint": False},
 }
-CALL_TOOL: dict[str, Any] = {
+CALL_TOOL: JSONObject = {
     "name": CALL_TOOL_NAME,
     "title": "Call a tool",
     "description": "Call a tool of this workspace by the name find_tools gave, with "
@@ -112,6 +113,7 @@ CALL_TOOL: dict[str, Any] = {
 }
 SEARCH_TOOLS = (CALL_TOOL, FIND_TOOLS)
 """The gateway's own tools, sorted by name; neither name has ``__``, so none is a server's."""
+_SEARCH_NAMES = (CALL_TOOL_NAME, FIND_TOOLS_NAME)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,7 @@ class View:
     """What one member sees: the listable items, their keys, and every key it may use
     (including those of servers that are down right now)."""
 
-    items: list[dict[str, Any]]
+    items: list[JSONObject]
     keys: list[str]
     allowed: frozenset[str]
     listed: frozenset[str] = frozenset()
@@ -131,7 +133,7 @@ class Table:
 
     __slots__ = ("_index", "by_key", "entries", "kind", "signature")
 
-    def __init__(self, kind: Kind, sources: Iterable[tuple[str, Sequence[dict[str, Any]]]]) -> None:
+    def __init__(self, kind: Kind, sources: Iterable[tuple[str, Sequence[JSONObject]]]) -> None:
         table: dict[str, Entry] = {}
         for slug, items in sources:
             for item in items:
@@ -157,11 +159,12 @@ class Table:
         listed = [e for e in allowed if e.slug in available]
         keys = frozenset(e.key for e in listed)
         if tool_search == "only":
-            return View([dict(t) for t in SEARCH_TOOLS], [t["name"] for t in SEARCH_TOOLS],
+            return View([dict(t) for t in SEARCH_TOOLS], list(_SEARCH_NAMES),
                         frozenset(e.key for e in allowed), keys)
         pairs = [(e.key, e.item) for e in listed]
         if tool_search:
-            pairs = sorted([*pairs, *((t["name"], dict(t)) for t in SEARCH_TOOLS)])
+            pairs = sorted([*pairs, *((n, dict(t)) for n, t in zip(_SEARCH_NAMES, SEARCH_TOOLS,
+                                                                  strict=True))])
         return View([item for _, item in pairs], [key for key, _ in pairs],
                     frozenset(e.key for e in allowed), keys)
 
@@ -177,41 +180,44 @@ class Table:
         return self._index
 
 
-def tools(sources: Iterable[tuple[ServerConfig, Sequence[dict[str, Any]]]]) -> Table:
+def tools(sources: Iterable[tuple[ServerConfig, Sequence[JSONObject]]]) -> Table:
     """The tool table: each server's tools that its filter exposes and its pins admit."""
     return Table(TOOLS, ((server.slug, exposed(server, items)) for server, items in sources))
 
 
-def _dicts(items: Iterable[Any]) -> list[dict[str, Any]]:
+def _dicts(items: Iterable[JSONValue]) -> list[JSONObject]:
     return [t for t in items if isinstance(t, dict)]
 
 
-def exposed(server: ServerConfig, items: Iterable[Any]) -> list[dict[str, Any]]:
+def exposed(server: ServerConfig, items: Iterable[JSONValue]) -> list[dict[str, Any]]:
+    # Values untyped until _upstreams.Handle.table_tools narrows the name it reads.
     """The server's tools the workspace serves: its filter exposes them and its pins admit
     them (:func:`mcpyard.discovery.pins.split`)."""
     return pins.split(server, _dicts(items))[0]
 
 
-def withheld(server: ServerConfig, items: Iterable[Any]) -> dict[str, pins.Reason]:
+def withheld(server: ServerConfig, items: Iterable[JSONValue]) -> dict[str, pins.Reason]:
     """The tools the server's filter exposes but its pins withhold, by the server's own name
     (``changed`` or ``unpinned``)."""
     return pins.split(server, _dicts(items))[1]
 
 
-def page(kind: Kind, view: View, cursor: Any, size: int) -> dict[str, Any]:
+def page(kind: Kind, view: View, cursor: object, size: int) -> JSONObject:
     """One page of a member's list result."""
     start = 0
     if cursor is not None:
         start = bisect.bisect_right(view.keys, _decode(kind, cursor))
     end = start + size
-    out: dict[str, Any] = {kind.key: view.items[start:end]}
+    out: JSONObject = {kind.key: list[JSONValue](view.items[start:end])}
     if end < len(view.items):
         out["nextCursor"] = base64.urlsafe_b64encode(
             orjson.dumps([kind.cursor, view.keys[end - 1]])).decode("ascii")
     return out
 
 
-def _decode(kind: Kind, cursor: Any) -> str:
+def _decode(kind: Kind, cursor: object) -> str:
+    if not isinstance(cursor, str):
+        raise errors.InvalidCursor("invalid cursor")
     try:
         tag, after = orjson.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
     except (AttributeError, ValueError, TypeError, UnicodeError, binascii.Error,
@@ -224,7 +230,7 @@ def _decode(kind: Kind, cursor: Any) -> str:
 
 # -- URIs inside results ---------------------------------------------------------------------
 
-def blocks(slug: str, content: Any) -> None:
+def blocks(slug: str, content: JSONValue) -> None:
     """Map the URIs of embedded resources and resource links in a content list, in place."""
     if type(content) is not list:
         return
@@ -232,19 +238,19 @@ def blocks(slug: str, content: Any) -> None:
         block_uri(slug, block)
 
 
-def block_uri(slug: str, block: Any) -> None:
+def block_uri(slug: str, block: JSONValue) -> None:
     if type(block) is not dict:
         return
     kind = block.get("type")
     if kind == "resource":
         resource = block.get("resource")
-        if type(resource) is dict and isinstance(resource.get("uri"), str):
-            block["resource"] = {**resource, "uri": naming.resource_uri(slug, resource["uri"])}
-    elif kind == "resource_link" and isinstance(block.get("uri"), str):
-        block["uri"] = naming.resource_uri(slug, block["uri"])
+        if type(resource) is dict and isinstance(uri := resource.get("uri"), str):
+            block["resource"] = {**resource, "uri": naming.resource_uri(slug, uri)}
+    elif kind == "resource_link" and isinstance(uri := block.get("uri"), str):
+        block["uri"] = naming.resource_uri(slug, uri)
 
 
-def tool_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
+def tool_result(slug: str, result: JSONObject) -> JSONObject:
     """A tools/call result with its resource URIs mapped (the same object when it has none)."""
     content = result.get("content")
     if type(content) is list:
@@ -254,7 +260,7 @@ def tool_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def prompt_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
+def prompt_result(slug: str, result: JSONObject) -> JSONObject:
     messages = result.get("messages")
     if type(messages) is list:
         for message in messages:
@@ -267,10 +273,10 @@ def prompt_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def read_result(slug: str, result: dict[str, Any]) -> dict[str, Any]:
+def read_result(slug: str, result: JSONObject) -> JSONObject:
     contents = result.get("contents")
     if type(contents) is list:
         for item in contents:
-            if type(item) is dict and isinstance(item.get("uri"), str):
-                item["uri"] = naming.resource_uri(slug, item["uri"])
+            if type(item) is dict and isinstance(uri := item.get("uri"), str):
+                item["uri"] = naming.resource_uri(slug, uri)
     return result
