@@ -27,11 +27,16 @@ from __future__ import annotations
 import base64
 import logging
 import re
-from collections.abc import Awaitable, Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, TypeVar, cast
 from urllib.parse import quote, quote_plus
 
 import orjson
+
+from mcpyard.mcp import jsonrpc as rpc
+
+if TYPE_CHECKING:
+    from mcpyard.gateway import _relay
 
 MARK = "[redacted]"
 MIN_LENGTH = 6
@@ -51,6 +56,8 @@ def forms(value: str) -> set[str]:
         out.add(core.replace("+", "-").replace("/", "_"))
     return {f for f in out if len(f) >= MIN_LENGTH}
 
+
+J = TypeVar("J", bound=rpc.JSONLike)
 
 class Redactor:
     """Finds the given secret values (and their encodings) in text, bytes and messages.
@@ -96,14 +103,15 @@ class Redactor:
         lowered = data.lower()
         return any(n in lowered for n in self._bytes)
 
-    def value(self, obj: Any) -> Any:
+    def value(self, obj: J) -> J:
         """``obj`` (decoded JSON: dicts, lists, strings...) with every string redacted,
         keys included; what holds no secret is returned as the same object."""
         if self._pattern is None:
             return obj
-        return self._walk(obj)
+        return cast(J, self._walk(obj))
 
-    def _walk(self, obj: Any) -> Any:
+    def _walk(self, obj: object) -> object:
+        """``obj``: anything orjson encodes (a Fragment included); the same shape back."""
         if isinstance(obj, str):
             return self.text(obj)
         if isinstance(obj, dict):
@@ -115,14 +123,13 @@ class Redactor:
             return self._walk(orjson.loads(obj.contents))
         return obj
 
-    def message(self, msg: dict[str, Any]) -> dict[str, Any]:
+    def message(self, msg: rpc.Message) -> rpc.Message:
         """A JSON-RPC message with every secret form blanked (the same dict when clean)."""
         if self._pattern is None or not self.found(orjson.dumps(msg)):
             return msg
-        cleaned: dict[str, Any] = self._walk(msg)
-        return cleaned
+        return cast(rpc.Message, self._walk(msg))
 
-    def encode(self, obj: Any) -> bytes:
+    def encode(self, obj: object) -> bytes:
         """``obj`` encoded as JSON, with every secret form blanked (one search when clean)."""
         data = orjson.dumps(obj)
         if self._pattern is None or not self.found(data):
@@ -136,7 +143,7 @@ class Reply:
 
     __slots__ = ("_inner", "_redactor")
 
-    def __init__(self, inner: Any, redactor: Redactor) -> None:
+    def __init__(self, inner: _relay.Reply, redactor: Redactor) -> None:
         self._inner = inner
         self._redactor = redactor
 
@@ -146,8 +153,8 @@ class Reply:
         return level
 
     @property
-    def capabilities(self) -> dict[str, Any] | None:
-        caps: dict[str, Any] | None = self._inner.capabilities
+    def capabilities(self) -> rpc.JSONObject | None:
+        caps: rpc.JSONObject | None = self._inner.capabilities
         return caps
 
     @property
@@ -159,12 +166,12 @@ class Reply:
     def modern(self) -> bool:
         return bool(self._inner.modern)
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: rpc.Message) -> None:
         self._inner.notify(self._redactor.message(message))
 
-    def ask(self, method: str, params: dict[str, Any] | None) -> Awaitable[dict[str, Any]]:
+    def ask(self, method: str, params: rpc.JSONObject | None) -> Awaitable[rpc.JSONObject]:
         cleaned = params if params is None else self._redactor.message(params)
-        answer: Awaitable[dict[str, Any]] = self._inner.ask(method, cleaned)
+        answer: Awaitable[rpc.JSONObject] = self._inner.ask(method, cleaned)
         return answer
 
 
@@ -178,7 +185,7 @@ class LogFilter(logging.Filter):
     ``current`` is called per record, so the filter always uses the live configuration's
     redactor."""
 
-    def __init__(self, current: Any) -> None:
+    def __init__(self, current: Callable[[], Redactor]) -> None:
         super().__init__()
         self._current = current
 
