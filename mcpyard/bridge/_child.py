@@ -27,7 +27,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from mcpyard import errors
 from mcpyard.mcp import correlator, jsonrpc, process, protocol, stdio
@@ -51,14 +51,14 @@ class Call:
     """One request forwarded to the child; ``events`` ends with the response."""
 
     caller: Caller
-    request_id: Any
+    request_id: Any  # the client's id, echoed as it came: the bridge does not check ids
     bid: int
-    token: Any = None
-    method: Any = None
-    events: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+    token: jsonrpc.JSONValue = None
+    method: jsonrpc.JSONValue = None
+    events: asyncio.Queue[jsonrpc.JSONObject] = field(default_factory=asyncio.Queue)
     done: bool = False
 
-    def put(self, message: dict[str, Any]) -> None:
+    def put(self, message: jsonrpc.JSONObject) -> None:
         self.events.put_nowait(message)
 
 
@@ -74,8 +74,8 @@ class Child:
         self,
         command: Sequence[str],
         *,
-        broadcast: Callable[[dict[str, Any]], None],
-        deliver: Callable[[dict[str, Any]], bool],
+        broadcast: Callable[[jsonrpc.JSONObject], None],
+        deliver: Callable[[jsonrpc.JSONObject], bool],
         startup_wait: float = 10.0,
         timeout: float = 30.0,
     ) -> None:
@@ -88,14 +88,14 @@ class Child:
         self._deliver = deliver
         self._startup_wait = startup_wait
         self._timeout = timeout
-        self.init_result: dict[str, Any] | None = None
+        self.init_result: jsonrpc.JSONObject | None = None
         """The child's ``initialize`` result (kept across restarts for ``server/discover``)."""
         self._stdin: asyncio.StreamWriter | None = None
         self._ready = asyncio.Event()
         self._calls: correlator.Pending[Call] = correlator.Pending()
         """Requests in flight by bridge id; the one counter also numbers relayed requests."""
         self._tokens: dict[int, Call] = {}
-        self._relayed: dict[int, tuple[Any, Call | None]] = {}
+        self._relayed: dict[int, tuple[jsonrpc.Id, Call | None]] = {}
         """Outward id of a server request -> (the child's id, the call it went to)."""
         self._handshakes = 0
         self._reader: asyncio.Task[None] | None = None
@@ -148,7 +148,7 @@ class Child:
 
     # -- from callers ----------------------------------------------------------------------
 
-    async def call(self, message: dict[str, Any], caller: Caller) -> Call:
+    async def call(self, message: jsonrpc.JSONObject, caller: Caller) -> Call:
         """Forward one request; its events (and finally its response) arrive on the Call."""
         stdin = await self.wait_ready()
         bid = self._calls.next_id()
@@ -174,12 +174,13 @@ class Child:
             self._write(self._stdin, jsonrpc.cancelled(call.bid, cancel))
         call.done = True
 
-    def cancel_by_caller(self, caller: Caller, request_id: Any, reason: Any) -> None:
+    def cancel_by_caller(self, caller: Caller, request_id: jsonrpc.JSONValue,
+                         reason: jsonrpc.JSONValue) -> None:
         for call in self._calls.values():
             if call.caller is caller and call.request_id == request_id:
                 self.finish(call, cancel=reason if isinstance(reason, str) else "cancelled")
 
-    def answer(self, message: dict[str, Any]) -> bool:
+    def answer(self, message: jsonrpc.JSONObject) -> bool:
         """A caller's response to a server request this bridge relayed; False if unknown."""
         rid = message.get("id")
         entry = self._relayed.pop(rid, None) if type(rid) is int else None
@@ -189,7 +190,7 @@ class Child:
             self._write(self._stdin, {**message, "id": entry[0]})
         return True
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: jsonrpc.JSONObject) -> None:
         """A caller's notification for the child (roots changed, progress...)."""
         if self._stdin is not None:
             self._write(self._stdin, message)
@@ -244,18 +245,20 @@ class Child:
         self._stdin = stdin
         self._ready.set()
         self._handshakes += 1
-        info = result.get("serverInfo") or {}
+        info = result.get("serverInfo")
         log.info(
             "initialized %s (protocol %s)",
-            info.get("name", "server"),
+            info.get("name", "server") if isinstance(info, dict) else "server",
             result.get("protocolVersion"),
         )
         if self._handshakes > 1:
             self._announce_restart(result)
 
-    def _announce_restart(self, result: dict[str, Any]) -> None:
+    def _announce_restart(self, result: jsonrpc.JSONObject) -> None:
         # A new process may offer other tools; clients re-list what they cache.
-        capabilities = result.get("capabilities") or {}
+        capabilities = result.get("capabilities")
+        if not isinstance(capabilities, dict):
+            return
         for name in ("tools", "resources", "prompts"):
             entry = capabilities.get(name)
             if isinstance(entry, dict) and entry.get("listChanged"):
@@ -272,7 +275,7 @@ class Child:
         self.fail_all("the MCP server process closed its stdout; it is being restarted")
         await self.supervisor.output_closed(child)
 
-    def _dispatch(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
+    def _dispatch(self, message: jsonrpc.JSONObject, stdin: asyncio.StreamWriter) -> None:
         method = message.get("method")
         if method is None:
             call = self._calls.pop(message.get("id"))
@@ -304,26 +307,28 @@ class Child:
         else:
             self._broadcast(message)
 
-    def _server_request(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
-        method = message["method"]
+    def _server_request(self, message: jsonrpc.JSONObject, stdin: asyncio.StreamWriter) -> None:
+        # A request of the child's (method and id present, _dispatch checked), passed on as is.
+        method = cast(str, message["method"])
+        child_id = cast(jsonrpc.Id, message["id"])
         if method == protocol.PING:
-            self._write(stdin, jsonrpc.result(message["id"], {}))
+            self._write(stdin, jsonrpc.result(child_id, {}))
             return
         outward = self._calls.next_id()
         relayed = {**message, "id": outward}
         for call in reversed(self._calls.values()):
             if call.caller.can_answer(method):
-                self._relayed[outward] = (message["id"], call)
+                self._relayed[outward] = (child_id, call)
                 call.put(relayed)
                 return
-        self._relayed[outward] = (message["id"], None)
+        self._relayed[outward] = (child_id, None)
         if self._deliver(relayed):
             return
         del self._relayed[outward]
         self._write(
             stdin,
             jsonrpc.error(
-                message["id"],
+                child_id,
                 jsonrpc.METHOD_NOT_FOUND,
                 f"no connected client of the bridge can answer {method}",
             ),
@@ -335,7 +340,7 @@ class Child:
         if entry is not None and self._stdin is not None:
             self._write(self._stdin, jsonrpc.error(entry[0], jsonrpc.INTERNAL_ERROR, reason))
 
-    def _write(self, stdin: asyncio.StreamWriter, message: dict[str, Any]) -> None:
+    def _write(self, stdin: asyncio.StreamWriter, message: jsonrpc.JSONObject) -> None:
         # A process that is gone: the supervisor fails the calls and restarts it.
         stdio.write(stdin, jsonrpc.encode(message))
 

@@ -26,7 +26,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -52,9 +52,9 @@ class Session:
     """A handshake-era client session (the child's session is shared by all of them)."""
 
     id: str
-    capabilities: Any
+    capabilities: jsonrpc.JSONValue
     last_seen: float
-    stream: asyncio.Queue[dict[str, Any] | None] | None = None
+    stream: asyncio.Queue[jsonrpc.JSONObject | None] | None = None
 
     def can_answer(self, method: str) -> bool:
         return protocol.can_answer(self.capabilities, method)
@@ -64,7 +64,7 @@ class Session:
 class ModernCaller:
     """One modern-era request (and its retries): answers input requests by its result."""
 
-    capabilities: Any
+    capabilities: jsonrpc.JSONValue
 
     def can_answer(self, method: str) -> bool:
         return protocol.can_answer(self.capabilities, method)
@@ -203,7 +203,7 @@ class BridgeApp:
             await self._handshake(scope, message, receive, send, sse)
 
     async def _handshake(
-        self, scope: Scope, message: dict[str, Any], receive: Receive, send: Send, sse: bool
+        self, scope: Scope, message: jsonrpc.JSONObject, receive: Receive, send: Send, sse: bool
     ) -> None:
         method = message.get("method")
         rid = message.get("id")
@@ -232,7 +232,7 @@ class BridgeApp:
         else:
             await self._forward(message, session, receive, send, sse, modern=False)
 
-    async def _initialize(self, message: dict[str, Any], send: Send) -> None:
+    async def _initialize(self, message: jsonrpc.JSONObject, send: Send) -> None:
         rid = message.get("id")
         try:
             await self.child.wait_ready()
@@ -260,7 +260,7 @@ class BridgeApp:
     # -- modern era ------------------------------------------------------------------------
 
     async def _modern(
-        self, message: dict[str, Any], receive: Receive, send: Send, sse: bool
+        self, message: jsonrpc.JSONObject, receive: Receive, send: Send, sse: bool
     ) -> None:
         method = message.get("method")
         rid = message.get("id")
@@ -270,7 +270,7 @@ class BridgeApp:
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
         raw_meta = params.get("_meta")
-        meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+        meta: jsonrpc.JSONObject = raw_meta if isinstance(raw_meta, dict) else {}
         if method == protocol.DISCOVER:
             await self._discover(rid, send)
             return
@@ -290,7 +290,7 @@ class BridgeApp:
             forwarded = {**message, "params": clean}
         await self._forward(forwarded, caller, receive, send, sse, modern=True)
 
-    async def _discover(self, rid: Any, send: Send) -> None:
+    async def _discover(self, rid: Any, send: Send) -> None:  # ids echoed unchecked
         try:
             await self.child.wait_ready()
         except _child.UnavailableError as exc:
@@ -299,7 +299,7 @@ class BridgeApp:
         init = self.child.init_result or {}
         child_version = self.child.protocol_version
         versions = [v for v in protocol.STREAMABLE_VERSIONS if v <= child_version]
-        result: dict[str, Any] = {
+        result: jsonrpc.JSONObject = {
             "supportedVersions": [*versions, *protocol.MODERN_VERSIONS],
             "capabilities": init.get("capabilities") or {},
             "resultType": "complete",
@@ -316,8 +316,8 @@ class BridgeApp:
     async def _resume(
         self,
         parked: Parked,
-        message: dict[str, Any],
-        params: dict[str, Any],
+        message: jsonrpc.JSONObject,
+        params: jsonrpc.JSONObject,
         receive: Receive,
         send: Send,
         sse: bool,
@@ -359,7 +359,7 @@ class BridgeApp:
 
     async def _forward(
         self,
-        message: dict[str, Any],
+        message: jsonrpc.JSONObject,
         caller: _child.Caller,
         receive: Receive,
         send: Send,
@@ -383,7 +383,7 @@ class BridgeApp:
         sse: bool,
         *,
         modern: bool,
-        method: Any,
+        method: jsonrpc.JSONValue,
     ) -> None:
         """Answer one POST with the call's events: JSON if the response comes first, else SSE."""
         disconnected = asyncio.get_running_loop().create_task(asgi.disconnected(receive))
@@ -404,7 +404,8 @@ class BridgeApp:
                 final = "method" not in event
                 if not final and "id" in event and modern:
                     # A server request: the modern wire carries it in an input_required result.
-                    state = self._park(call, event["id"])
+                    # Relayed server requests carry our outward ids (ints, _child._server_request).
+                    state = self._park(call, cast(int, event["id"]))
                     parked = True
                     event = {
                         "jsonrpc": "2.0",
@@ -427,7 +428,8 @@ class BridgeApp:
                     return
                 if not final and not sse:
                     if "id" in event:
-                        self.child.refuse(event["id"], "the client takes no event stream")
+                        self.child.refuse(cast(int, event["id"]),
+                                          "the client takes no event stream")
                     continue  # a JSON-only client gets no notifications
                 if not streaming:
                     await send(
@@ -468,7 +470,7 @@ class BridgeApp:
         if session.stream is not None:
             await asgi.plain(send, 409, "this session already has a stream")
             return
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        queue: asyncio.Queue[jsonrpc.JSONObject | None] = asyncio.Queue()
         session.stream = queue
 
         async def next_event() -> bytes | None:
@@ -484,16 +486,16 @@ class BridgeApp:
             while not queue.empty():
                 left = queue.get_nowait()
                 if left is not None and "id" in left and "method" in left:
-                    self.child.refuse(left["id"], "the client's stream closed")
+                    self.child.refuse(cast(int, left["id"]), "the client's stream closed")
 
-    def _broadcast(self, message: dict[str, Any]) -> None:
+    def _broadcast(self, message: jsonrpc.JSONObject) -> None:
         for session in self.sessions.values():
             if session.stream is not None:
                 session.stream.put_nowait(message)
 
-    def _deliver(self, message: dict[str, Any]) -> bool:
+    def _deliver(self, message: jsonrpc.JSONObject) -> bool:
         for session in reversed(list(self.sessions.values())):
-            if session.stream is not None and session.can_answer(message["method"]):
+            if session.stream is not None and session.can_answer(cast(str, message["method"])):
                 session.stream.put_nowait(message)
                 return True
         return False
@@ -502,7 +504,7 @@ class BridgeApp:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _modern(scope: Scope, message: dict[str, Any]) -> bool:
+def _modern(scope: Scope, message: jsonrpc.JSONObject) -> bool:
     if asgi.header(scope, b"mcp-protocol-version") in protocol.MODERN_VERSIONS:
         return True
     if message.get("method") == protocol.DISCOVER and not asgi.header(scope, b"mcp-session-id"):
@@ -514,14 +516,14 @@ def _modern(scope: Scope, message: dict[str, Any]) -> bool:
     )
 
 
-def _negotiate(requested: Any, child: str) -> str:
+def _negotiate(requested: jsonrpc.JSONValue, child: str) -> str:
     known = protocol.HANDSHAKE_VERSIONS
-    if requested in known and child in known and requested <= child:
+    if isinstance(requested, str) and requested in known and child in known and requested <= child:
         return str(requested)
     return child
 
 
-def _modern_result(message: dict[str, Any], method: Any) -> dict[str, Any]:
+def _modern_result(message: jsonrpc.JSONObject, method: jsonrpc.JSONValue) -> jsonrpc.JSONObject:
     result = message.get("result")
     if not isinstance(result, dict):
         return message
@@ -532,7 +534,7 @@ def _modern_result(message: dict[str, Any], method: Any) -> dict[str, Any]:
     return {**message, "result": result}
 
 
-async def _next(call: _child.Call, disconnected: asyncio.Task[None]) -> dict[str, Any] | None:
+async def _next(call: _child.Call, disconnected: asyncio.Task[None]) -> jsonrpc.JSONObject | None:
     if not call.events.empty():
         return call.events.get_nowait()
     getter = asyncio.ensure_future(call.events.get())
