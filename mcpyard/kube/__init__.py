@@ -12,7 +12,7 @@ No rule of mcpyard lives here: what to write comes from the compiler.
 from __future__ import annotations
 
 from mcpyard.kube._apply import Outcome, apply, covers, owner_reference
-from mcpyard.kube._client import PLURALS, ApiError, Client, Connection, Watch, path
+from mcpyard.kube._client import PLURALS, ApiError, Client, Connection, KubeObject, Watch, path
 from mcpyard.kube._config import (
     CONFIG_LABEL,
     CONFIG_PREFIX,
@@ -36,6 +36,7 @@ __all__ = [
     "Client",
     "ConfigSecret",
     "Connection",
+    "KubeObject",
     "Outcome",
     "Watch",
     "allows",

@@ -27,9 +27,8 @@ import enum
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
 
-from mcpyard.kube._client import FIELD_MANAGER, ApiError, Client
+from mcpyard.kube._client import FIELD_MANAGER, ApiError, Client, KubeObject
 
 log = logging.getLogger("mcpyard.kube")
 
@@ -40,7 +39,7 @@ class Outcome(enum.Enum):
     UNCHANGED = "unchanged"
 
 
-def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
+def owner_reference(owner: KubeObject) -> KubeObject:
     """A controller owner reference to ``owner`` (a body with apiVersion, kind, metadata)."""
     meta = owner["metadata"]
     return {
@@ -53,7 +52,7 @@ def owner_reference(owner: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def covers(current: Any, desired: Any) -> bool:
+def covers(current: object, desired: object) -> bool:
     """True when ``current`` already holds everything ``desired`` says.
 
     Maps may carry more keys (defaults the API server filled in, other controllers' labels);
@@ -72,23 +71,23 @@ def covers(current: Any, desired: Any) -> bool:
     return bool(current == desired)
 
 
-def owned(current: Mapping[str, Any], manager: str = FIELD_MANAGER) -> dict[str, Any]:
+def owned(current: KubeObject, manager: str = FIELD_MANAGER) -> KubeObject:
     """The fields ``manager`` applied (its ``Apply`` entries of ``metadata.managedFields``,
     in the API server's ``FieldsV1`` form), merged."""
-    out: dict[str, Any] = {}
+    out: KubeObject = {}
     for entry in (current.get("metadata") or {}).get("managedFields") or []:
         if entry.get("manager") == manager and entry.get("operation") == "Apply":
             _merge(out, entry.get("fieldsV1") or {})
     return out
 
 
-def _merge(into: dict[str, Any], more: Mapping[str, Any]) -> None:
+def _merge(into: KubeObject, more: Mapping[str, object]) -> None:
     for k, v in more.items():
         if isinstance(v, Mapping):
             _merge(into.setdefault(k, {}), v)
 
 
-def stale(fields: Mapping[str, Any], desired: Any) -> bool:
+def stale(fields: Mapping[str, object], desired: object) -> bool:
     """True when ``fields`` (a FieldsV1 set) names a field ``desired`` does not hold.
 
     FieldsV1 keys: ``f:NAME`` a map field, ``k:{JSON}`` a list item by its keys, ``v:JSON`` a
@@ -127,7 +126,7 @@ def stale(fields: Mapping[str, Any], desired: Any) -> bool:
     return False
 
 
-def _adopted(current: Mapping[str, Any]) -> dict[str, Any] | None:
+def _adopted(current: KubeObject) -> KubeObject | None:
     """A merge patch that folds mcpyard's ``Update`` entries of ``managedFields`` (its merge
     patches: writes of versions before server-side apply, and the repair below) into its
     ``Apply`` entry, so that a field only they owned is removed once no longer applied;
@@ -136,7 +135,7 @@ def _adopted(current: Mapping[str, Any]) -> dict[str, Any] | None:
     meta = current.get("metadata") or {}
     entries = list(meta.get("managedFields") or [])
 
-    def ours(e: Mapping[str, Any], operation: str) -> bool:
+    def ours(e: KubeObject, operation: str) -> bool:
         return (
             e.get("manager") == FIELD_MANAGER
             and e.get("operation") == operation
@@ -148,7 +147,7 @@ def _adopted(current: Mapping[str, Any]) -> dict[str, Any] | None:
     if not legacy:
         return None
     applied = [e for e in entries if ours(e, "Apply")]
-    fields: dict[str, Any] = {}
+    fields: KubeObject = {}
     for e in applied + legacy:
         _merge(fields, e.get("fieldsV1") or {})
     first = (applied or legacy)[0]
@@ -171,11 +170,11 @@ def _adopted(current: Mapping[str, Any]) -> dict[str, Any] | None:
 
 async def apply(
     client: Client,
-    desired: Mapping[str, Any],
-    current: Mapping[str, Any] | None = None,
+    desired: KubeObject,
+    current: KubeObject | None = None,
     *,
     known: bool = False,
-) -> tuple[Outcome, dict[str, Any]]:
+) -> tuple[Outcome, KubeObject]:
     """Make the cluster hold ``desired``; ``current`` when the caller has just read it
     (``known=True`` also when it knows the object is absent)."""
     meta = desired["metadata"]

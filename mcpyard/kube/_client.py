@@ -26,7 +26,7 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import kubernetes.client
 import kubernetes.config
@@ -57,6 +57,14 @@ PLURALS: dict[tuple[str, str], str] = {
     ("kustomize.toolkit.fluxcd.io/v1", "Kustomization"): "kustomizations",
     ("argoproj.io/v1alpha1", "Application"): "applications",
 }
+
+
+KubeObject: TypeAlias = dict[str, Any]
+"""A Kubernetes object as the API server sends it (decoded JSON). Its values stay untyped for
+now: the operator reads nested fields directly (``obj["metadata"]["name"]``); it becomes
+``dict[str, JSONValue]`` once those readers narrow what they read."""
+Body: TypeAlias = Mapping[str, object]
+"""What is sent and only encoded: a merge patch, a status."""
 
 
 class ApiError(errors.MCPyardError):
@@ -179,11 +187,11 @@ class Client:
         self,
         method: str,
         url: str,
-        body: Any = None,
+        body: object = None,
         *,
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> KubeObject | None:
         """One request; the decoded JSON answer, None for 404, ApiError otherwise."""
         return self._call(method, url, body, content_type=content_type, query=query)[1]
 
@@ -191,11 +199,11 @@ class Client:
         self,
         method: str,
         url: str,
-        body: Any = None,
+        body: object = None,
         *,
         content_type: str | None = None,
         query: Mapping[str, str] | None = None,
-    ) -> tuple[int, dict[str, Any] | None]:
+    ) -> tuple[int, KubeObject | None]:
         """:meth:`request`, with the HTTP status of the answer."""
         headers = {"Accept": "application/json"}
         if body is not None:
@@ -234,7 +242,7 @@ class Client:
 
     def get_sync(
         self, api_version: str, kind: str, namespace: str, name: str
-    ) -> dict[str, Any] | None:
+    ) -> KubeObject | None:
         return self.request("GET", path(api_version, kind, namespace, name))
 
     def list_sync(
@@ -243,7 +251,7 @@ class Client:
         kind: str,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[KubeObject]:
         return self.list_versioned_sync(api_version, kind, namespace, labels)[0]
 
     def list_versioned_sync(
@@ -252,7 +260,7 @@ class Client:
         kind: str,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:
+    ) -> tuple[list[KubeObject], str | None]:
         """The items and the list's resourceVersion (where a watch of the kind resumes)."""
         data = self.request("GET", path(api_version, kind, namespace), query=_selector(labels))
         data = data or {}
@@ -282,7 +290,7 @@ class Client:
             query["resourceVersion"] = resource_version
         return Watch(self, path(api_version, kind, namespace), query, labels)
 
-    def create_sync(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    def create_sync(self, obj: KubeObject) -> KubeObject:
         meta = obj["metadata"]
         url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
         created = self.request("POST", url, dict(obj), query=self._manager)
@@ -296,10 +304,10 @@ class Client:
         kind: str,
         namespace: str,
         name: str,
-        patch: Mapping[str, Any],
+        patch: Body,
         *,
         subresource: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> KubeObject | None:
         """A merge patch; None when the object does not exist."""
         return self.request(
             "PATCH",
@@ -309,7 +317,7 @@ class Client:
             query=self._manager,
         )
 
-    def apply_sync(self, obj: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    def apply_sync(self, obj: KubeObject) -> tuple[bool, KubeObject]:
         """Server-side apply of ``obj`` (the whole desired object) as the field manager, with
         ``force``: a field another manager changed is taken back. (created, the object)."""
         meta = obj["metadata"]
@@ -335,7 +343,7 @@ class Client:
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
-    ) -> dict[str, Any] | None:
+    ) -> KubeObject | None:
         return await asyncio.to_thread(self.get_sync, api_version, kind, namespace, name)
 
     async def list(
@@ -344,7 +352,7 @@ class Client:
         kind: str,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[KubeObject]:
         return await asyncio.to_thread(self.list_sync, api_version, kind, namespace, labels)
 
     async def list_versioned(
@@ -353,12 +361,12 @@ class Client:
         kind: str,
         namespace: str | None = None,
         labels: Mapping[str, str] | None = None,
-    ) -> tuple[builtins.list[dict[str, Any]], str | None]:
+    ) -> tuple[builtins.list[KubeObject], str | None]:
         return await asyncio.to_thread(
             self.list_versioned_sync, api_version, kind, namespace, labels
         )
 
-    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+    async def create(self, obj: KubeObject) -> KubeObject:
         return await asyncio.to_thread(self.create_sync, obj)
 
     async def patch(
@@ -367,22 +375,22 @@ class Client:
         kind: str,
         namespace: str,
         name: str,
-        patch: Mapping[str, Any],
+        patch: Body,
         *,
         subresource: str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> KubeObject | None:
         return await asyncio.to_thread(
             self.patch_sync, api_version, kind, namespace, name, patch, subresource=subresource
         )
 
-    async def apply(self, obj: Mapping[str, Any]) -> tuple[bool, dict[str, Any]]:
+    async def apply(self, obj: KubeObject) -> tuple[bool, KubeObject]:
         return await asyncio.to_thread(self.apply_sync, obj)
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         return await asyncio.to_thread(self.delete_sync, api_version, kind, namespace, name)
 
     async def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, status: Mapping[str, Any]
+        self, api_version: str, kind: str, namespace: str, name: str, status: Body
     ) -> bool:
         """Merge-patch ``status`` through the status subresource; False when gone."""
         done = await self.patch(
@@ -412,10 +420,10 @@ class Watch:
         self._url = url
         self._query = dict(query)
         self._labels = labels
-        self._response: Any = None
+        self._response: Any = None  # untyped: the kubernetes client's urllib3 response
         self._stopped = threading.Event()
 
-    def __iter__(self) -> Iterator[tuple[str, dict[str, Any]]]:
+    def __iter__(self) -> Iterator[tuple[str, KubeObject]]:
         api = self._client._api
         method, full_url, headers, body, _ = api.param_serialize(
             method="GET",
@@ -475,34 +483,33 @@ class Watch:
                     response.close()
                 response.release_conn()
 
-    async def __aiter__(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    async def __aiter__(self) -> AsyncIterator[tuple[str, KubeObject]]:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        queue: asyncio.Queue[tuple[str, KubeObject] | BaseException | None] = asyncio.Queue()
 
-        def hand(item: tuple[str, Any]) -> None:
+        def hand(item: tuple[str, KubeObject] | BaseException | None) -> None:
             with contextlib.suppress(RuntimeError):  # the loop closed while the thread read
                 loop.call_soon_threadsafe(queue.put_nowait, item)
 
         def pump() -> None:
             try:
                 for event in self:
-                    hand(("event", event))
+                    hand(event)
             except BaseException as exc:  # handed to the reader, which raises it
-                hand(("error", exc))
+                hand(exc)
             else:
-                hand(("end", None))
+                hand(None)  # the end
 
         # A daemon thread: a watch blocked on a silent connection never holds up an exit.
         threading.Thread(target=pump, name="mcpyard-watch", daemon=True).start()
         try:
             while True:
-                what, value = await queue.get()
-                if what == "event":
-                    yield value
-                elif what == "error":
-                    raise value
-                else:
+                item = await queue.get()
+                if item is None:
                     return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
             self.stop()
 
@@ -515,7 +522,7 @@ class Watch:
                 response.shutdown()
 
 
-def _event(line: str, url: str) -> tuple[str, dict[str, Any]] | None:
+def _event(line: str, url: str) -> tuple[str, KubeObject] | None:
     if not line.strip():
         return None
     try:
@@ -537,7 +544,7 @@ def _selector(labels: Mapping[str, str] | None) -> dict[str, str] | None:
     return {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
 
 
-def _has(obj: Mapping[str, Any], labels: Mapping[str, str] | None) -> bool:
+def _has(obj: KubeObject, labels: Mapping[str, str] | None) -> bool:
     # Filtered here too: a selector is a request, not a promise.
     if not labels:
         return True

@@ -20,6 +20,7 @@ import pydantic
 
 from mcpyard import errors
 from mcpyard.compiler.config import WorkspaceConfig
+from mcpyard.kube._client import KubeObject
 
 CONFIG_PREFIX = "mcpyard-ws-"
 CONFIG_LABEL = "mcpyard.io/config"
@@ -38,7 +39,7 @@ def config_secret_name(workspace: str) -> str:
 
 def config_secret(
     namespace: str, config: WorkspaceConfig, sealed: Mapping[str, str]
-) -> dict[str, Any]:
+) -> KubeObject:
     """The Secret that carries ``config`` and its sealed secret values."""
     config_json = config.model_dump_json().encode()
     secrets_json = json.dumps(dict(sealed), sort_keys=True).encode()

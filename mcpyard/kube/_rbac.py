@@ -12,11 +12,21 @@ with the path that needs them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Literal, TypedDict
+
+
+class Rule(TypedDict):
+    """One RBAC rule, with where it applies (a ClusterRole's or the operator namespace's Role)."""
+
+    scope: Literal["cluster", "operator-namespace"]
+    apiGroups: list[str]
+    resources: list[str]
+    verbs: list[str]
+
 
 _CRS = ["workspaces", "mcpservers", "members", "encryptedsecrets"]
 
-RBAC_RULES: tuple[dict[str, Any], ...] = (
+RBAC_RULES: tuple[Rule, ...] = (
     # kopf lists and watches the four kinds (it never reads one object alone); the sweep of
     # config Secrets lists Workspaces.
     {
@@ -117,7 +127,7 @@ RBAC_RULES: tuple[dict[str, Any], ...] = (
 )
 """What ``mcpyard operator`` needs."""
 
-GATEWAY_RBAC_RULES: tuple[dict[str, Any], ...] = (
+GATEWAY_RBAC_RULES: tuple[Rule, ...] = (
     # The gateway reads the config Secrets (and the master key) and follows their changes.
     {
         "scope": "operator-namespace",
@@ -130,7 +140,7 @@ GATEWAY_RBAC_RULES: tuple[dict[str, Any], ...] = (
 
 
 def allows(
-    rules: tuple[dict[str, Any], ...],
+    rules: tuple[Rule, ...],
     *,
     group: str,
     resource: str,
