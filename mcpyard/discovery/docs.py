@@ -62,7 +62,7 @@ class Bullets:
 Block = Heading | Para | Link | Table | Code | Bullets
 
 
-def _json(value: Any) -> str:
+def _json(value: object) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
 
 

@@ -17,7 +17,7 @@ optional summarizer (an adapter's business) may replace the summary through :fun
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +190,7 @@ def effect(tool: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def json_type(schema: Any) -> str:
+def json_type(schema: object) -> str:
     """A short human name for a JSON Schema's type."""
     if not isinstance(schema, dict):
         return "any"
@@ -211,12 +211,15 @@ def json_type(schema: Any) -> str:
     return "object" if "properties" in schema else "any"
 
 
-def arguments(schema: Any) -> list[dict[str, Any]]:
+def arguments(schema: object) -> list[dict[str, Any]]:
     """The top-level arguments of an input schema, in their declared order."""
-    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(schema, dict):
+        return []
+    props = schema.get("properties")
     if not isinstance(props, dict):
         return []
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    found = schema.get("required")
+    required = found if isinstance(found, list) else []
     out = []
     for name, prop in props.items():
         prop = prop if isinstance(prop, dict) else {}
@@ -229,7 +232,7 @@ def arguments(schema: Any) -> list[dict[str, Any]]:
     return out
 
 
-def example_value(schema: Any, name: str = "value", depth: int = 0) -> Any:
+def example_value(schema: object, name: str = "value", depth: int = 0) -> Any:
     """A plausible value for a schema: its example, default, first enum value, or one made
     from its type and format (deterministic)."""
     if not isinstance(schema, dict) or depth > 4:
@@ -272,12 +275,15 @@ def example_value(schema: Any, name: str = "value", depth: int = 0) -> Any:
     return None
 
 
-def example_arguments(schema: Any, depth: int = 0) -> dict[str, Any]:
+def example_arguments(schema: object, depth: int = 0) -> dict[str, Any]:
     """Arguments for an example call: the required ones (all, when none is required)."""
-    props = schema.get("properties") if isinstance(schema, dict) else None
+    if not isinstance(schema, dict):
+        return {}
+    props = schema.get("properties")
     if not isinstance(props, dict):
         return {}
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
+    found = schema.get("required")
+    required = found if isinstance(found, list) else []
     chosen = [n for n in props if n in required] or list(props)[:3]
     return {str(n): example_value(props[n], str(n), depth) for n in chosen}
 
@@ -509,7 +515,7 @@ def enrich(manifest: dict[str, Any], summary: str) -> dict[str, Any]:
     return {**manifest, "summary": text, "summarySource": "summarizer"}
 
 
-def visible(manifest: dict[str, Any], may_use: Any) -> dict[str, Any] | None:
+def visible(manifest: dict[str, Any], may_use: Callable[[str], bool]) -> dict[str, Any] | None:
     """The manifest as a member sees it: only the tools and prompts ``may_use(name)`` admits,
     the resources whose URIs it admits; None when nothing is left."""
     tools = [t for t in manifest["tools"] if may_use(t["name"])]

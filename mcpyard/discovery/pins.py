@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from mcpyard.compiler import access
 from mcpyard.compiler.config import ServerConfig
@@ -22,21 +22,21 @@ DEFINITION_FIELDS = ("name", "title", "description", "inputSchema", "outputSchem
                      "annotations")
 
 Reason = Literal["changed", "unpinned"]
-T = TypeVar("T", bound=Mapping[str, Any])
+T = TypeVar("T", bound=Mapping[str, object])
 
 
-def canonical(tool: Mapping[str, Any]) -> bytes:
+def canonical(tool: Mapping[str, object]) -> bytes:
     """The canonical bytes of a tool's definition (what its hash covers)."""
     part = {k: tool[k] for k in DEFINITION_FIELDS if k in tool and tool[k] is not None}
     return json.dumps(part, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
 
 
-def digest(tool: Mapping[str, Any]) -> str:
+def digest(tool: Mapping[str, object]) -> str:
     return "sha256:" + hashlib.sha256(canonical(tool)).hexdigest()
 
 
-def verdict(pin: Mapping[str, str] | None, tool: Mapping[str, Any]) -> Reason | None:
+def verdict(pin: Mapping[str, str] | None, tool: Mapping[str, object]) -> Reason | None:
     """Why a tool is withheld under ``pin``, or None when it may be served."""
     if pin is None:
         return None
@@ -47,7 +47,7 @@ def verdict(pin: Mapping[str, str] | None, tool: Mapping[str, Any]) -> Reason | 
 
 
 def withheld(pin: Mapping[str, str] | None,
-             tools: Iterable[Mapping[str, Any]]) -> dict[str, Reason]:
+             tools: Iterable[Mapping[str, object]]) -> dict[str, Reason]:
     """The tools ``pin`` withholds, by the server's own name."""
     out: dict[str, Reason] = {}
     if pin is None:
@@ -59,7 +59,7 @@ def withheld(pin: Mapping[str, str] | None,
     return out
 
 
-def pin_map(tools: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+def pin_map(tools: Iterable[Mapping[str, object]]) -> dict[str, str]:
     """Name -> hash of each tool, sorted by name (what ``mcpyard pin`` writes)."""
     found = {str(t["name"]): digest(t) for t in tools if isinstance(t.get("name"), str)}
     return dict(sorted(found.items()))
@@ -72,12 +72,12 @@ def split(server: ServerConfig, tools: Iterable[T]) -> tuple[list[T], dict[str, 
     served: list[T] = []
     held: dict[str, Reason] = {}
     for tool in tools:
-        if not isinstance(tool.get("name"), str) or not access.server_exposes(server.tools,
-                                                                              tool["name"]):
+        name = tool.get("name")
+        if not isinstance(name, str) or not access.server_exposes(server.tools, name):
             continue
         reason = verdict(server.tools.pin, tool)
         if reason is None:
             served.append(tool)
         else:
-            held[tool["name"]] = reason
+            held[name] = reason
     return served, held

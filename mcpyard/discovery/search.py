@@ -157,7 +157,7 @@ class Index:
         return hits
 
 
-def argument_names(schema: Any) -> list[str]:
+def argument_names(schema: object) -> list[str]:
     """The top-level property names of a JSON Schema."""
     props = schema.get("properties") if isinstance(schema, dict) else None
     return [str(name) for name in props] if isinstance(props, dict) else []
