@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -44,7 +44,7 @@ def validation_messages(exc: ValidationError) -> list[tuple[str, str]]:
     return out
 
 
-def field_path(loc: tuple[Any, ...]) -> str:
+def field_path(loc: tuple[int | str, ...]) -> str:
     """A pydantic error location as a field path: ``spec.secrets[0].as``."""
     out = ""
     for part in loc:
