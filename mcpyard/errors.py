@@ -4,13 +4,23 @@
     ├── InvalidResource        a manifest is wrong: fix it (permanent); carries Problems
     ├── ManifestError          a file cannot be read as manifests (YAML syntax, not a mapping)
     ├── SecretError            a secret cannot be decrypted or verified (wrong key, bad MAC)
+    │   └── MalformedIdentity  an age identity given is not an age secret key
+    ├── UsageError             a command line the CLI cannot take: exit 2 with the message
     ├── DependencyNotReady     something it needs is not there yet: retry later
+    ├── ApiError               the Kubernetes API refused or failed a request: carries status
     ├── RequestError           a client's request cannot be taken as sent: the client fixes it
-    │   ├── BodyTooLarge       the body is over the gateway's limit
-    │   └── InvalidCursor      a list cursor the gateway never gave
+    │   ├── BodyTooLarge       the body is over the endpoint's limit
+    │   ├── InvalidCursor      a list cursor the gateway never gave
+    │   ├── MetadataError      an OAuth client's metadata document cannot be used
+    │   └── (InvalidTarget)    an OAuth request for a resource not served (Authlib's error
+    │                          class too: gateway.oauth._server, where Authlib is imported)
+    ├── OidcError              sign-in through an OpenID Connect provider failed
+    │   ├── OidcUnavailable    the provider cannot be used (unreachable, wrong metadata)
+    │   └── OidcRefused        this sign-in is refused (the answer or ID token does not hold)
     ├── RateLimited            a request over a limit: carries its scope and when to retry
     ├── BackendUnavailable     a shared backend (the rate-limit Redis) does not answer
     ├── CannotAsk              the downstream client cannot be asked what an upstream asks
+    ├── UnavailableError       the bridge's MCP server process is not serving (yet)
     └── UpstreamError          an upstream MCP server failed or refused (transient)
         ├── UpstreamRPCError   it answered with a JSON-RPC error: passed on as is
         ├── UpstreamTimeout    it did not answer within its time limit
@@ -23,8 +33,16 @@ or file and field at fault, and never carry a secret value, a token or a URL's q
 The gateway maps them to JSON-RPC errors in one place
 (:func:`mcpyard.gateway._jsonrpc.error_from`); the operator does not map them to kopf
 errors: it writes their message (only theirs: anything else is named, not quoted) into the
-resource's status (``mcpyard.operator._runtime._sanitised``). ``mcpyard.kube.ApiError``, an
-answer of the API server, is an ``MCPyardError`` too.
+resource's status (``mcpyard.operator._runtime._sanitised``); the CLI's commands print the
+message (a ``UsageError`` exits 2).
+
+Every class is defined here, whatever layer raises it (this module imports nothing of
+mcpyard), and keeps the name it is known by where it is raised: ``mcpyard.kube.ApiError``,
+``mcpyard.mcp.asgi.BodyTooLarge``, ``mcpyard.bridge._child.UnavailableError``,
+``mcpyard.gateway.oauth.oidc.OidcError`` and ``..._metadata.MetadataError`` are these classes.
+The one exception is ``InvalidTargetError``: Authlib renders only its own error classes, so it
+subclasses Authlib's ``OAuth2Error`` and :class:`RequestError`, in the module that imports
+Authlib.
 """
 
 from __future__ import annotations
@@ -53,11 +71,39 @@ class ManifestError(MCPyardError):
 
 
 class SecretError(MCPyardError):
-    """A secret that cannot be decrypted or verified."""
+    """A secret that cannot be decrypted or verified. The message names the secret and the
+    cause (``secret ns/name: wrong key: ...``); ``cause`` is the cause alone (the whole message
+    when the raiser gave none)."""
+
+    def __init__(self, message: str, *, cause: str | None = None) -> None:
+        super().__init__(message)
+        self.cause = message if cause is None else cause
+
+
+class MalformedIdentity(SecretError):
+    """The age identity given is not an age secret key (sops then refuses every identity given
+    with it: try them one by one)."""
+
+
+class UsageError(MCPyardError):
+    """A mistake in the command line: the CLI exits 2 with the message."""
 
 
 class DependencyNotReady(MCPyardError):
     """Something needed is not there yet; retrying later may succeed."""
+
+
+class ApiError(MCPyardError):
+    """The Kubernetes API refused or failed a request; ``status`` is the HTTP status (0: no
+    answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        super().__init__(message)
+
+    @property
+    def transient(self) -> bool:
+        return self.status in (0, 409, 429) or self.status >= 500
 
 
 class UpstreamError(MCPyardError):
@@ -69,11 +115,34 @@ class RequestError(MCPyardError):
 
 
 class BodyTooLarge(RequestError):
-    """A request body over the gateway's limit."""
+    """A request body over the endpoint's limit (the gateway's, the bridge's)."""
 
 
 class InvalidCursor(RequestError, ValueError):
     """A pagination cursor the gateway did not give (or no longer knows)."""
+
+
+class MetadataError(RequestError):
+    """Why an OAuth client's metadata document cannot be used (safe to show: no secrets in
+    it)."""
+
+
+class OidcError(MCPyardError):
+    """Sign-in through an OpenID Connect provider failed: ``OIDC <issuer>: <cause>``. The cause
+    names no secret (safe to show the member signing in)."""
+
+    def __init__(self, issuer: str, cause: str) -> None:
+        super().__init__(f"OIDC {issuer}: {cause}")
+        self.issuer = issuer
+        self.cause = cause
+
+
+class OidcUnavailable(OidcError):
+    """The provider cannot be used: unreachable, failing, or its metadata is wrong."""
+
+
+class OidcRefused(OidcError):
+    """This sign-in is refused: the provider's answer or the ID token does not hold."""
 
 
 Scope = Literal["workspace", "member"]
@@ -106,6 +175,11 @@ class BackendUnavailable(MCPyardError):
 
 class CannotAsk(MCPyardError):
     """The downstream client cannot be asked (the caller answers the upstream with an error)."""
+
+
+class UnavailableError(MCPyardError):
+    """The bridge's child (its MCP server process) is not running or not initialized within
+    the wait bound."""
 
 
 class UpstreamRPCError(UpstreamError):

@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from mcpyard import errors
+from mcpyard.errors import UnavailableError as UnavailableError
 from mcpyard.mcp import correlator, jsonrpc, process, protocol, stdio
 
 log = logging.getLogger("mcpyard.bridge")
@@ -351,10 +351,6 @@ class Child:
         for call in calls:
             call.done = True
             call.put(jsonrpc.error(call.request_id, UNAVAILABLE, reason))
-
-
-class UnavailableError(errors.MCPyardError):
-    """The child is not running or not initialized (within the wait bound)."""
 
 
 class _Nobody:

@@ -150,7 +150,7 @@ def _add(entry: hub_api.HubEntry, args: argparse.Namespace) -> int:
         try:
             # the same recipients, from the same places, as `mcpyard secret encrypt`
             recipients = _secret._recipients(args)
-        except _secret._UsageError as exc:
+        except errors.UsageError as exc:
             print(f"mcpyard hub add: {exc} (the secret skeleton of {entry.name} is encrypted "
                   "for them)", file=sys.stderr)
             return 2

@@ -18,10 +18,6 @@ RECIPIENT_ENV = ("MCPYARD_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS")
 """Where recipients come from when no --age is given (comma-separated, as sops reads them)."""
 
 
-class _UsageError(Exception):
-    """A mistake in the command line: exit 2 with the message."""
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "secret",
@@ -72,9 +68,9 @@ def register(subparsers: Any) -> None:
 def _split(item: str, option: str, what: str) -> tuple[str, str]:
     key, sep, value = item.partition("=")
     if not sep:
-        raise _UsageError(f"{option} {item!r}: expected KEY={what}")
+        raise errors.UsageError(f"{option} {item!r}: expected KEY={what}")
     if not key:
-        raise _UsageError(f"{option}: expected KEY={what}, the key is empty")
+        raise errors.UsageError(f"{option}: expected KEY={what}, the key is empty")
     return key, value
 
 
@@ -83,25 +79,26 @@ def _data(args: argparse.Namespace) -> dict[str, str]:
 
     def add(key: str, value: str, option: str) -> None:
         if key in data:
-            raise _UsageError(f"{option}: key {key!r} given twice")
+            raise errors.UsageError(f"{option}: key {key!r} given twice")
         data[key] = value
 
     for item in args.from_literal:
         if "=" not in item:
             # Never echo the argument: it may be a value typed without its key.
-            raise _UsageError("--from-literal: expected KEY=VALUE (the '=' is missing)")
+            raise errors.UsageError("--from-literal: expected KEY=VALUE (the '=' is missing)")
         add(*_split(item, "--from-literal", "VALUE"), "--from-literal")
     for item in args.from_file:
         key, path = _split(item, "--from-file", "PATH")
         try:
             value = Path(path).read_text(encoding="utf-8")
         except UnicodeDecodeError:
-            raise _UsageError(f"--from-file {key}={path}: not UTF-8 text") from None
+            raise errors.UsageError(f"--from-file {key}={path}: not UTF-8 text") from None
         except OSError as exc:
-            raise _UsageError(f"--from-file {key}={path}: {exc.strerror}") from None
+            raise errors.UsageError(f"--from-file {key}={path}: {exc.strerror}") from None
         add(key, value, "--from-file")
     if not data:
-        raise _UsageError("give at least one --from-literal KEY=VALUE or --from-file KEY=PATH")
+        raise errors.UsageError(
+            "give at least one --from-literal KEY=VALUE or --from-file KEY=PATH")
     return data
 
 
@@ -114,14 +111,14 @@ def _recipients(args: argparse.Namespace) -> list[str]:
                 break
     recipients = [r.strip() for item in given for r in item.split(",") if r.strip()]
     if not recipients:
-        raise _UsageError(
+        raise errors.UsageError(
             f"no age recipient: pass --age age1... or set {' or '.join(RECIPIENT_ENV)}"
         )
     for recipient in recipients:
         try:
             sops.check_recipient(recipient)
         except errors.SecretError as exc:
-            raise _UsageError(f"--age: {exc}") from None
+            raise errors.UsageError(f"--age: {exc}") from None
     return list(dict.fromkeys(recipients))
 
 
@@ -129,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = _data(args)
         recipients = _recipients(args)
-    except _UsageError as exc:
+    except errors.UsageError as exc:
         print(f"mcpyard secret encrypt: {exc}", file=sys.stderr)
         return 2
     try:

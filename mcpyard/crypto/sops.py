@@ -122,6 +122,10 @@ def _identity_env(age_key_file: Path | None, age_key: str | None) -> dict[str, s
     return env
 
 
+def _failed(what: str, cause: str) -> errors.SecretError:
+    return errors.SecretError(f"{what}: {cause}", cause=cause)
+
+
 def _run(args: list[str], stdin: bytes, env: dict[str, str], what: str) -> bytes:
     command = [binary(), "--disable-version-check", "--config", os.devnull, *args]
     try:
@@ -134,19 +138,30 @@ def _run(args: list[str], stdin: bytes, env: dict[str, str], what: str) -> bytes
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise errors.SecretError(
-            f"{what}: sops did not answer within {TIMEOUT_SECONDS:g}s"
+        raise _failed(
+            what, f"sops did not answer within {TIMEOUT_SECONDS:g}s"
         ) from None
     except OSError as exc:
-        raise errors.SecretError(f"{what}: cannot run sops: {exc.strerror}") from None
+        raise _failed(what, f"cannot run sops: {exc.strerror}") from None
     if done.returncode != 0:
-        stderr = done.stderr.decode("utf-8", "replace")
-        raise errors.SecretError(f"{what}: {_cause(done.returncode, stderr)}")
+        kind, cause = _cause(done.returncode, done.stderr.decode("utf-8", "replace"))
+        raise kind(f"{what}: {cause}", cause=cause)
     return done.stdout
 
 
-def _cause(code: int, stderr: str) -> str:
-    """What went wrong, in words, from sops's exit status and output (never copied raw)."""
+def _cause(code: int, stderr: str) -> tuple[type[errors.SecretError], str]:
+    """What went wrong, in words, from sops's exit status and output (never copied raw): the
+    one place that reads sops's messages."""
+    kind, cause = errors.SecretError, _cause_text(code, stderr)
+    if code == _COULD_NOT_RETRIEVE_KEY and cause == _MALFORMED:
+        kind = errors.MalformedIdentity
+    return kind, cause
+
+
+_MALFORMED = "the configured age identity is malformed (not an age secret key)"
+
+
+def _cause_text(code: int, stderr: str) -> str:
     flat = " ".join(part.strip(" |") for part in stderr.split())
     if code == _COULD_NOT_RETRIEVE_KEY:
         if "did not match any of the recipients" in flat:
@@ -154,7 +169,7 @@ def _cause(code: int, stderr: str) -> str:
         if "failed to open" in flat:
             return "the age key file cannot be opened (check --age-key-file / SOPS_AGE_KEY_FILE)"
         if "failed to parse" in flat or "malformed" in flat:
-            return "the configured age identity is malformed (not an age secret key)"
+            return _MALFORMED
         if "failed to load age identities" in flat:
             return (
                 "no age identity configured: pass --age-key-file or set SOPS_AGE_KEY_FILE "
@@ -190,11 +205,11 @@ def decrypt(
     what = f"secret {_ref(document)}"
     sops_meta = document.get("sops")
     if not isinstance(sops_meta, Mapping) or not sops_meta:
-        raise errors.SecretError(f"{what}: not sops-encrypted (no sops metadata)")
+        raise _failed(what, "not sops-encrypted (no sops metadata)")
     try:
         data = json.dumps(document, default=_scalar, ensure_ascii=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise errors.SecretError(f"{what}: cannot be passed to sops: {exc}") from None
+        raise _failed(what, f"cannot be passed to sops: {exc}") from None
     args = ["decrypt", "--input-type", "json", "--output-type", "json"]
     if not verify_mac:
         args.append("--ignore-mac")
@@ -202,9 +217,9 @@ def decrypt(
     try:
         decrypted = json.loads(out)
     except ValueError:
-        raise errors.SecretError(f"{what}: sops returned output that is not JSON") from None
+        raise _failed(what, "sops returned output that is not JSON") from None
     if not isinstance(decrypted, dict):
-        raise errors.SecretError(f"{what}: sops returned a {type(decrypted).__name__}")
+        raise _failed(what, f"sops returned a {type(decrypted).__name__}")
     return decrypted
 
 
@@ -229,12 +244,12 @@ def check_recipient(recipient: str) -> None:
 
 def _check_recipients(recipients: list[str], what: str) -> None:
     if not recipients:
-        raise errors.SecretError(f"{what}: no age recipient given")
+        raise _failed(what, "no age recipient given")
     for recipient in recipients:
         try:
             check_recipient(recipient)
         except errors.SecretError as exc:
-            raise errors.SecretError(f"{what}: {exc}") from None
+            raise _failed(what, f"{exc}") from None
 
 
 def manifest(name: str, namespace: str, data: Mapping[str, str]) -> dict[str, Any]:
@@ -307,12 +322,12 @@ def _check_output(text: str, data: Mapping[str, str], what: str) -> None:
         doc = yaml.safe_load(text)
         resource = v1alpha1.parse(doc)
     except (yaml.YAMLError, errors.InvalidResource, AttributeError):
-        raise errors.SecretError(f"{what}: sops wrote an invalid EncryptedSecret") from None
+        raise _failed(what, "sops wrote an invalid EncryptedSecret") from None
     assert isinstance(resource, v1alpha1.EncryptedSecret)
     if set(resource.spec.string_data) != set(data) or not resource.sops:
-        raise errors.SecretError(f"{what}: sops wrote an incomplete EncryptedSecret")
+        raise _failed(what, "sops wrote an incomplete EncryptedSecret")
     if resource.sops.get("mac_only_encrypted") is not True:
-        raise errors.SecretError(f"{what}: sops ignored --mac-only-encrypted")
+        raise _failed(what, "sops ignored --mac-only-encrypted")
 
 
 def age_keygen() -> tuple[str, str]:

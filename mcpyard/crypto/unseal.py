@@ -43,11 +43,13 @@ def unseal(
     spec = plain.get("spec")
     values = spec.get("stringData") if isinstance(spec, dict) else None
     if not isinstance(values, dict):
-        raise errors.SecretError(f"secret {namespace}/{name}: no spec.stringData")
+        raise errors.SecretError(f"secret {namespace}/{name}: no spec.stringData",
+                                 cause="no spec.stringData")
     for key, value in sorted(values.items()):
         if not isinstance(value, str):
             raise errors.SecretError(
-                f"secret {namespace}/{name}: stringData.{key} is not a string"
+                f"secret {namespace}/{name}: stringData.{key} is not a string",
+                cause=f"stringData.{key} is not a string",
             )
     sealed = []
     for key, value in sorted(values.items()):

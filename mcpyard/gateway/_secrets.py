@@ -80,7 +80,7 @@ class Decryptor:
             sealed = unseal.unseal(self.vault, *nsname, document,
                                    age_key_file=self._age_key_file, age_key=self._age_key)
         except errors.SecretError as exc:
-            reason = str(exc).removeprefix(f"secret {nsname[0]}/{nsname[1]}: ")
+            reason = exc.cause
             log.error("EncryptedSecret %s/%s: cannot decrypt: %s", *nsname, reason)
             return _Done(fingerprint, f"cannot decrypt: {reason}", {})
         digests = {i: digest_value(self._digest_key, i, self.vault.reveal(i)) for i in sealed}

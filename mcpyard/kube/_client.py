@@ -34,6 +34,7 @@ import kubernetes.watch.watch
 import urllib3.exceptions
 
 from mcpyard import __version__, errors
+from mcpyard.errors import ApiError as ApiError
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -65,18 +66,6 @@ now: the operator reads nested fields directly (``obj["metadata"]["name"]``); it
 ``dict[str, JSONValue]`` once those readers narrow what they read."""
 Body: TypeAlias = Mapping[str, object]
 """What is sent and only encoded: a merge patch, a status."""
-
-
-class ApiError(errors.MCPyardError):
-    """The Kubernetes API refused or failed a request; ``status`` is the HTTP status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        super().__init__(message)
-
-    @property
-    def transient(self) -> bool:
-        return self.status in (0, 409, 429) or self.status >= 500
 
 
 @dataclass(frozen=True)

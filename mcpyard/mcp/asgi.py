@@ -12,6 +12,7 @@ from typing import Final
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from mcpyard.errors import BodyTooLarge as BodyTooLarge
 from mcpyard.mcp import jsonrpc
 
 __all__ = [
@@ -32,10 +33,6 @@ __all__ = [
 
 JSON: Final = (b"content-type", b"application/json")
 _PLAIN: Final = (b"content-type", b"text/plain; charset=utf-8")
-
-
-class BodyTooLarge(Exception):
-    """A request body longer than the endpoint takes."""
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:

@@ -181,8 +181,9 @@ class SecretStore:
                     unseal.unseal, self.vault, *key, document, age_key=text, verify_mac=False
                 )
             except errors.SecretError as exc:
-                failure = str(exc).split(": ", 1)[-1]
-                if "malformed" in failure and len(identities) > 1 and text not in identities:
+                failure = exc.cause
+                if (isinstance(exc, errors.MalformedIdentity) and len(identities) > 1
+                        and text not in identities):
                     candidates = list(identities)
                 continue
             return Decrypted(fp, sealed={i: self.vault.export_sealed(i) for i in sealed})

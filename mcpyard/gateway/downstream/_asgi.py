@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from starlette.types import Receive, Send
 
-from mcpyard import errors
 from mcpyard.mcp import asgi
 from mcpyard.mcp.jsonrpc import JSONValue
 
@@ -40,11 +39,8 @@ def depth_error(limit: int) -> str:
 
 async def read_body(receive: Receive) -> bytes:
     """The request body, within the gateway's limit (:class:`errors.BodyTooLarge` beyond
-    it, the gateway's error tree, not the protocol layer's)."""
-    try:
-        return await asgi.read_body(receive, MAX_BODY)
-    except asgi.BodyTooLarge:
-        raise errors.BodyTooLarge from None
+    it)."""
+    return await asgi.read_body(receive, MAX_BODY)
 
 
 async def unauthorized(send: Send, challenge: bytes) -> None:

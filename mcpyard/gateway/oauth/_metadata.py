@@ -31,14 +31,12 @@ from urllib.parse import urlsplit
 
 import httpx2 as httpx
 
+from mcpyard.errors import MetadataError as MetadataError
+
 MAX_BYTES = 64 * 1024
 TIMEOUT = 5.0
 _MAX_AGE = re.compile(r"max-age=(\d+)")
 _CACHE_MAX = 1000
-
-
-class MetadataError(Exception):
-    """Why a client's metadata document cannot be used (safe to show: no secrets in it)."""
 
 
 def is_metadata_url(client_id: str) -> bool:

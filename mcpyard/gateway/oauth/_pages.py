@@ -405,8 +405,7 @@ class Pages:
         except _oidc().OidcError as exc:  # its message names the issuer and the cause, no secret
             log.warning("workspace %s: OpenID Connect sign-in refused: %s", live.config.name,
                         exc)
-            why = "" if isinstance(exc, _oidc().OidcUnavailable) else \
-                f": {str(exc).split(': ', 1)[-1]}"
+            why = "" if isinstance(exc, _oidc().OidcUnavailable) else f": {exc.cause}"
             return self._signin(live, grant, again, 401, at_callback=True,
                                 error=f"The identity provider's answer could not be used{why}.")
         member = next((m for m in live.config.members if m.user == identity), None)

@@ -39,6 +39,7 @@ from authlib.oauth2.rfc6749.errors import (
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
 __all__ = ["OAuth2Error", "Server", "add_params_to_uri"]  # the pages use them
+from mcpyard import errors
 from mcpyard.gateway.oauth import _metadata
 from mcpyard.gateway.oauth._store import (
     ACCESS_PREFIX,
@@ -58,10 +59,14 @@ CODE_SECONDS = 300
 AUTH_METHODS = ["none", "client_secret_basic", "client_secret_post"]
 
 
-class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
-    """RFC 8707: the resource asked for is not this workspace's."""
+class InvalidTargetError(OAuth2Error, errors.RequestError):  # type: ignore[misc]
+    """RFC 8707: the resource asked for is not this workspace's. Authlib's error class (it
+    renders only those) and a :class:`~mcpyard.errors.RequestError`."""
 
     error = "invalid_target"
+
+    def __init__(self, description: str | None = None, **kw: object) -> None:
+        OAuth2Error.__init__(self, description=description, **kw)  # Authlib, first in the MRO
 
 
 def canonical(resource: str) -> str:

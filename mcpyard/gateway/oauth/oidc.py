@@ -42,7 +42,9 @@ from joserfc.errors import ClaimError, InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
-from mcpyard import errors
+from mcpyard.errors import OidcError as OidcError
+from mcpyard.errors import OidcRefused as OidcRefused
+from mcpyard.errors import OidcUnavailable as OidcUnavailable
 
 __all__ = [
     "Attempt",
@@ -67,18 +69,6 @@ TIMEOUT = 10.0
 _ASYMMETRIC = ("RS", "PS", "ES", "Ed")
 """Signature algorithm families accepted for ID tokens: never ``none``, never HMAC (whose key
 would be the client secret)."""
-
-
-class OidcError(errors.MCPyardError):
-    """Sign-in through an OpenID Connect provider failed."""
-
-
-class OidcUnavailable(OidcError):
-    """The provider cannot be used: unreachable, failing, or its metadata is wrong."""
-
-
-class OidcRefused(OidcError):
-    """This sign-in is refused: the provider's answer or the ID token does not hold."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,9 +198,9 @@ class OidcSignIn:
         """
         metadata = await self.metadata()
         if response_iss is not None and response_iss != self.issuer:
-            raise OidcRefused(f"OIDC {self.issuer}: the callback names another issuer")
+            raise OidcRefused(self.issuer, "the callback names another issuer")
         if response_iss is None and metadata.get("authorization_response_iss_parameter_supported"):
-            raise OidcRefused(f"OIDC {self.issuer}: the callback lacks the iss parameter")
+            raise OidcRefused(self.issuer, "the callback lacks the iss parameter")
         tokens = await self._exchange(metadata, code, redirect_uri, code_verifier)
         claims = await self._id_token_claims(metadata, tokens, nonce)
         source = claims
@@ -218,12 +208,12 @@ class OidcSignIn:
             source = await self._userinfo(metadata, tokens, claims["sub"])
         value = source.get(self.claim)
         if value is None:
-            raise OidcRefused(f"OIDC {self.issuer}: the provider gave no {self.claim!r} claim "
+            raise OidcRefused(self.issuer, f"the provider gave no {self.claim!r} claim "
                               f"for this account (spec.signIn.oidc.claim)")
         if not isinstance(value, str) or not value:
-            raise OidcRefused(f"OIDC {self.issuer}: claim {self.claim!r} is not a string")
+            raise OidcRefused(self.issuer, f"claim {self.claim!r} is not a string")
         if self.claim == "email" and source.get("email_verified") is False:
-            raise OidcRefused(f"OIDC {self.issuer}: the provider has not verified this email")
+            raise OidcRefused(self.issuer, "the provider has not verified this email")
         return value
 
     async def metadata(self) -> dict[str, Any]:
@@ -234,11 +224,11 @@ class OidcSignIn:
         url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
         metadata = await self._get_json(url, "discovery", OidcUnavailable)
         if metadata.get("issuer") != self.issuer:
-            raise OidcUnavailable(f"OIDC {self.issuer}: the discovery document names issuer "
+            raise OidcUnavailable(self.issuer, f"the discovery document names issuer "
                                   f"{str(metadata.get('issuer'))[:200]!r}, not this one")
         for field in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(metadata.get(field), str):
-                raise OidcUnavailable(f"OIDC {self.issuer}: the discovery document lacks {field}")
+                raise OidcUnavailable(self.issuer, f"the discovery document lacks {field}")
             _check_endpoint(metadata[field], field, self.issuer)
         if isinstance(metadata.get("userinfo_endpoint"), str):
             _check_endpoint(metadata["userinfo_endpoint"], "userinfo_endpoint", self.issuer)
@@ -265,10 +255,10 @@ class OidcSignIn:
         answer = _json(response, self.issuer, "token", OidcRefused)
         if response.status != 200:
             error = str(answer.get("error", "error"))[:80]
-            raise OidcRefused(f"OIDC {self.issuer}: the token endpoint refused the code "
+            raise OidcRefused(self.issuer, f"the token endpoint refused the code "
                               f"({response.status} {error})")
         if not isinstance(answer.get("id_token"), str):
-            raise OidcRefused(f"OIDC {self.issuer}: the token endpoint returned no ID token")
+            raise OidcRefused(self.issuer, "the token endpoint returned no ID token")
         return answer
 
     async def _id_token_claims(
@@ -277,8 +267,8 @@ class OidcSignIn:
         offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
         algorithms = [a for a in offered if isinstance(a, str) and a.startswith(_ASYMMETRIC)]
         if not algorithms:  # an empty list would let the JOSE library pick its defaults
-            raise OidcUnavailable(f"OIDC {self.issuer}: the provider signs ID tokens with no "
-                                  f"asymmetric algorithm (id_token_signing_alg_values_supported)")
+            raise OidcUnavailable(self.issuer, "the provider signs ID tokens with no "
+                                  "asymmetric algorithm (id_token_signing_alg_values_supported)")
         registry = JWSRegistry(algorithms=algorithms, strict_check_header=False)
         try:
             try:
@@ -289,10 +279,10 @@ class OidcSignIn:
                 token = jwt.decode(tokens["id_token"], await self._key_set(metadata),
                                    registry=registry)
         except InvalidKeyIdError:
-            raise OidcRefused(f"OIDC {self.issuer}: ID token refused: signed with a key the "
-                              f"provider does not publish") from None
+            raise OidcRefused(self.issuer, "ID token refused: signed with a key the "
+                              "provider does not publish") from None
         except JoseError as exc:
-            raise OidcRefused(f"OIDC {self.issuer}: ID token refused: {exc.error}") from None
+            raise OidcRefused(self.issuer, f"ID token refused: {exc.error}") from None
         options = {
             "iss": {"essential": True, "value": self.issuer},
             "aud": {"essential": True, "value": self.client_id},
@@ -304,7 +294,7 @@ class OidcSignIn:
         try:
             claims.validate(now=int(self._clock()), leeway=self._leeway)
         except ClaimError as exc:
-            raise OidcRefused(f"OIDC {self.issuer}: ID token refused: {exc.description}") from None
+            raise OidcRefused(self.issuer, f"ID token refused: {exc.description}") from None
         return dict(token.claims)
 
     async def _key_set(self, metadata: dict[str, Any]) -> KeySet:
@@ -313,7 +303,7 @@ class OidcSignIn:
             try:
                 self._keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
             except (JoseError, ValueError, TypeError, KeyError) as exc:
-                raise OidcUnavailable(f"OIDC {self.issuer}: the keys at jwks_uri cannot be "
+                raise OidcUnavailable(self.issuer, f"the keys at jwks_uri cannot be "
                                       f"read ({type(exc).__name__})") from None
         return self._keys
 
@@ -321,18 +311,18 @@ class OidcSignIn:
         self, metadata: dict[str, Any], tokens: dict[str, Any], sub: str
     ) -> dict[str, Any]:
         if not isinstance(tokens.get("access_token"), str):
-            raise OidcRefused(f"OIDC {self.issuer}: the token endpoint returned no access token")
+            raise OidcRefused(self.issuer, "the token endpoint returned no access token")
         headers = {"Authorization": f"Bearer {tokens['access_token']}",
                    "Accept": "application/json"}
         response = await self._request(
             HttpRequest("GET", metadata["userinfo_endpoint"], headers), "userinfo")
         if response.status != 200:
-            raise OidcRefused(f"OIDC {self.issuer}: the userinfo endpoint answered "
+            raise OidcRefused(self.issuer, f"the userinfo endpoint answered "
                               f"{response.status}")
         info = _json(response, self.issuer, "userinfo", OidcRefused)
         if info.get("sub") != sub:
             # OpenID Connect Core 1.0, section 5.3.2: another person's claims otherwise.
-            raise OidcRefused(f"OIDC {self.issuer}: userinfo is about another subject")
+            raise OidcRefused(self.issuer, "userinfo is about another subject")
         return info
 
     async def _get_json(
@@ -341,17 +331,17 @@ class OidcSignIn:
         response = await self._request(
             HttpRequest("GET", url, {"Accept": "application/json"}), what)
         if response.status != 200:
-            raise error(f"OIDC {self.issuer}: {what} answered {response.status}")
+            raise error(self.issuer, f"{what} answered {response.status}")
         return _json(response, self.issuer, what, error)
 
     async def _request(self, request: HttpRequest, what: str) -> HttpResponse:
         try:
             response = await self._send(request)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise OidcUnavailable(f"OIDC {self.issuer}: {what} not reachable "
+            raise OidcUnavailable(self.issuer, f"{what} not reachable "
                                   f"({type(exc).__name__})") from None
         if len(response.body) > MAX_BODY:
-            raise OidcUnavailable(f"OIDC {self.issuer}: {what} answer over {MAX_BODY} bytes")
+            raise OidcUnavailable(self.issuer, f"{what} answer over {MAX_BODY} bytes")
         return response
 
 
@@ -387,11 +377,11 @@ def _json(
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise error(f"OIDC {issuer}: {what} answer is not a JSON object ({response.status})")
+        raise error(issuer, f"{what} answer is not a JSON object ({response.status})")
     return value
 
 
 def _check_endpoint(url: str, field: str, issuer: str) -> None:
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise OidcUnavailable(f"OIDC {issuer}: {field} must be an https URL")
+        raise OidcUnavailable(issuer, f"{field} must be an https URL")
