@@ -306,7 +306,7 @@ def _invalid_status(e: Entry) -> dict[str, Any]:
 # -- the gateway config Secret ----------------------------------------------------------------
 
 
-def config_secret(rt: Runtime, ws: str, out: compiler.Compilation) -> dict[str, Any]:
+def config_secret(rt: Runtime, ws: str, out: compiler.Compilation) -> kube.KubeObject:
     cfg = out.workspaces[ws]
     identities = [
         i.ref.identity for s in cfg.servers for i in s.injections if i.as_ in ("bearer", "header")

@@ -136,7 +136,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
     return registry
 
 
-def _observe(runtime: Runtime, kind: str, type_: str, body: dict[str, Any], deleted: bool) -> None:
+def _observe(runtime: Runtime, kind: str, type_: str, body: kube.KubeObject, deleted: bool) -> None:
     """A list or watch event, once the indexes hold it."""
     if kind == "Deployment":
         meta = body.get("metadata") or {}
@@ -172,7 +172,7 @@ async def sweep(runtime: Runtime) -> list[str]:
     The Workspaces are listed from the API, not taken from the index: one list at the time
     of the sweep, whatever the informers have seen so far."""
     settings = runtime.settings
-    found: list[dict[str, Any]] = []
+    found: list[kube.KubeObject] = []
     for namespace in settings.namespaces or (None,):
         found += await runtime.client.list(v1alpha1.API_VERSION, "Workspace", namespace)
     existing = {

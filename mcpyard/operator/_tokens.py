@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from typing import Any
 
 from mcpyard import kube
 from mcpyard.crypto import tokens
@@ -27,7 +26,7 @@ def secret_name(member: str) -> str:
     return f"{full[:244]}-{hashlib.sha256(full.encode()).hexdigest()[:8]}"
 
 
-def _token_of(secret: dict[str, Any]) -> str | None:
+def _token_of(secret: kube.KubeObject) -> str | None:
     raw = (secret.get("data") or {}).get("token")
     try:
         token = base64.b64decode(raw or "", validate=True).decode("utf-8")

@@ -25,7 +25,8 @@ PLURAL = "workspaces"
 
 def register(registry: kopf.OperatorRegistry, settings: Settings) -> None:
     @kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)
-    async def workspace_delete(name: str, namespace: str | None, memo: Any, **_: Any) -> None:
+    async def workspace_delete(name: str, namespace: str | None, memo: kopf.Memo,
+                               **_: Any) -> None:
         runtime: Runtime = memo.runtime
         others = [
             e for e in runtime.index(PLURAL, name) if e.namespace != namespace and not e.deleting
