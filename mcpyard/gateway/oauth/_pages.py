@@ -22,6 +22,7 @@ import logging
 import secrets
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,7 @@ def _oidc() -> ModuleType:
 class Sealer:
     """Seals form state with a key derived from the master key (or a random one)."""
 
-    def __init__(self, master_key: Any = None) -> None:
+    def __init__(self, master_key: Callable[[], bytes | None] | None = None) -> None:
         self._master_key = master_key
         self._key = secrets.token_bytes(32)
         self._from: bytes | None = None
@@ -151,7 +152,7 @@ class Pages:
     def _base(self, request: Request) -> str:
         return self.oauth.base(request.url.scheme, request.headers.get("host"))
 
-    def page(self, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+    def page(self, template: str, status: int = 200, **context: object) -> HTMLResponse:
         body = self.env.get_template(template).render(static="/console/static/v2", **context)
         return HTMLResponse(body, status_code=status, headers=HEADERS)
 
@@ -231,7 +232,7 @@ class Pages:
             return self.error(f"This authorization request cannot be served: "
                               f"{exc.description or exc.error}.")
 
-    def _client_view(self, client: Client, redirect_uri: str) -> dict[str, Any]:
+    def _client_view(self, client: Client, redirect_uri: str) -> dict[str, object]:
         host = urllib.parse.urlsplit(client.client_id).hostname if client.document else None
         return {"name": client.name, "id": client.client_id, "document": client.document,
                 "host": host, "uri": client.metadata.get("client_uri"),
