@@ -37,7 +37,7 @@ resource's status (``mcpyard.operator._runtime._sanitised``); the CLI's commands
 message (a ``UsageError`` exits 2).
 
 Every class is defined here, whatever layer raises it (this module imports nothing of
-mcpyard), and keeps the name it is known by where it is raised: ``mcpyard.kube.ApiError``,
+mcpyard at run time), and keeps the name it is known by where it is raised: ``mcpyard.kube.ApiError``,
 ``mcpyard.mcp.asgi.BodyTooLarge``, ``mcpyard.bridge._child.UnavailableError``,
 ``mcpyard.gateway.oauth.oidc.OidcError`` and ``..._metadata.MetadataError`` are these classes.
 The one exception is ``InvalidTargetError``: Authlib renders only its own error classes, so it
@@ -185,6 +185,7 @@ class UnavailableError(MCPyardError):
 class UpstreamRPCError(UpstreamError):
     """The upstream answered with a JSON-RPC error; passed through to the client as is."""
 
+    # data: the JSON an upstream sent (untyped: JSONValue lives in mcpyard.mcp, above here)
     def __init__(self, code: int, message: str, data: Any = None) -> None:
         super().__init__(message)
         self.code = code
