@@ -37,9 +37,10 @@ resource's status (``mcpyard.operator._runtime._sanitised``); the CLI's commands
 message (a ``UsageError`` exits 2).
 
 Every class is defined here, whatever layer raises it (this module imports nothing of
-mcpyard at run time), and keeps the name it is known by where it is raised: ``mcpyard.kube.ApiError``,
-``mcpyard.mcp.asgi.BodyTooLarge``, ``mcpyard.bridge._child.UnavailableError``,
-``mcpyard.gateway.oauth.oidc.OidcError`` and ``..._metadata.MetadataError`` are these classes.
+mcpyard at run time), and keeps the name it is known by where it is raised:
+``mcpyard.kube.ApiError``, ``mcpyard.mcp.asgi.BodyTooLarge``,
+``mcpyard.bridge._child.UnavailableError``, ``mcpyard.gateway.oauth.oidc.OidcError`` and
+``..._metadata.MetadataError`` are these classes.
 The one exception is ``InvalidTargetError``: Authlib renders only its own error classes, so it
 subclasses Authlib's ``OAuth2Error`` and :class:`RequestError`, in the module that imports
 Authlib.
