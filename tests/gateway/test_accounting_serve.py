@@ -96,14 +96,20 @@ async def test_two_gateways_share_the_limits_through_redis(tmp_path: Path, beta:
         async with httpx.AsyncClient(timeout=30) as http:
             sessions = [Raw(http, f"{base}/ws/eng/mcp", token) for base in (one, two)
                         for _ in range(2)]
+            began = time.monotonic()
             inits = await asyncio.gather(*(s.initialize() for s in sessions))
             assert [r.status_code for r in inits] == [200] * 4
             replies = await asyncio.gather(*(s.call("beta__echo", text="x")
                                              for _ in range(20) for s in sessions))
+            took = time.monotonic() - began
         passed = sum(r.status_code == 200 for r in replies) + len(inits)
         refused = [r for r in replies if r.status_code == 429]
-        assert passed == 60
-        assert len(refused) == 80 + len(inits) - 60
+        # The free plan admits 60 in any 60-second span (a moving window). Within one span the
+        # count is exact; a burst that outlived it on a loaded machine may let one more span's
+        # worth through, as the window should, never more.
+        spans = 1 + int(took // 60)
+        assert passed == 60 if spans == 1 else 60 <= passed <= 60 * spans, (passed, took)
+        assert len(refused) == 80 + len(inits) - passed
         assert all(r.json()["error"]["data"]["scope"] == "workspace" for r in refused)
         # both gateways refused some: the limit is one, not one per process
         by_gateway = {base: sum(r.status_code == 429 for r in replies
