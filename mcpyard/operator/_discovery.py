@@ -317,6 +317,10 @@ class Scheduler:
         return rt.settings.discovery_interval
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Cancelled again until done: a cancellation that lands while the MCP client's task
+        # group is itself cancelling (a refused connection) is absorbed by it.
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)

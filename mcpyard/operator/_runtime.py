@@ -360,6 +360,10 @@ class Runtime:
     """Workspaces whose config Secret was read at start (one GET each, found or not)."""
     served_listed: bool = False
     """Every config Secret was read at start, with one list: no GET per workspace."""
+    listed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Workspace -> its config Secret as that list found it, until this operator first
+    writes it: the read that write compares with (no GET per workspace at a cold start,
+    and no write when it already holds what is wanted)."""
     discovery_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(DISCOVERY_CONCURRENCY)
     )
