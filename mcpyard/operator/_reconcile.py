@@ -303,16 +303,24 @@ def _remember_servers(
 ) -> None:
     cfg = out.workspaces.get(ws)
     compiled = {(s.namespace, s.name): s for s in cfg.servers} if cfg else {}
+    kept: set[tuple[str, str]] = set()
     for key in keys:
         server = compiled.get(key)
         before = rt.servers.get(key)
         if server is None:
             rt.servers.pop(key, None)
-        elif before is None or before[1] != server:
+            continue
+        kept.add(key)
+        if before is None or before[1] != server:
             rt.servers[key] = (ws, server)
             rt.wake(key)
-    for key in [k for k, (w, _) in rt.servers.items() if w == ws and k not in compiled]:
-        rt.servers.pop(key, None)
+    # This workspace's servers of the run before and not of this one (looked up by workspace:
+    # a scan of every server per run made a cold start quadratic).
+    for key in rt.servers_of.pop(ws, set()) - kept:
+        if rt.servers.get(key, ("",))[0] == ws:
+            rt.servers.pop(key, None)
+    if kept:
+        rt.servers_of[ws] = kept
 
 
 def _invalid_status(e: Entry) -> dict[str, Any]:
@@ -445,13 +453,15 @@ async def _apply_children(
         if force or rt.applied.get(ident) != digest:
             outcome, _ = await kube.apply(rt.client, obj)
             rt.applied[ident] = digest
+            rt.children_of.setdefault(ws, set()).add(ident)
             if outcome is not kube.Outcome.UNCHANGED:
                 log.info("%s %s/%s %s", obj["kind"], meta["namespace"], meta["name"], outcome.value)
     # What this workspace applied before and wants no more: servers deleted, or no longer
     # hosted, or without env secrets. (Owner references let a real cluster collect the first
     # kind too; deleting here also covers the others.)
-    config = ("v1/Secret", rt.settings.operator_namespace, config_secret_name(ws), ws)
-    stale = {i for i in rt.applied if i[3] == ws and i not in wanted and i != config}
+    stale = {i for i in rt.children_of.pop(ws, set()) if i not in wanted}
+    if wanted:
+        rt.children_of[ws] = set(wanted)
     for ns, server in rt.index("deployments", ws):
         if (ns, server) not in hosted:
             stale.add(("apps/v1/Deployment", ns, children.object_name(server), ws))

@@ -339,6 +339,8 @@ class Runtime:
     """MCPServer -> (ConfigMap, digest, workspace) of the manifest last written."""
     servers: dict[NsName, tuple[str, ServerConfig]] = field(default_factory=dict)
     """MCPServer -> (workspace, its compiled config): what discovery talks to."""
+    servers_of: dict[str, set[NsName]] = field(default_factory=dict)
+    """Workspace -> its MCPServers in :attr:`servers`."""
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     """Workspace -> held while one of its runs (configuration or statuses) is going."""
     waker: Callable[[NsName], None] | None = None
@@ -348,6 +350,8 @@ class Runtime:
     seen it yet)."""
     applied: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     """(apiVersion/kind, namespace, name, workspace) -> hash of what was last applied."""
+    children_of: dict[str, set[tuple[str, str, str, str]]] = field(default_factory=dict)
+    """Workspace -> the keys of :attr:`applied` of its hosted servers' objects."""
     sizes: dict[str, int] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     """Appliers (Kustomization / Application) that could not be read for a source revision,
