@@ -18,6 +18,7 @@ import heapq
 import itertools
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +38,10 @@ from mcpyard.operator._runtime import DISCOVERY_CONCURRENCY, NsName, Runtime, To
 
 log = logging.getLogger("mcpyard.operator")
 
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 600.0
+"""The longest wait between two attempts at a server that does not answer (never longer than
+``discovery_interval``): a cold start of thousands of unreachable servers retried every
+minute kept the loop that serves revocations busy with failing connections."""
 FAILURES_BEFORE_DEGRADED = 3
 """Failed attempts in a row before a starting server is reported not serving."""
 
@@ -302,7 +306,9 @@ class Scheduler:
             if failures >= FAILURES_BEFORE_DEGRADED and rt.health.get(key) != health:
                 rt.health[key] = health
                 rt.request(("ws", workspace))
-            return min(MAX_BACKOFF, 0.25 * 2.0**failures)
+            longest = min(MAX_BACKOFF, rt.settings.discovery_interval)
+            # Spread (±20%): servers that failed together at a cold start retry apart.
+            return min(longest, 0.25 * 2.0**failures) * random.uniform(0.8, 1.2)
         self._failures.pop(key, None)
         before = rt.tools.get(key)
         changed = _changes(before.reported, reported) if before is not None else None

@@ -258,7 +258,9 @@ async def preload_served(rt: Runtime) -> None:
         ws = kube.config_workspace(secret)
         if ws:
             _remember_served(rt, ws, secret)
-            rt.listed[ws] = secret
+            # A list's items name no apiVersion and kind; the comparison with what is wanted
+            # (:func:`kube.covers`) needs them.
+            rt.listed[ws] = {"apiVersion": "v1", "kind": "Secret", **secret}
     rt.served_listed = True
 
 
