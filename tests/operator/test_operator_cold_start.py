@@ -73,15 +73,19 @@ def _versions(cluster: Cluster) -> dict[str, str]:
 
 
 def _cold_config_reads(cluster: Cluster) -> list[str]:
-    """The operator's GETs of a config Secret before it wrote the last one (the test's own
-    reads, with its user agent, left out)."""
-    found = [(str(r.method.value), str(r.url.path), r) for r in cluster.emulator.requests()]
-    last = max(i for i, (m, path, _) in enumerate(found) if m == "PATCH" and CONFIG.match(path))
-    return [
-        path
-        for m, path, r in found[:last]
-        if m == "GET" and CONFIG.match(path) and r.headers.get("User-Agent") != TEST_AGENT
-    ]
+    """The operator's GETs of each config Secret before its first write (the test's own
+    reads, with its user agent, left out; a resync's, after, read for drift)."""
+    written: set[str] = set()
+    reads = []
+    for r in cluster.emulator.requests():
+        method, path = str(r.method.value), str(r.url.path)
+        if not CONFIG.match(path) or r.headers.get("User-Agent") == TEST_AGENT:
+            continue
+        if method == "PATCH":
+            written.add(path)
+        elif method == "GET" and path not in written:
+            reads.append(path)
+    return reads
 
 
 def _sweeps(cluster: Cluster) -> int:
