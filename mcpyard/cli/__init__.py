@@ -14,20 +14,22 @@ from mcpyard import __version__
 from mcpyard.cli import _COMMANDS
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every subcommand, or only ``command`` (the others are not imported)."""
     parser = argparse.ArgumentParser(
         prog="mcpyard", description="A GitOps gateway for MCP servers."
     )
     parser.add_argument("--version", action="version", version=f"mcpyard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in _COMMANDS.modules():
+    for module in _COMMANDS.modules(command):
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words[0] if words else None)
+    args = parser.parse_args(words)
     try:
         code: int = args.func(args)
     except KeyboardInterrupt:

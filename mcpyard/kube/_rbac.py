@@ -35,8 +35,8 @@ RBAC_RULES: tuple[Rule, ...] = (
         "resources": _CRS,
         "verbs": ["list", "watch"],
     },
-    # kopf keeps a finalizer and handler progress on Workspaces; the operator removes the
-    # finalizer older versions put on MCPServers. Members and EncryptedSecrets are only read.
+    # The operator removes the finalizer older versions put on Workspaces (kopf's) and
+    # MCPServers; it writes nothing else on them. Members and EncryptedSecrets are only read.
     {
         "scope": "cluster",
         "apiGroups": ["mcpyard.io"],

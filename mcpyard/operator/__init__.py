@@ -1,7 +1,7 @@
 """The operator: kopf handlers that turn mcpyard resources into a serving gateway.
 
 :mod:`._informer` lists and watches every kind into indexes and reports changes (kopf runs
-the peering of replicas and the Workspace finalizer, :mod:`.workspace`); :mod:`._reconcile` is the
+the peering of replicas, no resource handler); :mod:`._reconcile` is the
 one place that recompiles a workspace with :mod:`mcpyard.compiler` and applies the result
 through :mod:`mcpyard.kube`; :mod:`._secrets` decrypts and seals, :mod:`._tokens` mints member
 tokens, :mod:`._discovery` lists tools. No rule of mcpyard lives here, and no plaintext

@@ -18,28 +18,41 @@ import heapq
 import itertools
 import logging
 import math
+import random
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
-import mcp.types
-from mcp.client.session import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
 from mcpyard.operator._runtime import DISCOVERY_CONCURRENCY, NsName, Runtime, Tools
 
+if TYPE_CHECKING:
+    from mcp.client.session import ClientSession
+
 log = logging.getLogger("mcpyard.operator")
 
-MAX_BACKOFF = 60.0
+MAX_BACKOFF = 600.0
+"""The longest wait between two attempts at a server that does not answer (never longer than
+``discovery_interval``): a cold start of thousands of unreachable servers retried every
+minute kept the loop that serves revocations busy with failing connections."""
 FAILURES_BEFORE_DEGRADED = 3
 """Failed attempts in a row before a starting server is reported not serving."""
+
+
+def load_sdk() -> None:
+    """Import the MCP SDK's client (about a second of CPU). The scheduler does it in a thread
+    before its first discovery: the operator's start, which writes every configuration before
+    any discovery, does not wait for it, and the loop serving revocations is not held by it."""
+    import mcp.client.session
+    import mcp.client.sse
+    import mcp.client.streamable_http
+    import mcp.shared.exceptions
+    import mcp.types  # noqa: F401
 
 
 def headers(server: ServerConfig, rt: Runtime) -> dict[str, str]:
@@ -90,6 +103,11 @@ async def list_tools(
     """What the server reports about itself: its tools (full definitions), and the prompts,
     resources and resource templates it advertises, following pagination; and the protocol
     spoken to it."""
+    import mcp.types
+    from mcp.client.session import ClientSession
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+
     if server.url is None:
         raise errors.UpstreamError(f"server {server.slug} has no URL to discover tools at")
     tls = rt.discovery_tls()
@@ -152,6 +170,8 @@ async def negotiate(session: ClientSession, server: ServerConfig) -> Protocol:
     (:mod:`mcpyard.gateway.upstream`): modern: ``server/discover``; handshake:
     ``initialize``; auto: ``initialize``, and ``server/discover`` when the server refuses it
     (a server of the 2026-07-28 era only)."""
+    from mcp.shared.exceptions import MCPError
+
     if server.protocol_era != "modern":
         try:
             await session.initialize()
@@ -259,6 +279,7 @@ class Scheduler:
                 await asyncio.wait_for(self._ready.wait(), timeout)
 
     async def _worker(self) -> None:
+        await asyncio.to_thread(load_sdk)
         while True:
             key = await self._next()
             self._running.add(key)
@@ -302,7 +323,9 @@ class Scheduler:
             if failures >= FAILURES_BEFORE_DEGRADED and rt.health.get(key) != health:
                 rt.health[key] = health
                 rt.request(("ws", workspace))
-            return min(MAX_BACKOFF, 0.25 * 2.0**failures)
+            longest = min(MAX_BACKOFF, rt.settings.discovery_interval)
+            # Spread (±20%): servers that failed together at a cold start retry apart.
+            return min(longest, 0.25 * 2.0**failures) * random.uniform(0.8, 1.2)
         self._failures.pop(key, None)
         before = rt.tools.get(key)
         changed = _changes(before.reported, reported) if before is not None else None
@@ -317,6 +340,10 @@ class Scheduler:
         return rt.settings.discovery_interval
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Cancelled again until done: a cancellation that lands while the MCP client's task
+        # group is itself cancelling (a refused connection) is absorbed by it.
+        pending = set(self._tasks)
+        while pending:
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)

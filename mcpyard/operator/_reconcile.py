@@ -175,6 +175,9 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
     if not statuses:
         for e in servers:
             await _release(rt, e)
+        for e in workspaces:
+            if e.deleting:  # its config Secret is gone (or another Workspace's) by now
+                await _release(rt, e)
         rt.request(("status", ws), force=force, priority=STATUS)
         return
     force = force_status
@@ -228,18 +231,23 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
 
 
 async def _release(rt: Runtime, e: Entry) -> None:
-    """Remove the finalizer older versions put on MCPServers (kopf guarded its discovery
-    daemons with it; discovery has no per-object daemon now, and kopf no longer watches
-    MCPServers to take it off): without this, deleting such a server would hang."""
+    """Remove the finalizer older versions put on MCPServers and Workspaces (kopf guarded
+    its discovery daemons and its Workspace deletion handler with it; neither exists now,
+    and kopf watches neither kind to take it off): without this, deleting one would hang."""
     finalizers = e.body["metadata"].get("finalizers") or []
     if FINALIZER in finalizers:
         kept = [f for f in finalizers if f != FINALIZER]
         patch = {"metadata": {"finalizers": kept}}
-        await rt.client.patch(v1alpha1.API_VERSION, "MCPServer", e.namespace, e.name, patch)
+        await rt.client.patch(v1alpha1.API_VERSION, e.kind, e.namespace, e.name, patch)
 
 
 async def preload_served(rt: Runtime) -> None:
-    """Read every config Secret with one list at start (instead of a GET per workspace)."""
+    """Read every config Secret with one list at start (instead of a GET per workspace).
+
+    Each workspace found is reconciled once the informers have listed (:func:`orphans`):
+    a Workspace deleted while no operator ran has its config Secret deleted then, before
+    routine work (Workspaces carry no finalizer: the operator's own list and watch see every
+    deletion, and this list every deletion it missed)."""
     ns = rt.settings.operator_namespace
     try:
         found = await rt.client.list("v1", "Secret", ns, labels={CONFIG_LABEL: "true"})
@@ -250,7 +258,20 @@ async def preload_served(rt: Runtime) -> None:
         ws = kube.config_workspace(secret)
         if ws:
             _remember_served(rt, ws, secret)
+            # A list's items name no apiVersion and kind; the comparison with what is wanted
+            # (:func:`kube.covers`) needs them.
+            rt.listed[ws] = {"apiVersion": "v1", "kind": "Secret", **secret}
     rt.served_listed = True
+
+
+def orphans(rt: Runtime) -> list[str]:
+    """Once every kind is listed: the workspaces whose config Secret the start found but
+    which no Workspace names (deleted while no operator ran), each requested first."""
+    known = set(rt.indexes.keys("workspaces"))
+    gone = sorted(ws for ws in rt.listed if ws not in known)
+    for ws in gone:
+        rt.request(("ws", ws), urgent=True)
+    return gone
 
 
 def _remember_served(rt: Runtime, ws: str, secret: Mapping[str, Any]) -> None:
@@ -284,16 +305,24 @@ def _remember_servers(
 ) -> None:
     cfg = out.workspaces.get(ws)
     compiled = {(s.namespace, s.name): s for s in cfg.servers} if cfg else {}
+    kept: set[tuple[str, str]] = set()
     for key in keys:
         server = compiled.get(key)
         before = rt.servers.get(key)
         if server is None:
             rt.servers.pop(key, None)
-        elif before is None or before[1] != server:
+            continue
+        kept.add(key)
+        if before is None or before[1] != server:
             rt.servers[key] = (ws, server)
             rt.wake(key)
-    for key in [k for k, (w, _) in rt.servers.items() if w == ws and k not in compiled]:
-        rt.servers.pop(key, None)
+    # This workspace's servers of the run before and not of this one (looked up by workspace:
+    # a scan of every server per run made a cold start quadratic).
+    for key in rt.servers_of.pop(ws, set()) - kept:
+        if rt.servers.get(key, ("",))[0] == ws:
+            rt.servers.pop(key, None)
+    if kept:
+        rt.servers_of[ws] = kept
 
 
 def _invalid_status(e: Entry) -> dict[str, Any]:
@@ -331,10 +360,12 @@ async def _apply_config(
         # No Workspace of this name (any more): its config goes. Members or servers naming a
         # workspace that never existed cost one DELETE (404) per operator start, no more.
         if ident in rt.applied or ws not in rt.sizes:
+            # Not found by the list at start and not written since: nothing to delete.
+            absent = _listed(rt) and ident not in rt.applied and rt.listed.pop(ws, None) is None
             rt.applied.pop(ident, None)
             rt.sizes[ws] = 0
             rt.served.pop(ws, None)
-            if await rt.client.delete("v1", "Secret", ns, name):
+            if not absent and await rt.client.delete("v1", "Secret", ns, name):
                 log.info("workspace %s is gone: deleted its config Secret %s/%s", ws, ns, name)
         return None
     if ws not in out.workspaces:
@@ -356,12 +387,24 @@ async def _apply_config(
             "(the last applied configuration stays in use)",
         )
     digest = _digest(desired)
-    if force or rt.applied.get(ident) != digest:  # a resync also repairs drift
+    if ident not in rt.applied and _listed(rt):
+        # The first write since the start: compared with what the list at start found (or
+        # knew absent), not read again; nothing is written when it holds what is wanted.
+        await kube.apply(rt.client, desired, rt.listed.pop(ws, None), known=True)
+        rt.applied[ident] = digest
+    elif force or rt.applied.get(ident) != digest:  # a resync also repairs drift
         await kube.apply(rt.client, desired)
         rt.applied[ident] = digest
     rt.sizes[ws] = size
     rt.served[ws] = out.workspaces[ws]
     return None
+
+
+def _listed(rt: Runtime) -> bool:
+    """Whether the list of config Secrets at start still says what each holds until this
+    operator writes it: standalone only (with peering, another replica may have written
+    since this one listed)."""
+    return rt.served_listed and rt.settings.peering is None
 
 
 def _digest(obj: Mapping[str, Any]) -> str:
@@ -412,13 +455,15 @@ async def _apply_children(
         if force or rt.applied.get(ident) != digest:
             outcome, _ = await kube.apply(rt.client, obj)
             rt.applied[ident] = digest
+            rt.children_of.setdefault(ws, set()).add(ident)
             if outcome is not kube.Outcome.UNCHANGED:
                 log.info("%s %s/%s %s", obj["kind"], meta["namespace"], meta["name"], outcome.value)
     # What this workspace applied before and wants no more: servers deleted, or no longer
     # hosted, or without env secrets. (Owner references let a real cluster collect the first
     # kind too; deleting here also covers the others.)
-    config = ("v1/Secret", rt.settings.operator_namespace, config_secret_name(ws), ws)
-    stale = {i for i in rt.applied if i[3] == ws and i not in wanted and i != config}
+    stale = {i for i in rt.children_of.pop(ws, set()) if i not in wanted}
+    if wanted:
+        rt.children_of[ws] = set(wanted)
     for ns, server in rt.index("deployments", ws):
         if (ns, server) not in hosted:
             stale.add(("apps/v1/Deployment", ns, children.object_name(server), ws))

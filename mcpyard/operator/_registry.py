@@ -5,7 +5,10 @@
 ``runtime`` and starts what runs beside kopf: the informers (list and watch of every kind),
 the reconciler (which waits for them to have listed, and with peering for this replica to
 lead), the discovery scheduler, the sweep and resync loop. kopf logs in with the same
-connection the client uses, keeps the peering of replicas and the Workspace finalizer.
+connection the client uses and keeps the peering of replicas; it handles no resource (its
+per-object bookkeeping, a finalizer and an annotation PATCH per new Workspace, cost a cold
+start two writes per workspace: a Workspace's deletion is the reconciler's, see
+:func:`mcpyard.operator._reconcile.preload_served`).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from mcpyard.operator import (
     _peering,
     _reconcile,
     _secrets,
-    workspace,
 )
 from mcpyard.operator._runtime import Reconciler, Runtime
 from mcpyard.operator._settings import Settings, configure
@@ -109,7 +111,10 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
         runtime.waker = runtime.discovery.wake
         memo.runtime = runtime
         memo.informers = informers
-        memo.loops = [asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper")]
+        memo.loops = [
+            asyncio.create_task(_sweep_forever(runtime), name="mcpyard-sweeper"),
+            asyncio.create_task(_orphans(runtime, informers), name="mcpyard-orphans"),
+        ]
         if options.peering is not None:
             memo.loops.append(
                 asyncio.create_task(_lead(runtime, leading), name="mcpyard-peering")
@@ -132,7 +137,6 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
                 await runtime.discovery.close()
             runtime.client.close()
 
-    workspace.register(registry, settings)
     return registry
 
 
@@ -145,6 +149,13 @@ def _observe(runtime: Runtime, kind: str, type_: str, body: kube.KubeObject, del
             runtime.wake((str(meta.get("namespace")), str(server)))
         return
     runtime.observe(body, deleted=deleted)
+
+
+async def _orphans(runtime: Runtime, informers: _informer.Informers) -> None:
+    await informers.synced.wait()
+    gone = _reconcile.orphans(runtime)
+    if gone:
+        log.info("config Secrets of workspaces deleted meanwhile: %s", ", ".join(gone))
 
 
 async def _lead(runtime: Runtime, leading: asyncio.Event) -> None:

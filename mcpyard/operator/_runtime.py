@@ -339,6 +339,8 @@ class Runtime:
     """MCPServer -> (ConfigMap, digest, workspace) of the manifest last written."""
     servers: dict[NsName, tuple[str, ServerConfig]] = field(default_factory=dict)
     """MCPServer -> (workspace, its compiled config): what discovery talks to."""
+    servers_of: dict[str, set[NsName]] = field(default_factory=dict)
+    """Workspace -> its MCPServers in :attr:`servers`."""
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     """Workspace -> held while one of its runs (configuration or statuses) is going."""
     waker: Callable[[NsName], None] | None = None
@@ -348,6 +350,8 @@ class Runtime:
     seen it yet)."""
     applied: dict[tuple[str, str, str, str], str] = field(default_factory=dict)
     """(apiVersion/kind, namespace, name, workspace) -> hash of what was last applied."""
+    children_of: dict[str, set[tuple[str, str, str, str]]] = field(default_factory=dict)
+    """Workspace -> the keys of :attr:`applied` of its hosted servers' objects."""
     sizes: dict[str, int] = field(default_factory=dict)
     unreadable: set[str] = field(default_factory=set)
     """Appliers (Kustomization / Application) that could not be read for a source revision,
@@ -360,6 +364,10 @@ class Runtime:
     """Workspaces whose config Secret was read at start (one GET each, found or not)."""
     served_listed: bool = False
     """Every config Secret was read at start, with one list: no GET per workspace."""
+    listed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Workspace -> its config Secret as that list found it, until this operator first
+    writes it: the read that write compares with (no GET per workspace at a cold start,
+    and no write when it already holds what is wanted)."""
     discovery_slots: asyncio.Semaphore = field(
         default_factory=lambda: asyncio.Semaphore(DISCOVERY_CONCURRENCY)
     )

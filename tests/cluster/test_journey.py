@@ -515,9 +515,13 @@ _KEPT: dict[str, list[tuple[str, str, str, str]]] = {
         for r in ("clusterkopfpeerings", "kopfpeerings")
         for v in ("get", "list", "watch", "patch")
     ],
-    # MCPServers carry no finalizer now; the operator removes the one older versions put on
-    # them (tests/operator/test_operator_cold_start.py), which no server here carries.
-    "a finalizer left by an older operator": [("mcpyard.io", "mcpservers", "patch", "cluster")],
+    # MCPServers and Workspaces carry no finalizer now; the operator removes the one older
+    # versions put on them (tests/operator/test_operator_cold_start.py), which none here
+    # carries.
+    "a finalizer left by an older operator": [
+        ("mcpyard.io", "mcpservers", "patch", "cluster"),
+        ("mcpyard.io", "workspaces", "patch", "cluster"),
+    ],
     # kopf posts a core v1 Event when a handler fails or retries; none did here.
     "events of failed handlers (none failed)": [("", "events", "create", "cluster")],
     # The Flux Kustomization or Argo CD Application named by the labels of objects they

@@ -16,6 +16,7 @@ thing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import itertools
@@ -23,7 +24,7 @@ import json
 import threading
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp.web
@@ -95,11 +96,55 @@ class Emulator(kmock.KubernetesEmulator):
         """How the next watches of Secrets end, in order: 200 (at once, as when the watch's
         timeoutSeconds ran out), 410 (an ERROR event: the resourceVersion is too old, which
         kmock never says) or another HTTP status."""
+        self.gone: dict[str, asyncio.Event] = {}
+        """Plural -> its next watch waits until the event is set, then ends with 410 Gone: a
+        watcher away long enough for its resourceVersion to be compacted (with :meth:`cut`)."""
+        self.holding: set[str] = set()
+        """The plurals whose watch :attr:`gone` holds now (a watcher asked again)."""
+        self._cuts: dict[str, int] = {}
+        self._watched: dict[str, Any] = {}
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        response = self._failed_watch(raw_request) or await super().__call__(raw_request)
+        response = (
+            await self._gone_watch(raw_request)
+            or self._failed_watch(raw_request)
+            or await super().__call__(raw_request)
+        )
         self.answered.append((raw_request.method, raw_request.path, response.status))
         return response
+
+    async def cut(self, plural: str) -> None:
+        """End every open watch of ``plural`` (as an API server restart or a dropped
+        connection does); the watchers reconnect."""
+        self._cuts[plural] = self._cuts.get(plural, 0) + 1
+        resource = self._watched.get(plural)
+        if resource is not None:  # wakes the streams, which see the cut and end
+            marker = {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "0"}}}
+            await self._buses[resource].put(marker)
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        assert request.resource is not None
+        plural = str(request.resource.plural)
+        self._watched[plural] = request.resource
+        cuts = self._cuts.get(plural, 0)
+        events = super()._serve_watch(request)
+        async with contextlib.aclosing(events):  # type: ignore[type-var]
+            async for event in events:
+                if self._cuts.get(plural, 0) != cuts:
+                    return
+                yield event
+
+    async def _gone_watch(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.Response | None:
+        plural = raw.path.rsplit("/", 1)[-1]
+        if raw.query.get("watch") != "true" or plural not in self.gone:
+            return None
+        back = self.gone.pop(plural)
+        self.holding.add(plural)
+        try:
+            await back.wait()
+        finally:
+            self.holding.discard(plural)
+        return _gone()
 
     def _failed_watch(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.Response | None:
         if not (
@@ -112,15 +157,7 @@ class Emulator(kmock.KubernetesEmulator):
         if status == 200:  # the watch's timeoutSeconds ran out: an empty stream that ends
             return aiohttp.web.Response(status=200, text="", content_type="application/json")
         if status == 410:
-            gone = {
-                "kind": "Status",
-                "status": "Failure",
-                "reason": "Expired",
-                "code": 410,
-                "message": "too old resource version",
-            }
-            body = json.dumps({"type": "ERROR", "object": gone}) + "\n"
-            return aiohttp.web.Response(status=200, text=body, content_type="application/json")
+            return _gone()
         failure = {"kind": "Status", "status": "Failure", "code": status, "message": "refused"}
         return aiohttp.web.json_response(failure, status=status)
 
@@ -204,6 +241,19 @@ class Emulator(kmock.KubernetesEmulator):
         return await super()._handle(request)
 
 
+def _gone() -> aiohttp.web.Response:
+    """A watch that ends at once with 410 Gone (an ERROR event, as an API server says it)."""
+    gone = {
+        "kind": "Status",
+        "status": "Failure",
+        "reason": "Expired",
+        "code": 410,
+        "message": "too old resource version",
+    }
+    body = json.dumps({"type": "ERROR", "object": gone}) + "\n"
+    return aiohttp.web.Response(status=200, text=body, content_type="application/json")
+
+
 class EmulatorThread:
     """The emulator served on loopback from its own thread and event loop."""
 
@@ -268,6 +318,11 @@ class EmulatorThread:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(10)
+
+    def cut(self, plural: str) -> None:
+        """End every open watch of ``plural`` (:meth:`Emulator.cut`)."""
+        assert self.emulator is not None
+        asyncio.run_coroutine_threadsafe(self.emulator.cut(plural), self._loop).result(10)
 
     def requests(self) -> list[rendering.Request]:
         assert self.emulator is not None

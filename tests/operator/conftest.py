@@ -132,18 +132,23 @@ class Cluster:
                 return dict(cond)
         return None
 
-    def ever_condition(self, kind: str, name: str, type_: str) -> tuple[str, str, str] | None:
-        """(status, reason, message) of the first ``type_`` condition set True in any version
-        of the object the API server held. With a refresh every second the next one may set
-        ``ToolsChanged`` back to False before a poll of the current object sees it: the tests
-        assert what was written, not how fast it is read."""
+    def held_conditions(self, kind: str, name: str, type_: str) -> list[tuple[str, str, str]]:
+        """(status, reason, message) of the ``type_`` condition in every version of the object
+        the API server held, oldest first. With a refresh every second the next one may change
+        ``ToolsChanged`` before a poll of the current object sees it: the tests assert what was
+        written, not how fast it is read."""
+        held = []
         for (_, _, obj), version in self.emulator.all_versions():
             if version.get("kind") != kind or obj != name:
                 continue
             for c in (version.get("status") or {}).get("conditions") or []:
-                if c["type"] == type_ and c["status"] == "True":
-                    return (c["status"], c["reason"], c["message"])
-        return None
+                if c["type"] == type_:
+                    held.append((c["status"], c["reason"], c["message"]))
+        return held
+
+    def ever_true(self, kind: str, name: str, type_: str) -> tuple[str, str, str] | None:
+        """The first ``type_`` condition set True in any version the API server held."""
+        return next((c for c in self.held_conditions(kind, name, type_) if c[0] == "True"), None)
 
     def config(self, workspace: str) -> tuple[dict[str, Any], dict[str, str]] | None:
         secret = self.get("v1", "Secret", OPERATOR_NS, f"mcpyard-ws-{workspace}")

@@ -105,7 +105,7 @@ def test_the_manifest_configmap_follows_discovery_and_pins(
         # Another server behind the URL: echo's definition changed, hello is new.
         cluster.patch("MCPServer", NS, "demo", {"spec": {"proxy": {"url": beta.url}}})
         changed = wait_for(
-            lambda: cluster.ever_condition("MCPServer", "demo", "ToolsChanged"),
+            lambda: cluster.ever_true("MCPServer", "demo", "ToolsChanged"),
             what="ToolsChanged",
         )
         assert "definition changed: echo" in changed[2] and "added hello" in changed[2], changed
