@@ -7,23 +7,20 @@ rewrites it (review the diff like code).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from gwtools import NS, member, run_gateway, serving, wait_port, workspace
+from gwtools import NS, member, run_gateway, serving, workspace
 from matrix import CLIENTS, Outcome, Side, run, table
-from servers import FEATURES, HERE, NODE, NPM, ROOT, Upstream, check_installed, upstreams
+from servers import FEATURES, HERE, ROOT, Upstream, check_installed, everything_http, upstreams
 
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.crypto import tokens
-from tests.proctools import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -42,23 +39,6 @@ KNOWN = {
 """(upstream, feature) cells where the gateway does less than a direct connection, and why."""
 PARALLEL = 6
 """Cells run at once (each holds a client and, for stdio servers, a server process)."""
-
-
-@contextlib.contextmanager
-def everything_http() -> Iterator[str]:
-    """server-everything on its own streamable HTTP transport."""
-    import subprocess
-
-    port = free_port()
-    proc = subprocess.Popen([str(NODE), str(NPM / "server-everything" / "dist" / "index.js"),
-                             "streamableHttp"], env={**os.environ, "PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _config(up: Upstream, folder: Path, urls: dict[str, str]) -> ServerConfig:
