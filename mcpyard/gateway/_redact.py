@@ -167,6 +167,11 @@ class Reply:
         answer: Awaitable[dict[str, Any]] = self._inner.ask(method, cleaned)
         return answer
 
+    @property
+    def standing(self) -> Reply:
+        """The session's own way back, blanked alike."""
+        return Reply(self._inner.standing, self._redactor)
+
 
 NONE = Redactor()
 """A redactor without values: changes nothing."""
