@@ -11,18 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx2
-import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.gateway.gwtools import wait_port
 from tests.operator.conftest import Cluster, wait_for
 from tests.operator.test_gateway_in_cluster import (
     TOKENS,
@@ -31,29 +25,9 @@ from tests.operator.test_gateway_in_cluster import (
     _examples_against,
     gateway,
 )
-from tests.proctools import free_port
+from tests.operator.test_operator_discovery import modern_only
 
-__all__ = ["gateway"]  # the fixture, shared with the other cluster-mode gateway tests
-
-
-@pytest.fixture
-def modern_only() -> Iterator[str]:
-    """The demo server refusing initialize: of the 2026-07-28 era only (set up before the
-    gateway, so that it stops after it)."""
-    port = free_port()
-    app = Path(__file__).with_name("modern_only_app.py")
-    proc = subprocess.Popen([sys.executable, str(app), "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:  # a client's stream still open: uvicorn waits on it
-            proc.kill()
-            proc.wait(10)
+__all__ = ["gateway", "modern_only"]  # fixtures shared with the other cluster tests
 
 
 async def _list_and_call(url: str, token: str, mode: str) -> tuple[str, list[str], str]:
@@ -79,6 +53,8 @@ def _protocol(cluster: Cluster) -> dict[str, Any] | None:
 def test_gateway_serves_a_modern_only_upstream_to_both_eras(
     cluster: Cluster, modern_only: str, gateway: Gateway
 ) -> None:
+    # modern_only before gateway: the server stops after the gateway, which holds a stream
+    # open on it (uvicorn would wait for it).
     cluster.seed_age_key()
     cluster.start()
     cluster.create(*_examples_against(modern_only))
