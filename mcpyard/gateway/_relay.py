@@ -149,6 +149,8 @@ class Standing:
                  calls: dict[tuple[Handle, Session], list[Relay]],
                  key: tuple[Handle, Session]) -> None:
         self.reply = reply
+        """The session's own way back (a call's ``Reply.standing``: no call's response is
+        kept alive by it)."""
         self.capabilities = capabilities
         """What the upstream session was told the client can answer."""
         self._calls = calls
@@ -160,11 +162,9 @@ class Standing:
         params = message.get("params")
         if message.get("method") != "notifications/message" or not isinstance(params, dict):
             return
-        way = self.reply.standing
-        level = way.log_level
-        rank = _rank(params.get("level"))
-        if level is not None and rank >= level:
-            way.notify(message)
+        level = self.reply.log_level
+        if level is not None and _rank(params.get("level")) >= level:
+            self.reply.notify(message)
 
     async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
         """The response to send the upstream (with its own id)."""
@@ -177,13 +177,14 @@ class Standing:
             return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND,
                              f"the client did not declare the {capability} capability")
         try:
-            return _response(message, await _ask(self.reply.standing, message))
+            return _response(message, await _ask(self.reply, message))
         except errors.CannotAsk as exc:
-            calls = self._calls.get(self._key, ())
-            if len(calls) != 1:
-                return _cannot(message, exc, "outside any call")
+            refused = exc
         # The session has no stream of its own (a 2026-07-28 client): the client's one call
         # in progress on this upstream carries the question (as an input request).
+        calls = self._calls.get(self._key, ())
+        if len(calls) != 1:
+            return _cannot(message, refused)
         return await calls[0].ask(message)
 
 
@@ -215,10 +216,9 @@ def _response(message: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]
     return {"jsonrpc": "2.0", "id": rid, **out}
 
 
-def _cannot(message: dict[str, Any], exc: errors.CannotAsk, when: str = "now"
-            ) -> dict[str, Any]:
+def _cannot(message: dict[str, Any], exc: errors.CannotAsk) -> dict[str, Any]:
     return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND,
-                     str(exc) or f"the client cannot answer {message.get('method')} {when}")
+                     str(exc) or f"the client cannot answer {message.get('method')} now")
 
 
 class Relays:
@@ -248,7 +248,7 @@ class Relays:
         token = f"mcpyard-{next(self._tokens)}" if client_token is not None else None
         key = (handle, session)
         relay = Relay(reply, handle.slug, client_token, token,
-                      Standing(reply, reply.capabilities, self._calls, key))
+                      Standing(reply.standing, reply.capabilities, self._calls, key))
         if token is not None:
             params = {**params, "_meta": {**meta, "progressToken": token}}
             # Progress an upstream client cannot attribute to a request (several in flight on
