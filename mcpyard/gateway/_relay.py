@@ -91,14 +91,15 @@ class Reply(Protocol):
 class Relay:
     """What an upstream client calls back, for one request of one downstream client."""
 
-    __slots__ = ("capabilities", "client_token", "headers", "log_level_name", "reply", "slug",
-                 "standing", "token")
+    __slots__ = ("_calls", "_key", "capabilities", "client_token", "headers", "log_level_name",
+                 "reply", "slug", "token")
 
     def __init__(self, reply: Reply, slug: str, client_token: Any, token: str | None,
-                 standing: Standing | None = None) -> None:
+                 calls: dict[tuple[Handle, Session], list[Relay]] | None = None,
+                 key: tuple[Handle, Session] | None = None) -> None:
         self.reply = reply
-        self.standing = standing
-        """Where the upstream session this call opens sends what it asks outside any call."""
+        self._calls = calls
+        self._key = key
         self.slug = slug
         self.client_token = client_token
         self.token = token
@@ -125,6 +126,14 @@ class Relay:
                 return
             if _rank(params.get("level")) >= self.reply.log_level:
                 self.reply.notify(message)
+
+    @property
+    def standing(self) -> Standing | None:
+        """Where the upstream session this call opens sends what it asks outside any call
+        (made when the upstream client opens one: most calls never ask)."""
+        if self._calls is None or self._key is None:
+            return None
+        return Standing(self.reply.standing, self.capabilities, self._calls, self._key)
 
     async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
         """A request the upstream sent while working on this request; returns the response
@@ -247,8 +256,7 @@ class Relays:
         client_token = meta.get("progressToken")
         token = f"mcpyard-{next(self._tokens)}" if client_token is not None else None
         key = (handle, session)
-        relay = Relay(reply, handle.slug, client_token, token,
-                      Standing(reply.standing, reply.capabilities, self._calls, key))
+        relay = Relay(reply, handle.slug, client_token, token, self._calls, key)
         if token is not None:
             params = {**params, "_meta": {**meta, "progressToken": token}}
             # Progress an upstream client cannot attribute to a request (several in flight on

@@ -207,9 +207,8 @@ class StreamableHTTPUpstream(ModernEra):
     ) -> dict[str, Any]:
         """POST on the owner's session; an expired session is re-initialized once."""
         caps = getattr(relay, "capabilities", None)
-        standing = getattr(relay, "standing", None)
         session = (self._shared or self._sessions.get(owner)
-                   or await self._session_for(owner, caps, standing))
+                   or await self._session_for(owner, caps, getattr(relay, "standing", None)))
         if session.modern and method in _SUBSCRIPTION_METHODS:
             return await self._watch(rid, method, params)
         if session.modern:
@@ -218,7 +217,7 @@ class StreamableHTTPUpstream(ModernEra):
             return await self._post(session, body, rid, repeatable, relay)
         except errors.SessionExpired:
             self._forget(owner, session)
-            session = await self._session_for(owner, caps, standing)
+            session = await self._session_for(owner, caps, getattr(relay, "standing", None))
             if session.modern:
                 return await self._post_modern(
                     session, owner, rid, repeatable, relay, method, params
