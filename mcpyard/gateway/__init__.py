@@ -18,7 +18,8 @@ Both protocol eras are served on ``/mcp``: the handshake era (2025-03-26 .. 2025
 the sessionless 2026-07-28 era, chosen per request; each upstream is spoken to in the newest
 era it serves. Prompts, resources, templates and completion are aggregated and namespaced like
 tools, and what an upstream sends during a call (progress, log messages, sampling, elicitation
-and roots requests) reaches the caller only.
+and roots requests) reaches the caller only; what it asks a member's session outside any call
+reaches that session only.
 
 Inside: transports (``_streamable``, ``_sse``, and ``_modern`` for 2026-07-28) parse HTTP into
 JSON-RPC messages; ``_router`` (with ``_methods`` for everything beyond tools) is the only

@@ -174,6 +174,11 @@ class Reply:
         answer: Awaitable[rpc.JSONObject] = self._inner.ask(method, cleaned)
         return answer
 
+    @property
+    def standing(self) -> Reply:
+        """The session's own way back, blanked alike."""
+        return Reply(self._inner.standing, self._redactor)
+
 
 NONE = Redactor()
 """A redactor without values: changes nothing."""

@@ -12,6 +12,15 @@ what another sees.
 
 Nothing here runs for a request that carries no progress token and whose transport offers no
 way back: a plain tools/call goes straight to the upstream.
+
+A server may also ask outside any call (server-everything asks for the client's roots right
+after initialize, on its standalone GET stream). Such a request on a member's upstream session
+goes to :class:`Standing`, that session's client's own way back: its GET stream (handshake era)
+or its SSE stream (HTTP+SSE). A 2026-07-28 client has no such stream (that revision removed
+the GET stream; servers ask only inside results, as input requests): the request then joins
+the client's one call in progress on that upstream, if there is exactly one, and is otherwise
+refused with a JSON-RPC error. A request for a capability the client did not declare is
+refused alike.
 """
 
 from __future__ import annotations
@@ -73,15 +82,24 @@ class Reply(Protocol):
         """
         ...
 
+    @property
+    def standing(self) -> Reply:
+        """The client session's own way back, outside any call (its GET or SSE stream)."""
+        ...
+
 
 class Relay:
     """What an upstream client calls back, for one request of one downstream client."""
 
-    __slots__ = ("capabilities", "client_token", "headers", "log_level_name", "reply", "slug",
-                 "token")
+    __slots__ = ("_calls", "_key", "capabilities", "client_token", "headers", "log_level_name",
+                 "reply", "slug", "token")
 
-    def __init__(self, reply: Reply, slug: str, client_token: Any, token: str | None) -> None:
+    def __init__(self, reply: Reply, slug: str, client_token: Any, token: str | None,
+                 calls: dict[tuple[Handle, Session], list[Relay]] | None = None,
+                 key: tuple[Handle, Session] | None = None) -> None:
         self.reply = reply
+        self._calls = calls
+        self._key = key
         self.slug = slug
         self.client_token = client_token
         self.token = token
@@ -106,30 +124,110 @@ class Relay:
         elif method == "notifications/message":
             if self.reply.log_level is None or not isinstance(params, dict):
                 return
-            level = params.get("level")
-            rank = LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS) - 1
-            if rank >= self.reply.log_level:
+            if _rank(params.get("level")) >= self.reply.log_level:
                 self.reply.notify(message)
+
+    @property
+    def standing(self) -> Standing | None:
+        """Where the upstream session this call opens sends what it asks outside any call
+        (made when the upstream client opens one: most calls never ask)."""
+        if self._calls is None or self._key is None:
+            return None
+        return Standing(self.reply.standing, self.capabilities, self._calls, self._key)
 
     async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
         """A request the upstream sent while working on this request; returns the response
         message to send back to the upstream (with the upstream's own id)."""
-        rid = message.get("id")
-        method = message.get("method")
-        if method == "ping":
-            return {"jsonrpc": "2.0", "id": rid, "result": {}}
-        if method not in protocol.SERVER_REQUESTS:
-            return rpc.error(rid, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
-        params = message.get("params")
+        refusal = _refusal(message)
+        if refusal is not None:
+            return refusal
         try:
-            answer = await self.reply.ask(method, params if isinstance(params, dict) else None)
+            return _response(message, await _ask(self.reply, message))
         except errors.CannotAsk as exc:
-            return rpc.error(rid, rpc.METHOD_NOT_FOUND, str(exc) or
-                             f"the client cannot answer {method} now")
-        out = {k: v for k, v in answer.items() if k in ("result", "error")}
-        if not out:
-            return rpc.error(rid, rpc.INTERNAL_ERROR, "the client sent a malformed answer")
-        return {"jsonrpc": "2.0", "id": rid, **out}
+            return _cannot(message, exc)
+
+
+class Standing:
+    """What a member's upstream session asks outside any call, for the downstream session
+    that opened it (see the module docstring); the upstream client reads it on that session's
+    GET stream."""
+
+    __slots__ = ("_calls", "_key", "capabilities", "reply")
+
+    def __init__(self, reply: Reply, capabilities: dict[str, Any] | None,
+                 calls: dict[tuple[Handle, Session], list[Relay]],
+                 key: tuple[Handle, Session]) -> None:
+        self.reply = reply
+        """The session's own way back (a call's ``Reply.standing``: no call's response is
+        kept alive by it)."""
+        self.capabilities = capabilities
+        """What the upstream session was told the client can answer."""
+        self._calls = calls
+        self._key = key
+
+    def notify(self, message: dict[str, Any]) -> None:
+        """A log message outside any call goes to the session at the level it asked for;
+        progress outside a call belongs to no request."""
+        params = message.get("params")
+        if message.get("method") != "notifications/message" or not isinstance(params, dict):
+            return
+        level = self.reply.log_level
+        if level is not None and _rank(params.get("level")) >= level:
+            self.reply.notify(message)
+
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The response to send the upstream (with its own id)."""
+        refusal = _refusal(message)
+        if refusal is not None:
+            return refusal
+        method = message["method"]
+        capability = protocol.CAPABILITY_OF[method]
+        if capability not in (self.capabilities or {}):
+            return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND,
+                             f"the client did not declare the {capability} capability")
+        try:
+            return _response(message, await _ask(self.reply, message))
+        except errors.CannotAsk as exc:
+            refused = exc
+        # The session has no stream of its own (a 2026-07-28 client): the client's one call
+        # in progress on this upstream carries the question (as an input request).
+        calls = self._calls.get(self._key, ())
+        if len(calls) != 1:
+            return _cannot(message, refused)
+        return await calls[0].ask(message)
+
+
+def _rank(level: Any) -> int:
+    return LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS) - 1
+
+
+def _refusal(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The gateway's own answer to a server request it does not relay (ping, unknown)."""
+    method = message.get("method")
+    if method == "ping":
+        return {"jsonrpc": "2.0", "id": message.get("id"), "result": {}}
+    if method not in protocol.SERVER_REQUESTS:
+        return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
+    return None
+
+
+def _ask(reply: Reply, message: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+    params = message.get("params")
+    return reply.ask(message["method"], params if isinstance(params, dict) else None)
+
+
+def _response(message: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+    """The client's answer as the response to the upstream's request (with its id)."""
+    rid = message.get("id")
+    out = {k: v for k, v in answer.items() if k in ("result", "error")}
+    if not out:
+        return rpc.error(rid, rpc.INTERNAL_ERROR, "the client sent a malformed answer")
+    return {"jsonrpc": "2.0", "id": rid, **out}
+
+
+def _cannot(message: dict[str, Any], exc: errors.CannotAsk) -> dict[str, Any]:
+    return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND,
+                     str(exc) or f"the client cannot answer {message.get('method')} now")
 
 
 class Relays:
@@ -140,6 +238,9 @@ class Relays:
     def __init__(self) -> None:
         self._tokens = itertools.count(1)
         self._by_token: dict[str, Relay] = {}
+        self._calls: dict[tuple[Handle, Session], list[Relay]] = {}
+        """The relayed calls in progress, by (upstream, downstream session): where a question
+        outside any call goes when the session has no stream of its own."""
         self.subscriptions = Subscriptions()
 
     async def call(self, handle: Handle, method: str, params: dict[str, Any],
@@ -154,17 +255,23 @@ class Relays:
             meta = {}
         client_token = meta.get("progressToken")
         token = f"mcpyard-{next(self._tokens)}" if client_token is not None else None
-        relay = Relay(reply, handle.slug, client_token, token)
+        key = (handle, session)
+        relay = Relay(reply, handle.slug, client_token, token, self._calls, key)
         if token is not None:
             params = {**params, "_meta": {**meta, "progressToken": token}}
             # Progress an upstream client cannot attribute to a request (several in flight on
             # one stdio process) still finds its way here by the token.
             self._by_token[token] = relay
+        calls = self._calls.setdefault(key, [])
+        calls.append(relay)
         try:
             return await _input_rounds(handle, method, params, session, reply, relay)
         finally:
             if token is not None:
                 del self._by_token[token]
+            calls.remove(relay)
+            if not calls and self._calls.get(key) is calls:
+                del self._calls[key]
 
     def on_notification(self, handle: Handle, message: dict[str, Any]) -> None:
         """An upstream notification the runtime does not handle itself: a resource update

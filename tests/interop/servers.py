@@ -10,12 +10,18 @@ server-to-client feature.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from gwtools import wait_port
+
+from tests.proctools import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
@@ -198,3 +204,19 @@ def upstreams() -> list[Upstream]:
                                  "slow"}),
                  why="its asking tools are exercised by the feature rows"),
     ]
+
+
+@contextlib.contextmanager
+def everything_http(stderr: IO[bytes] | int = subprocess.DEVNULL) -> Iterator[str]:
+    """server-everything on its own streamable HTTP transport; its URL (``stderr``: where its
+    log goes, what it says of the answers it got)."""
+    port = free_port()
+    proc = subprocess.Popen([*_everything("streamableHttp")],
+                            env={**os.environ, "PORT": str(port)},
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -7,58 +7,29 @@ rewrites it (review the diff like code).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
-from gwtools import NS, member, run_gateway, serving, wait_port, workspace
+from gwtools import NS, member, run_gateway, serving, workspace
 from matrix import CLIENTS, Outcome, Side, run, table
-from servers import FEATURES, HERE, NODE, NPM, ROOT, Upstream, check_installed, upstreams
+from servers import FEATURES, HERE, ROOT, Upstream, check_installed, everything_http, upstreams
 
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.crypto import tokens
-from tests.proctools import free_port
 
 pytestmark = pytest.mark.anyio
 
 TOKEN = tokens.new()
 DOC = ROOT / "docs" / "compatibility.md"
-KNOWN = {
-    ("everything-http", "roots"):
-        "server-everything asks for the client's roots once, right after initialize, as a "
-        "request on its standalone GET stream (outside any call), and its get-roots-list tool "
-        "waits for that answer. The gateway relays a server's requests within the call that "
-        "caused them, to that call's client; a request outside any call on a member's "
-        "upstream HTTP session finds no client yet (over stdio the gateway's one process "
-        "session answers it). Not a limit of the spec: relaying requests outside calls to "
-        "the member's open stream is still to do.",
-}
+KNOWN: dict[tuple[str, str], str] = {}
 """(upstream, feature) cells where the gateway does less than a direct connection, and why."""
 PARALLEL = 6
 """Cells run at once (each holds a client and, for stdio servers, a server process)."""
-
-
-@contextlib.contextmanager
-def everything_http() -> Iterator[str]:
-    """server-everything on its own streamable HTTP transport."""
-    import subprocess
-
-    port = free_port()
-    proc = subprocess.Popen([str(NODE), str(NPM / "server-everything" / "dist" / "index.js"),
-                             "streamableHttp"], env={**os.environ, "PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _config(up: Upstream, folder: Path, urls: dict[str, str]) -> ServerConfig:
@@ -170,7 +141,7 @@ def _document(markdown: str, results: dict[tuple[str, str], tuple[dict[str, Outc
                     if d.get(feature) is not None and d[feature].ok is False})
     head = (ROOT / "tests" / "interop" / "compatibility.head.md").read_text()
     known = "\n".join(f"- {server}, {feature}: {why}" for (server, feature), why
-                      in sorted(KNOWN.items()))
+                      in sorted(KNOWN.items())) or "None."
     return (head + "\n" + markdown + "\n## Where the gateway does less than a direct "
             "connection\n\n" + known + "\n\n## Cells that fail directly\n\nThe servers' "
             "own answers to the matrix's generic arguments, or what the client or server "

@@ -4,8 +4,9 @@
   reach the client before the answer (progress, a log message, a server-to-client request);
   then, and only then, it turns into a ``text/event-stream`` that carries those messages and
   ends with the answer. A plain tools/call pays for one object and one attribute check.
-- :class:`SessionStream`: the legacy HTTP+SSE transport, where everything travels on the
-  session's one event stream anyway.
+- :class:`SessionStream`: the session's own stream: the legacy HTTP+SSE transport's one event
+  stream, where everything travels anyway, or a streamable HTTP session's GET stream, where
+  what an upstream asks outside any call goes (``_relay.Standing``).
 
 A request the gateway relays to the client gets a gateway id (``mcpyard-N``, per session); the
 client's answer arrives as a separate POST on the same session and is routed by that id
@@ -24,7 +25,7 @@ from starlette.types import Send
 
 from mcpyard import errors
 from mcpyard.gateway.downstream._sessions import Session
-from mcpyard.mcp import asgi, sse
+from mcpyard.mcp import asgi, protocol, sse
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -97,6 +98,10 @@ class PostStream:
                             f"asked for {method}")
         return await ask_session(self.session, self.notify, method, params)
 
+    @property
+    def standing(self) -> SessionStream:
+        return SessionStream(self.session)
+
     async def finish(self, reply: Any, status: int = 200) -> None:
         """Send the answer: as the stream's last event, or as the JSON response."""
         if self._queue is None or self._writer is None:
@@ -124,7 +129,7 @@ class PostStream:
 
 
 class SessionStream:
-    """The legacy SSE transport: notifications and requests go on the session's stream."""
+    """The session's own stream: notifications and requests outside a request's response."""
 
     __slots__ = ("session",)
     modern = False
@@ -132,6 +137,10 @@ class SessionStream:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    @property
+    def standing(self) -> SessionStream:
+        return self
 
     @property
     def capabilities(self) -> dict[str, Any] | None:
@@ -142,7 +151,19 @@ class SessionStream:
         return self.session.log_level
 
     def notify(self, message: dict[str, Any]) -> None:
-        self.session.push(message)
+        if self.session.transport in _STREAMED:
+            self.session.push(message)
 
     async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
-        return await ask_session(self.session, self.session.push, method, params)
+        session = self.session
+        if session.transport not in _STREAMED:
+            # 2026-07-28 removed the GET stream: a server asks only within a result.
+            raise errors.CannotAsk(f"a {protocol.MODERN_VERSION} client has no stream for "
+                                   f"{method} outside a call")
+        if session.transport == "streamable-http" and session.streams == 0:
+            raise errors.CannotAsk(f"the client has no GET stream open to be asked for {method}")
+        return await ask_session(session, session.push, method, params)
+
+
+_STREAMED = frozenset({"streamable-http", "sse"})
+"""Transports whose sessions have a stream of their own (a GET stream, the SSE stream)."""

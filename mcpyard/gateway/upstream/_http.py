@@ -10,7 +10,10 @@ state per client, so one initialization serves every owner.
 A response is ``application/json`` or ``text/event-stream``; on a stream, messages before ours
 are notifications (queued for ``on_notification``) or server requests (answered by POST). The
 gateway's own session (owner None) keeps the server's GET stream open in the background for
-notifications such as ``notifications/tools/list_changed``.
+notifications such as ``notifications/tools/list_changed``. So does a member's session whose
+client declared it can be asked something (sampling, elicitation, roots): what the server
+asks there, outside any call, goes to that client (the request's ``standing`` way back, see
+``gateway._relay.Standing``) and its answer comes back by POST.
 
 The hot path is kept lean on purpose (measured: see the package docstring): one dict lookup for
 the session, one ``orjson.dumps``, one POST, one ``orjson.loads``; headers are built once per
@@ -24,6 +27,7 @@ drops every session (they died with it).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +50,18 @@ from mcpyard.gateway.upstream._transport import (
     _REPEATABLE,
     _SSE,
     LISTEN_BACKOFF_MAX,
+    POOL_LIMIT,
     Session,
 )
 from mcpyard.mcp import protocol, sse
+
+MEMBER_STREAMS = POOL_LIMIT // 2
+"""GET streams of members' sessions kept open at once per upstream (each holds a pooled
+connection; the rest of the pool stays for requests). A session beyond it has none: what the
+server asks outside a call is not heard there, as with a client that opens no GET stream."""
+
+_ASKABLE = frozenset(protocol.CAPABILITY_OF.values())
+"""Client capabilities that let a server ask the client something (sampling, ...)."""
 
 
 class StreamableHTTPUpstream(ModernEra):
@@ -65,6 +78,8 @@ class StreamableHTTPUpstream(ModernEra):
     ) -> None:
         super().__init__(server, secrets=secrets, on_notification=on_notification)
         self._port: _port.PortWaiter | None = None
+        self._member_streams: dict[Owner, asyncio.Task[None]] = {}
+        """The GET streams of members' sessions (see the module docstring)."""
         if server.command:
             self._supervisor = _process.supervisor(
                 server,
@@ -123,6 +138,9 @@ class StreamableHTTPUpstream(ModernEra):
             self._forget(owner, session)
 
     async def release(self, owner: Owner) -> None:
+        stream = self._member_streams.pop(owner, None)
+        if stream is not None:
+            stream.cancel()
         session = self._sessions.pop(owner, None)
         if session is not None and session.id is not None:
             await self._delete(session)
@@ -190,7 +208,7 @@ class StreamableHTTPUpstream(ModernEra):
         """POST on the owner's session; an expired session is re-initialized once."""
         caps = getattr(relay, "capabilities", None)
         session = (self._shared or self._sessions.get(owner)
-                   or await self._session_for(owner, caps))
+                   or await self._session_for(owner, caps, getattr(relay, "standing", None)))
         if session.modern and method in _SUBSCRIPTION_METHODS:
             return await self._watch(rid, method, params)
         if session.modern:
@@ -199,7 +217,7 @@ class StreamableHTTPUpstream(ModernEra):
             return await self._post(session, body, rid, repeatable, relay)
         except errors.SessionExpired:
             self._forget(owner, session)
-            session = await self._session_for(owner, caps)
+            session = await self._session_for(owner, caps, getattr(relay, "standing", None))
             if session.modern:
                 return await self._post_modern(
                     session, owner, rid, repeatable, relay, method, params
@@ -212,17 +230,19 @@ class StreamableHTTPUpstream(ModernEra):
                 ) from None
 
     async def _session_for(
-        self, owner: Owner | None, caps: dict[str, Any] | None = None
+        self, owner: Owner | None, caps: dict[str, Any] | None = None, standing: Relay | None = None
     ) -> Session:
         """The owner's session; a new one declares ``caps``, what the owner's client can
-        answer (the server may ask it only that)."""
+        answer (the server may ask it only that), and ``standing`` hears what the server asks
+        it outside any call."""
         self._check_open()
         session = self._shared or self._sessions.get(owner)
         if session is not None:
             return session
-        return await self._single(owner, lambda: self._initialize(owner, caps))
+        return await self._single(owner, lambda: self._initialize(owner, caps, standing))
 
-    async def _initialize(self, owner: Owner | None, caps: dict[str, Any] | None) -> Session:
+    async def _initialize(self, owner: Owner | None, caps: dict[str, Any] | None,
+                          standing: Relay | None = None) -> Session:
         limit = self.server.timeout_seconds
         try:
             async with asyncio.timeout(limit):
@@ -249,6 +269,9 @@ class StreamableHTTPUpstream(ModernEra):
             self._shared = session
         else:
             self._sessions[owner] = session
+        if (owner is not None and session.id is not None and standing is not None
+                and _ASKABLE.intersection(caps or ())):
+            self._listen_for(owner, session, standing)
         listener = self._listener
         if owner is None and session.id is not None and (listener is None or listener.done()):
             self._listener = self._spawn(self._listen(), "GET stream")
@@ -353,8 +376,51 @@ class StreamableHTTPUpstream(ModernEra):
             await asyncio.sleep(delay)
             delay = min(delay * 2, LISTEN_BACKOFF_MAX)
 
-    async def _listen_once(self, session: Session) -> bool:
-        """One GET stream, read to its end; True when the server offers none (405)."""
+    def _listen_for(self, owner: Owner, session: Session, standing: Relay) -> None:
+        old = self._member_streams.pop(owner, None)
+        if old is not None:
+            old.cancel()
+        if len(self._member_streams) >= MEMBER_STREAMS:
+            log.debug("%s: %d members' GET streams open, no more", self._slug, MEMBER_STREAMS)
+            return
+        self._member_streams[owner] = self._spawn(
+            self._listen_member(owner, session, standing), "GET stream of a member's session")
+
+    async def _listen_member(self, owner: Owner, session: Session, standing: Relay) -> None:
+        """Keep the GET stream of a member's session open while the session lasts: what the
+        server asks there goes to the member's client, what it tells there (log messages)
+        too, unless it concerns the server as a whole (list_changed)."""
+
+        def heard(message: dict[str, Any]) -> None:
+            if "method" not in message:
+                log.debug("%s: ignored a response nobody waits for", self._slug)
+            elif "id" in message:
+                self._spawn(self._relay_request(session, message, standing), "relay")
+            else:
+                self._incoming_notification(message, standing)
+
+        delay = 0.5
+        try:
+            while not self._closed and self._sessions.get(owner) is session:
+                try:
+                    if await self._listen_once(session, heard):
+                        return
+                    delay = 0.5
+                except errors.SessionExpired:
+                    return  # the owner's next request opens a new session, and its stream
+                except (aiohttp.ClientError, OSError, errors.UpstreamError) as exc:
+                    log.debug("%s: GET stream of a member: %s", self._slug, type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, LISTEN_BACKOFF_MAX)
+        finally:
+            if self._member_streams.get(owner) is asyncio.current_task():
+                del self._member_streams[owner]
+
+    async def _listen_once(self, session: Session,
+                           heard: Callable[[dict[str, Any]], None] | None = None) -> bool:
+        """One GET stream, read to its end; True when the server offers none (405). What
+        arrives goes to ``heard``; by default the gateway's own session handles it (and
+        ``listening`` tells the stream is open)."""
         http = self._http or self._open_http()
         async with http.get(self._url, headers=self._headers(session.get_headers)) as resp:
             if resp.status == 405:
@@ -364,9 +430,13 @@ class StreamableHTTPUpstream(ModernEra):
                 raise self._expired()
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: GET stream: HTTP {resp.status}")
-            self.listening.set()
+            if heard is None:
+                self.listening.set()
             async for message in sse.messages(resp.content.iter_any()):
-                self._incoming(message, session)
+                if heard is None:
+                    self._incoming(message, session)
+                else:
+                    heard(message)
         return False
 
     async def _spawned(self, process: asyncio.subprocess.Process) -> None:
