@@ -195,6 +195,9 @@ class StreamableHTTPUpstream(ModernEra):
             return await self._watch(rid, method, params)
         if session.modern:
             return await self._post_modern(session, owner, rid, repeatable, relay, method, params)
+        mirrored = await self._mirror(rid, repeatable, relay, method, params)
+        if mirrored is not None:
+            return mirrored
         try:
             return await self._post(session, body, rid, repeatable, relay)
         except errors.SessionExpired:
