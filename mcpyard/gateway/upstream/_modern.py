@@ -75,25 +75,29 @@ class ModernEra(HTTPTransport):
         body, headers = _wire.modern_request(rid, method, params, relay)
         try:
             message = await self._post(_MODERN_HOP, body, rid, repeatable, relay, headers)
-        except UpstreamRPCError as exc:
-            if exc.code not in (protocol.UNSUPPORTED_VERSION, protocol.HEADER_MISMATCH):
+        except UpstreamRPCError as exc:  # a JSON-RPC error sent with an HTTP error status
+            if not self._to_handshake(exc.code, key, params):
                 raise
-            self._serves_modern = None  # no longer (an upgrade, a downgrade): ask again
             return None
         error = message.get("error")
-        if type(error) is not dict:
-            return message
-        if error.get("code") == protocol.UNSUPPORTED_VERSION:
-            self._serves_modern = None
+        if type(error) is dict and self._to_handshake(error.get("code"), key, params):
             return None
-        if (error.get("code") == rpc.INVALID_REQUEST and params is not None
+        return message
+
+    def _to_handshake(self, code: object, key: tuple[str, str],
+                      params: dict[str, Any] | None) -> bool:
+        """Whether a 2026-07-28 hop's error means: send it in the handshake era."""
+        if code in (protocol.UNSUPPORTED_VERSION, protocol.HEADER_MISMATCH):
+            self._serves_modern = None  # no longer (an upgrade, a downgrade): ask again
+            return True
+        if (code == rpc.INVALID_REQUEST and params is not None
                 and "inputResponses" not in params and "requestState" not in params):
             # The server wanted its back-channel, which this era does not have.
             self._backchannel = self._backchannel | {key}
             log.info("%s: %s %s asks through the back-channel: served in the handshake era "
-                     "from now on", self._slug, method, key[1])
-            return None
-        return message
+                     "from now on", self._slug, key[0], key[1])
+            return True
+        return False
 
     async def _post_modern(
         self,
