@@ -3,7 +3,7 @@
 from the retried request (``greet``, the prompt ``briefing``; the SDK refuses to send such a
 result in the handshake era), and the back-channel style (``sample``, which has a back-channel
 only in the handshake era). ``runs`` says how many times ``sample`` started, so a test sees
-what ran twice.
+what ran twice, and ``failed`` what its questions got instead of an answer.
 
 ``python mixed_app.py --port P``: streamable HTTP at /mcp.
 """
@@ -37,6 +37,7 @@ def _name(ctx: Context, key: str) -> str | None:
 def build() -> MCPServer:
     server = MCPServer("mixed", version="1.0.0", log_level="WARNING")
     started = {"sample": 0}
+    failures: list[str] = []
 
     @server.tool()
     async def greet(ctx: Context) -> types.CallToolResult | types.InputRequiredResult:
@@ -52,9 +53,14 @@ def build() -> MCPServer:
     async def sample(prompt: str, ctx: Context) -> str:
         """Ask the client's model through the back-channel."""
         started["sample"] += 1
-        result = await ctx.session.create_message(
-            messages=[types.SamplingMessage(role="user", content=types.TextContent(text=prompt))],
-            max_tokens=50, related_request_id=ctx.request_id)
+        try:
+            result = await ctx.session.create_message(
+                messages=[types.SamplingMessage(role="user",
+                                                content=types.TextContent(text=prompt))],
+                max_tokens=50, related_request_id=ctx.request_id)
+        except Exception as exc:
+            failures.append(str(exc))
+            raise
         content = result.content
         return "sampled:" + (content.text if isinstance(content, types.TextContent) else "?")
 
@@ -62,6 +68,11 @@ def build() -> MCPServer:
     def runs() -> str:
         """How many times sample started."""
         return str(started["sample"])
+
+    @server.tool()
+    def failed() -> str:
+        """What sample's questions got instead of an answer, one line each."""
+        return "\n".join(failures)
 
     @server.prompt()
     async def briefing(ctx: Context) -> list[UserMessage] | types.InputRequiredResult:
