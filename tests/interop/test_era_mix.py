@@ -43,21 +43,28 @@ def text(result: Any) -> str:
     return str(result.content[0].text)
 
 
-async def test_a_modern_client_gets_both_styles_of_a_dual_era_server(settings_for: Any) -> None:
+@pytest.fixture
+async def mixed_gateway(settings_for: Any) -> AsyncIterator[Any]:
     with serving(str(HERE / "mixed_app.py")) as up:
         server = ServerConfig(slug="mx", name="mx", namespace=NS, mode="proxy",
-                              transport="streamable-http", url=up.url, timeout_seconds=30)
+                              transport="streamable-http", url=up.url, timeout_seconds=60)
         config = workspace("w", [server], [member("alice", TOKEN)])
         async with run_gateway(settings_for([config])) as gw:
             await gw.wait_serving("w", "mx")
-            async with client(gw.url("w"), TOKEN, "2026-07-28", elicitation_callback=on_elicit,
-                              sampling_callback=on_sampling) as c:
-                greeted = await c.call_tool("mx__greet", {})
-                prompt = await c.get_prompt("mx__briefing", {})
-                first = await c.call_tool("mx__sample", {"prompt": "hi"})
-                second = await c.call_tool("mx__sample", {"prompt": "again"})
-                runs = await c.call_tool("mx__runs", {})
-            servers = gw.runtime.readiness()[1]["workspaces"]["w"]["servers"]
+            yield gw
+
+
+async def test_a_modern_client_gets_both_styles_of_a_dual_era_server(mixed_gateway: Any
+                                                                     ) -> None:
+    gw = mixed_gateway
+    async with client(gw.url("w"), TOKEN, "2026-07-28", elicitation_callback=on_elicit,
+                      sampling_callback=on_sampling) as c:
+        greeted = await c.call_tool("mx__greet", {})
+        prompt = await c.get_prompt("mx__briefing", {})
+        first = await c.call_tool("mx__sample", {"prompt": "hi"})
+        second = await c.call_tool("mx__sample", {"prompt": "again"})
+        runs = await c.call_tool("mx__runs", {})
+    servers = gw.runtime.readiness()[1]["workspaces"]["w"]["servers"]
     assert text(greeted) == "Hello, Ada!"
     assert prompt.messages[0].content.text == "Brief Ada."  # type: ignore[union-attr]
     assert (text(first), text(second)) == ("sampled:<hi>", "sampled:<again>")
@@ -88,17 +95,6 @@ async def modern_call(http: httpx.AsyncClient, url: str, name: str, arguments: d
         return next(m for m in messages if m.get("id") == 7)
     message: dict[str, Any] = response.json()
     return message
-
-
-@pytest.fixture
-async def mixed_gateway(settings_for: Any) -> AsyncIterator[Any]:
-    with serving(str(HERE / "mixed_app.py")) as up:
-        server = ServerConfig(slug="mx", name="mx", namespace=NS, mode="proxy",
-                              transport="streamable-http", url=up.url, timeout_seconds=60)
-        config = workspace("w", [server], [member("alice", TOKEN)])
-        async with run_gateway(settings_for([config])) as gw:
-            await gw.wait_serving("w", "mx")
-            yield gw
 
 
 async def test_a_back_channel_request_travels_as_an_input_required_result(
