@@ -382,5 +382,8 @@ class StreamableHTTPUpstream(ModernEra):
             self._port.open = False
         self._sessions.clear()
         self._shared = None
+        # The next process may be another version: ask again what it serves and how it asks.
+        self._serves_modern = None
+        self._backchannel = frozenset()
         if not self._closed:
             self._fail(f"{self._slug}: server process exited with code {code}")
