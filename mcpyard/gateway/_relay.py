@@ -92,7 +92,7 @@ class Relay:
     """What an upstream client calls back, for one request of one downstream client."""
 
     __slots__ = ("_calls", "_key", "capabilities", "client_token", "headers", "log_level_name",
-                 "reply", "slug", "token")
+                 "modern", "reply", "slug", "token")
 
     def __init__(self, reply: Reply, slug: str, client_token: Any, token: str | None,
                  calls: dict[tuple[Handle, Session], list[Relay]] | None = None,
@@ -108,6 +108,8 @@ class Relay:
         # the level it asked for, and its Mcp-Param-* headers.
         self.capabilities = reply.capabilities
         self.headers = reply.forward_headers
+        self.modern = reply.modern
+        """A 2026-07-28 client: the upstream's input-required results reach it as they are."""
         level = reply.log_level
         self.log_level_name = LOG_LEVELS[level] if level is not None else None
 

@@ -309,10 +309,13 @@ def build_server() -> MCPServer:
         return "Reconnection test completed"
 
     # ---- server-to-client requests (handshake-era scenarios) --------------------------
-    # The suite asks these in the handshake era; the gateway may call them in 2026-07-28
-    # (it talks to every upstream in the newest era the upstream speaks), where the question
-    # travels in an InputRequiredResult and the answer comes with the retry, as any SDK 2.x
-    # server serving both eras writes it.
+    # The suite asks these in the handshake era; in 2026-07-28 (a client of that era, or a
+    # gateway speaking it) the question travels in an InputRequiredResult and the answer
+    # comes with the retry, as an SDK 2.x server serving both eras writes it. The
+    # input-required tools further down are of 2026-07-28 only (the SDK refuses to send
+    # their result in the handshake era), so a gateway reaches them in that era: under
+    # `protocolEra: auto` mcpyard sends a 2026-07-28 client's calls of a server of both eras
+    # in 2026-07-28.
 
     @server.tool(description="Tests server-initiated sampling (LLM completion request)")
     async def test_sampling(

@@ -211,11 +211,6 @@ def gateway_manifests(folder: Path, fixture_url: str) -> str:
             "spec": {
                 "workspace": "conf",
                 "proxy": {"url": fixture_url, "transport": "streamable-http", "timeoutSeconds": 60},
-                # The fixture answers 2026-07-28 requests with its own input-required results
-                # (and asks through the back-channel in the handshake era); the modern suite
-                # checks that server's own requestState handling, so the gateway speaks the
-                # modern era to it (under `auto` it would translate the back-channel).
-                "protocolEra": "modern",
             },
         },
         {

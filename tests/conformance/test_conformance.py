@@ -9,6 +9,7 @@ once per module against the three targets (about half a minute on two cores).
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -185,6 +186,14 @@ class _SchemeUris:
 
     def to_client(self, uri: str) -> str:
         return uri.removeprefix("gw+")
+
+
+def test_the_gateway_serves_the_fixture_with_the_default_era(tmp_path: Path) -> None:
+    """The gateway's results are those of `protocolEra: auto`, what users get (no pin)."""
+    run.gateway_manifests(tmp_path, "http://127.0.0.1:1/mcp")
+    docs = [json.loads(d) for d in (tmp_path / "conformance.yaml").read_text().split("---\n")]
+    (server,) = [d for d in docs if d["kind"] == "MCPServer"]
+    assert "protocolEra" not in server["spec"]
 
 
 @pytest.mark.gateway_conformance

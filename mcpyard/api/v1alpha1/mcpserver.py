@@ -155,11 +155,14 @@ class MCPServerSpec(Model):
     """Optional filters on the server's own tool names."""
     protocol_era: Literal["auto", "handshake", "modern"] = "auto"
     """The MCP protocol era the gateway speaks to this server. auto: the handshake era
-    (initialize, 2025-11-25) whenever the server serves it, since there both ways a server asks
-    its client work (requests on the back-channel and input-required results), and 2026-07-28
-    only to a server that refuses initialize; handshake: always initialize; modern: always
-    2026-07-28 (streamable-http only), for a server that misbehaves in the handshake era. The
-    era in use shows in the gateway's /readyz. Clients of either era are served either way."""
+    (initialize, 2025-11-25) whenever the server serves it, since only there can a tool ask
+    its client on the back-channel, and 2026-07-28 only to a server that refuses initialize;
+    a 2026-07-28 client's tools/call, prompts/get and resources/read to a server of both eras
+    go in 2026-07-28 (its input-required results reach the client unchanged), and again in the
+    handshake era when the server has no back-channel there (-32600); handshake: always
+    initialize; modern: always 2026-07-28 (streamable-http only), for a server that misbehaves
+    in the handshake era. The era in use shows in the gateway's /readyz. Clients of either era
+    are served either way."""
 
     @model_validator(mode="after")
     def _check(self) -> Self:

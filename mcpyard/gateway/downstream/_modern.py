@@ -240,9 +240,7 @@ class Modern:
     async def _resume(self, live: Live, member: Member, receive: Receive, send: Send,
                       payload: rpc.JSONObject, state: str) -> None:
         """The retry of a parked call: deliver the answer, serve the rest of the call."""
-        now = time.monotonic()
-        for token in [t for t, p in self._parked.items() if p.expires < now]:
-            self._parked.pop(token).work.cancel()
+        self._sweep()
         parked = self._parked.get(state[len(PARK_PREFIX):])
         id_ = cast(rpc.Id, payload["id"])  # post() checked it
         if parked is None or parked.member != member.key or parked.method != payload["method"]:
@@ -267,6 +265,7 @@ class Modern:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if not work.done() and reply.parked.is_set() and reply.question is not None:
                 token, _, request = reply.question
+                self._sweep()
                 self._parked[token] = _Parked(member.key, method, live, reply, work)
                 await reply.finish(rpc.result(id_, self._decorate(live, method, {
                     "resultType": "input_required",
@@ -294,6 +293,13 @@ class Modern:
         else:
             code = answer.get("error", {}).get("code")
             await reply.finish(answer, 200 if reply.streaming else _STATUS.get(code, 200))
+
+    def _sweep(self) -> None:
+        """Forget the parked calls whose client never came back (their upstream call ended
+        with its own time limit already; this frees what is left)."""
+        now = time.monotonic()
+        for token in [t for t, p in self._parked.items() if p.expires < now]:
+            self._parked.pop(token).work.cancel()
 
     def _decorate(self, live: Live, method: str, result: rpc.Message) -> rpc.Message:
         if "resultType" not in result:

@@ -213,6 +213,9 @@ class StreamableHTTPUpstream(ModernEra):
             return await self._watch(rid, method, params)
         if session.modern:
             return await self._post_modern(session, owner, rid, repeatable, relay, method, params)
+        mirrored = await self._mirror(rid, repeatable, relay, method, params)
+        if mirrored is not None:
+            return mirrored
         try:
             return await self._post(session, body, rid, repeatable, relay)
         except errors.SessionExpired:
@@ -449,5 +452,8 @@ class StreamableHTTPUpstream(ModernEra):
             self._port.open = False
         self._sessions.clear()
         self._shared = None
+        # The next process may be another version: ask again what it serves and how it asks.
+        self._serves_modern = None
+        self._backchannel = frozenset()
         if not self._closed:
             self._fail(f"{self._slug}: server process exited with code {code}")

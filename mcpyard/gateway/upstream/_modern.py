@@ -2,6 +2,16 @@
 request's ``_meta`` (mirrored in the routing headers), ``server/discover`` to learn the
 server's era, and a ``subscriptions/listen`` stream for its notifications and the resource
 subscriptions. The handshake-era client (``_http``) falls back to it (see ``_handshake``).
+
+Under ``protocolEra: auto`` a server that serves both eras is spoken to in the handshake era,
+and each request of a 2026-07-28 client that may ask its client something (tools/call,
+prompts/get, resources/read) takes the 2026-07-28 hop instead (:meth:`ModernEra._mirror`):
+the server's own input-required results then reach that client as the server wrote them
+(its keys, several requests at once, its ``requestState``), which no translation of the
+handshake era can give. A tool that asks through the back-channel has none on that hop and
+answers ``-32600`` (the SDK's "no back-channel"); the request is sent again on the handshake
+hop, where the gateway turns its back-channel requests into input-required results, and that
+tool is remembered so that it runs once per call from then on.
 """
 
 from __future__ import annotations
@@ -22,14 +32,72 @@ from mcpyard.gateway.upstream._transport import (
     HTTPTransport,
     Session,
 )
+from mcpyard.mcp import jsonrpc as rpc
 from mcpyard.mcp import protocol, sse
 
 _SUBSCRIPTION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
 """Handshake-era methods that a 2026-07-28 server serves as its listen stream's filter."""
+_ASKING_METHODS = frozenset({"tools/call", "prompts/get", "resources/read"})
+"""The requests a 2026-07-28 server may answer with an input-required result."""
+_MODERN_HOP = Session(None, protocol.MODERN_VERSION, modern=True)
 
 
 class ModernEra(HTTPTransport):
     """The 2026-07-28 exchange of the streamable HTTP client."""
+
+    _serves_modern: bool | None = None
+    """Whether a server spoken to in the handshake era also serves 2026-07-28 (None: not
+    asked yet)."""
+    _backchannel: frozenset[tuple[str, str]] = frozenset()
+    """(method, name) of the requests that asked through the back-channel (see _mirror)."""
+
+    async def _mirror(
+        self,
+        rid: int,
+        repeatable: bool,
+        relay: Relay | None,
+        method: str,
+        params: dict[str, Any] | None,
+    ) -> dict[str, Any] | None:
+        """A 2026-07-28 client's request on the 2026-07-28 hop of a handshake-era session
+        (see the module docstring); None: send it in the handshake era."""
+        if (self.server.protocol_era != "auto" or method not in _ASKING_METHODS
+                or relay is None or not getattr(relay, "modern", False)):
+            return None
+        target = params.get(protocol.TARGET_FIELD.get(method, "name")) if params else None
+        key = (method, target if isinstance(target, str) else "")
+        if key in self._backchannel:
+            return None
+        if self._serves_modern is None:
+            self._serves_modern = await self._discover(learn=False) is not None
+        if not self._serves_modern:
+            return None
+        body, headers = _wire.modern_request(rid, method, params, relay)
+        try:
+            message = await self._post(_MODERN_HOP, body, rid, repeatable, relay, headers)
+        except UpstreamRPCError as exc:  # a JSON-RPC error sent with an HTTP error status
+            if not self._to_handshake(exc.code, key, params):
+                raise
+            return None
+        error = message.get("error")
+        if type(error) is dict and self._to_handshake(error.get("code"), key, params):
+            return None
+        return message
+
+    def _to_handshake(self, code: object, key: tuple[str, str],
+                      params: dict[str, Any] | None) -> bool:
+        """Whether a 2026-07-28 hop's error means: send it in the handshake era."""
+        if code in (protocol.UNSUPPORTED_VERSION, protocol.HEADER_MISMATCH):
+            self._serves_modern = None  # no longer (an upgrade, a downgrade): ask again
+            return True
+        if (code == rpc.INVALID_REQUEST and params is not None
+                and "inputResponses" not in params and "requestState" not in params):
+            # The server wanted its back-channel, which this era does not have.
+            self._backchannel = self._backchannel | {key}
+            log.info("%s: %s %s asks through the back-channel: served in the handshake era "
+                     "from now on", self._slug, key[0], key[1])
+            return True
+        return False
 
     async def _post_modern(
         self,
@@ -63,7 +131,7 @@ class ModernEra(HTTPTransport):
             self._era = None
         return message
 
-    async def _discover(self) -> Session | None:
+    async def _discover(self, *, learn: bool = True) -> Session | None:
         """Probe ``server/discover``: a modern session when the server speaks 2026-07-28.
 
         Anything but a discover result naming that version (an error, 4xx, a result without
@@ -91,7 +159,8 @@ class ModernEra(HTTPTransport):
         versions = result.get("supportedVersions") if type(result) is dict else None
         if not isinstance(versions, list) or protocol.MODERN_VERSION not in versions:
             return None
-        self._learn(result)  # type: ignore[arg-type]
+        if learn:
+            self._learn(result)  # type: ignore[arg-type]
         return bare
 
     async def _watch(
