@@ -210,6 +210,9 @@ def revoke(
     secret = time.monotonic() - t0
     if follower is not None:
         follower.join()
+    patched = time.strftime("%H:%M:%S", time.gmtime(time.time() - (time.monotonic() - t0)))
+    print(f"# {member} patched at {patched} UTC: config Secret +{secret:.2f}s, gateway "
+          f"+{at_gateway[0] if at_gateway else -1:.2f}s", file=sys.stderr, flush=True)
     return secret, (at_gateway[0] if at_gateway else None)
 
 
@@ -230,6 +233,7 @@ def scenario(
     profile: str | None = None,
     with_gateway: bool = False,
     gateway_path: str | None = None,
+    gateway_log_level: str = "warning",
 ) -> dict[str, Any]:
     server = start(work / "apiserver")
     operator: subprocess.Popen[bytes] | None = None
@@ -279,7 +283,7 @@ def scenario(
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "mcpyard", "gateway", "--kubeconfig",
                  str(server.kubeconfig), "--port", str(port), "--state-dir", str(work / "gw"),
-                 "--no-records", "--log-level", "warning"],
+                 "--no-records", "--log-level", gateway_log_level],
                 stdout=(work / "gateway.log").open("wb"),
                 env={**os.environ, **({"PYTHONPATH": gateway_path} if gateway_path else {})},
                 stderr=subprocess.STDOUT,
@@ -399,13 +403,16 @@ def main() -> None:
         metavar="DIR",
         help="run the gateway from another checkout (e.g. a `git archive` of main)",
     )
+    p.add_argument("--gateway-log-level", default="warning",
+                   help="the gateway's --log-level (its log: WORK/gateway.log, with --keep)")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for n in args.workspaces:
         work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
         result = scenario(
-            n, work, args.tracemalloc, args.py_spy, args.gateway, args.gateway_pythonpath
+            n, work, args.tracemalloc, args.py_spy, args.gateway, args.gateway_pythonpath,
+            args.gateway_log_level,
         )
         print(json.dumps(result), flush=True)
         if not args.keep:

@@ -284,8 +284,11 @@ class Upstreams:
             handle.rediscover = False
             try:
                 async with self._discoveries:
-                    tools, lists = await asyncio.gather(self._tools_or_none(handle),
-                                                        self._list_catalog(handle))
+                    # The tool list first: a server that is down fails there, once (asked in
+                    # parallel, the other lists each tried to connect again, and went on
+                    # after the first had failed).
+                    tools = await self._tools_or_none(handle)
+                    lists = await self._list_catalog(handle)
             except (errors.MCPyardError, OSError, TimeoutError) as exc:
                 self.mark_down(handle, _clean(exc))
                 return
@@ -375,17 +378,30 @@ class Upstreams:
 
     async def run_health(self, handles: Callable[[], Iterable[Handle]]) -> None:
         """Retry the servers among ``handles()`` that are down, with backoff, so they come
-        back without a reload."""
+        back without a reload.
+
+        At most ``DISCOVERIES`` retries are in flight, the most overdue first: thousands of
+        dead servers due at once are not thousands of tasks started in one turn of the loop
+        (that turn alone held every request and the config Secrets' watch for a second on a
+        loaded machine); the others wait for the next look, a fraction of a second later.
+        """
+        retrying: set[asyncio.Task[None]] = set()
         while True:
-            await asyncio.sleep(self.health_interval)
+            await asyncio.sleep(min(self.health_interval, 0.25))
+            room = DISCOVERIES - len(retrying)
+            if room <= 0:
+                continue
             now = time.monotonic()
-            for handle in handles():
-                if (handle.up or handle.blocked or handle.upstream is None
-                        or now < handle.retry_at
-                        or (handle.start_task is not None and not handle.start_task.done())
-                        or (handle.discovering is not None and not handle.discovering.done())):
-                    continue
-                handle.discovering = self.spawn(self._discover(handle))
+            due = [h for h in handles()
+                   if not (h.up or h.blocked or h.upstream is None or now < h.retry_at
+                           or (h.start_task is not None and not h.start_task.done())
+                           or (h.discovering is not None and not h.discovering.done()))]
+            if len(due) > room:
+                due = sorted(due, key=lambda h: h.retry_at)[:room]
+            for handle in due:
+                task = handle.discovering = self.spawn(self._discover(handle))
+                retrying.add(task)
+                task.add_done_callback(retrying.discard)
 
     def retire(self, handles: Iterable[Handle]) -> None:
         """Handles no snapshot serves any more: each closes once its calls have drained."""
