@@ -260,13 +260,14 @@ class ClusterSource:
         state = SecretState(digests=digests)
         # What serves now stays as it is until its turn; what is not served yet waits.
         serving = {n: runtime.live[n].config for n in configs if n in runtime.live}
-        for step in _steps(serving, configs):
-            if self._changed.is_set():
-                return  # a newer change: the next publication starts with it
+        steps = _steps(serving, configs)
+        for number, step in enumerate(steps):
+            if number:
+                await asyncio.sleep(0)  # requests and the watch run between steps
+                if self._changed.is_set():
+                    return  # a newer change: the next publication starts with it
             serving.update((n, configs[n]) for n in step)
             runtime.publish(serving, problems, [], secrets=state)
-            if len(serving) < len(configs):
-                await asyncio.sleep(0)
         keep = runtime.secrets_in_use() | set(sealed)
         for identity in self.vault.identities() - keep:
             self.vault.discard(identity)
@@ -282,7 +283,8 @@ def _steps(serving: Mapping[str, WorkspaceConfig],
     changed = [n for n, c in configs.items() if n in serving and serving[n] is not c
                and serving[n] != c]
     access = [n for n in changed if _access_changed(serving[n], configs[n])]
-    edits = [n for n in changed if n not in set(access)]
+    urgent = frozenset(access)
+    edits = [n for n in changed if n not in urgent]
     new = [n for n in configs if n not in serving]
     steps = [access]
     for names in (edits, new):
