@@ -23,7 +23,11 @@ idle. Members m1..m3 of every workspace have real tokens for that.
 
 ``--py-spy PATH`` records the operator with py-spy (collapsed stacks; ``pip install py-spy``).
 ``--tracemalloc PATH`` runs the operator under tracemalloc (this file's ``--traced``): once idle
-the bench sends it SIGUSR1 and it writes the top allocations, by file and by line, to PATH.
+the bench sends it SIGUSR1 and it writes the top allocations, by file and by line, to PATH;
+``--gateway-tracemalloc PATH`` does the same for the gateway. With ``--gateway`` the idle
+measurements wait until the gateway has tried every server once (``gw_all_tried_s`` from the
+start); ``gw_cpu_idle`` is the share of a core it used in the 5 s after (retrying the dead
+upstreams); the revocation times also go to stderr with the wall-clock time of each patch.
 """
 
 from __future__ import annotations
@@ -186,6 +190,16 @@ def gateway_status(port: int, ws: str, token: str) -> int:
         return 0
 
 
+def starting(port: int) -> int | None:
+    """How many servers the gateway has not tried yet (None: no answer)."""
+    try:
+        body = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=30).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    return sum(1 for ws in body.get("workspaces", {}).values()
+               for status in ws.get("servers", {}).values() if status.get("status") == "starting")
+
+
 def revoke(
     client: kube.Client, ws: str, ns: str, m: int, timeout: float, gateway: int | None = None
 ) -> tuple[float, float | None]:
@@ -210,6 +224,9 @@ def revoke(
     secret = time.monotonic() - t0
     if follower is not None:
         follower.join()
+    patched = time.strftime("%H:%M:%S", time.gmtime(time.time() - (time.monotonic() - t0)))
+    print(f"# {member} patched at {patched} UTC: config Secret +{secret:.2f}s, gateway "
+          f"+{at_gateway[0] if at_gateway else -1:.2f}s", file=sys.stderr, flush=True)
     return secret, (at_gateway[0] if at_gateway else None)
 
 
@@ -230,6 +247,8 @@ def scenario(
     profile: str | None = None,
     with_gateway: bool = False,
     gateway_path: str | None = None,
+    gateway_log_level: str = "warning",
+    gateway_traced: str | None = None,
 ) -> dict[str, Any]:
     server = start(work / "apiserver")
     operator: subprocess.Popen[bytes] | None = None
@@ -276,10 +295,12 @@ def scenario(
         port: int | None = None
         if with_gateway:
             port = free_port()
+            gw_traced = [__file__, "--traced", gateway_traced, "--"] if gateway_traced else [
+                "-m", "mcpyard"]
             gateway = subprocess.Popen(
-                [sys.executable, "-m", "mcpyard", "gateway", "--kubeconfig",
+                [sys.executable, *gw_traced, "gateway", "--kubeconfig",
                  str(server.kubeconfig), "--port", str(port), "--state-dir", str(work / "gw"),
-                 "--no-records", "--log-level", "warning"],
+                 "--no-records", "--log-level", gateway_log_level],
                 stdout=(work / "gateway.log").open("wb"),
                 env={**os.environ, **({"PYTHONPATH": gateway_path} if gateway_path else {})},
                 stderr=subprocess.STDOUT,
@@ -308,11 +329,21 @@ def scenario(
         )
         all_written = time.monotonic() - started
         cpu_all_written = cpu_seconds(pid)
+        gw_tried = 0.0
+        if port is not None:  # every server started and tried once (all of them down here)
+            wait(lambda: starting(port) == 0, 1200, "the gateway to try every server", every=2)
+            gw_tried = time.monotonic() - started
+        gw_cpu = cpu_seconds(gateway.pid) if gateway is not None else 0.0
         time.sleep(5)  # let status patches and discovery settle before the idle measurement
+        if gateway is not None:  # the share of a core the gateway took, idle (retries)
+            gw_cpu = (cpu_seconds(gateway.pid) - gw_cpu) / 5
         idle_revoke, idle_gateway = revoke(client, last_ws, last_ns, 2, 120, gateway=port)
         if tracemalloc:
             operator.send_signal(signal.SIGUSR1)
             wait(lambda: Path(tracemalloc).exists(), 600, "the tracemalloc report")
+        if gateway is not None and gateway_traced:
+            gateway.send_signal(signal.SIGUSR1)
+            wait(lambda: Path(gateway_traced).exists(), 600, "the gateway's tracemalloc report")
         rss, hwm = rss_mib(pid)
         if profile:
             operator.send_signal(signal.SIGINT)  # py-spy writes its profile and ends
@@ -334,6 +365,8 @@ def scenario(
                     "gw_revoke_cold_s": round(cold_gateway[1] or -1, 2),
                     "gw_revoke_cold_during_start": during_start,
                     "gw_revoke_idle_s": round(idle_gateway or -1, 2),
+                    "gw_cpu_idle": round(gw_cpu, 2),
+                    "gw_all_tried_s": round(gw_tried, 1),
                     "gw_rss_mib": round(rss_mib(gateway.pid)[0]),
                     "gw_rss_peak_mib": round(rss_mib(gateway.pid)[1]),
                 }
@@ -399,13 +432,18 @@ def main() -> None:
         metavar="DIR",
         help="run the gateway from another checkout (e.g. a `git archive` of main)",
     )
+    p.add_argument("--gateway-log-level", default="warning",
+                   help="the gateway's --log-level (its log: WORK/gateway.log, with --keep)")
+    p.add_argument("--gateway-tracemalloc", default=None, metavar="PATH",
+                   help="run the gateway under tracemalloc; its report (once idle) in PATH")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     print(f"# {platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
     for n in args.workspaces:
         work = Path(tempfile.mkdtemp(prefix=f"opscale-{n}-"))
         result = scenario(
-            n, work, args.tracemalloc, args.py_spy, args.gateway, args.gateway_pythonpath
+            n, work, args.tracemalloc, args.py_spy, args.gateway, args.gateway_pythonpath,
+            args.gateway_log_level, args.gateway_tracemalloc,
         )
         print(json.dumps(result), flush=True)
         if not args.keep:

@@ -151,6 +151,8 @@ class Runtime:
         self.redactor = _redact.NONE
         """Blanks the values the servers of this runtime inject (rebuilt by :meth:`apply`)."""
         self._closed = False
+        self._digests: Mapping[str, str] = {}
+        """The secret values' digests of the last apply (a change rebuilds the redactor)."""
         self.upstreams = Upstreams(factory=factory, secrets=secrets, workdir=workdir,
                                    health_interval=health_interval, metrics=metrics,
                                    on_change=self._refresh, on_notification=on_notification)
@@ -164,18 +166,24 @@ class Runtime:
 
         ``commit`` is the git commit the configuration was read from, for call records."""
         secrets = secrets or SecretState()
+        changed = False
         for name in [n for n in self.live if n not in configs and n not in keep]:
             self._remove(name)
+            changed = True
         for name, config in configs.items():
             if name in keep:
                 continue
             old = self.live.get(name)
-            if old is not None and old.config == config and old.commit == commit and all(
+            if old is not None and (old.config is config or old.config == config) and (
+                    old.commit == commit) and all(
                     h.same(h.server, secrets.digest(h.server), secrets.blocked(h.server))
                     for h in old.handles.values()):
                 continue
             self._swap(name, config, old, secrets, commit)
-        self._rebuild_redactor()
+            changed = True
+        if changed or secrets.digests != self._digests:
+            self._rebuild_redactor()
+        self._digests = secrets.digests
         self.loaded = True
         self.generation += 1
         self._signal()
@@ -202,7 +210,10 @@ class Runtime:
         self.held_resources = dict(by_workspace)
         self.reload_errors = list(general)
         self.apply(configs, keep=keep, secrets=secrets, commit=commit)
-        served = ", ".join(sorted(self.live)) or "nothing"
+        names = sorted(self.live)
+        served = ", ".join(names[:10]) or "nothing"
+        if len(names) > 10:  # 1,000 names at every step of a cold start say nothing
+            served += f" and {len(names) - 10} more"
         log.info("configuration %d applied: serving %s%s", self.generation, served,
                  f"; {len(keep)} held at their last good config" if keep else "")
         return keep

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,7 +34,9 @@ from mcpyard.gateway.upstream._base import RESTARTED, Owner, SecretSource, Upstr
 log = logging.getLogger("mcpyard.gateway")
 
 DISCOVERIES = 16
-"""Tool discoveries the gateway runs at once (see ``Upstreams._discoveries``)."""
+"""Server starts and tool discoveries the gateway runs at once (see ``Upstreams._discoveries``)."""
+RETRY_MAX = 120.0
+"""The longest wait before a server that is down is tried again (see ``retry_delay``)."""
 
 _REDISCOVER = frozenset({"notifications/tools/list_changed", "notifications/prompts/list_changed",
                          "notifications/resources/list_changed"})
@@ -68,6 +71,9 @@ class Handle:
         self.failures = 0
         self.retry_at = 0.0
         self.start_task: asyncio.Task[None] | None = None
+        self.starting = False
+        """Its client's ``start()`` has begun (a start still waiting for its turn is only
+        cancelled when the handle closes)."""
         self.discovering: asyncio.Task[None] | None = None
         self.rediscover = False
         self.closing: asyncio.Task[None] | None = None
@@ -83,7 +89,10 @@ class Handle:
             self.provisional = True
 
     def same(self, server: ServerConfig, digest: str, blocked: str | None) -> bool:
-        return self.server == server and self.digest == digest and self.blocked == blocked
+        # ``is`` first: a source that read nothing new hands the same objects again, and
+        # pydantic's == compares field by field (5,000 servers at every publication).
+        return ((self.server is server or self.server == server) and self.digest == digest
+                and self.blocked == blocked)
 
     @property
     def why_down(self) -> str:
@@ -150,6 +159,8 @@ class Handle:
             if task is not None and not task.done():
                 task.cancel()
         if self.start_task is not None and not self.start_task.done():
+            if not self.starting:
+                self.start_task.cancel()  # still waiting for its turn: nothing to orphan
             # Let a start finish before closing, so a half-spawned process is not orphaned.
             with contextlib.suppress(BaseException):
                 await asyncio.shield(self.start_task)
@@ -218,9 +229,10 @@ class Upstreams:
         """Every handle started (retired ones too, until the end)."""
         self._tasks: set[asyncio.Task[Any]] = set()
         self._discoveries = asyncio.Semaphore(DISCOVERIES)
-        """Tool discoveries in flight: 1,000 workspaces of 5 servers each would otherwise
-        connect to all 5,000 upstreams at once (and retry the dead ones all at once), starving
-        the loop that serves requests and follows the config Secrets."""
+        """Starts and tool discoveries in flight: 1,000 workspaces of 5 servers each would
+        otherwise connect to all 5,000 upstreams at once (and retry the dead ones all at once),
+        starving the loop that serves requests and follows the config Secrets, and holding
+        every attempt's buffers at once (the gateway's peak memory)."""
 
     def report(self, handle: Handle) -> None:
         """Tell the metrics whether the server serves."""
@@ -249,7 +261,11 @@ class Upstreams:
 
     async def _boot(self, handle: Handle) -> None:
         assert handle.upstream is not None
-        await handle.upstream.start()
+        async with self._discoveries:
+            if handle.retired:
+                return
+            handle.starting = True
+            await handle.upstream.start()
         if handle.retired:
             return
         await self._discover(handle)
@@ -268,8 +284,11 @@ class Upstreams:
             handle.rediscover = False
             try:
                 async with self._discoveries:
-                    tools, lists = await asyncio.gather(self._tools_or_none(handle),
-                                                        self._list_catalog(handle))
+                    # The tool list first: a server that is down fails there, once (asked in
+                    # parallel, the other lists each tried to connect again, and went on
+                    # after the first had failed).
+                    tools = await self._tools_or_none(handle)
+                    lists = await self._list_catalog(handle)
             except (errors.MCPyardError, OSError, TimeoutError) as exc:
                 self.mark_down(handle, _clean(exc))
                 return
@@ -334,14 +353,16 @@ class Upstreams:
 
     def mark_down(self, handle: Handle, reason: str) -> None:
         handle.failures += 1
-        handle.retry_at = time.monotonic() + min(60.0, self.health_interval * 2 ** min(
-            handle.failures - 1, 6))
-        first = handle.up or handle.reason != reason
+        handle.retry_at = time.monotonic() + retry_delay(self.health_interval, handle.failures)
+        changed = handle.up or handle.provisional or handle.reason != reason
         handle.up, handle.reason, handle.provisional = False, reason, False
-        if first:
+        if changed:
             log.error("workspace %s: server %s is degraded: %s", handle.workspace, handle.slug,
                       reason)
-        self._on_change(handle)
+            # A server that failed again for the same reason changes nothing anyone sees: no
+            # new snapshot (5,000 dead servers retried would rebuild their workspaces for
+            # nothing).
+            self._on_change(handle)
 
     async def _on_notification(self, handle: Handle, slug: str, message: dict[str, Any]) -> None:
         method = message.get("method")
@@ -357,17 +378,30 @@ class Upstreams:
 
     async def run_health(self, handles: Callable[[], Iterable[Handle]]) -> None:
         """Retry the servers among ``handles()`` that are down, with backoff, so they come
-        back without a reload."""
+        back without a reload.
+
+        At most ``DISCOVERIES`` retries are in flight, the most overdue first: thousands of
+        dead servers due at once are not thousands of tasks started in one turn of the loop
+        (that turn alone held every request and the config Secrets' watch for a second on a
+        loaded machine); the others wait for the next look, a fraction of a second later.
+        """
+        retrying: set[asyncio.Task[None]] = set()
         while True:
-            await asyncio.sleep(self.health_interval)
+            await asyncio.sleep(min(self.health_interval, 0.25))
+            room = DISCOVERIES - len(retrying)
+            if room <= 0:
+                continue
             now = time.monotonic()
-            for handle in handles():
-                if (handle.up or handle.blocked or handle.upstream is None
-                        or now < handle.retry_at
-                        or (handle.start_task is not None and not handle.start_task.done())
-                        or (handle.discovering is not None and not handle.discovering.done())):
-                    continue
-                handle.discovering = self.spawn(self._discover(handle))
+            due = [h for h in handles()
+                   if not (h.up or h.blocked or h.upstream is None or now < h.retry_at
+                           or (h.start_task is not None and not h.start_task.done())
+                           or (h.discovering is not None and not h.discovering.done()))]
+            if len(due) > room:
+                due = sorted(due, key=lambda h: h.retry_at)[:room]
+            for handle in due:
+                task = handle.discovering = self.spawn(self._discover(handle))
+                retrying.add(task)
+                task.add_done_callback(retrying.discard)
 
     def retire(self, handles: Iterable[Handle]) -> None:
         """Handles no snapshot serves any more: each closes once its calls have drained."""
@@ -407,6 +441,13 @@ class Upstreams:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+
+
+def retry_delay(base: float, failures: int) -> float:
+    """Seconds before a server that failed ``failures`` times in a row is tried again:
+    exponential from ``base``, capped at ``RETRY_MAX``, jittered down by up to half, so that
+    servers that went down together (a cold start, an outage) are not retried together."""
+    return min(RETRY_MAX, base * 2.0 ** min(failures - 1, 16)) * random.uniform(0.5, 1.0)
 
 
 def capabilities(handle: Handle) -> dict[str, Any] | None:

@@ -38,6 +38,8 @@ log = logging.getLogger("mcpyard.gateway")
 
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+CHUNK = 25
+"""Workspaces applied per step of a publication (see ``ClusterSource._publish``)."""
 
 
 @dataclass(frozen=True)
@@ -109,12 +111,13 @@ class ClusterSource:
     async def _publisher(self, runtime: Runtime, metrics: Metrics) -> None:
         # One publication per burst: the watch loop drains every event already received
         # before it waits (and lets this run), so a cold start of 1,000 config Secrets costs
-        # a few publications, not 1,000 of all 1,000 (a revocation among them waits for none).
+        # a few publications, not 1,000 of all 1,000. A publication yields between steps and
+        # starts over when a Secret changed meanwhile: what removes access goes first.
         while True:
             await self._changed.wait()
             self._changed.clear()
             try:
-                self._publish(runtime, metrics)
+                await self._publish(runtime, metrics)
             except Exception:  # the next change publishes again; never stop following
                 log.exception("config Secrets: publishing failed")
 
@@ -228,7 +231,15 @@ class ClusterSource:
         self._parsed[name] = parsed
         return parsed
 
-    def _publish(self, runtime: Runtime, metrics: Metrics) -> None:
+    async def _publish(self, runtime: Runtime, metrics: Metrics) -> None:
+        """Serve what the Secrets say, revocations first.
+
+        Workspaces deleted go at once, then the served workspaces whose members or servers
+        changed (a member disabled, expired, deleted or narrowed; a server removed), then the
+        other edits, then the workspaces not served yet, ``CHUNK`` at a time: between steps
+        the loop runs (requests, the watch), and a Secret changed meanwhile ends this
+        publication, so that the next one starts with it, not after 1,000 first sightings.
+        """
         assert self.vault is not None
         configs: dict[str, WorkspaceConfig] = {}
         problems: dict[str, list[str]] = {}
@@ -246,11 +257,46 @@ class ClusterSource:
         for identity, text in sealed.items():
             self.vault.import_sealed(identity, text)  # checked in _parse: cannot fail
         digests = {i: digest_value(self._digest_key, i, t) for i, t in sealed.items()}
-        runtime.publish(configs, problems, [], secrets=SecretState(digests=digests))
+        state = SecretState(digests=digests)
+        # What serves now stays as it is until its turn; what is not served yet waits.
+        serving = {n: runtime.live[n].config for n in configs if n in runtime.live}
+        steps = _steps(serving, configs)
+        for number, step in enumerate(steps):
+            if number:
+                await asyncio.sleep(0)  # requests and the watch run between steps
+                if self._changed.is_set():
+                    return  # a newer change: the next publication starts with it
+            serving.update((n, configs[n]) for n in step)
+            runtime.publish(serving, problems, [], secrets=state)
         keep = runtime.secrets_in_use() | set(sealed)
         for identity in self.vault.identities() - keep:
             self.vault.discard(identity)
         metrics.config_reloaded("failure" if problems else "success")
+
+
+def _steps(serving: Mapping[str, WorkspaceConfig],
+           configs: Mapping[str, WorkspaceConfig]) -> list[list[str]]:
+    """The workspaces to apply, in order, each list one publication: first (with the
+    deletions) the served workspaces whose access changed, then the other edits, then the
+    new workspaces ``CHUNK`` at a time; no empty step but one when there is nothing else (a
+    deletion alone)."""
+    changed = [n for n, c in configs.items() if n in serving and serving[n] is not c
+               and serving[n] != c]
+    access = [n for n in changed if _access_changed(serving[n], configs[n])]
+    urgent = frozenset(access)
+    edits = [n for n in changed if n not in urgent]
+    new = [n for n in configs if n not in serving]
+    steps = [access]
+    for names in (edits, new):
+        steps.extend(names[i:i + CHUNK] for i in range(0, len(names), CHUNK))
+    # Every publication applies one step at least before it can be cut short (Secrets that
+    # change all the time, as at a cold start, must not starve the new workspaces).
+    return [step for step in steps if step] or [[]]
+
+
+def _access_changed(old: WorkspaceConfig, new: WorkspaceConfig) -> bool:
+    """Whether an edit may take access away: its members or servers changed."""
+    return old.members != new.members or old.servers != new.servers
 
 
 __all__ = ["ClusterSource"]

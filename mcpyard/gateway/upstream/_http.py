@@ -1,6 +1,6 @@
 """The streamable HTTP client (MCP 2025-03-26 .. 2025-11-25 handshake era), on aiohttp.
 
-One pooled ``aiohttp.ClientSession`` per upstream carries every owner's MCP session. An owner's
+The gateway's one connection pool (``_pool``) carries every owner's MCP session. An owner's
 first request runs ``initialize`` + ``notifications/initialized`` once (concurrent first requests
 share it); afterwards each request carries ``Mcp-Session-Id`` and ``MCP-Protocol-Version``. An
 HTTP 404 on a request that carried a session id means the session expired: the owner's session
@@ -50,15 +50,15 @@ from mcpyard.gateway.upstream._transport import (
     _REPEATABLE,
     _SSE,
     LISTEN_BACKOFF_MAX,
-    POOL_LIMIT,
     Session,
 )
 from mcpyard.mcp import protocol, sse
 
-MEMBER_STREAMS = POOL_LIMIT // 2
-"""GET streams of members' sessions kept open at once per upstream (each holds a pooled
-connection; the rest of the pool stays for requests). A session beyond it has none: what the
-server asks outside a call is not heard there, as with a client that opens no GET stream."""
+MEMBER_STREAMS = 50
+"""GET streams of members' sessions kept open at once per upstream (each holds a connection
+of the shared pool, not counted against its requests, and the server's own stream state). A
+session beyond it has none: what the server asks outside a call is not heard there, as with a
+client that opens no GET stream."""
 
 _ASKABLE = frozenset(protocol.CAPABILITY_OF.values())
 """Client capabilities that let a server ask the client something (sampling, ...)."""
@@ -155,11 +155,9 @@ class StreamableHTTPUpstream(ModernEra):
         self._shared = None
         if self._http is not None and sessions:
             await asyncio.gather(*(self._delete(s) for s in sessions))
-        pools, self._retired = [*self._retired, self._http], []
-        self._http = None
-        for pool in pools:
-            if pool is not None:
-                await pool.close()
+        http, self._http = self._http, None
+        if http is not None:
+            await http.close()
         if self._supervisor is not None:
             await self._supervisor.close()
         self._set_closed()

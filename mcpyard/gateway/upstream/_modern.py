@@ -210,7 +210,7 @@ class ModernEra(HTTPTransport):
         body, headers = _wire.modern_request(
             rid, "subscriptions/listen", {"notifications": wanted}, None
         )
-        async with http.post(self._url, data=body, headers=self._headers(headers)) as resp:
+        async with http.stream(self._url, data=body, headers=self._headers(headers)) as resp:
             if resp.status != 200 or not resp.headers.get("Content-Type", "").startswith(_SSE):
                 raise errors.UpstreamError(f"{self._slug}: listen stream: HTTP {resp.status}")
             async for message in sse.messages(resp.content.iter_any()):

@@ -20,7 +20,7 @@ from yarl import URL
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
-from mcpyard.gateway.upstream import _wire
+from mcpyard.gateway.upstream import _pool, _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
@@ -29,7 +29,6 @@ from mcpyard.gateway.upstream._base import (
     UpstreamRPCError,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
-from mcpyard.gateway.upstream._transport import KEEPALIVE, POOL_LIMIT
 from mcpyard.mcp import correlator, protocol, sse
 
 _GET = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
@@ -62,7 +61,7 @@ class LegacySSEUpstream(UpstreamBase):
             raise ValueError(f"{server.slug}: an sse server needs a url")
         self._url = URL(server.url)
         self._where = _wire.where(self._url)
-        self._http: aiohttp.ClientSession | None = None
+        self._http: _pool.Client | None = None
         self._streams: dict[Owner | None, tuple[_Stream, URL]] = {}
         self._ids = itertools.count(1)
 
@@ -329,12 +328,9 @@ class LegacySSEUpstream(UpstreamBase):
 
     # -- errors and plumbing -----------------------------------------------------------------
 
-    def _open_http(self) -> aiohttp.ClientSession:
+    def _open_http(self) -> _pool.Client:
         self._check_open()
-        connector = aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE)
-        self._http = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=None)
-        )
+        self._http = _pool.client(self._url)
         return self._http
 
     def _refusal(self, status: int) -> errors.UpstreamError:

@@ -20,7 +20,7 @@ from yarl import URL
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
-from mcpyard.gateway.upstream import _wire
+from mcpyard.gateway.upstream import _pool, _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
@@ -30,11 +30,6 @@ from mcpyard.gateway.upstream._base import (
 from mcpyard.gateway.upstream._common import UpstreamBase, log
 from mcpyard.mcp import jsonrpc, process, sse
 
-POOL_LIMIT = 100
-"""Connections per upstream (in-flight requests plus the GET stream)."""
-KEEPALIVE = 4.0
-"""Below the idle timeout of common servers (uvicorn and Node close at 5 s), so a pooled
-connection is never reused just as the server closes it: a POST is not retried."""
 CLEANUP_TIMEOUT = 5.0
 LISTEN_BACKOFF_MAX = 30.0
 
@@ -95,8 +90,9 @@ class HTTPTransport(UpstreamBase):
         self._where = _wire.where(self._url)
         self._supervisor: process.Supervisor | None = None
         """The process of a hosted server the gateway spawns (None: a server elsewhere)."""
-        self._http: aiohttp.ClientSession | None = None
-        self._retired: list[aiohttp.ClientSession] = []
+        self._http: _pool.Client | None = None
+        """This upstream's view of the gateway's one connection pool (``_pool``), taken at
+        the first request: a server nobody has asked holds none."""
         self._sessions: dict[Owner | None, Session] = {}
         self._shared: Session | None = None
         """The one session of a server that issued no session id (stateless)."""
@@ -149,7 +145,7 @@ class HTTPTransport(UpstreamBase):
             except (aiohttp.ClientError, OSError) as exc:
                 # A connection that broke under us most likely means the server restarted, and
                 # its other pooled connections are dead too: new requests get a fresh pool.
-                self._renew_pool()
+                http.renew()
                 if attempt == 1 and repeatable and isinstance(exc, aiohttp.ServerDisconnectedError):
                     # Closed before any answer, as a pooled connection the server had just
                     # dropped is: a request that changes nothing is sent again. A tools/call
@@ -251,26 +247,9 @@ class HTTPTransport(UpstreamBase):
         if self._shared is session:
             self._shared = None
 
-    def _renew_pool(self) -> None:
-        """Send new requests through a fresh pool; the old one closes once it is idle.
-
-        Closing it now would break the requests still running on it, so it retires: the two
-        most recent retired pools stay open (their idle connections expire after KEEPALIVE),
-        older ones are closed, and ``close()`` closes them all.
-        """
-        old, self._http = self._http, None
-        if old is None:
-            return
-        self._retired.append(old)
-        while len(self._retired) > 2:
-            self._spawn(self._retired.pop(0).close(), "close a retired pool")
-
-    def _open_http(self) -> aiohttp.ClientSession:
+    def _open_http(self) -> _pool.Client:
         self._check_open()
-        connector = aiohttp.TCPConnector(limit=POOL_LIMIT, keepalive_timeout=KEEPALIVE)
-        # No client-wide timeout: each request carries its own (asyncio.timeout).
-        timeout = aiohttp.ClientTimeout(total=None)
-        self._http = aiohttp.ClientSession(connector=connector, timeout=timeout)
+        self._http = _pool.client(self._url)
         return self._http
 
     async def _refusal(self, resp: aiohttp.ClientResponse) -> errors.UpstreamError:
