@@ -119,7 +119,7 @@ class Handle:
             # A client's call that broke the transport takes the server down for everyone
             # (its tools stay listed: calls route to it and bring it back). The gateway's own
             # calls (owner None: discovery, subscriptions) report through the lifecycle.
-            if (owner is not None and self.up and not upstream.healthy
+            if (owner is not None and self.up and upstream.last_error is not None
                     and self._lifecycle is not None):
                 self._lifecycle.mark_down(self, upstream.last_error or str(exc))
             raise

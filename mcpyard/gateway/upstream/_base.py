@@ -69,13 +69,9 @@ class Upstream(Protocol):
     server: ServerConfig
 
     @property
-    def healthy(self) -> bool:
-        """False after the last attempt to reach the server failed."""
-        ...
-
-    @property
     def last_error(self) -> str | None:
-        """Why the server is unhealthy, fit for /readyz and logs (no secrets)."""
+        """None while the server serves; otherwise why not (the last attempt to reach it
+        failed, or it was never started), fit for /readyz and logs (no secrets)."""
         ...
 
     @property
@@ -84,7 +80,7 @@ class Upstream(Protocol):
         ...
 
     async def start(self) -> None:
-        """Connect or spawn; never raises: failure shows in ``healthy`` / ``last_error``."""
+        """Connect or spawn; never raises: failure shows in ``last_error``."""
         ...
 
     async def request(

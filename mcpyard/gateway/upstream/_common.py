@@ -45,8 +45,9 @@ class UpstreamBase:
         self._slug = server.slug
         self._secrets = secrets
         self._on_notification = on_notification
-        self._healthy = False
         self._last_error: str | None = "not started"
+        """None while the server serves; why not otherwise. The :class:`Handle` owns up/down
+        (it reads this after each request); a client keeps no flag of its own."""
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._flights: dict[Hashable, asyncio.Task[Any]] = {}
@@ -69,10 +70,6 @@ class UpstreamBase:
     # -- health ----------------------------------------------------------------------------
 
     @property
-    def healthy(self) -> bool:
-        return self._healthy
-
-    @property
     def last_error(self) -> str | None:
         return self._last_error
 
@@ -86,19 +83,16 @@ class UpstreamBase:
         self._capabilities = caps if isinstance(caps, dict) else {}
 
     def _ok(self) -> None:
-        if not self._healthy:
+        if self._last_error is not None:
             log.info("%s: upstream is serving", self._slug)
-        self._healthy = True
         self._last_error = None
 
     def _fail(self, message: str) -> None:
-        if self._healthy or self._last_error != message:
+        if self._last_error != message:
             log.warning("%s", message)
-        self._healthy = False
         self._last_error = message
 
     def _set_closed(self) -> None:
-        self._healthy = False
         self._last_error = f"{self._slug}: closed"
 
     def _check_open(self) -> None:

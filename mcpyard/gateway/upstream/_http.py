@@ -189,7 +189,7 @@ class StreamableHTTPUpstream(ModernEra):
                 )
             except errors.UpstreamStarting as again:
                 raise again.error from None
-        if not self._healthy:
+        if self._last_error is not None:
             self._ok()
         return message
 

@@ -114,7 +114,7 @@ class LegacySSEUpstream(UpstreamBase):
         finally:
             if relay is not None:
                 del self._relays[(owner, rid)]
-        if not self._healthy:
+        if self._last_error is not None:
             self._ok()
         return message
 

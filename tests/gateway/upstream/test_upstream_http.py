@@ -40,7 +40,7 @@ BOB = Owner("team/bob", "down-2")
 async def test_list_and_call_in_every_server_mode(mode: tuple[str, ...]) -> None:
     with running("--transport", "streamable-http", *mode) as server:
         async with opened(config(url=server.url)) as (up, _):
-            assert up.healthy, up.last_error
+            assert up.last_error is None, up.last_error
             with anyio.fail_after(20):
                 listed = await up.request("tools/list", None, owner=None)
                 called = await up.request(
@@ -105,7 +105,7 @@ async def test_expired_session_is_reinitialized_transparently() -> None:
                 after = structured(await up.request("tools/call", call, owner=ALICE))
             assert after["pid"] != before["pid"]
             assert after["session"] != before["session"]
-            assert up.healthy
+            assert up.last_error is None
     finally:
         server.stop()
 
@@ -149,7 +149,7 @@ async def test_refused_credentials_are_a_clear_error_without_the_secret() -> Non
             injections=(inject("bearer", "gh", "Authorization"),),
         )
         async with opened(cfg, secrets=Vault({"team/gh/value": secret})) as (up, _):
-            assert not up.healthy
+            assert up.last_error is not None
             assert "refused the gateway's credentials" in (up.last_error or "")
             with anyio.fail_after(20), pytest.raises(errors.UpstreamError) as caught:
                 await up.request("tools/list", None, owner=ALICE)
@@ -164,7 +164,7 @@ async def test_right_credentials_pass_the_guard() -> None:
         async with opened(cfg, secrets=Vault({"team/gh/value": "right"})) as (up, _):
             with anyio.fail_after(20):
                 result = await up.request("tools/list", None, owner=ALICE)
-            assert up.healthy and result["tools"]
+            assert up.last_error is None and result["tools"]
 
 
 async def test_unreachable_upstream_is_unhealthy_with_a_clear_error() -> None:
@@ -173,7 +173,7 @@ async def test_unreachable_upstream_is_unhealthy_with_a_clear_error() -> None:
         port = s.getsockname()[1]  # bound but not listening: connection refused
         cfg = config(slug="gone", url=f"http://127.0.0.1:{port}/mcp?token=query-secret")
         async with opened(cfg) as (up, _):
-            assert not up.healthy
+            assert up.last_error is not None
             assert up.last_error == f"gone: cannot connect to 127.0.0.1:{port}: Connection refused"
             with anyio.fail_after(20), pytest.raises(errors.UpstreamError) as caught:
                 await up.request("tools/list", None, owner=ALICE)
@@ -255,4 +255,4 @@ async def test_closed_client_refuses_requests(stateless_json: HttpServer) -> Non
         pass
     with pytest.raises(errors.UpstreamError, match="closed"):
         await up.request("tools/list", None, owner=ALICE)
-    assert not up.healthy
+    assert up.last_error is not None

@@ -50,7 +50,7 @@ async def test_create_picks_the_client(fields: dict[str, object], kind: type) ->
     transport = str(fields.pop("transport"))
     client = upstream.create(config(transport, **fields), secrets=Vault(), on_notification=nothing)
     assert isinstance(client, kind)
-    assert not client.healthy and client.last_error == "not started"
+    assert client.last_error is not None and client.last_error == "not started"
     await client.close()
     assert client.last_error == "up: closed"
 

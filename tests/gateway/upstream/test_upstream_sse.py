@@ -85,7 +85,7 @@ async def test_secrets_on_get_and_post() -> None:
         )
         vault = Vault({"team/t/value": "sesame", "team/k/value": "kv"})
         async with opened(cfg, secrets=vault) as (up, _):
-            assert up.healthy, up.last_error  # the GET passed the guard
+            assert up.last_error is None, up.last_error  # the GET passed the guard
             with anyio.fail_after(20):
                 seen = await up.request(
                     "tools/call", {"name": "header_sha", "arguments": {"name": "X-Key"}}, owner=None
@@ -99,7 +99,7 @@ async def test_refused_credentials_on_the_stream() -> None:
             "sse", url=server.sse_url, injections=(inject("bearer", "t", "Authorization"),)
         )
         async with opened(cfg, secrets=Vault({"team/t/value": "not-sesame"})) as (up, _):
-            assert not up.healthy
+            assert up.last_error is not None
             assert "refused the gateway's credentials (HTTP 401)" in (up.last_error or "")
             assert "not-sesame" not in (up.last_error or "")
 

@@ -40,7 +40,7 @@ async def test_mcp_server_time_found_beside_the_interpreter() -> None:
     # "mcp-server-time" is found through the interpreter's directory, prepended to PATH.
     cfg = config("stdio", slug="time", command=("mcp-server-time",))
     async with opened(cfg) as (up, _):
-        assert up.healthy, up.last_error
+        assert up.last_error is None, up.last_error
         with anyio.fail_after(30):
             listed = await up.request("tools/list", None, owner=None)
             now = await up.request(
@@ -91,11 +91,11 @@ async def test_crash_fails_the_pending_call_and_the_process_comes_back() -> None
             with pytest.raises(errors.UpstreamError) as caught:
                 await up.request("tools/call", call("crash", code=3), owner=ALICE)
             assert str(caught.value) == "crashy: server process exited with code 3"
-            assert not up.healthy
+            assert up.last_error is not None
             assert up.last_error == "crashy: server process exited with code 3"
             result = await up.request("tools/call", call("echo", text="back"), owner=ALICE)
         assert text_of(result) == "back"
-        assert up.healthy and up.pid != first
+        assert up.last_error is None and up.pid != first
         assert process_gone(first)
 
 
@@ -158,7 +158,7 @@ async def test_timeout_names_the_server_and_the_process_stays() -> None:
 async def test_missing_command_is_unhealthy_and_fails_fast() -> None:
     cfg = config("stdio", slug="nope", command=("no-such-mcp-server-anywhere",))
     async with opened(cfg) as (up, _):
-        assert not up.healthy
+        assert up.last_error is not None
         assert (
             up.last_error == "nope: cannot start 'no-such-mcp-server-anywhere': command not found"
         )
@@ -169,7 +169,7 @@ async def test_missing_command_is_unhealthy_and_fails_fast() -> None:
 async def test_missing_env_secret_is_reported_without_starting() -> None:
     cfg = config("stdio", slug="nokey", command=SDK_STDIO, injections=(inject("env", "x", "X"),))
     async with opened(cfg, secrets=Vault()) as (up, _):
-        assert not up.healthy
+        assert up.last_error is not None
         assert up.last_error == "nokey: secret team/x/value is not available (KeyError)"
         assert up.pid is None
 
@@ -185,7 +185,7 @@ async def test_hosted_http_server_is_spawned_supervised_and_reached(tmp_path: Pa
         "streamable-http", slug="hosted", command=command, url=f"http://127.0.0.1:{port}/mcp"
     )
     async with opened(cfg, workdir=tmp_path) as (up, _):
-        assert up.healthy, up.last_error
+        assert up.last_error is None, up.last_error
         with anyio.fail_after(30):
             first = structured(await up.request("tools/call", call("whoami"), owner=ALICE))
             with pytest.raises(errors.UpstreamError):
