@@ -5,13 +5,12 @@ from __future__ import annotations
 import contextlib
 import shutil
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from gwtools import MCP_HEADERS, bearer, free_port, wait_port
+from gwtools import MCP_HEADERS, bearer, free_port, listening
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -22,15 +21,9 @@ def redis_server() -> Iterator[str]:
     if binary is None:
         pytest.fail("redis-server is not installed (Debian: apt-get install -y redis-server)")
     port = free_port()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port, proc)
+    with listening([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                    "--appendonly", "no"], port):
         yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:

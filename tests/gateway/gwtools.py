@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import anyio
 import httpx
@@ -64,11 +64,11 @@ class UpstreamProcess:
 
 
 @contextlib.contextmanager
-def serving(script: str, *args: str) -> Iterator[UpstreamProcess]:
-    """``python HERE/script --port P *args``, once it listens on P; stopped on exit."""
-    port = free_port()
-    cmd = [sys.executable, str(HERE / script), "--port", str(port), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def listening(cmd: list[str], port: int, *, env: dict[str, str] | None = None,
+              stderr: IO[bytes] | int = subprocess.DEVNULL) -> Iterator[UpstreamProcess]:
+    """``cmd`` started, once it listens on ``port`` (its MCP endpoint at /mcp); stopped on
+    exit (killed if it does not stop within 10 s)."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         wait_port(port, proc)
         yield UpstreamProcess(f"http://127.0.0.1:{port}/mcp", port, proc)
@@ -79,6 +79,14 @@ def serving(script: str, *args: str) -> Iterator[UpstreamProcess]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@contextlib.contextmanager
+def serving(script: str | Path, *args: str) -> Iterator[UpstreamProcess]:
+    """``python HERE/script --port P *args`` (or a script's own path), once it listens on P."""
+    port = free_port()
+    with listening([sys.executable, str(HERE / script), "--port", str(port), *args], port) as up:
+        yield up
 
 
 @contextlib.contextmanager

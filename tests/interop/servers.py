@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from gwtools import wait_port
+from gwtools import listening
 
 from tests.proctools import free_port
 
@@ -211,12 +211,6 @@ def everything_http(stderr: IO[bytes] | int = subprocess.DEVNULL) -> Iterator[st
     """server-everything on its own streamable HTTP transport; its URL (``stderr``: where its
     log goes, what it says of the answers it got)."""
     port = free_port()
-    proc = subprocess.Popen([*_everything("streamableHttp")],
-                            env={**os.environ, "PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=stderr)
-    try:
-        wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with listening([*_everything("streamableHttp")], port,
+                   env={**os.environ, "PORT": str(port)}, stderr=stderr) as up:
+        yield up.url

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,10 +9,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import manifest
-from tests.gateway.gwtools import upstream_process, wait_port
+from tests.gateway.gwtools import serving, upstream_process
 from tests.operator.conftest import DEMO_TOKEN as TOKEN
 from tests.operator.conftest import Cluster, example_documents, wait_for
-from tests.proctools import free_port
 
 
 def _eng_secret() -> dict[str, Any]:
@@ -157,19 +154,8 @@ def test_each_refresh_says_whether_the_tools_changed(cluster: Cluster, demo_serv
 @pytest.fixture
 def modern_only() -> Iterator[str]:
     """The demo server refusing initialize: of the 2026-07-28 era only."""
-    port = free_port()
-    app = Path(__file__).with_name("modern_only_app.py")
-    proc = subprocess.Popen(
-        [sys.executable, str(app), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port, proc)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with serving(Path(__file__).with_name("modern_only_app.py")) as up:
+        yield up.url
 
 
 def test_auto_speaks_2026_07_28_to_a_server_of_that_era_only(
