@@ -194,6 +194,9 @@ class Handle:
             version = getattr(self.upstream, "protocol_version", None)
             if version is not None:
                 out["protocolVersion"] = version
+            # auto, a server of both eras: 2026-07-28 clients' calls go in 2026-07-28.
+            if era == "handshake" and getattr(self.upstream, "modern_hop", None):
+                out["modernCalls"] = True
         return out
 
     def table_tools(self) -> list[str]:

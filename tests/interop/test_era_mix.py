@@ -72,6 +72,7 @@ async def test_a_modern_client_gets_both_styles_of_a_dual_era_server(mixed_gatew
     # in the handshake era; the second went straight to the handshake era.
     assert text(runs) == "3"
     assert servers["mx"]["era"] == "handshake"
+    assert servers["mx"]["modernCalls"] is True  # and /readyz says where modern calls go
 
 
 V = "2026-07-28"

@@ -51,6 +51,12 @@ class ModernEra(HTTPTransport):
     _backchannel: frozenset[tuple[str, str]] = frozenset()
     """(method, name) of the requests that asked through the back-channel (see _mirror)."""
 
+    @property
+    def modern_hop(self) -> bool | None:
+        """Whether 2026-07-28 clients' calls take the 2026-07-28 hop of a server spoken to in
+        the handshake era (``auto`` and it serves both; None: not known yet)."""
+        return self._serves_modern if self.server.protocol_era == "auto" else None
+
     async def _mirror(
         self,
         rid: int,
