@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Literal, TypedDict, TypeVar, cast
+from typing import TypeVar, cast
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
@@ -34,19 +34,6 @@ from mcpyard.mcp import jsonrpc as rpc
 
 T = TypeVar("T")
 
-
-class Status(TypedDict, total=False):
-    """A server's entry in /readyz (and the console's row)."""
-
-    transport: str
-    status: Literal["starting", "healthy", "degraded"]
-    reason: str
-    tools: int
-    withheld: dict[str, str]
-    eraPolicy: str
-    era: str
-    protocolVersion: str
-    modernCalls: bool
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -188,8 +175,9 @@ class Handle:
             except Exception as exc:
                 log.warning("server %s: close failed: %s", self.slug, exc)
 
-    def status(self) -> Status:
-        out: Status = {"transport": self.server.transport}
+    def status(self) -> dict[str, rpc.JSONLike]:
+        """Its entry in /readyz (and the console's row)."""
+        out: dict[str, rpc.JSONLike] = {"transport": self.server.transport}
         if self.provisional:
             out["status"] = "starting"
         elif self.up:
