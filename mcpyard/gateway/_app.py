@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.routing import Router as StarletteRouter
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcpyard.gateway import _redact, _relay, console
 from mcpyard.gateway._docs import Docs
@@ -57,13 +57,13 @@ class _Gateway(Starlette):
 
     def __init__(self, *, routes: Sequence[BaseRoute], middleware: Sequence[Middleware],
                  mcp: ASGIApp, admin_routes: Sequence[BaseRoute], admin_port: int | None,
-                 **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:  # Starlette's own keyword arguments
         super().__init__(routes=routes, middleware=middleware, **kwargs)
         self._fast = wrap(mcp, middleware)
         self._admin = wrap(StarletteRouter(admin_routes), middleware)
         self._admin_port = admin_port
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if self._admin_port is not None:
                 # One server listens on both ports; the connection's local port tells them
@@ -134,7 +134,8 @@ def build_app(settings: Settings) -> Starlette:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> JSONResponse:
-        serving, body = runtime.readiness()
+        serving, ready = runtime.readiness()
+        body: dict[str, object] = dict(ready)
         body["rateLimits"] = limiter.status()
         if recorder is not None:
             body["callRecords"] = recorder.status()
@@ -148,7 +149,7 @@ def build_app(settings: Settings) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        loops: list[asyncio.Task[Any]] = []
+        loops: list[asyncio.Task[object]] = []
         # Log lines may quote what an upstream said: the live redactor blanks injected values.
         redaction = _redact.LogFilter(lambda: runtime.redactor)
         for name in _redact.LOGGERS:
@@ -192,9 +193,9 @@ def build_app(settings: Settings) -> Starlette:
                 if _tracing.ON:
                     await asyncio.to_thread(_tracing.shutdown)
 
-    mcp: Any = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
-    sse: Any = SSEStream(runtime, router)
-    messages: Any = SSEMessages(runtime, router, max_depth=settings.max_json_depth)
+    mcp: ASGIApp = StreamableHTTP(runtime, router, max_depth=settings.max_json_depth)
+    sse: ASGIApp = SSEStream(runtime, router)
+    messages: ASGIApp = SSEMessages(runtime, router, max_depth=settings.max_json_depth)
     if _tracing.enable():  # OTEL_EXPORTER_OTLP_ENDPOINT: a span per MCP request
         mcp, sse, messages = (_tracing.Middleware(a) for a in (mcp, sse, messages))
     docs = Docs(runtime)

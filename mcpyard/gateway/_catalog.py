@@ -33,7 +33,6 @@ import bisect
 import logging
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -189,8 +188,7 @@ def _dicts(items: Iterable[JSONValue]) -> list[JSONObject]:
     return [t for t in items if isinstance(t, dict)]
 
 
-def exposed(server: ServerConfig, items: Iterable[JSONValue]) -> list[dict[str, Any]]:
-    # Values untyped until _upstreams.Handle.table_tools narrows the name it reads.
+def exposed(server: ServerConfig, items: Iterable[JSONValue]) -> list[JSONObject]:
     """The server's tools the workspace serves: its filter exposes them and its pins admit
     them (:func:`mcpyard.discovery.pins.split`)."""
     return pins.split(server, _dicts(items))[0]

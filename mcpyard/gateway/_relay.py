@@ -29,7 +29,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from mcpyard import errors
 from mcpyard.compiler import naming
@@ -55,7 +55,7 @@ class Reply(Protocol):
         ...
 
     @property
-    def capabilities(self) -> dict[str, Any] | None:
+    def capabilities(self) -> rpc.JSONObject | None:
         """What the client can answer (declared at initialize, or in the request's _meta)."""
         ...
 
@@ -70,11 +70,11 @@ class Reply(Protocol):
         """A 2026-07-28 client: it gets input-required results, never requests."""
         ...
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: rpc.JSONObject) -> None:
         """Send a notification to the client on this request's stream (best effort)."""
         ...
 
-    def ask(self, method: str, params: dict[str, Any] | None) -> Awaitable[dict[str, Any]]:
+    def ask(self, method: str, params: rpc.JSONObject | None) -> Awaitable[rpc.JSONObject]:
         """Send a request to the client and wait for its JSON-RPC response message.
 
         Raises :class:`mcpyard.errors.CannotAsk` when this transport has no way to (a modern
@@ -94,7 +94,7 @@ class Relay:
     __slots__ = ("_calls", "_key", "capabilities", "client_token", "headers", "log_level_name",
                  "modern", "reply", "slug", "token")
 
-    def __init__(self, reply: Reply, slug: str, client_token: Any, token: str | None,
+    def __init__(self, reply: Reply, slug: str, client_token: rpc.JSONValue, token: str | None,
                  calls: dict[tuple[Handle, Session], list[Relay]] | None = None,
                  key: tuple[Handle, Session] | None = None) -> None:
         self.reply = reply
@@ -113,7 +113,7 @@ class Relay:
         level = reply.log_level
         self.log_level_name = LOG_LEVELS[level] if level is not None else None
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: rpc.JSONObject) -> None:
         """A notification the upstream sent while working on this request."""
         method = message.get("method")
         params = message.get("params")
@@ -137,7 +137,7 @@ class Relay:
             return None
         return Standing(self.reply.standing, self.capabilities, self._calls, self._key)
 
-    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, message: rpc.JSONObject) -> rpc.Message:
         """A request the upstream sent while working on this request; returns the response
         message to send back to the upstream (with the upstream's own id)."""
         refusal = _refusal(message)
@@ -156,7 +156,7 @@ class Standing:
 
     __slots__ = ("_calls", "_key", "capabilities", "reply")
 
-    def __init__(self, reply: Reply, capabilities: dict[str, Any] | None,
+    def __init__(self, reply: Reply, capabilities: rpc.JSONObject | None,
                  calls: dict[tuple[Handle, Session], list[Relay]],
                  key: tuple[Handle, Session]) -> None:
         self.reply = reply
@@ -167,7 +167,7 @@ class Standing:
         self._calls = calls
         self._key = key
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: rpc.JSONObject) -> None:
         """A log message outside any call goes to the session at the level it asked for;
         progress outside a call belongs to no request."""
         params = message.get("params")
@@ -177,15 +177,15 @@ class Standing:
         if level is not None and _rank(params.get("level")) >= level:
             self.reply.notify(message)
 
-    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, message: rpc.JSONObject) -> rpc.Message:
         """The response to send the upstream (with its own id)."""
         refusal = _refusal(message)
         if refusal is not None:
             return refusal
-        method = message["method"]
+        method = cast(str, message["method"])  # _refusal found it in SERVER_REQUESTS
         capability = protocol.CAPABILITY_OF[method]
         if capability not in (self.capabilities or {}):
-            return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND,
+            return rpc.error(_id(message), rpc.METHOD_NOT_FOUND,
                              f"the client did not declare the {capability} capability")
         try:
             return _response(message, await _ask(self.reply, message))
@@ -199,36 +199,42 @@ class Standing:
         return await calls[0].ask(message)
 
 
-def _rank(level: Any) -> int:
+def _rank(level: object) -> int:
     return LOG_LEVELS.index(level) if level in LOG_LEVELS else len(LOG_LEVELS) - 1
 
 
-def _refusal(message: dict[str, Any]) -> dict[str, Any] | None:
+def _id(message: rpc.JSONObject) -> rpc.Id:
+    # The upstream's own id, echoed as it came (unchecked: the upstream matches it).
+    return cast(rpc.Id, message.get("id"))
+
+
+def _refusal(message: rpc.JSONObject) -> rpc.Message | None:
     """The gateway's own answer to a server request it does not relay (ping, unknown)."""
     method = message.get("method")
     if method == "ping":
         return {"jsonrpc": "2.0", "id": message.get("id"), "result": {}}
     if method not in protocol.SERVER_REQUESTS:
-        return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
+        return rpc.error(_id(message), rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
     return None
 
 
-def _ask(reply: Reply, message: dict[str, Any]) -> Awaitable[dict[str, Any]]:
+def _ask(reply: Reply, message: rpc.JSONObject) -> Awaitable[rpc.JSONObject]:
     params = message.get("params")
-    return reply.ask(message["method"], params if isinstance(params, dict) else None)
+    # Only after _refusal: the method is one of SERVER_REQUESTS.
+    return reply.ask(cast(str, message["method"]), params if isinstance(params, dict) else None)
 
 
-def _response(message: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
+def _response(message: rpc.JSONObject, answer: rpc.JSONObject) -> rpc.Message:
     """The client's answer as the response to the upstream's request (with its id)."""
-    rid = message.get("id")
+    rid = _id(message)
     out = {k: v for k, v in answer.items() if k in ("result", "error")}
     if not out:
         return rpc.error(rid, rpc.INTERNAL_ERROR, "the client sent a malformed answer")
     return {"jsonrpc": "2.0", "id": rid, **out}
 
 
-def _cannot(message: dict[str, Any], exc: errors.CannotAsk) -> dict[str, Any]:
-    return rpc.error(message.get("id"), rpc.METHOD_NOT_FOUND,
+def _cannot(message: rpc.JSONObject, exc: errors.CannotAsk) -> rpc.Message:
+    return rpc.error(_id(message), rpc.METHOD_NOT_FOUND,
                      str(exc) or f"the client cannot answer {message.get('method')} now")
 
 
@@ -245,8 +251,8 @@ class Relays:
         outside any call goes when the session has no stream of its own."""
         self.subscriptions = Subscriptions()
 
-    async def call(self, handle: Handle, method: str, params: dict[str, Any],
-                   session: Session, reply: Reply | None) -> dict[str, Any]:
+    async def call(self, handle: Handle, method: str, params: rpc.JSONObject,
+                   session: Session, reply: Reply | None) -> rpc.JSONObject:
         """``method`` on ``handle`` for ``session``, relaying what comes back before the
         answer."""
         if reply is None:
@@ -275,7 +281,7 @@ class Relays:
             if not calls and self._calls.get(key) is calls:
                 del self._calls[key]
 
-    def on_notification(self, handle: Handle, message: dict[str, Any]) -> None:
+    def on_notification(self, handle: Handle, message: rpc.JSONObject) -> None:
         """An upstream notification the runtime does not handle itself: a resource update
         goes to the sessions subscribed, progress to the request that carries its token."""
         method = message.get("method")
@@ -289,8 +295,8 @@ class Relays:
                 relay.notify(message)
 
 
-async def _input_rounds(handle: Handle, method: str, params: dict[str, Any], session: Session,
-                        reply: Reply, relay: Relay) -> dict[str, Any]:
+async def _input_rounds(handle: Handle, method: str, params: rpc.JSONObject,
+                        session: Session, reply: Reply, relay: Relay) -> rpc.JSONObject:
     result = await handle.request(method, params, session.owner,
                                   handle.server.timeout_seconds, relay=relay)
     rounds = 0
@@ -310,19 +316,20 @@ async def _input_rounds(handle: Handle, method: str, params: dict[str, Any], ses
     return result
 
 
-async def _answers(reply: Reply, result: dict[str, Any]) -> dict[str, Any]:
+async def _answers(reply: Reply, result: rpc.JSONObject) -> rpc.JSONObject:
     """The client's answers to an input-required result's requests, by key."""
     requests = result.get("inputRequests")
-    out: dict[str, Any] = {}
+    out: rpc.JSONObject = {}
     if not isinstance(requests, dict):
         return out
     for key, request in requests.items():
-        if not isinstance(request, dict) or request.get("method") not in protocol.SERVER_REQUESTS:
+        method = request.get("method") if isinstance(request, dict) else None
+        if not isinstance(request, dict) or not isinstance(method, str) \
+                or method not in protocol.SERVER_REQUESTS:
             continue
         params = request.get("params")
         try:
-            answer = await reply.ask(request["method"], params if isinstance(params, dict)
-                                     else None)
+            answer = await reply.ask(method, params if isinstance(params, dict) else None)
         except errors.CannotAsk:
             continue  # left out: the upstream asks again or gives up
         if isinstance(answer.get("result"), dict):
@@ -369,11 +376,11 @@ class Subscriptions:
         except Exception as exc:  # best effort: the upstream keeps sending, the gateway drops
             log.debug("server %s: resources/unsubscribe failed: %s", handle.slug, exc)
 
-    def updated(self, handle: Handle, message: dict[str, Any]) -> None:
+    def updated(self, handle: Handle, message: rpc.JSONObject) -> None:
         params = message.get("params")
-        if not isinstance(params, dict) or not isinstance(params.get("uri"), str):
+        uri = params.get("uri") if isinstance(params, dict) else None
+        if not isinstance(params, dict) or not isinstance(uri, str):
             return
-        uri: str = params["uri"]
         sessions = self._subs.get((handle, uri))
         if not sessions:
             return

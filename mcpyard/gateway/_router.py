@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, cast
 
 import orjson
 
@@ -52,12 +52,12 @@ RECORDED = frozenset({"tools/call", "resources/read", "prompts/get", "tools/list
 it was refused or failed (a rate-limited ping, an unknown method). Metrics count them all."""
 
 
-def negotiate(requested: Any, supported: tuple[str, ...]) -> str:
+def negotiate(requested: object, supported: tuple[str, ...]) -> str:
     """The client's version when supported, else the latest one (the client decides)."""
     return requested if isinstance(requested, str) and requested in supported else supported[-1]
 
 
-def initialize_result(live: Live, version: str) -> dict[str, Any]:
+def initialize_result(live: Live, version: str) -> rpc.JSONObject:
     return {
         "protocolVersion": version,
         "capabilities": _methods.capabilities(live),
@@ -89,7 +89,7 @@ _SERVED = frozenset({"prompts/get", "resources/read", "completion/complete"})
 _CLIENT_FAULTS = frozenset({rpc.INVALID_PARAMS, rpc.INVALID_REQUEST, rpc.METHOD_NOT_FOUND})
 
 
-def client_capabilities(params: Any) -> dict[str, Any]:
+def client_capabilities(params: object) -> rpc.JSONObject:
     """What an initialize request says the client can answer."""
     caps = params.get("capabilities") if isinstance(params, dict) else None
     return caps if isinstance(caps, dict) else {}
@@ -99,7 +99,7 @@ def _failures(reason: str, count: int, address: str) -> str:
     return f"{reason}; {count} failed authentication{'s' if count > 1 else ''} from {address}"
 
 
-def _target(method: str, params: Any) -> str | None:
+def _target(method: str, params: object) -> str | None:
     """The tool, prompt or resource a request names, as the client sent it."""
     key = protocol.TARGET_FIELD.get(method)
     value = params.get(key) if key is not None and isinstance(params, dict) else None
@@ -130,15 +130,15 @@ class Router:
         """Set by :meth:`drain`: new requests are refused."""
         self.drain_seconds = 0.0
         self._cut = False
-        self._inflight: set[asyncio.Task[Any]] = set()
+        self._inflight: set[asyncio.Task[object]] = set()
         self._idle = asyncio.Event()
         self.methods = _methods.Methods(runtime, page_size, relays)
 
     async def request(self, live: Live, member: Member, session: Session | None,
-                      msg: dict[str, Any], *, era: _records.Era, size: int = 0,
+                      msg: rpc.Message, *, era: _records.Era, size: int = 0,
                       way_back: _relay.Reply | None = None,
-                      finish: Callable[[dict[str, Any]], dict[str, Any]] | None = None
-                      ) -> dict[str, Any]:
+                      finish: Callable[[rpc.JSONObject], rpc.JSONObject] | None = None
+                      ) -> rpc.Message:
         """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record).
 
         ``finish`` completes a result before it is encoded (the 2026-07-28 transport adds
@@ -252,8 +252,8 @@ class Router:
                 self._account(live, None, "other", call, "handshake", time.time(),
                               time.perf_counter(), 0, 0, observe=False)
 
-    def refused(self, live: Live, member: Member, msg: Any, *, era: _records.Era, size: int,
-                message: str) -> dict[str, Any]:
+    def refused(self, live: Live, member: Member, msg: object, *, era: _records.Era, size: int,
+                message: str) -> rpc.Message:
         """Record a request the transport refused before it reached :meth:`request` (a body
         nested too deep); its JSON-RPC error, under the request's id when it has one."""
         msg = msg if isinstance(msg, dict) else {}
@@ -295,8 +295,8 @@ class Router:
             self.recorder.record(record)
 
     async def _answer(self, live: Live, member: Member, session: Session | None,
-                      msg: dict[str, Any], call: _Call, era: _records.Era,
-                      way_back: _relay.Reply | None) -> dict[str, Any]:
+                      msg: rpc.Message, call: _Call, era: _records.Era,
+                      way_back: _relay.Reply | None) -> rpc.Message:
         method, id_ = msg["method"], msg["id"]
         if method == "tools/call":
             assert session is not None, "only initialize comes without a session"
@@ -333,7 +333,7 @@ class Router:
         return rpc.error(id_, rpc.METHOD_NOT_FOUND, f"Method not found: {method}")
 
     async def notification(self, live: Live, member: Member, session: Session,
-                           msg: dict[str, Any]) -> None:
+                           msg: rpc.Message) -> None:
         """A notification from the client. ``notifications/cancelled`` cancels the request it
         names (the upstream hears of it through the cancelled upstream call);
         ``notifications/roots/list_changed`` goes to every upstream session this session
@@ -354,7 +354,7 @@ class Router:
             task.cancel()
 
     async def tracked(self, session: Session, id_: rpc.Id,
-                      work: asyncio.Future[dict[str, Any]]) -> dict[str, Any] | None:
+                      work: asyncio.Future[rpc.Message]) -> rpc.Message | None:
         """Await a request's answer; None when the client cancelled it (no answer is due)."""
         session.inflight[id_] = work  # type: ignore[assignment]
         try:
@@ -366,8 +366,8 @@ class Router:
         finally:
             session.inflight.pop(id_, None)
 
-    def _list(self, live: Live, member: Member, id_: rpc.Id, params: Any,
-              call: _Call) -> dict[str, Any]:
+    def _list(self, live: Live, member: Member, id_: rpc.Id, params: rpc.JSONValue,
+              call: _Call) -> rpc.Message:
         cursor = params.get("cursor") if isinstance(params, dict) else None
         try:
             page = _catalog.page(_catalog.TOOLS, live.view(member.config), cursor,
@@ -378,11 +378,12 @@ class Router:
         return rpc.result(id_, page)
 
     async def _call(self, live: Live, member: Member, session: Session, id_: rpc.Id,
-                    params: Any, call: _Call, way_back: _relay.Reply | None) -> dict[str, Any]:
-        if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+                    params: rpc.JSONValue, call: _Call, way_back: _relay.Reply | None
+                    ) -> rpc.Message:
+        name = params.get("name") if isinstance(params, dict) else None
+        if not isinstance(params, dict) or not isinstance(name, str):
             call.fail("invalid_request", "tools/call without a name")
             return rpc.error(id_, rpc.INVALID_PARAMS, "Invalid params: tools/call needs a name")
-        name: str = params["name"]
         if _toolsearch.handles(live, name):
             if name == _catalog.FIND_TOOLS_NAME:
                 return await _toolsearch.find(live, live.view(member.config), id_,
@@ -390,8 +391,9 @@ class Router:
             unwrapped = _toolsearch.unwrap(id_, params)
             if "params" not in unwrapped:
                 return unwrapped
-            params = unwrapped["params"]
-            name = call.target = params["name"]
+            # unwrap built these: an object naming the tool with a string
+            params = cast(rpc.JSONObject, unwrapped["params"])
+            name = call.target = cast(str, params["name"])
         entry = live.table.by_key.get(name)
         if entry is None or name not in live.view(member.config).allowed:
             if entry is not None:
@@ -421,7 +423,7 @@ class Router:
         return rpc.result(id_, _catalog.tool_result(entry.slug, result))
 
     def _unknown(self, live: Live, member: Member, id_: rpc.Id, name: str,
-                 call: _Call) -> dict[str, Any]:
+                 call: _Call) -> rpc.Message:
         # A server that never listed its tools (down since start) cannot route by table; when
         # the name would be its tool and the member may use it, say that the server is down
         # rather than that the tool does not exist. The split only finds the server.

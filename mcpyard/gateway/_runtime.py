@@ -20,7 +20,6 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from mcpyard import compiler, errors
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
@@ -124,7 +123,7 @@ class Runtime:
     def __init__(self, *, factory: Factory | None, secrets: SecretSource, workdir: Path,
                  session_idle_seconds: float, health_interval: float,
                  metrics: Metrics | None = None,
-                 on_notification: Callable[[Handle, dict[str, Any]], None] | None = None
+                 on_notification: Callable[[Handle, jsonrpc.JSONObject], None] | None = None
                  ) -> None:
         self.secrets = secrets
         """Reveals the values the servers inject: the configuration source's vault."""
@@ -283,7 +282,7 @@ class Runtime:
     def _after_swap(self, name: str, old: Live, new: Live) -> None:
         # Each connected member hears of the lists that changed for it, once: a list another
         # member gained, or a server restarting with the same tools, is no news to it.
-        notes: dict[str, list[dict[str, Any]]] = {}
+        notes: dict[str, list[jsonrpc.Message]] = {}
         for session in self.sessions.of_workspace(name):
             if session.member not in notes:
                 notes[session.member] = changed_lists(old, new, session.member)
@@ -328,13 +327,13 @@ class Runtime:
 
     # -- readiness -----------------------------------------------------------------------
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
-        workspaces: dict[str, Any] = {}
+    def readiness(self) -> tuple[bool, dict[str, jsonrpc.JSONLike]]:
+        workspaces: dict[str, jsonrpc.JSONLike] = {}
         serving = False
         for name, live in sorted(self.live.items()):
             servers = {slug: h.status() for slug, h in sorted(live.handles.items())}
             degraded = [s for s, st in servers.items() if st["status"] == "degraded"]
-            detail: dict[str, Any] = {
+            detail: dict[str, jsonrpc.JSONLike] = {
                 "status": "degraded" if degraded or name in self.held else "serving",
                 "url": live.config.path,
                 "revision": live.config.revision,
@@ -349,7 +348,7 @@ class Runtime:
                 detail["held"] = [_held(h) for h in self.held_resources[name]]
             workspaces[name] = detail
             serving = True
-        body: dict[str, Any] = {
+        body: dict[str, jsonrpc.JSONLike] = {
             "status": ("serving" if serving else "unavailable") if self.loaded else "loading",
             "generation": self.generation,
             "workspaces": workspaces,
@@ -363,7 +362,7 @@ class Runtime:
         return serving, self.redactor.value(body)
 
 
-def _held(h: compiler.Held) -> dict[str, Any]:
+def _held(h: compiler.Held) -> dict[str, str]:
     return {"resource": f"{h.namespace}/{h.kind}/{h.name}",
             "serving": "last good version" if h.serving else "left out",
             "reason": h.reason, "message": h.message}
@@ -372,7 +371,7 @@ def _held(h: compiler.Held) -> dict[str, Any]:
 _CATALOG_NOTES = ((_catalog.PROMPTS,), (_catalog.RESOURCES, _catalog.TEMPLATES))
 
 
-def changed_lists(old: Live, new: Live, member: str) -> list[dict[str, Any]]:
+def changed_lists(old: Live, new: Live, member: str) -> list[jsonrpc.Message]:
     """The list_changed notifications ``member`` needs after ``old`` became ``new``: one per
     list whose items, as that member sees them, differ."""
     was, now = old.by_name.get(member), new.by_name.get(member)

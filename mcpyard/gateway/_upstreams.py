@@ -21,15 +21,19 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TypeVar, cast
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.gateway import _catalog
 from mcpyard.gateway.services._metrics import Metrics
-from mcpyard.gateway.upstream._base import RESTARTED, Owner, SecretSource, Upstream
+from mcpyard.gateway.upstream._base import RESTARTED, Owner, Relay, SecretSource, Upstream
+from mcpyard.mcp import jsonrpc as rpc
+
+T = TypeVar("T")
+
 
 log = logging.getLogger("mcpyard.gateway")
 
@@ -59,9 +63,9 @@ class Handle:
         self.digest = digest
         self.blocked = blocked
         self.upstream: Upstream | None = None
-        self.tools: tuple[dict[str, Any], ...] | None = None
+        self.tools: tuple[rpc.JSONObject, ...] | None = None
         """The last tool list the server gave (kept while it is down, to route calls)."""
-        self.lists: dict[str, tuple[dict[str, Any], ...]] = {}
+        self.lists: dict[str, tuple[rpc.JSONObject, ...]] = {}
         """The last prompt / resource / template lists (by result key) the server gave; a kind
         the server does not serve is absent."""
         self.up = False
@@ -101,8 +105,9 @@ class Handle:
         last = self.upstream.last_error if self.upstream is not None else None
         return self.reason or last or "not serving"
 
-    async def request(self, method: str, params: dict[str, Any] | None, owner: Owner | None,
-                      timeout: float | None = None, *, relay: Any = None) -> dict[str, Any]:
+    async def request(self, method: str, params: rpc.JSONObject | None, owner: Owner | None,
+                      timeout: float | None = None, *, relay: Relay | None = None
+                      ) -> rpc.JSONObject:
         upstream = self.upstream
         if upstream is None or self.closing is not None:
             raise errors.UpstreamError(self.why_down)
@@ -131,7 +136,7 @@ class Handle:
             self._lifecycle.discover_soon(self)  # it answered a client: bring its tools back
         return result
 
-    async def notify(self, method: str, params: dict[str, Any] | None, owner: Owner) -> None:
+    async def notify(self, method: str, params: rpc.JSONObject | None, owner: Owner) -> None:
         """Send a notification on the owner's upstream session (best effort: there may be
         none, and nothing waits for an answer)."""
         if self.upstream is None or self.closing is not None:
@@ -170,8 +175,9 @@ class Handle:
             except Exception as exc:
                 log.warning("server %s: close failed: %s", self.slug, exc)
 
-    def status(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"transport": self.server.transport}
+    def status(self) -> dict[str, rpc.JSONLike]:
+        """Its entry in /readyz (and the console's row)."""
+        out: dict[str, rpc.JSONLike] = {"transport": self.server.transport}
         if self.provisional:
             out["status"] = "starting"
         elif self.up:
@@ -200,7 +206,8 @@ class Handle:
         return out
 
     def table_tools(self) -> list[str]:
-        return [t["name"] for t in _catalog.exposed(self.server, self.tools or ())]
+        # exposed() keeps only the tools named with a string
+        return [cast(str, t["name"]) for t in _catalog.exposed(self.server, self.tools or ())]
 
     def withheld(self) -> dict[str, str]:
         """Tools its pins withhold (server's own name -> changed | unpinned)."""
@@ -213,7 +220,7 @@ class Upstreams:
     def __init__(self, *, factory: Factory | None, secrets: SecretSource, workdir: Path,
                  health_interval: float, metrics: Metrics | None,
                  on_change: Callable[[Handle], None],
-                 on_notification: Callable[[Handle, dict[str, Any]], None] | None) -> None:
+                 on_notification: Callable[[Handle, rpc.JSONObject], None] | None) -> None:
         if factory is None:
             from mcpyard.gateway import upstream
 
@@ -230,7 +237,7 @@ class Upstreams:
         progress and resource updates)."""
         self.handles: set[Handle] = set()
         """Every handle started (retired ones too, until the end)."""
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[object]] = set()
         self._discoveries = asyncio.Semaphore(DISCOVERIES)
         """Starts and tool discoveries in flight: 1,000 workspaces of 5 servers each would
         otherwise connect to all 5,000 upstreams at once (and retry the dead ones all at once),
@@ -307,7 +314,7 @@ class Upstreams:
             if not handle.rediscover:
                 return
 
-    async def _tools_or_none(self, handle: Handle) -> list[dict[str, Any]]:
+    async def _tools_or_none(self, handle: Handle) -> list[rpc.JSONObject]:
         try:
             return await self._list_all(handle, "tools/list", "tools")
         except errors.UpstreamRPCError as exc:
@@ -317,8 +324,8 @@ class Upstreams:
             handle.reason = f"tools/list failed: {exc.rpc_message}"
             return []
 
-    async def _list_all(self, handle: Handle, method: str, key: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    async def _list_all(self, handle: Handle, method: str, key: str) -> list[rpc.JSONObject]:
+        items: list[rpc.JSONObject] = []
         cursor = None
         for _ in range(_MAX_TOOL_PAGES):
             params = {"cursor": cursor} if cursor else None
@@ -331,7 +338,7 @@ class Upstreams:
                 break
         return items
 
-    async def _list_catalog(self, handle: Handle) -> dict[str, tuple[dict[str, Any], ...]]:
+    async def _list_catalog(self, handle: Handle) -> dict[str, tuple[rpc.JSONObject, ...]]:
         """The server's prompts, resources and templates, for the kinds it serves.
 
         The server's advertised capabilities decide when it has any; a server that advertised
@@ -342,7 +349,7 @@ class Upstreams:
                  or (k.key == "prompts" and "prompts" in caps)
                  or (k.key != "prompts" and "resources" in caps)]
 
-        async def one(kind: _catalog.Kind) -> tuple[str, tuple[dict[str, Any], ...]] | None:
+        async def one(kind: _catalog.Kind) -> tuple[str, tuple[rpc.JSONObject, ...]] | None:
             try:
                 return kind.key, tuple(await self._list_all(handle, kind.method, kind.key))
             except errors.UpstreamRPCError as exc:
@@ -367,7 +374,7 @@ class Upstreams:
             # nothing).
             self._on_change(handle)
 
-    async def _on_notification(self, handle: Handle, slug: str, message: dict[str, Any]) -> None:
+    async def _on_notification(self, handle: Handle, slug: str, message: rpc.JSONObject) -> None:
         method = message.get("method")
         if method == RESTARTED:
             # A new process of the server: discover again; clients hear of what changed.
@@ -415,22 +422,22 @@ class Upstreams:
             if handle.inflight == 0:
                 self._track(handle.close_soon())
 
-    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def spawn(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
         """A background task, cancelled by :meth:`close`, whose failure is logged."""
         task = asyncio.get_running_loop().create_task(coro)
         return self._track(task)
 
-    def _track(self, task: asyncio.Task[Any]) -> asyncio.Task[Any]:
+    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task
 
-    def _done(self, task: asyncio.Task[Any]) -> None:
+    def _done(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    def background(self, coro: Any) -> asyncio.Task[Any]:
+    def background(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
         return self.spawn(coro)
 
     async def close(self, handles: Iterable[Handle]) -> None:
@@ -453,7 +460,7 @@ def retry_delay(base: float, failures: int) -> float:
     return min(RETRY_MAX, base * 2.0 ** min(failures - 1, 16)) * random.uniform(0.5, 1.0)
 
 
-def capabilities(handle: Handle) -> dict[str, Any] | None:
+def capabilities(handle: Handle) -> rpc.JSONObject | None:
     """The capabilities the server advertised, None when its client cannot tell."""
     caps = getattr(handle.upstream, "capabilities", None)
     return caps if isinstance(caps, dict) else None

@@ -66,11 +66,12 @@ def safe_url(url: str | None) -> str | None:
 def server_row(live: Live, server: ServerConfig) -> Row:
     handle = live.handles.get(server.slug)
     status = handle.status() if handle is not None else {"status": "unknown"}
+    reason = status.get("reason")
     return {"slug": server.slug, "name": server.name, "mode": server.mode,
             "transport": server.transport, "url": safe_url(server.url),
             "command": " ".join(server.command) if server.command else None,
             "hub": server.hub_entry, "status": status["status"],
-            "reason": _records.redact(status.get("reason") or "") or None,
+            "reason": _records.redact(reason if isinstance(reason, str) else "") or None,
             "tools": handle.table_tools() if handle is not None and handle.tools is not None
             else None}
 

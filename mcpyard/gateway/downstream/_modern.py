@@ -301,7 +301,7 @@ class Modern:
         for token in [t for t, p in self._parked.items() if p.expires < now]:
             self._parked.pop(token).work.cancel()
 
-    def _decorate(self, live: Live, method: str, result: rpc.Message) -> rpc.Message:
+    def _decorate(self, live: Live, method: str, result: rpc.JSONObject) -> rpc.JSONObject:
         if "resultType" not in result:
             result["resultType"] = "complete"
         if method in protocol.CACHEABLE and result["resultType"] == "complete":
@@ -309,7 +309,7 @@ class Modern:
             # Filtered per member (and behind the member's token): never shared.
             result["cacheScope"] = "private"
         meta = result.get("_meta")
-        stamp = {protocol.SERVER_INFO_KEY: server_info(live)}
+        stamp: rpc.JSONObject = {protocol.SERVER_INFO_KEY: server_info(live)}
         result["_meta"] = {**meta, **stamp} if isinstance(meta, dict) else stamp
         return result
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 from starlette.types import Send
@@ -26,22 +26,21 @@ from starlette.types import Send
 from mcpyard import errors
 from mcpyard.gateway.downstream._sessions import Session
 from mcpyard.mcp import asgi, protocol, sse
+from mcpyard.mcp import jsonrpc as rpc
 
 log = logging.getLogger("mcpyard.gateway")
 
 ASK_TIMEOUT = 600.0
 """How long a relayed request waits for the client (a person may be answering it)."""
 
-_END = object()
 
-
-async def ask_session(session: Session, emit: Any, method: str,
-                      params: dict[str, Any] | None) -> dict[str, Any]:
+async def ask_session(session: Session, emit: Callable[[rpc.JSONObject], None], method: str,
+                      params: rpc.JSONObject | None) -> rpc.JSONObject:
     """Send ``method`` to the session's client through ``emit`` and wait for its answer."""
     rid = session.request_id()
-    future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    future: asyncio.Future[rpc.JSONObject] = asyncio.get_running_loop().create_future()
     session.pending[rid] = future
-    message: dict[str, Any] = {"jsonrpc": "2.0", "id": rid, "method": method}
+    message: rpc.JSONObject = {"jsonrpc": "2.0", "id": rid, "method": method}
     if params is not None:
         message["params"] = params
     try:
@@ -67,7 +66,7 @@ class PostStream:
 
     def __init__(self, send: Send, session: Session, *, can_stream: bool,
                  log_level: int | None, headers: list[tuple[bytes, bytes]] | None = None,
-                 capabilities: dict[str, Any] | None = None,
+                 capabilities: rpc.JSONObject | None = None,
                  forward_headers: dict[str, str] | None = None) -> None:
         self.send = send
         self.session = session
@@ -77,14 +76,15 @@ class PostStream:
         """Extra headers of the HTTP response."""
         self.capabilities = capabilities if capabilities is not None else session.capabilities
         self.forward_headers = forward_headers
-        self._queue: asyncio.Queue[Any] | None = None
+        self._queue: asyncio.Queue[bytes | None] | None = None
+        """Encoded events, then None at the end."""
         self._writer: asyncio.Task[None] | None = None
 
     @property
     def streaming(self) -> bool:
         return self._queue is not None
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: rpc.JSONObject) -> None:
         if not self.can_stream:
             return
         if self._queue is None:
@@ -92,7 +92,7 @@ class PostStream:
             self._writer = asyncio.get_running_loop().create_task(self._write(self._queue))
         self._queue.put_nowait(orjson.dumps(message))
 
-    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    async def ask(self, method: str, params: rpc.JSONObject | None) -> rpc.JSONObject:
         if not self.can_stream:
             raise errors.CannotAsk(f"the client does not accept an event stream, so it cannot be "
                             f"asked for {method}")
@@ -102,13 +102,13 @@ class PostStream:
     def standing(self) -> SessionStream:
         return SessionStream(self.session)
 
-    async def finish(self, reply: Any, status: int = 200) -> None:
+    async def finish(self, reply: rpc.JSONLike, status: int = 200) -> None:
         """Send the answer: as the stream's last event, or as the JSON response."""
         if self._queue is None or self._writer is None:
             await asgi.respond_json(self.send, status, reply, self.headers)
             return
         self._queue.put_nowait(orjson.dumps(reply))
-        self._queue.put_nowait(_END)
+        self._queue.put_nowait(None)
         with contextlib.suppress(OSError):
             await self._writer
 
@@ -116,12 +116,12 @@ class PostStream:
         if self._writer is not None:
             self._writer.cancel()
 
-    async def _write(self, queue: asyncio.Queue[Any]) -> None:
+    async def _write(self, queue: asyncio.Queue[bytes | None]) -> None:
         await self.send({"type": "http.response.start", "status": 200,
                          "headers": [*sse.HEADERS, *(self.headers or ())]})
         while True:
             data = await queue.get()
-            if data is _END:
+            if data is None:
                 await self.send({"type": "http.response.body", "body": b"", "more_body": False})
                 return
             await self.send({"type": "http.response.body", "body": sse.event(data),
@@ -143,18 +143,18 @@ class SessionStream:
         return self
 
     @property
-    def capabilities(self) -> dict[str, Any] | None:
+    def capabilities(self) -> rpc.JSONObject | None:
         return self.session.capabilities
 
     @property
     def log_level(self) -> int | None:
         return self.session.log_level
 
-    def notify(self, message: dict[str, Any]) -> None:
+    def notify(self, message: rpc.JSONObject) -> None:
         if self.session.transport in _STREAMED:
             self.session.push(message)
 
-    async def ask(self, method: str, params: dict[str, Any] | None) -> dict[str, Any]:
+    async def ask(self, method: str, params: rpc.JSONObject | None) -> rpc.JSONObject:
         session = self.session
         if session.transport not in _STREAMED:
             # 2026-07-28 removed the GET stream: a server asks only within a result.

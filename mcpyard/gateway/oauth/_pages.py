@@ -24,7 +24,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Required, TypeAlias, TypedDict, cast
 
 import jinja2
 from starlette.requests import Request
@@ -44,6 +44,29 @@ if TYPE_CHECKING:
 
     from mcpyard.gateway.oauth._server import Answer, Client
     from mcpyard.gateway.oauth.oidc import OidcSignIn
+
+Grant: TypeAlias = Any
+"""Authlib's authorization grant (Authlib is untyped): its ``client`` and ``request``."""
+
+
+class Flow(TypedDict, total=False):
+    """A browser's sign-in in progress, sealed into its forms (:class:`Sealer`)."""
+
+    w: Required[str]
+    """The workspace."""
+    q: Required[dict[str, list[str]]]
+    """The authorization request's parameters."""
+    n: Required[str]
+    """The hash of the browser's nonce cookie."""
+    m: str
+    u: str
+    s: str
+    t: str | None
+    """Once signed in: member, user, sign-in method, token hash."""
+    on: str
+    ov: str
+    """OpenID Connect: its nonce and code verifier."""
+    exp: float
 
 log = logging.getLogger("mcpyard.gateway")
 COOKIE = "mcpyard_oauth"
@@ -90,14 +113,14 @@ class Sealer:
             self._key, self._from = _session.derive_key(master, PURPOSE), master
         return self._key
 
-    def seal(self, data: dict[str, Any]) -> str:
+    def seal(self, data: Flow) -> str:
         payload = json.dumps({**data, "exp": time.time() + FLOW_SECONDS},
                              separators=(",", ":")).encode()
         mac = hmac.new(self._signing_key(), payload, hashlib.sha256).digest()
         return (base64.urlsafe_b64encode(payload).decode().rstrip("=") + "."
                 + base64.urlsafe_b64encode(mac).decode().rstrip("="))
 
-    def open(self, text: str | None) -> dict[str, Any] | None:
+    def open(self, text: str | None) -> Flow | None:
         if not text or text.count(".") != 1:
             return None
         body, mac = text.split(".")
@@ -109,8 +132,13 @@ class Sealer:
         if not hmac.compare_digest(hmac.new(self._signing_key(), payload,
                                             hashlib.sha256).digest(), given):
             return None
-        data: dict[str, Any] = json.loads(payload)
+        data = cast(Flow, json.loads(payload))  # our own seal: its MAC checked above
         return data if data.get("exp", 0) > time.time() else None
+
+
+def _restart(flow: Flow) -> Flow:
+    """The flow as it was before anyone signed in."""
+    return {"w": flow["w"], "q": flow["q"], "n": flow["n"]}
 
 
 def _nonce_hash(nonce: str | None) -> str:
@@ -209,7 +237,7 @@ class Pages:
     # -- authorize: sign in, then consent ------------------------------------------------------
 
     async def _consent_grant(self, live: Live, base: str,
-                             params: dict[str, list[str]]) -> Any:
+                             params: dict[str, list[str]]) -> Grant:
         """Authlib's grant for the authorization request ``params``; an Answer (error
         redirect) or an HTMLResponse (error page) when it is not valid."""
         client_id = next(iter(params.get("client_id") or ()), None)
@@ -251,7 +279,7 @@ class Pages:
         if isinstance(grant, Response):
             return grant
         nonce = secrets.token_urlsafe(18)
-        flow = {"w": live.config.name, "q": params, "n": _nonce_hash(nonce)}
+        flow: Flow = {"w": live.config.name, "q": params, "n": _nonce_hash(nonce)}
         response = self._signin(live, grant, flow)
         response.set_cookie(COOKIE, nonce, max_age=int(FLOW_SECONDS),
                             path=f"/ws/{live.config.name}/oauth", httponly=True,
@@ -259,7 +287,7 @@ class Pages:
                             or request.headers.get("x-forwarded-proto") == "https")
         return response
 
-    def _signin(self, live: Live, grant: Any, flow: dict[str, Any], status: int = 200,
+    def _signin(self, live: Live, grant: Grant, flow: Flow, status: int = 200,
                 error: str | None = None, *, at_callback: bool = False) -> HTMLResponse:
         """The sign-in page; ``at_callback``: served at the OpenID Connect callback, whose
         forms must post to the authorize and start URLs all the same (relative: a prefix in
@@ -273,7 +301,7 @@ class Pages:
                          authorize="../authorize" if at_callback else "authorize",
                          oidc_start="start" if at_callback else "oidc/start")
 
-    def _consent(self, live: Live, grant: Any, flow: dict[str, Any],
+    def _consent(self, live: Live, grant: Grant, flow: Flow,
                  *, at_callback: bool = False) -> HTMLResponse:
         config = live.by_name[flow["m"]]
         return self.page("consent.html", ws=live.config, member=config,
@@ -283,7 +311,7 @@ class Pages:
                          flow=self.sealer.seal(flow),
                          authorize="../authorize" if at_callback else "authorize")
 
-    def _flow(self, request: Request, live: Live, sealed: str | None) -> dict[str, Any] | None:
+    def _flow(self, request: Request, live: Live, sealed: str | None) -> Flow | None:
         """The sealed state of a form of this browser's flow; None when forged or stale."""
         flow = self.sealer.open(sealed)
         if (flow is None or flow.get("w") != live.config.name
@@ -315,7 +343,7 @@ class Pages:
             return self.error("This form is not one of the sign-in steps.", 400)
         problem = member_problem(live, flow["m"], flow["u"], flow["s"], flow.get("t"))
         if problem is not None:
-            return self._signin(live, grant, {k: flow[k] for k in ("w", "q", "n")}, 401,
+            return self._signin(live, grant, _restart(flow), 401,
                                 error=f"Sign in again: {problem}.")
         holder = None
         if form.get("decision") == "approve":
@@ -327,7 +355,7 @@ class Pages:
         response.delete_cookie(COOKIE, path=f"/ws/{live.config.name}/oauth")
         return response
 
-    def _token_signin(self, live: Live, grant: Any, flow: dict[str, Any],
+    def _token_signin(self, live: Live, grant: Grant, flow: Flow,
                       token: str) -> Response:
         if not live.config.sign_in.token:
             return self._signin(live, grant, flow, 403,
@@ -394,7 +422,7 @@ class Pages:
         grant = await self._consent_grant(live, self._base(request), flow["q"])
         if not hasattr(grant, "client"):
             return grant if isinstance(grant, Response) else self.error("Start again.")
-        again = {k: flow[k] for k in ("w", "q", "n")}
+        again = _restart(flow)
         code = request.query_params.get("code")
         if not code:
             return self._signin(live, grant, again, 401, at_callback=True,

@@ -90,7 +90,7 @@ class RedisStore:
         found: dict[str, str] = self._redis.hgetall(f"{P}grant:{grant_id}")  # type: ignore[assignment]
         if not found:
             return None
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {}  # each value the type _FIELDS gives its Grant field
         for name, kind in _FIELDS.items():
             raw = found.get(name, "")
             if raw == "":
@@ -105,7 +105,7 @@ class RedisStore:
         grant_id = self._redis.get(f"{P}{kind}:{token_hash}")
         return None if grant_id is None else self.get(str(grant_id))
 
-    def _save(self, pipe: Any, grant: Grant) -> None:
+    def _save(self, pipe: Any, grant: Grant) -> None:  # redis-py's pipeline (untyped)
         key = f"{P}grant:{grant.id}"
         pipe.hset(key, mapping={k: "" if v is None else str(v)
                                 for k, v in asdict(grant).items()})

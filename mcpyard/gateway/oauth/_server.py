@@ -143,6 +143,8 @@ class Answer:
 
 
 # -- clients and the member -----------------------------------------------------------------
+# Authlib is untyped: the arguments its hooks receive (requests, grants, bodies, metadata it
+# decoded) stay Any here; what the gateway reads of them is what Authlib already checked.
 
 
 class Client(ClientMixin):  # type: ignore[misc]

@@ -189,7 +189,7 @@ class Store:
         self._thread.submit(shut).result()
         self._thread.shutdown()
 
-    def _sql(self, statement: str, params: tuple[Any, ...] = ()) -> Any:
+    def _sql(self, statement: str, params: tuple[object, ...] = ()) -> Any:  # a cursor
         if self.postgres:
             statement = statement.replace("?", "%s")
         try:

@@ -28,7 +28,7 @@ import json
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -45,6 +45,7 @@ from joserfc.jws import JWSRegistry
 from mcpyard.errors import OidcError as OidcError
 from mcpyard.errors import OidcRefused as OidcRefused
 from mcpyard.errors import OidcUnavailable as OidcUnavailable
+from mcpyard.mcp.jsonrpc import JSONObject, JSONValue
 
 __all__ = [
     "Attempt",
@@ -158,7 +159,7 @@ class OidcSignIn:
         self._clock = clock
         self._leeway = leeway
         self._metadata_ttl = metadata_ttl
-        self._metadata: dict[str, Any] | None = None
+        self._metadata: JSONObject | None = None
         self._metadata_at = 0.0
         self._keys: KeySet | None = None
 
@@ -180,7 +181,8 @@ class OidcSignIn:
             ("code_challenge", create_s256_code_challenge(code_verifier)),
             ("code_challenge_method", "S256"),
         ]
-        return str(add_params_to_uri(metadata["authorization_endpoint"], params))
+        endpoint = cast(str, metadata["authorization_endpoint"])  # metadata() checked it
+        return str(add_params_to_uri(endpoint, params))
 
     async def identity(
         self,
@@ -216,7 +218,7 @@ class OidcSignIn:
             raise OidcRefused(self.issuer, "the provider has not verified this email")
         return value
 
-    async def metadata(self) -> dict[str, Any]:
+    async def metadata(self) -> JSONObject:
         """The provider's metadata (OpenID Connect Discovery 1.0), cached for a while."""
         now = self._clock()
         if self._metadata is not None and now - self._metadata_at < self._metadata_ttl:
@@ -227,11 +229,13 @@ class OidcSignIn:
             raise OidcUnavailable(self.issuer, f"the discovery document names issuer "
                                   f"{str(metadata.get('issuer'))[:200]!r}, not this one")
         for field in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
-            if not isinstance(metadata.get(field), str):
+            endpoint = metadata.get(field)
+            if not isinstance(endpoint, str):
                 raise OidcUnavailable(self.issuer, f"the discovery document lacks {field}")
-            _check_endpoint(metadata[field], field, self.issuer)
-        if isinstance(metadata.get("userinfo_endpoint"), str):
-            _check_endpoint(metadata["userinfo_endpoint"], "userinfo_endpoint", self.issuer)
+            _check_endpoint(endpoint, field, self.issuer)
+        userinfo = metadata.get("userinfo_endpoint")
+        if isinstance(userinfo, str):
+            _check_endpoint(userinfo, "userinfo_endpoint", self.issuer)
         else:
             metadata.pop("userinfo_endpoint", None)
         self._metadata, self._metadata_at = metadata, now
@@ -239,17 +243,19 @@ class OidcSignIn:
         return metadata
 
     async def _exchange(
-        self, metadata: dict[str, Any], code: str, redirect_uri: str, code_verifier: str
-    ) -> dict[str, Any]:
+        self, metadata: JSONObject, code: str, redirect_uri: str, code_verifier: str
+    ) -> JSONObject:
         body = url_encode([("grant_type", "authorization_code"), ("code", code),
                            ("redirect_uri", redirect_uri), ("code_verifier", code_verifier)])
         headers = {"Content-Type": "application/x-www-form-urlencoded",
                    "Accept": "application/json"}
         methods = metadata.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        if not isinstance(methods, list):
+            methods = ["client_secret_basic"]  # not a list: as if it named none
         encode = (encode_client_secret_post
                   if "client_secret_basic" not in methods and "client_secret_post" in methods
                   else encode_client_secret_basic)
-        url = metadata["token_endpoint"]
+        url = cast(str, metadata["token_endpoint"])  # metadata() checked it
         _, headers, body = encode(self._client, "POST", url, headers, body)
         response = await self._request(HttpRequest("POST", url, headers, body), "token")
         answer = _json(response, self.issuer, "token", OidcRefused)
@@ -262,21 +268,24 @@ class OidcSignIn:
         return answer
 
     async def _id_token_claims(
-        self, metadata: dict[str, Any], tokens: dict[str, Any], nonce: str
-    ) -> dict[str, Any]:
+        self, metadata: JSONObject, tokens: JSONObject, nonce: str
+    ) -> JSONObject:
         offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+        if not isinstance(offered, list):
+            offered = []  # not a list: names no algorithm (refused below)
         algorithms = [a for a in offered if isinstance(a, str) and a.startswith(_ASYMMETRIC)]
         if not algorithms:  # an empty list would let the JOSE library pick its defaults
             raise OidcUnavailable(self.issuer, "the provider signs ID tokens with no "
                                   "asymmetric algorithm (id_token_signing_alg_values_supported)")
         registry = JWSRegistry(algorithms=algorithms, strict_check_header=False)
+        id_token = cast(str, tokens["id_token"])  # _exchange checked it
         try:
             try:
-                token = jwt.decode(tokens["id_token"], await self._key_set(metadata),
+                token = jwt.decode(id_token, await self._key_set(metadata),
                                    registry=registry)
             except InvalidKeyIdError:
                 self._keys = None
-                token = jwt.decode(tokens["id_token"], await self._key_set(metadata),
+                token = jwt.decode(id_token, await self._key_set(metadata),
                                    registry=registry)
         except InvalidKeyIdError:
             raise OidcRefused(self.issuer, "ID token refused: signed with a key the "
@@ -297,9 +306,10 @@ class OidcSignIn:
             raise OidcRefused(self.issuer, f"ID token refused: {exc.description}") from None
         return dict(token.claims)
 
-    async def _key_set(self, metadata: dict[str, Any]) -> KeySet:
+    async def _key_set(self, metadata: JSONObject) -> KeySet:
         if self._keys is None:
-            jwks = await self._get_json(metadata["jwks_uri"], "jwks_uri", OidcUnavailable)
+            jwks_uri = cast(str, metadata["jwks_uri"])  # metadata() checked it
+            jwks = await self._get_json(jwks_uri, "jwks_uri", OidcUnavailable)
             try:
                 self._keys = KeySet.import_key_set(jwks)  # type: ignore[arg-type]
             except (JoseError, ValueError, TypeError, KeyError) as exc:
@@ -308,14 +318,15 @@ class OidcSignIn:
         return self._keys
 
     async def _userinfo(
-        self, metadata: dict[str, Any], tokens: dict[str, Any], sub: str
-    ) -> dict[str, Any]:
+        self, metadata: JSONObject, tokens: JSONObject, sub: JSONValue
+    ) -> JSONObject:
         if not isinstance(tokens.get("access_token"), str):
             raise OidcRefused(self.issuer, "the token endpoint returned no access token")
         headers = {"Authorization": f"Bearer {tokens['access_token']}",
                    "Accept": "application/json"}
         response = await self._request(
-            HttpRequest("GET", metadata["userinfo_endpoint"], headers), "userinfo")
+            # metadata() kept it only as a string
+            HttpRequest("GET", cast(str, metadata["userinfo_endpoint"]), headers), "userinfo")
         if response.status != 200:
             raise OidcRefused(self.issuer, f"the userinfo endpoint answered "
                               f"{response.status}")
@@ -327,7 +338,7 @@ class OidcSignIn:
 
     async def _get_json(
         self, url: str, what: str, error: type[OidcError]
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         response = await self._request(
             HttpRequest("GET", url, {"Accept": "application/json"}), what)
         if response.status != 200:
@@ -371,7 +382,7 @@ class RelyingParties:
 
 def _json(
     response: HttpResponse, issuer: str, what: str, error: type[OidcError]
-) -> dict[str, Any]:
+) -> JSONObject:
     try:
         value = json.loads(response.body)
     except ValueError:

@@ -26,7 +26,6 @@ import logging
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from mcpyard import errors, kube
 from mcpyard.compiler.config import SecretRef, WorkspaceConfig
@@ -69,7 +68,7 @@ class ClusterSource:
         self.namespace = namespace
         self.master_key_secret = master_key_secret
         self.watch_timeout = watch_timeout
-        self._secrets: dict[str, dict[str, Any]] = {}
+        self._secrets: dict[str, kube.KubeObject] = {}
         """Secret name -> the Secret as last listed or watched."""
         self._parsed: dict[str, _Parsed] = {}
         self._digest_key = secrets.token_bytes(32)
@@ -200,9 +199,10 @@ class ClusterSource:
 
     # -- from Secrets to the runtime ----------------------------------------------------------
 
-    def _parse(self, name: str, secret: Mapping[str, Any]) -> _Parsed:
+    def _parse(self, name: str, secret: kube.KubeObject) -> _Parsed:
         data = secret.get("data") or {}
-        meta = secret.get("metadata") or {}
+        meta = secret.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         version = str(meta.get("resourceVersion") or "")
         known = self._parsed.get(name)
         if known is not None and version and known.version == version:

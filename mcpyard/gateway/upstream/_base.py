@@ -17,10 +17,11 @@ carried ``Mcp-Session-Id``) is re-established and the request retried once, tran
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from mcpyard.compiler.config import SecretRef, ServerConfig
 from mcpyard.errors import UpstreamRPCError as UpstreamRPCError  # where clients import it
+from mcpyard.mcp.jsonrpc import JSONObject
 
 
 class Owner(NamedTuple):
@@ -44,7 +45,7 @@ the server's process was started again: what it serves may have changed with it.
 
 # (server slug, JSON-RPC notification message) for notifications the upstream sends outside a
 # request, e.g. notifications/tools/list_changed.
-NotificationHandler = Callable[[str, dict[str, Any]], Awaitable[None]]
+NotificationHandler = Callable[[str, JSONObject], Awaitable[None]]
 
 
 class Relay(Protocol):
@@ -58,9 +59,9 @@ class Relay(Protocol):
     to ``on_notification`` and a request is refused, as without a relay).
     """
 
-    def notify(self, message: dict[str, Any]) -> None: ...
+    def notify(self, message: JSONObject) -> None: ...
 
-    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+    async def ask(self, message: JSONObject) -> JSONObject:
         """The JSON-RPC response (with the upstream's id) to the upstream's request."""
         ...
 
@@ -75,7 +76,7 @@ class Upstream(Protocol):
         ...
 
     @property
-    def capabilities(self) -> dict[str, Any] | None:
+    def capabilities(self) -> JSONObject | None:
         """What the server advertised (``initialize``), None until it answered."""
         ...
 
@@ -86,12 +87,12 @@ class Upstream(Protocol):
     async def request(
         self,
         method: str,
-        params: dict[str, Any] | None,
+        params: JSONObject | None,
         *,
         owner: Owner | None,
         timeout: float | None = None,
         relay: Relay | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """Send one request and return its ``result``; see the module docstring for errors.
 
         With a ``relay``, what the server sends about this request before answering goes there.
@@ -99,7 +100,7 @@ class Upstream(Protocol):
         ...
 
     async def notify(
-        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+        self, method: str, params: JSONObject | None, *, owner: Owner | None
     ) -> None:
         """Send one notification (e.g. notifications/cancelled) on the owner's session."""
         ...

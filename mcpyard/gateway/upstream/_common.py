@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Hashable
-from typing import Any, TypeVar
+from typing import TypeVar, cast
 
 from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
@@ -22,6 +22,7 @@ from mcpyard.gateway.upstream._base import (
     SecretSource,
 )
 from mcpyard.mcp import jsonrpc
+from mcpyard.mcp.jsonrpc import JSONObject
 
 log = logging.getLogger("mcpyard.gateway.upstream")
 
@@ -49,10 +50,10 @@ class UpstreamBase:
         """None while the server serves; why not otherwise. The :class:`Handle` owns up/down
         (it reads this after each request); a client keeps no flag of its own."""
         self._closed = False
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._flights: dict[Hashable, asyncio.Task[Any]] = {}
-        self._queue: asyncio.Queue[dict[str, Any]] | None = None
-        self._capabilities: dict[str, Any] | None = None
+        self._tasks: set[asyncio.Task[object]] = set()
+        self._flights: dict[Hashable, asyncio.Task[object]] = {}
+        self._queue: asyncio.Queue[JSONObject] | None = None
+        self._capabilities: JSONObject | None = None
         self._spawns = 0
         """Processes started so far (spawned servers)."""
         self._relays: dict[tuple[Owner | None, int], Relay] = {}
@@ -74,10 +75,10 @@ class UpstreamBase:
         return self._last_error
 
     @property
-    def capabilities(self) -> dict[str, Any] | None:
+    def capabilities(self) -> JSONObject | None:
         return self._capabilities
 
-    def _learn(self, result: dict[str, Any]) -> None:
+    def _learn(self, result: JSONObject) -> None:
         """Keep what an initialize result says the server can do."""
         caps = result.get("capabilities")
         self._capabilities = caps if isinstance(caps, dict) else {}
@@ -107,9 +108,9 @@ class UpstreamBase:
 
     # -- requests --------------------------------------------------------------------------
 
-    async def request(self, method: str, params: dict[str, Any] | None, *, owner: Owner | None,
+    async def request(self, method: str, params: JSONObject | None, *, owner: Owner | None,
                       timeout: float | None = None, relay: Relay | None = None
-                      ) -> dict[str, Any]:
+                      ) -> JSONObject:
         """One request within its timeout (the server's unless given): its ``result``; see
         ``Upstream.request`` for the errors. Each transport sends it its own way (``_send``)."""
         limit = timeout or self.server.timeout_seconds
@@ -120,28 +121,29 @@ class UpstreamBase:
             raise self._timed_out(limit) from None
         return _wire.result_of(message, self._slug)
 
-    async def _send(self, method: str, params: dict[str, Any] | None, owner: Owner | None,
-                    relay: Relay | None) -> dict[str, Any]:
+    async def _send(self, method: str, params: JSONObject | None, owner: Owner | None,
+                    relay: Relay | None) -> JSONObject:
         """The response message to one request (the transport's part of ``request``)."""
         raise NotImplementedError
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def _spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+    def _spawn(self, coro: Coroutine[object, object, T], name: str) -> asyncio.Task[T]:
         """A background task that ``close()`` cancels and whose failure is logged, not lost."""
         task = asyncio.get_running_loop().create_task(coro, name=f"{self._slug}: {name}")
         self._tasks.add(task)
         task.add_done_callback(self._reap)
         return task
 
-    def _reap(self, task: asyncio.Task[Any]) -> None:
+    def _reap(self, task: asyncio.Task[object]) -> None:
         self._tasks.discard(task)
         exc = None if task.cancelled() else task.exception()
         # Session setup failures reach their waiters; anything else is a bug to see.
         if exc is not None and not isinstance(exc, errors.MCPyardError):
             log.error("%s", task.get_name(), exc_info=exc)
 
-    async def _single(self, key: Hashable, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    async def _single(self, key: Hashable, factory: Callable[[], Coroutine[object, object, T]]
+                      ) -> T:
         """Run ``factory()`` once for concurrent callers with the same key; all get its result.
 
         The shared task is shielded: a caller that gives up (its own timeout) does not cancel
@@ -152,9 +154,10 @@ class UpstreamBase:
             task = self._spawn(factory(), f"setup {key}")
             self._flights[key] = task
             task.add_done_callback(functools.partial(self._landed, key))
-        return await asyncio.shield(task)
+        # A key names one kind of setup: its task returns what this factory's would.
+        return await asyncio.shield(cast("asyncio.Task[T]", task))
 
-    def _landed(self, key: Hashable, task: asyncio.Task[Any]) -> None:
+    def _landed(self, key: Hashable, task: asyncio.Task[object]) -> None:
         if self._flights.get(key) is task:
             del self._flights[key]
 
@@ -174,7 +177,7 @@ class UpstreamBase:
 
     # -- messages from the upstream ----------------------------------------------------------
 
-    def _notify(self, message: dict[str, Any]) -> None:
+    def _notify(self, message: JSONObject) -> None:
         """Queue a notification for ``on_notification``.
 
         Delivered in order by one task, never inline: a handler that calls back into this
@@ -189,7 +192,7 @@ class UpstreamBase:
             return
         queue.put_nowait(message)
 
-    async def _deliver(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    async def _deliver(self, queue: asyncio.Queue[JSONObject]) -> None:
         while True:
             message = await queue.get()
             try:
@@ -202,7 +205,7 @@ class UpstreamBase:
         found = [r for (o, _), r in self._relays.items() if any_owner or o == owner]
         return found[0] if len(found) == 1 else None
 
-    def _incoming_notification(self, message: dict[str, Any], relay: Relay | None) -> None:
+    def _incoming_notification(self, message: JSONObject, relay: Relay | None) -> None:
         """Progress and log messages about a request go to its relay; the rest (list_changed,
         resource updates) concern the server as a whole."""
         if relay is not None and message.get("method") in _ABOUT_A_REQUEST:
@@ -210,7 +213,7 @@ class UpstreamBase:
         else:
             self._notify(message)
 
-    async def _relayed_answer(self, message: dict[str, Any], relay: Relay) -> bytes:
+    async def _relayed_answer(self, message: JSONObject, relay: Relay) -> bytes:
         """Ask the downstream client through ``relay``; the answer to send the upstream."""
         try:
             return jsonrpc.encode(await relay.ask(message))
@@ -252,7 +255,7 @@ class UpstreamBase:
             ) from None
 
 
-def quiet(future: asyncio.Future[Any]) -> None:
+def quiet(future: asyncio.Future[T]) -> None:
     """Mark a future's exception as retrieved (nobody may be waiting any more)."""
     if not future.cancelled():
         future.exception()

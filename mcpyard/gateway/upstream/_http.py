@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
@@ -53,6 +52,7 @@ from mcpyard.gateway.upstream._transport import (
     Session,
 )
 from mcpyard.mcp import protocol, sse
+from mcpyard.mcp.jsonrpc import JSONObject
 
 MEMBER_STREAMS = 50
 """GET streams of members' sessions kept open at once per upstream (each holds a connection
@@ -123,7 +123,7 @@ class StreamableHTTPUpstream(ModernEra):
             pass  # recorded in last_error
 
     async def notify(
-        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+        self, method: str, params: JSONObject | None, *, owner: Owner | None
     ) -> None:
         session = self._shared or self._sessions.get(owner)
         if session is None or session.modern:
@@ -165,10 +165,10 @@ class StreamableHTTPUpstream(ModernEra):
     async def _send(
         self,
         method: str,
-        params: dict[str, Any] | None,
+        params: JSONObject | None,
         owner: Owner | None,
         relay: Relay | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         if self._port is not None and not self._port.open:
             await self._port.wait()
         rid = next(self._ids)
@@ -201,8 +201,8 @@ class StreamableHTTPUpstream(ModernEra):
         repeatable: bool,
         relay: Relay | None = None,
         method: str = "",
-        params: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        params: JSONObject | None = None,
+    ) -> JSONObject:
         """POST on the owner's session; an expired session is re-initialized once."""
         caps = getattr(relay, "capabilities", None)
         session = (self._shared or self._sessions.get(owner)
@@ -231,7 +231,7 @@ class StreamableHTTPUpstream(ModernEra):
                 ) from None
 
     async def _session_for(
-        self, owner: Owner | None, caps: dict[str, Any] | None = None, standing: Relay | None = None
+        self, owner: Owner | None, caps: JSONObject | None = None, standing: Relay | None = None
     ) -> Session:
         """The owner's session; a new one declares ``caps``, what the owner's client can
         answer (the server may ask it only that), and ``standing`` hears what the server asks
@@ -242,7 +242,7 @@ class StreamableHTTPUpstream(ModernEra):
             return session
         return await self._single(owner, lambda: self._initialize(owner, caps, standing))
 
-    async def _initialize(self, owner: Owner | None, caps: dict[str, Any] | None,
+    async def _initialize(self, owner: Owner | None, caps: JSONObject | None,
                           standing: Relay | None = None) -> Session:
         limit = self.server.timeout_seconds
         try:
@@ -281,7 +281,7 @@ class StreamableHTTPUpstream(ModernEra):
         self._ok()
         return session
 
-    async def _handshake(self, caps: dict[str, Any] | None) -> Session:
+    async def _handshake(self, caps: JSONObject | None) -> Session:
         """A new session, in the era ``server.protocol_era`` decides.
 
         ``auto``: ``initialize`` first, since a server that serves both eras has a back-channel
@@ -315,7 +315,7 @@ class StreamableHTTPUpstream(ModernEra):
         self._era = "handshake"
         return session
 
-    async def _initialize_handshake(self, caps: dict[str, Any] | None) -> Session:
+    async def _initialize_handshake(self, caps: JSONObject | None) -> Session:
         http = self._http or self._open_http()
         rid = next(self._ids)
         params = _wire.initialize_params(protocol.LATEST_HANDSHAKE, caps)
@@ -392,7 +392,7 @@ class StreamableHTTPUpstream(ModernEra):
         server asks there goes to the member's client, what it tells there (log messages)
         too, unless it concerns the server as a whole (list_changed)."""
 
-        def heard(message: dict[str, Any]) -> None:
+        def heard(message: JSONObject) -> None:
             if "method" not in message:
                 log.debug("%s: ignored a response nobody waits for", self._slug)
             elif "id" in message:
@@ -418,7 +418,7 @@ class StreamableHTTPUpstream(ModernEra):
                 del self._member_streams[owner]
 
     async def _listen_once(self, session: Session,
-                           heard: Callable[[dict[str, Any]], None] | None = None) -> bool:
+                           heard: Callable[[JSONObject], None] | None = None) -> bool:
         """One GET stream, read to its end; True when the server offers none (405). What
         arrives goes to ``heard``; by default the gateway's own session handles it (and
         ``listening`` tells the stream is open)."""

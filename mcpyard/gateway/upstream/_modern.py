@@ -17,7 +17,6 @@ tool is remembered so that it runs once per call from then on.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import aiohttp
 
@@ -63,8 +62,8 @@ class ModernEra(HTTPTransport):
         repeatable: bool,
         relay: Relay | None,
         method: str,
-        params: dict[str, Any] | None,
-    ) -> dict[str, Any] | None:
+        params: rpc.JSONObject | None,
+    ) -> rpc.JSONObject | None:
         """A 2026-07-28 client's request on the 2026-07-28 hop of a handshake-era session
         (see the module docstring); None: send it in the handshake era."""
         if (self.server.protocol_era != "auto" or method not in _ASKING_METHODS
@@ -91,7 +90,7 @@ class ModernEra(HTTPTransport):
         return message
 
     def _to_handshake(self, code: object, key: tuple[str, str],
-                      params: dict[str, Any] | None) -> bool:
+                      params: rpc.JSONObject | None) -> bool:
         """Whether a 2026-07-28 hop's error means: send it in the handshake era."""
         if code in (protocol.UNSUPPORTED_VERSION, protocol.HEADER_MISMATCH):
             self._serves_modern = None  # no longer (an upgrade, a downgrade): ask again
@@ -113,8 +112,8 @@ class ModernEra(HTTPTransport):
         repeatable: bool,
         relay: Relay | None,
         method: str,
-        params: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+        params: rpc.JSONObject | None,
+    ) -> rpc.JSONObject:
         """A 2026-07-28 request: the envelope in ``_meta``, mirrored in the routing headers.
 
         ``Mcp-Name`` is computed from the params as they leave (the upstream's own tool name or
@@ -170,8 +169,8 @@ class ModernEra(HTTPTransport):
         return bare
 
     async def _watch(
-        self, rid: int, method: str, params: dict[str, Any] | None
-    ) -> dict[str, Any]:
+        self, rid: int, method: str, params: rpc.JSONObject | None
+    ) -> rpc.JSONObject:
         """resources/(un)subscribe on a 2026-07-28 server: the listen stream is opened again
         with the new set of URIs; answered once the server acknowledged it."""
         uri = params.get("uri") if params else None
@@ -209,10 +208,10 @@ class ModernEra(HTTPTransport):
     async def _listen_modern_once(self) -> None:
         http = self._http or self._open_http()
         rid = next(self._ids)
-        wanted: dict[str, Any] = {"toolsListChanged": True, "promptsListChanged": True,
-                                  "resourcesListChanged": True}
+        wanted: rpc.JSONObject = {"toolsListChanged": True, "promptsListChanged": True,
+                              "resourcesListChanged": True}
         if self._watched:
-            wanted["resourceSubscriptions"] = sorted(self._watched)
+            wanted["resourceSubscriptions"] = list[rpc.JSONValue](sorted(self._watched))
         body, headers = _wire.modern_request(
             rid, "subscriptions/listen", {"notifications": wanted}, None
         )

@@ -24,12 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Generator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from yarl import URL
+
+
+class _Request(Protocol):
+    """What aiohttp's ``get``/``post`` return (its own class for it is private): awaited, or
+    entered with ``async with``."""
+
+    def __await__(self) -> Generator[object, None, aiohttp.ClientResponse]: ...
+
+    async def __aenter__(self) -> aiohttp.ClientResponse: ...
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None: ...
+
 
 POOL_LIMIT = 100
 """Requests (so connections) of one upstream in flight at once, streams not counted."""
@@ -64,6 +77,7 @@ class Pool:
             for proto, _ in idle:
                 proto.close()
 
+    # aiohttp's connection keys and idle lists are private (untyped here).
     def _idle_of(self, url: URL) -> list[tuple[Any, Any]]:
         host, port = url.host, url.port
         return [(key, idle) for key, idle in list(self._conns().items())
@@ -114,11 +128,11 @@ class Client:
     def delete(self, url: URL, *, headers: Mapping[str, str]) -> _Limited:
         return _Limited(self._slots, self._pool.http.delete, url, headers=headers)
 
-    def get(self, url: URL, **kwargs: Any) -> Any:
+    def get(self, url: URL, **kwargs: Any) -> _Request:  # aiohttp's own keyword arguments
         """A long-lived GET stream (not counted against the limit)."""
         return self._pool.http.get(url, **kwargs)
 
-    def stream(self, url: URL, *, data: bytes, headers: Mapping[str, str]) -> Any:
+    def stream(self, url: URL, *, data: bytes, headers: Mapping[str, str]) -> _Request:
         """A POST whose response is a long-lived stream (not counted against the limit)."""
         return self._pool.http.post(url, data=data, headers=headers)
 
@@ -147,18 +161,19 @@ class _Limited:
 
     __slots__ = ("_args", "_cm", "_kwargs", "_send", "_slots")
 
-    def __init__(self, slots: asyncio.Semaphore, send: Any, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, slots: asyncio.Semaphore, send: Callable[..., _Request], *args: object,
+                 **kwargs: object) -> None:
         self._slots = slots
         self._send = send
         self._args = args
         self._kwargs = kwargs
-        self._cm: Any = None
+        self._cm: _Request | None = None
 
     async def __aenter__(self) -> aiohttp.ClientResponse:
         await self._slots.acquire()
         try:
             self._cm = self._send(*self._args, **self._kwargs)
-            return await self._cm.__aenter__()  # type: ignore[no-any-return]
+            return await self._cm.__aenter__()
         except BaseException:
             self._slots.release()
             raise
@@ -166,6 +181,7 @@ class _Limited:
     async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         try:
-            await self._cm.__aexit__(kind, exc, tb)
+            if self._cm is not None:
+                await self._cm.__aexit__(kind, exc, tb)
         finally:
             self._slots.release()

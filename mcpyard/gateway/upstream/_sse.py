@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from typing import Any
 
 import aiohttp
 import orjson
@@ -30,6 +29,7 @@ from mcpyard.gateway.upstream._base import (
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
 from mcpyard.mcp import correlator, protocol, sse
+from mcpyard.mcp.jsonrpc import JSONObject
 
 _GET = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
 _POST = {"Content-Type": "application/json"}
@@ -90,9 +90,9 @@ class LegacySSEUpstream(UpstreamBase):
             pass  # recorded in last_error
 
     async def _send(
-        self, method: str, params: dict[str, Any] | None, owner: Owner | None,
+        self, method: str, params: JSONObject | None, owner: Owner | None,
         relay: Relay | None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         rid = next(self._ids)
         body = _wire.request(rid, method, params)
         if relay is not None:
@@ -119,7 +119,7 @@ class LegacySSEUpstream(UpstreamBase):
         return message
 
     async def notify(
-        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+        self, method: str, params: JSONObject | None, *, owner: Owner | None
     ) -> None:
         found = self._streams.get(owner)
         if found is None:
@@ -153,7 +153,7 @@ class LegacySSEUpstream(UpstreamBase):
 
     async def _exchange(
         self, stream: _Stream, endpoint: URL, rid: int, body: bytes
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         if stream.reader is None or stream.reader.done():
             raise errors.UpstreamError(f"{self._slug}: the event stream closed")
         future = stream.pending.expect(rid)
@@ -191,7 +191,7 @@ class LegacySSEUpstream(UpstreamBase):
     # -- streams ---------------------------------------------------------------------------
 
     async def _stream_for(
-        self, owner: Owner | None, caps: dict[str, Any] | None = None
+        self, owner: Owner | None, caps: JSONObject | None = None
     ) -> tuple[_Stream, URL]:
         """The owner's stream; a new one's session declares ``caps``, what the owner's client
         can answer (None for the gateway's own)."""
@@ -211,7 +211,7 @@ class LegacySSEUpstream(UpstreamBase):
             stream.reader.cancel()
 
     async def _connect(
-        self, owner: Owner | None, caps: dict[str, Any] | None
+        self, owner: Owner | None, caps: JSONObject | None
     ) -> tuple[_Stream, URL]:
         limit = self.server.timeout_seconds
         stream = _Stream()
@@ -323,7 +323,7 @@ class LegacySSEUpstream(UpstreamBase):
         else:
             self._incoming_notification(message, self._sole_relay(owner))
 
-    async def _relay_request(self, endpoint: URL, message: dict[str, Any], relay: Relay) -> None:
+    async def _relay_request(self, endpoint: URL, message: JSONObject, relay: Relay) -> None:
         await self._post_quietly(endpoint, await self._relayed_answer(message, relay))
 
     # -- errors and plumbing -----------------------------------------------------------------

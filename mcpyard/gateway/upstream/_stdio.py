@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
@@ -31,6 +30,7 @@ from mcpyard.gateway.upstream._base import (
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log
 from mcpyard.mcp import correlator, protocol, stdio
+from mcpyard.mcp.jsonrpc import JSONObject
 
 
 class StdioUpstream(UpstreamBase):
@@ -84,14 +84,14 @@ class StdioUpstream(UpstreamBase):
             pass  # already in last_error
 
     async def _send(
-        self, method: str, params: dict[str, Any] | None, owner: Owner | None,
+        self, method: str, params: JSONObject | None, owner: Owner | None,
         relay: Relay | None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         stdin = self._stdin or await self._ready()
         return await self._exchange(stdin, method, params, owner, relay)
 
     async def notify(
-        self, method: str, params: dict[str, Any] | None, *, owner: Owner | None
+        self, method: str, params: JSONObject | None, *, owner: Owner | None
     ) -> None:
         stdin = self._stdin
         if stdin is None:
@@ -127,10 +127,10 @@ class StdioUpstream(UpstreamBase):
         self,
         stdin: asyncio.StreamWriter,
         method: str,
-        params: dict[str, Any] | None,
+        params: JSONObject | None,
         owner: Owner | None = None,
         relay: Relay | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         rid = self._pending.next_id()
         future = self._pending.expect(rid)
         if relay is not None:
@@ -212,7 +212,7 @@ class StdioUpstream(UpstreamBase):
                          label=self._slug, log=log)
         await self._supervisor.output_closed(process)
 
-    def _dispatch(self, message: dict[str, Any], stdin: asyncio.StreamWriter) -> None:
+    def _dispatch(self, message: JSONObject, stdin: asyncio.StreamWriter) -> None:
         if "method" not in message:
             self._pending.resolve(message)
         elif "id" in message:
@@ -227,7 +227,7 @@ class StdioUpstream(UpstreamBase):
             self._incoming_notification(message, self._sole_relay(None, any_owner=True))
 
     async def _relay_request(
-        self, stdin: asyncio.StreamWriter, message: dict[str, Any], relay: Relay
+        self, stdin: asyncio.StreamWriter, message: JSONObject, relay: Relay
     ) -> None:
         answer = await self._relayed_answer(message, relay)
         if self._stdin is stdin:

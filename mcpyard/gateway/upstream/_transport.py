@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from typing import Any
 
 import aiohttp
 import orjson
@@ -29,6 +28,7 @@ from mcpyard.gateway.upstream._base import (
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log
 from mcpyard.mcp import jsonrpc, process, sse
+from mcpyard.mcp.jsonrpc import JSONObject
 
 CLEANUP_TIMEOUT = 5.0
 LISTEN_BACKOFF_MAX = 30.0
@@ -115,7 +115,7 @@ class HTTPTransport(UpstreamBase):
         repeatable: bool = False,
         relay: Relay | None = None,
         headers: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """POST one request and return the response message that carries ``rid``."""
         headers = self._headers(headers or session.headers)
         for attempt in (1, 2):
@@ -154,7 +154,7 @@ class HTTPTransport(UpstreamBase):
                 raise self._broken(exc) from None
         raise AssertionError("unreachable")
 
-    def _parse_json(self, raw: bytes, rid: int) -> dict[str, Any]:
+    def _parse_json(self, raw: bytes, rid: int) -> JSONObject:
         try:
             message = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -171,7 +171,7 @@ class HTTPTransport(UpstreamBase):
         rid: int,
         session: Session,
         relay: Relay | None = None,
-    ) -> dict[str, Any]:
+    ) -> JSONObject:
         """Read an SSE response up to the message carrying ``rid``; pass the others on.
 
         Messages seen before the response concern this request: with a ``relay`` they go to
@@ -189,7 +189,7 @@ class HTTPTransport(UpstreamBase):
                     self._incoming_notification(message, relay)
         raise errors.UpstreamError(f"{self._slug}: the upstream ended the stream without answering")
 
-    def _incoming(self, message: dict[str, Any], session: Session) -> None:
+    def _incoming(self, message: JSONObject, session: Session) -> None:
         """A message that is not our response: a notification or a server request."""
         if "method" not in message:
             log.debug("%s: ignored a response nobody waits for", self._slug)
@@ -206,7 +206,7 @@ class HTTPTransport(UpstreamBase):
             log.debug("%s: could not answer a server request: %s", self._slug, type(exc).__name__)
 
     async def _relay_request(
-        self, session: Session, message: dict[str, Any], relay: Relay
+        self, session: Session, message: JSONObject, relay: Relay
     ) -> None:
         await self._reply(session, await self._relayed_answer(message, relay))
 

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import base64
 import os
-from typing import Any
+from typing import cast
 
 import orjson
 from yarl import URL
 
 import mcpyard
 from mcpyard import errors
-from mcpyard.gateway.upstream._base import UpstreamRPCError
+from mcpyard.gateway.upstream._base import Relay, UpstreamRPCError
 from mcpyard.mcp import jsonrpc, protocol
+from mcpyard.mcp.jsonrpc import JSONObject
 
 _MODERN_BASE = {
     "Content-Type": "application/json",
@@ -26,12 +27,12 @@ _MODERN_BASE = {
 }
 NOT_RELAYED = "the gateway has no client to relay this request to"
 
-CLIENT_INFO = {"name": "mcpyard", "version": mcpyard.__version__}
+CLIENT_INFO: JSONObject = {"name": "mcpyard", "version": mcpyard.__version__}
 
 _MAX_TEXT = 300
 
 
-def request(rid: int, method: str, params: dict[str, Any] | None) -> bytes:
+def request(rid: int, method: str, params: JSONObject | None) -> bytes:
     """A handshake-era request. A 2026-07-28 client's envelope in ``_meta`` is left out: a
     handshake-era server refuses a request that carries it (the SDK's servers do, with -32600),
     and the version and capabilities it names are the gateway's hop, not the client's."""
@@ -40,7 +41,7 @@ def request(rid: int, method: str, params: dict[str, Any] | None) -> bytes:
     return jsonrpc.encode(jsonrpc.request(rid, method, params))
 
 
-def without_envelope(params: dict[str, Any]) -> dict[str, Any]:
+def without_envelope(params: JSONObject) -> JSONObject:
     """``params`` without the 2026-07-28 envelope keys in ``_meta`` (the same object when it
     has none, so the common case copies nothing)."""
     meta = params.get("_meta")
@@ -53,17 +54,17 @@ def without_envelope(params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def notification(method: str, params: dict[str, Any] | None = None) -> bytes:
+def notification(method: str, params: JSONObject | None = None) -> bytes:
     return jsonrpc.encode(jsonrpc.notification(method, params))
 
 
-RELAYED_CAPABILITIES: dict[str, Any] = {"sampling": {}, "elicitation": {"form": {}, "url": {}},
+RELAYED_CAPABILITIES: JSONObject = {"sampling": {}, "elicitation": {"form": {}, "url": {}},
                                         "roots": {}}
 """What the gateway can pass on to a client (the client itself may still refuse)."""
 
 
-def initialize_params(version: str, capabilities: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
+def initialize_params(version: str, capabilities: JSONObject | None = None
+                      ) -> JSONObject:
     """``capabilities``: what the client behind this upstream session can answer (None: the
     gateway's own session, which answers nothing)."""
     return {"protocolVersion": version, "capabilities": capabilities or {},
@@ -78,7 +79,7 @@ def cancelled(rid: int, reason: str) -> bytes:
 
 
 def modern_request(
-    rid: int, method: str, params: dict[str, Any] | None, relay: Any
+    rid: int, method: str, params: JSONObject | None, relay: Relay | None
 ) -> tuple[bytes, dict[str, str]]:
     """A 2026-07-28 request: body (with the ``_meta`` envelope) and its routing headers.
 
@@ -98,8 +99,9 @@ def modern_request(
     params["_meta"] = meta
     headers = {**_MODERN_BASE, "Mcp-Method": method}
     field = protocol.TARGET_FIELD.get(method)
-    if field is not None and isinstance(params.get(field), str):
-        headers["Mcp-Name"] = header_value(params[field])
+    name = params.get(field) if field is not None else None
+    if isinstance(name, str):
+        headers["Mcp-Name"] = header_value(name)
     extra = getattr(relay, "headers", None)
     if extra:
         headers.update(extra)
@@ -117,20 +119,20 @@ def header_value(value: str) -> str:
     return "=?base64?" + base64.b64encode(value.encode()).decode("ascii") + "?="
 
 
-def answer(message: dict[str, Any]) -> bytes:
+def answer(message: JSONObject) -> bytes:
     """The gateway's answer to a request the upstream sent it (server-to-client) when no
     client can take it (the clients relay one that a member's call in progress caused).
 
     ``ping`` gets its empty result; everything else (sampling, roots, elicitation) gets
     "method not found" so the upstream never waits for an answer that will not come.
     """
-    rid = message.get("id")
+    rid = cast(jsonrpc.Id, message.get("id"))  # the upstream's own id, echoed unchecked
     if message.get("method") == protocol.PING:
         return jsonrpc.encode(jsonrpc.result(rid, {}))
     return jsonrpc.encode(jsonrpc.error(rid, jsonrpc.METHOD_NOT_FOUND, NOT_RELAYED))
 
 
-def result_of(message: Any, slug: str) -> dict[str, Any]:
+def result_of(message: object, slug: str) -> JSONObject:
     """The ``result`` of a JSON-RPC response; its ``error`` raised as UpstreamRPCError."""
     if type(message) is dict:
         result = message.get("result")
@@ -142,7 +144,7 @@ def result_of(message: Any, slug: str) -> dict[str, Any]:
     raise errors.UpstreamError(f"{slug}: the upstream sent a malformed JSON-RPC response")
 
 
-def rpc_error(error: Any) -> UpstreamRPCError:
+def rpc_error(error: object) -> UpstreamRPCError:
     if not isinstance(error, dict):
         return UpstreamRPCError(jsonrpc.INTERNAL_ERROR, "malformed error from the upstream")
     code = error.get("code")
