@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from mcpyard.api import crd
+from mcpyard.jsontypes import JSONObject
 
 
 def register(sub: Any) -> None:
@@ -28,8 +29,15 @@ def render() -> str:
 
 def files() -> dict[str, str]:
     """File name -> YAML text of each CRD, as committed in crds/."""
-    return {f"{d['metadata']['name']}.yaml": yaml.safe_dump(d, sort_keys=False, width=100)
+    return {f"{_name(d)}.yaml": yaml.safe_dump(d, sort_keys=False, width=100)
             for d in crd.definitions()}
+
+
+def _name(definition: JSONObject) -> str:
+    meta = definition["metadata"]
+    if not isinstance(meta, dict):
+        raise TypeError("a CRD without metadata")
+    return str(meta["name"])
 
 
 def run(args: argparse.Namespace) -> int:
