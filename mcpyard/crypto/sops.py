@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,7 +32,9 @@ import yaml
 from mcpyard import errors
 from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
-from mcpyard.jsontypes import JSONObject, JSONValue
+
+if typing.TYPE_CHECKING:  # types only: not a member of this module
+    from mcpyard.jsontypes import JSONObject, JSONValue
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
 """The keys sops encrypts in a manifest: only the values, never apiVersion or metadata."""
