@@ -53,7 +53,7 @@ def parse_time(text: str, *, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "analytics",
         help="reports over the gateway's per-member call records",

@@ -28,7 +28,7 @@ from mcpyard.compiler.config import WorkspaceConfig
 _SEP = "\x1f"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser("audit", help="audit access through git history")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     log: argparse.ArgumentParser = actions.add_parser(

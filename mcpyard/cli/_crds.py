@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -13,7 +12,7 @@ from mcpyard.api import crd
 from mcpyard.jsontypes import JSONObject
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "crds", help="print the CustomResourceDefinitions (kubectl apply -f -)")
     p.add_argument("--out-dir", type=Path, metavar="DIR",

@@ -146,7 +146,7 @@ def records_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"records_url": url, "retention_days": args.retention_days}
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "serve", help="run the gateway on a folder of manifests",
         description="Serve every workspace of DIR at http://HOST:PORT/ws/NAME/mcp (and the "
