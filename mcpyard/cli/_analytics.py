@@ -16,7 +16,7 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -330,7 +330,7 @@ def _export(store: str | Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def table(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
     """Aligned columns under upper-case headers, as kubectl prints them."""
     cells = [[c.upper() for c in columns]]
     cells += [[_cell(row[c]) for c in columns] for row in rows]
@@ -341,7 +341,7 @@ def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return "<none>"
     if isinstance(value, float):
