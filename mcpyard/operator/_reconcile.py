@@ -410,7 +410,7 @@ def _listed(rt: Runtime) -> bool:
     return rt.served_listed and rt.settings.peering is None
 
 
-def _digest(obj: Mapping[str, Any]) -> str:
+def _digest(obj: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
