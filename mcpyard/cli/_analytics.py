@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors
 from mcpyard.gateway.services import _calllog, _pgrecords, _records
@@ -85,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def _options(parser: argparse.ArgumentParser, default: Any) -> None:
+def _options(parser: argparse.ArgumentParser, default: str | None) -> None:
     parser.add_argument(
         "--db",
         type=Path,
@@ -154,11 +153,12 @@ class Report:
     """Fields of each row in json and csv, in order."""
     table: tuple[str, ...]
     """The fields a table shows (a terminal is narrower than an export)."""
-    query: Callable[[_calllog.Reader, _calllog.Window, argparse.Namespace], list[Any]]
+    query: Callable[[_calllog.Reader, _calllog.Window, argparse.Namespace], list[_calllog.Row]]
     top: bool = False
 
 
-def _calls(r: _calllog.Reader, w: _calllog.Window, args: argparse.Namespace) -> list[Any]:
+def _calls(r: _calllog.Reader, w: _calllog.Window, args: argparse.Namespace
+           ) -> list[_calllog.Row]:
     if args.report == "member":
         w = dataclasses.replace(w, member=args.name)
     # --limit N keeps the newest N records (a history's tail is what one looks for), shown
