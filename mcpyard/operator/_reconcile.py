@@ -25,7 +25,7 @@ from mcpyard import compiler, errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import children
-from mcpyard.jsontypes import JSONValue
+from mcpyard.jsontypes import JSONObject, JSONValue
 from mcpyard.operator import _manifests, _source, _tokens
 from mcpyard.operator._runtime import STATUS, Entry, Runtime, WorkKey
 from mcpyard.operator._settings import FINALIZER
@@ -328,7 +328,7 @@ def _remember_servers(
         rt.servers_of[ws] = kept
 
 
-def _invalid_status(e: Entry) -> dict[str, Any]:
+def _invalid_status(e: Entry) -> JSONObject:
     generation = e.body["metadata"].get("generation")
     return compiler.invalid_status(
         e.namespace, e.kind, e.name, generation, e.problems, _now(), workspace=e.workspace
