@@ -8,10 +8,9 @@ reported, never fatal: the valid resources still come back.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -28,8 +27,9 @@ SUFFIXES = (".yaml", ".yml")
 class Loaded:
     resources: tuple[v1alpha1.Resource, ...] = ()
     """Valid mcpyard resources, in file order."""
-    documents: dict[Key, dict[str, Any]] = field(default_factory=dict)
-    """Each resource's document as parsed from YAML (sops verifies the MAC over it)."""
+    documents: dict[Key, dict[str, object]] = field(default_factory=dict)
+    """Each resource's document as parsed from YAML (sops verifies the MAC over it): ``object``
+    values, not JSON (YAML has timestamps)."""
     sources: dict[Key, str] = field(default_factory=dict)
     """``file:line`` each resource came from."""
     problems: tuple[Problem, ...] = ()
@@ -56,7 +56,7 @@ def _files(root: Path) -> list[Path]:
     )
 
 
-def _documents(text: str, name: str) -> Iterator[tuple[int, Any]]:
+def _documents(text: str, name: str) -> Iterator[tuple[int, object]]:
     loader = _Loader(text)
     try:
         while loader.check_node():
@@ -73,9 +73,10 @@ def _documents(text: str, name: str) -> Iterator[tuple[int, Any]]:
         loader.dispose()
 
 
-def _workspace_of(doc: dict[str, Any]) -> str | None:
+def _workspace_of(doc: Mapping[str, object]) -> str | None:
     if doc.get("kind") == "Workspace":
-        name = (doc.get("metadata") or {}).get("name")
+        meta = doc.get("metadata")
+        name = meta.get("name") if isinstance(meta, dict) else None
         return str(name) if name else None
     spec = doc.get("spec")
     if isinstance(spec, dict) and isinstance(spec.get("workspace"), str):
@@ -86,7 +87,7 @@ def _workspace_of(doc: dict[str, Any]) -> str | None:
 def parse_texts(texts: Sequence[tuple[str, str]]) -> Loaded:
     """Parse ``(name, yaml text)`` pairs; the core of :func:`load` and :func:`load_revision`."""
     resources: list[v1alpha1.Resource] = []
-    documents: dict[Key, dict[str, Any]] = {}
+    documents: dict[Key, dict[str, object]] = {}
     sources: dict[Key, str] = {}
     problems: list[Problem] = []
     errs: list[str] = []

@@ -6,7 +6,7 @@ turn them into YAML.
 
 from __future__ import annotations
 
-from typing import Any
+from pydantic import BaseModel
 
 from mcpyard.api.v1alpha1 import GROUP, VERSION, EncryptedSecret, MCPServer, Member, Workspace
 from mcpyard.api.v1alpha1._base import Resource
@@ -14,14 +14,15 @@ from mcpyard.api.v1alpha1.encryptedsecret import EncryptedSecretStatus
 from mcpyard.api.v1alpha1.mcpserver import MCPServerStatus
 from mcpyard.api.v1alpha1.member import MemberStatus
 from mcpyard.api.v1alpha1.workspace import WorkspaceStatus
+from mcpyard.jsontypes import JSONObject, JSONValue
 
 _READY = '.status.conditions[?(@.type=="Ready")].status'
-_AGE = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+_AGE: JSONObject = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
 
 
 def _col(name: str, path: str, type_: str = "string", priority: int = 0,
-         description: str = "") -> dict[str, Any]:
-    col: dict[str, Any] = {"name": name, "type": type_, "jsonPath": path}
+         description: str = "") -> JSONObject:
+    col: JSONObject = {"name": name, "type": type_, "jsonPath": path}
     if priority:
         col["priority"] = priority
     if description:
@@ -30,7 +31,7 @@ def _col(name: str, path: str, type_: str = "string", priority: int = 0,
 
 
 # kind -> (status model, printer columns, CEL rules on spec)
-_KINDS: dict[type[Resource], tuple[type[Any], list[dict[str, Any]], list[dict[str, str]]]] = {
+_KINDS: dict[type[Resource], tuple[type[BaseModel], list[JSONValue], list[JSONValue]]] = {
     Workspace: (WorkspaceStatus, [
         _col("URL", ".status.url"),
         _col("Plan", ".spec.plan"),
@@ -69,23 +70,26 @@ _KINDS: dict[type[Resource], tuple[type[Any], list[dict[str, Any]], list[dict[st
 }
 
 
-def _inline(schema: Any, defs: dict[str, Any]) -> Any:
+def _inline(schema: JSONValue, defs: JSONObject) -> JSONValue:
     """Resolve $refs, drop what structural schemas forbid or the API server would rewrite."""
     if isinstance(schema, list):
         return [_inline(s, defs) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    if "$ref" in schema:
-        target = defs[schema["$ref"].rsplit("/", 1)[-1]]
-        merged = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        target = defs[ref.rsplit("/", 1)[-1]]
+        if not isinstance(target, dict):
+            raise TypeError(f"$defs entry of {ref} is not a schema")
+        merged: JSONObject = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
         return _inline(merged, defs)
     any_of = schema.get("anyOf")
-    if any_of is not None:
-        non_null = [s for s in any_of if s.get("type") != "null"]
+    if isinstance(any_of, list):
+        non_null = [s for s in any_of if isinstance(s, dict) and s.get("type") != "null"]
         if len(non_null) == 1:  # `X | None`: optional, not nullable
             rest = {k: v for k, v in schema.items() if k != "anyOf"}
             return _inline({**non_null[0], **rest}, defs)
-    out: dict[str, Any] = {}
+    out: JSONObject = {}
     for key, value in schema.items():
         if key in ("title", "default", "$defs", "additionalProperties") and not (
             key == "additionalProperties" and isinstance(value, dict)
@@ -101,7 +105,7 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
         if key == "description":
             out[key] = " ".join(str(value).split())
             continue
-        if key == "properties":
+        if key == "properties" and isinstance(value, dict):
             out[key] = {k: _inline(v, defs) for k, v in value.items()}
         else:
             out[key] = _inline(value, defs)
@@ -115,18 +119,24 @@ def _inline(schema: Any, defs: dict[str, Any]) -> Any:
     return out
 
 
-def _schema(model: type[Any]) -> dict[str, Any]:
-    raw = model.model_json_schema(by_alias=True, mode="validation")
-    return dict(_inline(raw, raw.get("$defs", {})))
+def _schema(model: type[BaseModel]) -> JSONObject:
+    raw: JSONObject = model.model_json_schema(by_alias=True, mode="validation")
+    defs = raw.get("$defs", {})
+    inlined = _inline(raw, defs if isinstance(defs, dict) else {})
+    if not isinstance(inlined, dict):
+        raise TypeError(f"the JSON schema of {model.__name__} is not an object")
+    return inlined
 
 
-def definition(kind: type[Resource]) -> dict[str, Any]:
+def definition(kind: type[Resource]) -> JSONObject:
     status_model, columns, rules = _KINDS[kind]
-    spec_model: Any = kind.model_fields["spec"].annotation
+    spec_model = kind.model_fields["spec"].annotation
+    if not (isinstance(spec_model, type) and issubclass(spec_model, BaseModel)):
+        raise TypeError(f"{kind.KIND}.spec is not a model")
     spec = _schema(spec_model)
     if rules:
         spec["x-kubernetes-validations"] = rules
-    properties: dict[str, Any] = {
+    properties: JSONObject = {
         "apiVersion": {"type": "string"},
         "kind": {"type": "string"},
         "metadata": {"type": "object"},
@@ -139,7 +149,7 @@ def definition(kind: type[Resource]) -> dict[str, Any]:
             "description": "The metadata block that sops writes; kept as-is.",
             "x-kubernetes-preserve-unknown-fields": True,
         }
-    schema = {"type": "object", "description": (kind.__doc__ or "").strip(),
+    schema: JSONObject = {"type": "object", "description": (kind.__doc__ or "").strip(),
               "properties": properties, "required": ["spec"]}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
@@ -169,6 +179,6 @@ def definition(kind: type[Resource]) -> dict[str, Any]:
     }
 
 
-def definitions() -> list[dict[str, Any]]:
+def definitions() -> list[JSONObject]:
     """Every CRD, in a stable order."""
     return [definition(kind) for kind in (Workspace, MCPServer, Member, EncryptedSecret)]

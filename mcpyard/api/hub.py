@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Self
+from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
 from mcpyard.api.v1alpha1._base import Model, Slug
 from mcpyard.api.v1alpha1.mcpserver import HttpUrl
+from mcpyard.jsontypes import JSONObject
 
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 """An environment variable name, as the entries use them."""
@@ -130,9 +131,9 @@ class HubConfig(Model):
             raise ValueError(f"required names settings not in properties: {', '.join(missing)}")
         return self
 
-    def json_schema(self) -> dict[str, Any]:
+    def json_schema(self) -> JSONObject:
         """The schema as JSON Schema (draft 2020-12) data."""
-        schema: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
+        schema: JSONObject = {"$schema": "https://json-schema.org/draft/2020-12/schema"}
         schema.update(self.model_dump(mode="json", by_alias=True, exclude_none=True))
         return schema
 

@@ -6,14 +6,13 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors, manifests
 from mcpyard.cli import _common
 from mcpyard.compiler import diff as access_diff
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser("access", help="review access changes")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     d: argparse.ArgumentParser = actions.add_parser(

@@ -16,11 +16,10 @@ import re
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors
 from mcpyard.gateway.services import _calllog, _pgrecords, _records
@@ -53,7 +52,7 @@ def parse_time(text: str, *, now: float | None = None) -> float:
     return moment.timestamp()
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "analytics",
         help="reports over the gateway's per-member call records",
@@ -85,7 +84,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def _options(parser: argparse.ArgumentParser, default: Any) -> None:
+def _options(parser: argparse.ArgumentParser, default: str | None) -> None:
     parser.add_argument(
         "--db",
         type=Path,
@@ -154,11 +153,12 @@ class Report:
     """Fields of each row in json and csv, in order."""
     table: tuple[str, ...]
     """The fields a table shows (a terminal is narrower than an export)."""
-    query: Callable[[_calllog.Reader, _calllog.Window, argparse.Namespace], list[Any]]
+    query: Callable[[_calllog.Reader, _calllog.Window, argparse.Namespace], list[_calllog.Row]]
     top: bool = False
 
 
-def _calls(r: _calllog.Reader, w: _calllog.Window, args: argparse.Namespace) -> list[Any]:
+def _calls(r: _calllog.Reader, w: _calllog.Window, args: argparse.Namespace
+           ) -> list[_calllog.Row]:
     if args.report == "member":
         w = dataclasses.replace(w, member=args.name)
     # --limit N keeps the newest N records (a history's tail is what one looks for), shown
@@ -330,7 +330,7 @@ def _export(store: str | Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
+def table(columns: Sequence[str], rows: Sequence[Mapping[str, object]]) -> str:
     """Aligned columns under upper-case headers, as kubectl prints them."""
     cells = [[c.upper() for c in columns]]
     cells += [[_cell(row[c]) for c in columns] for row in rows]
@@ -341,7 +341,7 @@ def table(columns: Sequence[str], rows: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return "<none>"
     if isinstance(value, float):

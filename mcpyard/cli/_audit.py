@@ -18,17 +18,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors, manifests
 from mcpyard.cli import _access, _common
 from mcpyard.compiler import diff as access_diff
 from mcpyard.compiler.config import WorkspaceConfig
+from mcpyard.jsontypes import JSONObject
 
 _SEP = "\x1f"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser("audit", help="audit access through git history")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     log: argparse.ArgumentParser = actions.add_parser(
@@ -70,7 +70,7 @@ class Entry:
     problems: tuple[Problem, ...] = ()
     """Resources this commit's manifests left out (invalid), and files that did not parse."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"commit": self.commit.sha, "author": self.commit.author, "date": self.date,
                 "subject": self.commit.subject, "event": self.event,
                 **self.changes.to_dict(), "problems": [p.text for p in self.problems]}

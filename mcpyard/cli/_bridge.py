@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from typing import Any
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"MCPYARD_BRIDGE_{name}") or default
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "bridge",
         help="serve a stdio MCP server over streamable HTTP",

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -64,7 +63,7 @@ def print_problems(result: Result, *, warnings: bool = True) -> None:
             print(f"warning: {text}", file=sys.stderr)
 
 
-def dump(data: Any, output: str) -> str:
+def dump(data: object, output: str) -> str:
     if output == "json":
         import json
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 import yaml
 
 from mcpyard.api import crd
+from mcpyard.jsontypes import JSONObject
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "crds", help="print the CustomResourceDefinitions (kubectl apply -f -)")
     p.add_argument("--out-dir", type=Path, metavar="DIR",
@@ -28,8 +28,15 @@ def render() -> str:
 
 def files() -> dict[str, str]:
     """File name -> YAML text of each CRD, as committed in crds/."""
-    return {f"{d['metadata']['name']}.yaml": yaml.safe_dump(d, sort_keys=False, width=100)
+    return {f"{_name(d)}.yaml": yaml.safe_dump(d, sort_keys=False, width=100)
             for d in crd.definitions()}
+
+
+def _name(definition: JSONObject) -> str:
+    meta = definition["metadata"]
+    if not isinstance(meta, dict):
+        raise TypeError("a CRD without metadata")
+    return str(meta["name"])
 
 
 def run(args: argparse.Namespace) -> int:

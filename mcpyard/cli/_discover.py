@@ -10,6 +10,7 @@ every workspace, whose handles carry the lists, ready for the gateway's own mani
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -17,13 +18,13 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors
 from mcpyard.cli import _common
 from mcpyard.gateway import Settings, build_app
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._upstreams import Handle
+from mcpyard.jsontypes import JSONObject
 
 LIST_KEYS = ("prompts", "resources", "resourceTemplates")
 
@@ -35,14 +36,14 @@ class Found:
     down: dict[str, str] = field(default_factory=dict)
     """``workspace/slug`` -> why its lists are unknown."""
 
-    def tools_file(self) -> dict[str, Any]:
+    def tools_file(self) -> JSONObject:
         """What a tools file holds for these servers."""
-        out: dict[str, Any] = {}
+        out: JSONObject = {}
         for live in self.lives.values():
             for handle in live.handles.values():
                 if handle.tools is None:
                     continue
-                entry: dict[str, Any] = {"tools": list(handle.tools)}
+                entry: JSONObject = {"tools": list(handle.tools)}
                 entry.update({k: list(v) for k, v in handle.lists.items()})
                 out[f"{handle.server.namespace}/{handle.server.name}"] = entry
         return dict(sorted(out.items()))
@@ -115,7 +116,7 @@ def discover(folder: Path, *, tools_file: Path | None, age_key_file: Path | None
     return asyncio.run(_started(folder, age_key_file=age_key_file, timeout=timeout))
 
 
-def add_options(p: Any) -> None:
+def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", type=Path, metavar="DIR", help="folder of manifests")
     p.add_argument("--tools", type=Path, metavar="FILE", dest="tools_file",
                    help="read the servers' lists from FILE (JSON keyed by NAMESPACE/NAME) "
@@ -130,7 +131,7 @@ def add_options(p: Any) -> None:
                    help="seconds to wait for the servers to list their tools (default 60)")
 
 
-def run_discovery(args: Any, command: str) -> Found | None:
+def run_discovery(args: argparse.Namespace, command: str) -> Found | None:
     """What the folder's servers report (warning on stderr for each one whose lists are
     unknown), or None after saying why nothing could be found."""
     try:

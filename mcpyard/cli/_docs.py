@@ -29,7 +29,7 @@ log = logging.getLogger("mcpyard.cli")
 KEY_ENV = "MCPYARD_SUMMARIZER_API_KEY"
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "docs", help="write capability manifests and docs pages of a folder's servers",
         description="Start each server of DIR as `serve` would (or read --tools FILE), then "

@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any
 
 from mcpyard.cli._serve import _env, add_serving_options, records_options, serving_settings
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "gateway", help="run the gateway in a cluster, on the operator's config Secrets",
         description="Serve every workspace whose config Secret the operator wrote in NAMESPACE "

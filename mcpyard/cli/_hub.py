@@ -14,7 +14,6 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 import yaml
 
@@ -195,17 +194,17 @@ def _skeleton(entry: hub_api.HubEntry, namespace: str, recipients: list[str],
 def manifest(entry: hub_api.HubEntry, *, workspace: str, namespace: str | None = None) -> str:
     """An MCPServer manifest (YAML text, with explaining comments) installing ``entry``."""
     secret_name = _secret_name(entry)
-    metadata: dict[str, Any] = {"name": entry.name}
+    metadata: dict[str, object] = {"name": entry.name}
     if namespace:
         metadata["namespace"] = namespace
-    source: dict[str, Any] = {"name": entry.name, "version": _Quoted(entry.version)}
+    source: dict[str, object] = {"name": entry.name, "version": _Quoted(entry.version)}
     required = {name: entry.config.properties[name] for name in entry.config.required}
     if required:  # a value to edit, the documented example where there is one
         source["env"] = {name: (s.examples or [PLACEHOLDER])[0] for name, s in required.items()}
-    spec: dict[str, Any] = {"workspace": workspace, "hub": source}
+    spec: dict[str, object] = {"workspace": workspace, "hub": source}
     secrets = []
     for secret in entry.secrets:
-        injection: dict[str, Any] = {
+        injection: dict[str, object] = {
             "secretRef": {"name": secret_name, "key": secret.name.lower()},
             "as": secret.as_,
         }

@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import os
 import sys
-from typing import Any
 
 from mcpyard.compiler import children
 
@@ -18,7 +17,7 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"MCPYARD_{name}") or default
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "operator",
         help="run the Kubernetes operator",

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import io
 from pathlib import Path
-from typing import Any
 
 from ruamel.yaml import YAML
 
@@ -21,7 +20,7 @@ from mcpyard.cli import _discover
 from mcpyard.discovery import pins
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "pin", help="write the servers' current tool hashes into spec.tools.pin",
         description="Start each server of DIR as `serve` would (or read --tools FILE) and "

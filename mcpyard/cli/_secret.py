@@ -9,7 +9,6 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors
 from mcpyard.crypto import sops
@@ -18,7 +17,7 @@ RECIPIENT_ENV = ("MCPYARD_AGE_RECIPIENTS", "SOPS_AGE_RECIPIENTS")
 """Where recipients come from when no --age is given (comma-separated, as sops reads them)."""
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "secret",
         help="encrypted secrets",

@@ -8,7 +8,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from mcpyard.gateway import Settings
+    from mcpyard.gateway._runtime import Runtime
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -106,7 +112,7 @@ def needs_extra(option: str, module: str, extra: str) -> None:
                          f"pip install 'mcpyard[{extra}]'") from None
 
 
-def serving_settings(args: argparse.Namespace) -> dict[str, Any]:
+def serving_settings(args: argparse.Namespace) -> dict[str, Any]:  # Settings' keywords
     """The :class:`~mcpyard.gateway.Settings` fields of :func:`add_serving_options`."""
     if args.redis_url:
         needs_extra("--redis-url", "redis", "redis")
@@ -130,7 +136,7 @@ def _public_url(url: str | None) -> str | None:
     if not url.startswith(("https://", "http://")) or "?" in url or "#" in url:
         raise SystemExit(f"mcpyard: --public-url: not an http(s) base URL: {url}")
     return url.rstrip("/")
-def records_options(args: argparse.Namespace) -> dict[str, Any]:
+def records_options(args: argparse.Namespace) -> dict[str, Any]:  # Settings' keywords
     """The Settings fields of --records-url and --retention-days (checked here, so that a
     wrong URL is a usage error naming the option, never echoing a password)."""
     from mcpyard.gateway.services import _pgrecords
@@ -146,7 +152,7 @@ def records_options(args: argparse.Namespace) -> dict[str, Any]:
     return {"records_url": url, "retention_days": args.retention_days}
 
 
-def register(sub: Any) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "serve", help="run the gateway on a folder of manifests",
         description="Serve every workspace of DIR at http://HOST:PORT/ws/NAME/mcp (and the "
@@ -190,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _banner(app: Any, settings: Any) -> None:
-    runtime = app.state.runtime
+def _banner(app: Starlette, settings: Settings) -> None:
+    runtime: Runtime = app.state.runtime  # Starlette's State is untyped
     lines = [f"mcpyard gateway on {settings.base_url} (manifests: {settings.manifests})"]
     if not runtime.live:
         lines.append("  no workspace is serving yet; see /readyz and the log for why")

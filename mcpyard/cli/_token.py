@@ -8,12 +8,11 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 from mcpyard.crypto import tokens
 
 
-def register(subparsers: Any) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "token",
         help="member tokens",

@@ -35,6 +35,7 @@ from mcpyard.compiler.config import (
     ToolFilter,
     WorkspaceConfig,
 )
+from mcpyard.jsontypes import JSONObject, JSONValue
 
 Key = tuple[str, str, str]
 NsName = tuple[str, str]
@@ -68,7 +69,7 @@ class Child:
     """A Kubernetes object the cluster needs, owned by the resource ``owner``."""
 
     owner: Key
-    object: dict[str, Any]
+    object: JSONObject
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ class Compilation:
     """The configuration of every accepted workspace, by workspace name."""
     problems: tuple[Problem, ...]
     """Every problem found, sorted; warnings included (``severity``)."""
-    statuses: dict[Key, dict[str, Any]]
+    statuses: dict[Key, JSONObject]
     """The status of each resource, by (namespace, kind, name)."""
     children: tuple[Child, ...] = ()
     """Child objects (cluster target only)."""
@@ -179,7 +180,7 @@ def _secrets(run: _Run) -> None:
         run.secrets[nsname] = secret
         rep = run.report(secret)
         keys = sorted(secret.spec.string_data)
-        rep.fields.update(keys=keys, keyCount=len(keys))
+        rep.fields.update(keys=list[JSONValue](keys), keyCount=len(keys))
         rep.programmed = True
         failure = run.observed.secret_failures.get(nsname)
         if failure is not None:
@@ -267,6 +268,7 @@ def _hub_settings_valid(rep: Report, entry: HubEntry, env: dict[str, str]) -> No
 
 def _server_config(run: _Run, server: MCPServer, rep: Report, slug: str) -> ServerConfig | None:
     spec, ns, name = server.spec, server.metadata.namespace, server.metadata.name
+    # ServerConfig's keyword arguments (a ToolFilter among them), not JSON
     base: dict[str, Any] = {"slug": slug, "name": name, "namespace": ns,
                             "tools": ToolFilter(include=tuple(spec.tools.include),
                                                 exclude=tuple(spec.tools.exclude),
@@ -488,7 +490,7 @@ def _configs(run: _Run) -> dict[str, WorkspaceConfig]:
             for member_cfg in members:
                 usable = sorted(t for t in tools if access.member_may_use(member_cfg, t))
                 run.reports[(ns, "Member", member_cfg.name)].fields.update(
-                    tools=len(usable), toolNames=usable[:MEMBER_TOOLS_MAX],
+                    tools=len(usable), toolNames=list[JSONValue](usable[:MEMBER_TOOLS_MAX]),
                     toolsNotListed=max(0, len(usable) - MEMBER_TOOLS_MAX))
     return out
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from mcpyard.api._problem import Problem
 from mcpyard.api.v1alpha1 import conditions as c
+from mcpyard.jsontypes import JSONObject, JSONValue
 
 
 @dataclass
@@ -36,7 +36,7 @@ class Report:
     """True serving, False not, None not known yet (no observed state)."""
     ready_reason: str = c.PENDING
     ready_message: str = ""
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: JSONObject = field(default_factory=dict)
     """Kind-specific status fields (url, counts, slug, endpoint, ...)."""
     held: str | None = None
     """Why it has errors while its last good version stays in use (the held-resource rule)."""
@@ -58,8 +58,8 @@ class Report:
     def problems(self) -> list[Problem]:
         return [*self.invalid, *self.unresolved, *self.warnings]
 
-    def status(self, now: datetime) -> dict[str, Any]:
-        def cond(type_: str, ok: bool | None, reason: str, message: str) -> dict[str, Any]:
+    def status(self, now: datetime) -> JSONObject:
+        def cond(type_: str, ok: bool | None, reason: str, message: str) -> JSONObject:
             return condition(type_, ok, reason, message, now, self.generation)
 
         def say(problems: list[Problem]) -> str:
@@ -71,7 +71,7 @@ class Report:
         programmed = resolved and self.programmed
         ready = self.ready if programmed else False
         blocked = "not accepted" if not accepted else "references unresolved"
-        conds = [
+        conds: list[JSONValue] = [
             cond(c.ACCEPTED, accepted,
                  c.VALID if accepted else c.CONFLICT if self.conflict else c.INVALID,
                  "spec is valid" if accepted else say(self.invalid)),
@@ -104,8 +104,8 @@ class Report:
         return {"observedGeneration": self.generation, **self.fields, "conditions": conds}
 
 
-def merge(previous: list[dict[str, Any]] | None, current: list[dict[str, Any]]
-          ) -> list[dict[str, Any]]:
+def merge(previous: list[JSONObject] | None, current: list[JSONObject]
+          ) -> list[JSONObject]:
     """Keep each condition's lastTransitionTime while its status does not change."""
     old = {cnd.get("type"): cnd for cnd in previous or []}
     out = []
@@ -119,7 +119,7 @@ def merge(previous: list[dict[str, Any]] | None, current: list[dict[str, Any]]
 
 
 def condition(type_: str, ok: bool | None, reason: str, message: str, now: datetime,
-              generation: int | None) -> dict[str, Any]:
+              generation: int | None) -> JSONObject:
     """One condition as the API stores it (status True, False or Unknown when ``ok`` is None)."""
     return {
         "type": type_,
@@ -133,20 +133,23 @@ def condition(type_: str, ok: bool | None, reason: str, message: str, now: datet
 
 def invalid_status(namespace: str, kind: str, name: str, generation: int | None,
                    problems: Sequence[Problem], now: datetime,
-                   workspace: str | None = None) -> dict[str, Any]:
+                   workspace: str | None = None) -> JSONObject:
     """The status of a resource that cannot even be parsed: not Accepted, for ``problems``."""
     report = Report(namespace, kind, name, generation, workspace=workspace)
     report.invalid.extend(problems)
     return report.status(now)
 
 
-def not_programmed(status: Mapping[str, Any], reason: str, message: str) -> dict[str, Any]:
+def not_programmed(status: Mapping[str, JSONValue], reason: str, message: str) -> JSONObject:
     """``status`` with Programmed False for ``reason`` (applying what the compiler made was
     refused or held back, e.g. :data:`~mcpyard.api.v1alpha1.conditions.CONFIG_TOO_LARGE`), and
     Ready False because of it."""
-    out = []
-    for cond in status.get("conditions") or []:
-        if cond["type"] == c.PROGRAMMED:
+    out: list[JSONValue] = []
+    found = status.get("conditions") or []
+    for cond in found if isinstance(found, list) else []:
+        if not isinstance(cond, dict):
+            out.append(cond)
+        elif cond["type"] == c.PROGRAMMED:
             cond = {**cond, "status": "False", "reason": reason, "message": message}
         elif cond["type"] == c.READY:
             cond = {**cond, "status": "False", "reason": c.NOT_PROGRAMMED,
@@ -156,7 +159,7 @@ def not_programmed(status: Mapping[str, Any], reason: str, message: str) -> dict
 
 
 def tools_changed_condition(refreshed: datetime, count: int, changed: str | None, first: bool,
-                            generation: int | None) -> dict[str, Any]:
+                            generation: int | None) -> JSONObject:
     """MCPServer ``ToolsChanged``: True when the tool refresh at ``refreshed`` found another list
     than the one before it (``changed`` says how), False when it found the same ``count`` tools
     (reason ``FirstDiscovery`` the first time)."""
@@ -171,7 +174,7 @@ def tools_changed_condition(refreshed: datetime, count: int, changed: str | None
 
 
 def tools_pinned_condition(pinned: int, held: Mapping[str, str], now: datetime,
-                           generation: int | None) -> dict[str, Any]:
+                           generation: int | None) -> JSONObject:
     """MCPServer ``ToolsPinned`` of a server that pins ``pinned`` tools: False (``PinMismatch``,
     the withheld tools named with why) when ``held`` names any, else True (``PinsMatch``)."""
     if held:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from mcpyard import __version__
 from mcpyard.compiler.config import ServerConfig
+from mcpyard.jsontypes import JSONObject, JSONValue
 
 BRIDGE_PORT = 8080
 RUNNER_IMAGE = f"ghcr.io/mcpyard/mcpyard-runner:{__version__}"
@@ -50,13 +50,13 @@ def hosted(
     port: int,
     replicas: int,
     runner_image: str,
-) -> list[dict[str, Any]]:
+) -> list[JSONObject]:
     """Deployment + Service (+ env Secret) for one hosted server."""
     name, ns = server.name, server.namespace
     labels = child_labels(name)
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(server.env.items())]
+    env: list[JSONValue] = [{"name": k, "value": v} for k, v in sorted(server.env.items())]
     refs = {i.target: i.ref.identity for i in server.injections if i.as_ == "env"}
-    objects: list[dict[str, Any]] = []
+    objects: list[JSONObject] = []
     if refs:
         secret_name = object_name(name, "env")
         objects.append({
@@ -69,8 +69,8 @@ def hosted(
         env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": var}}}
                 for var in sorted(refs)]
     if transport == "stdio":
-        args = ["mcpyard", "bridge", "--port", str(port), "--", *(command or ())]
-        container: dict[str, Any] = {"image": image or runner_image, "args": args}
+        args: list[JSONValue] = ["mcpyard", "bridge", "--port", str(port), "--", *(command or ())]
+        container: JSONObject = {"image": image or runner_image, "args": args}
     else:
         container = {"image": image or runner_image}
         if command:

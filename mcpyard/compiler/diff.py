@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import MemberConfig, ServerConfig, WorkspaceConfig
+from mcpyard.jsontypes import JSONObject
 
 # (namespace, server name) -> tool names
 Tools = Mapping[tuple[str, str], Sequence[str]]
@@ -48,7 +48,7 @@ class AccessDiff:
     def empty(self) -> bool:
         return not self.workspaces
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {"workspaces": [
             {"name": w.name, "namespace": w.namespace, "change": w.change,
              "details": list(w.details),

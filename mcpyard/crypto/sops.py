@@ -22,9 +22,9 @@ import os
 import re
 import shutil
 import subprocess
+import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pyrage
 import yaml
@@ -32,6 +32,9 @@ import yaml
 from mcpyard import errors
 from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
+
+if typing.TYPE_CHECKING:  # types only: not a member of this module
+    from mcpyard.jsontypes import JSONObject, JSONValue
 
 ENCRYPTED_REGEX = "^(data|stringData)$"
 """The keys sops encrypts in a manifest: only the values, never apiVersion or metadata."""
@@ -84,7 +87,7 @@ def binary() -> str:
     return path
 
 
-def _ref(document: Mapping[str, Any]) -> str:
+def _ref(document: Mapping[str, object]) -> str:
     meta = document.get("metadata")
     meta = meta if isinstance(meta, Mapping) else {}
     return f"{meta.get('namespace') or 'default'}/{meta.get('name') or '<unnamed>'}"
@@ -190,12 +193,12 @@ def _cause_text(code: int, stderr: str) -> str:
 
 
 def decrypt(
-    document: Mapping[str, Any],
+    document: Mapping[str, object],
     *,
     age_key_file: Path | None = None,
     age_key: str | None = None,
     verify_mac: bool = True,
-) -> dict[str, Any]:
+) -> JSONObject:
     """Decrypt one EncryptedSecret manifest (as parsed from YAML) with sops; check its MAC.
 
     ``verify_mac=False`` is for objects read back from the Kubernetes API, whose re-serialised
@@ -215,7 +218,7 @@ def decrypt(
         args.append("--ignore-mac")
     out = _run(args, data, _identity_env(age_key_file, age_key), what)
     try:
-        decrypted = json.loads(out)
+        decrypted: JSONValue = json.loads(out)
     except ValueError:
         raise _failed(what, "sops returned output that is not JSON") from None
     if not isinstance(decrypted, dict):
@@ -252,7 +255,7 @@ def _check_recipients(recipients: list[str], what: str) -> None:
             raise _failed(what, f"{exc}") from None
 
 
-def manifest(name: str, namespace: str, data: Mapping[str, str]) -> dict[str, Any]:
+def manifest(name: str, namespace: str, data: Mapping[str, str]) -> JSONObject:
     """The plaintext EncryptedSecret manifest ``encrypt_secret`` hands to sops, keys sorted."""
     return {
         "apiVersion": v1alpha1.API_VERSION,

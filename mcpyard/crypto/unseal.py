@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from mcpyard import errors
 from mcpyard.compiler import config
@@ -24,7 +23,7 @@ def unseal(
     vault: Vault,
     namespace: str,
     name: str,
-    document: Mapping[str, Any],
+    document: Mapping[str, object],
     *,
     age_key_file: Path | None = None,
     age_key: str | None = None,
@@ -45,14 +44,16 @@ def unseal(
     if not isinstance(values, dict):
         raise errors.SecretError(f"secret {namespace}/{name}: no spec.stringData",
                                  cause="no spec.stringData")
+    strings: dict[str, str] = {}
     for key, value in sorted(values.items()):
         if not isinstance(value, str):
             raise errors.SecretError(
                 f"secret {namespace}/{name}: stringData.{key} is not a string",
                 cause=f"stringData.{key} is not a string",
             )
+        strings[key] = value
     sealed = []
-    for key, value in sorted(values.items()):
+    for key, value in strings.items():
         identity = config.secret_identity(namespace, name, key)
         vault.seal(identity, value)
         sealed.append(identity)

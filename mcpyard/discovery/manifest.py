@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from mcpyard.api.hub import HubEntry
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import pins, search
+from mcpyard.jsontypes import JSONObject, JSONValue
 
 SCHEMA_VERSION = "mcpyard.io/manifest/v1"
 
@@ -59,15 +60,21 @@ _UNCOUNTABLE = frozenset({"json", "yaml", "markdown", "html", "code", "content",
 _SENTENCE_END = (". ", ".\n", "! ", "? ")
 
 
+Manifest: TypeAlias = dict[str, Any]
+"""A capability manifest (and its tool entries) as built and stored. Its values stay ``Any``:
+its readers here, in docs and in the gateway's console index nested fields directly
+(``m["server"]["slug"]``); a TypedDict once those readers take one."""
+
+
 @dataclass(frozen=True)
 class Reported:
     """What a server reported about itself (its lists as it sent them)."""
 
-    tools: Sequence[Mapping[str, Any]] = ()
-    prompts: Sequence[Mapping[str, Any]] = ()
-    resources: Sequence[Mapping[str, Any]] = ()
-    resource_templates: Sequence[Mapping[str, Any]] = ()
-    server_info: Mapping[str, Any] = field(default_factory=dict)
+    tools: Sequence[Mapping[str, object]] = ()
+    prompts: Sequence[Mapping[str, object]] = ()
+    resources: Sequence[Mapping[str, object]] = ()
+    resource_templates: Sequence[Mapping[str, object]] = ()
+    server_info: Mapping[str, object] = field(default_factory=dict)
     """initialize's serverInfo (name, title, version), when known."""
     instructions: str | None = None
 
@@ -96,7 +103,7 @@ def hub_info(entry: HubEntry | None) -> HubInfo | None:
                  for s in entry.secrets])
 
 
-def dumps(manifest: Mapping[str, Any]) -> str:
+def dumps(manifest: Mapping[str, object]) -> str:
     """A manifest's JSON text as it is stored and published (the same bytes for the same
     manifest)."""
     return json.dumps(manifest, indent=2) + "\n"
@@ -174,7 +181,7 @@ def _plural_noun(phrase: str) -> str:
     return f"{head} {last}" if head else last
 
 
-def effect(tool: Mapping[str, Any]) -> str:
+def effect(tool: Mapping[str, object]) -> str:
     """read-only, destructive, additive (writes without destroying) or unknown, from the
     tool's annotations only (hints the server gives; absent ones are unknown)."""
     ann = tool.get("annotations")
@@ -211,7 +218,7 @@ def json_type(schema: object) -> str:
     return "object" if "properties" in schema else "any"
 
 
-def arguments(schema: object) -> list[dict[str, Any]]:
+def arguments(schema: object) -> list[JSONObject]:
     """The top-level arguments of an input schema, in their declared order."""
     if not isinstance(schema, dict):
         return []
@@ -223,7 +230,7 @@ def arguments(schema: object) -> list[dict[str, Any]]:
     out = []
     for name, prop in props.items():
         prop = prop if isinstance(prop, dict) else {}
-        arg: dict[str, Any] = {"name": str(name), "type": json_type(prop),
+        arg: JSONObject = {"name": str(name), "type": json_type(prop),
                                "required": name in required,
                                "description": " ".join(str(prop.get("description", "")).split())}
         if "default" in prop:
@@ -232,19 +239,21 @@ def arguments(schema: object) -> list[dict[str, Any]]:
     return out
 
 
-def example_value(schema: object, name: str = "value", depth: int = 0) -> Any:
+def example_value(schema: object, name: str = "value", depth: int = 0) -> JSONValue:
     """A plausible value for a schema: its example, default, first enum value, or one made
     from its type and format (deterministic)."""
     if not isinstance(schema, dict) or depth > 4:
         return f"<{name}>"
+    given: JSONValue  # a value the schema gives (JSON, as the schema was parsed)
     for key in ("examples", "enum"):
         values = schema.get(key)
         if isinstance(values, list) and values:
-            return values[0]
-    if "const" in schema:
-        return schema["const"]
-    if "default" in schema:
-        return schema["default"]
+            given = values[0]
+            return given
+    for key in ("const", "default"):
+        if key in schema:
+            given = schema[key]
+            return given
     t = schema.get("type")
     if isinstance(t, list):
         t = next((x for x in t if x != "null"), None)
@@ -275,7 +284,7 @@ def example_value(schema: object, name: str = "value", depth: int = 0) -> Any:
     return None
 
 
-def example_arguments(schema: object, depth: int = 0) -> dict[str, Any]:
+def example_arguments(schema: object, depth: int = 0) -> JSONObject:
     """Arguments for an example call: the required ones (all, when none is required)."""
     if not isinstance(schema, dict):
         return {}
@@ -288,8 +297,8 @@ def example_arguments(schema: object, depth: int = 0) -> dict[str, Any]:
     return {str(n): example_value(props[n], str(n), depth) for n in chosen}
 
 
-def _tool(server: ServerConfig, tool: Mapping[str, Any], prefix: str | None
-          ) -> dict[str, Any]:
+def _tool(server: ServerConfig, tool: Mapping[str, object], prefix: str | None
+          ) -> Manifest:
     original = str(tool["name"])
     verb, obj = verb_and_object(original, prefix)
     if obj == server.slug:
@@ -300,10 +309,10 @@ def _tool(server: ServerConfig, tool: Mapping[str, Any], prefix: str | None
         how == "read-only" or (how == "unknown" and verb in READ_VERBS)) else []
     writes = [obj] if obj and verb and (
         how in ("destructive", "additive") or (how == "unknown" and verb in WRITE_VERBS)) else []
-    out: dict[str, Any] = {
+    out: Manifest = {
         "name": naming.namespaced(server.slug, original),
         "originalName": original,
-        "purpose": purpose(tool.get("description")),
+        "purpose": purpose(str(d) if (d := tool.get("description")) else None),
         "description": str(tool.get("description") or ""),
         "effect": how,
         "reads": reads,
@@ -320,11 +329,12 @@ def _tool(server: ServerConfig, tool: Mapping[str, Any], prefix: str | None
     return out
 
 
-def _needs(server: ServerConfig, hub: HubInfo | None) -> dict[str, Any]:
-    secrets = [{"secret": i.ref.name, "key": i.ref.key, "as": i.as_, "target": i.target}
-               for i in server.injections]
-    out: dict[str, Any] = {"transport": server.transport, "secrets": secrets,
-                           "env": sorted(server.env)}
+def _needs(server: ServerConfig, hub: HubInfo | None) -> JSONObject:
+    secrets: list[JSONValue] = [
+        {"secret": i.ref.name, "key": i.ref.key, "as": i.as_, "target": i.target}
+        for i in server.injections]
+    out: JSONObject = {"transport": server.transport, "secrets": secrets,
+                       "env": list[JSONValue](sorted(server.env))}
     if server.command is not None:
         out["command"] = list(server.command)
     if server.url is not None and server.mode == "proxy":
@@ -339,7 +349,7 @@ def _plain_url(url: str | None) -> str:
     return (url or "").split("?", 1)[0].split("#", 1)[0]
 
 
-def _count(tools: Iterable[Mapping[str, Any]], value: str) -> int:
+def _count(tools: Iterable[Manifest], value: str) -> int:
     return sum(1 for t in tools if t["effect"] == value)
 
 
@@ -357,7 +367,7 @@ def _listing(items: Sequence[str], limit: int = 6, conjunction: str = "and") -> 
     return ", ".join(shown[:-1]) + f" {conjunction} " + shown[-1]
 
 
-def _tool_count(tools: list[dict[str, Any]]) -> str:
+def _tool_count(tools: list[Manifest]) -> str:
     """``13 tools (9 read-only, 4 additive)``, ``2 tools (all read-only)``, ``1 tool
     (destructive)``, ``7 tools (none declares its effect)``."""
     n = len(tools)
@@ -377,7 +387,7 @@ def _tool_count(tools: list[dict[str, Any]]) -> str:
         for word, c in counts) + ")"
 
 
-def _summary(title: str, server: ServerConfig, tools: list[dict[str, Any]],
+def _summary(title: str, server: ServerConfig, tools: list[Manifest],
              reported: Reported, reads: list[str], writes: list[str],
              hub: HubInfo | None) -> str:
     how = {"proxy": f"proxied to {_plain_url(server.url)}", "hosted": "run by the gateway",
@@ -419,7 +429,7 @@ def _base_verb(word: str) -> str:
     return lower[:1] + word[1:]
 
 
-def _when(slug: str, reads: list[str], writes: list[str], tools: list[dict[str, Any]]) -> str:
+def _when(slug: str, reads: list[str], writes: list[str], tools: list[Manifest]) -> str:
     if reads or writes:
         kinds = _listing([_plural_noun(k) for k in sorted(set(reads) | set(writes))],
                          conjunction="or")
@@ -435,17 +445,17 @@ def _when(slug: str, reads: list[str], writes: list[str], tools: list[dict[str, 
 
 
 def build(workspace: str, server: ServerConfig, reported: Reported,
-          hub: HubInfo | None = None) -> dict[str, Any]:
+          hub: HubInfo | None = None) -> Manifest:
     """The capability manifest of one server (the tools its filter exposes)."""
     exposed = [t for t in reported.tools if isinstance(t.get("name"), str)
-               and access.server_exposes(server.tools, t["name"])]
+               and access.server_exposes(server.tools, str(t["name"]))]
     prefix = tool_prefix(str(t["name"]) for t in exposed)
     tools = [_tool(server, t, prefix) for t in sorted(exposed, key=lambda t: str(t["name"]))]
     reads = sorted({r for t in tools for r in t["reads"]})
     writes = sorted({w for t in tools for w in t["writes"]})
     info = reported.server_info
     title = str(info.get("title") or (hub.title if hub is not None else "") or server.slug)
-    out: dict[str, Any] = {
+    out: Manifest = {
         "schemaVersion": SCHEMA_VERSION,
         "workspace": workspace,
         "server": {"name": server.name, "namespace": server.namespace, "slug": server.slug,
@@ -473,9 +483,9 @@ def build(workspace: str, server: ServerConfig, reported: Reported,
     return out
 
 
-def _prompt(server: ServerConfig, prompt: Mapping[str, Any]) -> dict[str, Any]:
+def _prompt(server: ServerConfig, prompt: Mapping[str, object]) -> JSONObject:
     found = prompt.get("arguments")
-    args: list[Any] = found if isinstance(found, list) else []
+    args: list[object] = found if isinstance(found, list) else []
     return {"name": naming.namespaced(server.slug, str(prompt["name"])),
             "description": str(prompt.get("description") or ""),
             "arguments": [{"name": str(a.get("name")), "required": bool(a.get("required")),
@@ -483,16 +493,17 @@ def _prompt(server: ServerConfig, prompt: Mapping[str, Any]) -> dict[str, Any]:
                           for a in args if isinstance(a, dict)]}
 
 
-def _resource(server: ServerConfig, item: Mapping[str, Any], key: str) -> dict[str, Any]:
-    out = {key: naming.resource_uri(server.slug, str(item[key])),
+def _resource(server: ServerConfig, item: Mapping[str, object], key: str) -> JSONObject:
+    out: JSONObject = {key: naming.resource_uri(server.slug, str(item[key])),
            "name": str(item.get("name") or ""),
            "description": str(item.get("description") or "")}
-    if isinstance(item.get("mimeType"), str):
-        out["mimeType"] = item["mimeType"]
+    mime = item.get("mimeType")
+    if isinstance(mime, str):
+        out["mimeType"] = mime
     return out
 
 
-def link(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def link(manifests: Sequence[Manifest]) -> list[Manifest]:
     """The manifests of one workspace, each with ``pairsWith``: the other servers that work
     on a data type it works on (one writes what the other reads, or both touch it)."""
     types = {m["server"]["slug"]: set(m["dataTypes"]["reads"]) | set(m["dataTypes"]["writes"])
@@ -507,7 +518,7 @@ def link(manifests: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def enrich(manifest: dict[str, Any], summary: str) -> dict[str, Any]:
+def enrich(manifest: Manifest, summary: str) -> Manifest:
     """The manifest with a summarizer's summary (kept only when it is a usable paragraph)."""
     text = " ".join(summary.split())
     if not text or len(text) > 2000:
@@ -515,7 +526,7 @@ def enrich(manifest: dict[str, Any], summary: str) -> dict[str, Any]:
     return {**manifest, "summary": text, "summarySource": "summarizer"}
 
 
-def visible(manifest: dict[str, Any], may_use: Callable[[str], bool]) -> dict[str, Any] | None:
+def visible(manifest: Manifest, may_use: Callable[[str], bool]) -> Manifest | None:
     """The manifest as a member sees it: only the tools and prompts ``may_use(name)`` admits,
     the resources whose URIs it admits; None when nothing is left."""
     tools = [t for t in manifest["tools"] if may_use(t["name"])]
@@ -528,7 +539,7 @@ def visible(manifest: dict[str, Any], may_use: Callable[[str], bool]) -> dict[st
             "resourceTemplates": templates}
 
 
-def prompt_for_summary(manifest: Mapping[str, Any]) -> str:
+def prompt_for_summary(manifest: Manifest) -> str:
     """What a summarizer is asked (the facts it may use, nothing secret: no URL, no env)."""
     lines = [f"Server {manifest['server']['slug']} ({manifest['server']['title']}).",
              "Tools:"]

@@ -22,7 +22,6 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 K1 = 1.2
 B = 0.75
@@ -163,7 +162,7 @@ def argument_names(schema: object) -> list[str]:
     return [str(name) for name in props] if isinstance(props, dict) else []
 
 
-def tool_document(key: str, tool: Mapping[str, Any], context: str = "") -> Document:
+def tool_document(key: str, tool: Mapping[str, object], context: str = "") -> Document:
     """A tool's document: its name (and title), its arguments, its description (and its
     arguments' descriptions), and ``context`` (e.g. the server's slug and summary)."""
     schema = tool.get("inputSchema")

@@ -7,7 +7,6 @@ the SDK's (``mcp_types``), plus the ones it does not name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeAlias, TypeGuard
 
 import mcp_types
@@ -20,17 +19,11 @@ from mcp_types import INVALID_REQUEST as INVALID_REQUEST
 from mcp_types import METHOD_NOT_FOUND as METHOD_NOT_FOUND
 from mcp_types import PARSE_ERROR as PARSE_ERROR
 
-JSONValue: TypeAlias = (
-    "dict[str, JSONValue] | list[JSONValue] | str | int | float | bool | None"
-)
-"""Any JSON value, as orjson parses it."""
-JSONObject: TypeAlias = "dict[str, JSONValue]"
-"""A JSON object: a JSON-RPC message, its params or its result."""
-JSONLike: TypeAlias = (
-    "Mapping[str, JSONLike] | Sequence[JSONLike] | str | int | float | bool | None"
-)
-"""A JSON value to send: read-only containers, so that a ``dict[str, str]`` or a pydantic dump
-fits where the parsed ``JSONValue`` (invariant ``dict``/``list``) would not."""
+# The JSON types, defined once below every layer (re-exported).
+from mcpyard.jsontypes import JSONLike as JSONLike
+from mcpyard.jsontypes import JSONObject as JSONObject
+from mcpyard.jsontypes import JSONValue as JSONValue
+
 Message: TypeAlias = dict[str, Any]
 """A JSON-RPC message the builders return, to be encoded. Its values stay ``Any``: the router
 rewrites a reply's ``result`` in place before encoding it (an ``orjson.Fragment``, the era's

@@ -29,10 +29,14 @@ import httpx2
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
+from mcpyard.jsontypes import JSONObject
 from mcpyard.operator._runtime import DISCOVERY_CONCURRENCY, NsName, Runtime, Tools
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from mcp.client.session import ClientSession
+    from pydantic import BaseModel
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -68,14 +72,15 @@ def headers(server: ServerConfig, rt: Runtime) -> dict[str, str]:
     return out
 
 
-def _dump(item: Any) -> dict[str, Any]:
+def _dump(item: BaseModel) -> JSONObject:
     """An SDK list item as the server sent it (JSON names, absent fields left out)."""
     return dict(item.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-async def _pages(fetch: Any, attr: str) -> list[dict[str, Any]]:
+async def _pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[JSONObject]:
     """Every item of a paginated list (a server that pages forever is cut off at 100)."""
-    found: list[dict[str, Any]] = []
+    # Any: each list has its own SDK result type; ``attr`` names the field read
+    found: list[JSONObject] = []
     cursor: str | None = None
     for _ in range(100):
         result = await fetch(cursor)
@@ -124,7 +129,7 @@ async def list_tools(
     async with rt.discovery_slots, asyncio.timeout(timeout):
         http = client(headers=headers(server, rt), timeout=httpx2.Timeout(timeout))
         async with http, contextlib.AsyncExitStack() as stack:
-            streams: Any
+            streams: Any  # the SDK's two transports' stream tuples differ in arity and type
             if server.transport == "sse":
                 streams = await stack.enter_async_context(
                     sse_client(
@@ -141,14 +146,15 @@ async def list_tools(
             session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
             protocol = await negotiate(session, server)
 
-            def paged(method: Any) -> Any:
+            def paged(method: Callable[..., Awaitable[Any]]
+                      ) -> Callable[[str | None], Awaitable[Any]]:
                 return lambda cursor: method(params={"cursor": cursor} if cursor else None)
 
             tools = await _pages(paged(session.list_tools), "tools")
             caps = session.server_capabilities or mcp.types.ServerCapabilities()
             prompts = await _pages(paged(session.list_prompts), "prompts") if caps.prompts else []
-            resources: list[dict[str, Any]] = []
-            templates: list[dict[str, Any]] = []
+            resources: list[JSONObject] = []
+            templates: list[JSONObject] = []
             if caps.resources:
                 resources = await _pages(paged(session.list_resources), "resources")
                 templates = await _pages(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from mcpyard import kube
 from mcpyard.operator._settings import Settings
@@ -18,10 +17,13 @@ from mcpyard.operator._settings import Settings
 PEERING_API = "kopf.dev/v1"
 
 
-def _live(peer: Mapping[str, Any], now: datetime) -> bool:
+def _live(peer: Mapping[object, object], now: datetime) -> bool:
+    given = peer.get("lifetime", 60)
+    if not isinstance(given, int | float | str):
+        return False  # what int() refused with a TypeError
     try:
         seen = datetime.fromisoformat(str(peer["lastseen"]))
-        lifetime = timedelta(seconds=int(peer.get("lifetime", 60)))
+        lifetime = timedelta(seconds=int(given))
     except (KeyError, TypeError, ValueError):
         return False
     if seen.tzinfo is None:
@@ -29,16 +31,24 @@ def _live(peer: Mapping[str, Any], now: datetime) -> bool:
     return seen + lifetime > now
 
 
-def leads(peerings: list[Mapping[str, Any]], priority: int, now: datetime) -> bool:
+def leads(peerings: list[Mapping[str, object]], priority: int, now: datetime) -> bool:
     """True unless a live peer outranks ``priority`` or shares it with another live one."""
     for peering in peerings:
         status = peering.get("status") or {}
-        live = [p for p in status.values() if isinstance(p, Mapping) and _live(p, now)]
-        if any(int(p.get("priority", 0)) > priority for p in live):
+        peers = status.values() if isinstance(status, Mapping) else ()
+        live = [p for p in peers if isinstance(p, Mapping) and _live(p, now)]
+        if any(_priority(p) > priority for p in live):
             return False
-        if sum(1 for p in live if int(p.get("priority", 0)) == priority) > 1:
+        if sum(1 for p in live if _priority(p) == priority) > 1:
             return False
     return True
+
+
+def _priority(peer: Mapping[object, object]) -> int:
+    given = peer.get("priority", 0)
+    if not isinstance(given, int | float | str):
+        raise TypeError(f"a peer's priority is a {type(given).__name__}")  # as int() raised
+    return int(given)
 
 
 async def leading(client: kube.Client, settings: Settings, priority: int | None) -> bool:

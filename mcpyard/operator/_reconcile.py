@@ -25,6 +25,7 @@ from mcpyard import compiler, errors, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import children
+from mcpyard.jsontypes import JSONObject, JSONValue
 from mcpyard.operator import _manifests, _source, _tokens
 from mcpyard.operator._runtime import STATUS, Entry, Runtime, WorkKey
 from mcpyard.operator._settings import FINALIZER
@@ -203,8 +204,9 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
                 status["lastRefresh"] = discovered.refreshed.isoformat().replace("+00:00", "Z")
                 if discovered.protocol is not None:
                     status["protocol"] = dict(discovered.protocol)
-                status["conditions"] = [
-                    *(status.get("conditions") or []),
+                before = status.get("conditions")
+                conditions: list[JSONValue] = [
+                    *(before if isinstance(before, list) else []),
                     compiler.tools_changed_condition(
                         discovered.refreshed,
                         len(discovered.tools),
@@ -216,11 +218,12 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
                 server = compiled.get((e.namespace, e.name))
                 pinned = server and _manifests.pinned_condition(e, server, discovered, now)
                 if pinned:
-                    status["conditions"].append(pinned)
+                    conditions.append(pinned)
+                status["conditions"] = conditions
             built = manifests.get((e.namespace, e.name))
             stored = built and await _manifests.store(rt, e, ws, built, force=force)
             if stored:
-                status["manifest"] = stored
+                status["manifest"] = {**stored}
         if (
             isinstance(e.resource, v1alpha1.Workspace)
             and programmed is not None
@@ -325,7 +328,7 @@ def _remember_servers(
         rt.servers_of[ws] = kept
 
 
-def _invalid_status(e: Entry) -> dict[str, Any]:
+def _invalid_status(e: Entry) -> JSONObject:
     generation = e.body["metadata"].get("generation")
     return compiler.invalid_status(
         e.namespace, e.kind, e.name, generation, e.problems, _now(), workspace=e.workspace
@@ -407,7 +410,7 @@ def _listed(rt: Runtime) -> bool:
     return rt.served_listed and rt.settings.peering is None
 
 
-def _digest(obj: Mapping[str, Any]) -> str:
+def _digest(obj: Mapping[str, object]) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
@@ -422,7 +425,7 @@ async def _apply_children(
     hosted: set[tuple[str, str]] = set()
     env_values: dict[tuple[str, str], dict[str, str]] = {}
     for child in out.children:  # env Secrets first: the Deployment carries a hash of them
-        obj = child.object
+        obj: kube.KubeObject = child.object
         if obj["kind"] != "Secret":
             continue
         refs = json.loads(obj["metadata"]["annotations"][children.SECRET_REFS_ANNOTATION])
@@ -434,7 +437,7 @@ async def _apply_children(
         owner = owners.get((child.owner[0], child.owner[2]))
         if owner is None:
             continue
-        obj = copy.deepcopy(child.object)
+        obj = copy.deepcopy(child.object)  # a kube.KubeObject (typed above)
         meta = obj["metadata"]
         meta["labels"][WORKSPACE_LABEL] = ws
         meta["ownerReferences"] = [kube.owner_reference(owner.body)]

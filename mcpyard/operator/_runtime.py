@@ -184,7 +184,8 @@ class Tools:
     def tools(self) -> tuple[tuple[str, str | None], ...]:
         """(name, description) in the server's order."""
         return tuple(
-            (str(t["name"]), t.get("description") or None) for t in self.reported.tools
+            (str(t["name"]), str(d) if (d := t.get("description")) else None)
+            for t in self.reported.tools
         )
 
     @property

@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
 from mcpyard import kube
 from mcpyard.compiler.config import Source
@@ -51,10 +50,11 @@ class Applier:
         return f"{self.kind} {self.namespace}/{self.name}"
 
 
-def pointer(metadata: Mapping[str, Any], *, argocd_namespace: str) -> Source | Applier | None:
+def pointer(metadata: Mapping[str, object], *, argocd_namespace: str
+            ) -> Source | Applier | None:
     """What one object's metadata says about its source (pure)."""
-    annotations = metadata.get("annotations") or {}
-    labels = metadata.get("labels") or {}
+    annotations = _mapping(metadata.get("annotations"))
+    labels = _mapping(metadata.get("labels"))
     stated = str(annotations.get(REVISION_ANNOTATION) or "").strip()
     if stated:
         return Source(revision=stated, origin=f"annotation {REVISION_ANNOTATION}")
@@ -69,20 +69,28 @@ def pointer(metadata: Mapping[str, Any], *, argocd_namespace: str) -> Source | A
     return None
 
 
-def revision_of(applier: Applier, obj: Mapping[str, Any]) -> str | None:
+def revision_of(applier: Applier, obj: Mapping[str, object]) -> str | None:
     """The revision an applier's status says it last applied (pure)."""
-    status = obj.get("status") or {}
+    status = _mapping(obj.get("status"))
+    found: object
     if applier.kind == KUSTOMIZATION[1]:
         found = status.get("lastAppliedRevision")
     else:
-        sync = status.get("sync") or {}
-        found = sync.get("revision") or ", ".join(sync.get("revisions") or [])
+        sync = _mapping(status.get("sync"))
+        revisions = sync.get("revisions") or []
+        found = sync.get("revision") or ", ".join(revisions if isinstance(revisions, list)
+                                                  else [])
     return str(found) if found else None
+
+
+def _mapping(value: object) -> Mapping[str, object]:
+    # A field of an object the API server sent (an object there, or absent).
+    return value if isinstance(value, Mapping) else {}
 
 
 async def find(
     client: kube.Client,
-    bodies: Iterable[Mapping[str, Any]],
+    bodies: Iterable[Mapping[str, object]],
     *,
     argocd_namespace: str,
     unreadable: set[str],
@@ -91,7 +99,7 @@ async def find(
     ``unreadable`` remembers the appliers already warned about."""
     asked: set[Applier] = set()
     for body in bodies:
-        found = pointer(body.get("metadata") or {}, argocd_namespace=argocd_namespace)
+        found = pointer(_mapping(body.get("metadata")), argocd_namespace=argocd_namespace)
         if isinstance(found, Source):
             return found
         if found is None or found in asked:

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
 
 from pydantic import ValidationError
 
@@ -40,11 +40,11 @@ KINDS: dict[str, type[Resource]] = {
 }
 
 
-def parse(obj: dict[str, Any]) -> Resource:
+def parse(obj: Mapping[str, object]) -> Resource:
     """Validate one manifest of a mcpyard kind; raise InvalidResource naming each field."""
     kind = obj.get("kind")
     raw_meta = obj.get("metadata")
-    meta: dict[str, Any] = raw_meta if isinstance(raw_meta, dict) else {}
+    meta: Mapping[str, object] = raw_meta if isinstance(raw_meta, dict) else {}
     namespace = str(meta.get("namespace") or "default")
     name = str(meta.get("name") or "<unnamed>")
     if obj.get("apiVersion") != API_VERSION or not isinstance(kind, str) or kind not in KINDS:

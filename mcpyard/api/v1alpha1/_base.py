@@ -9,6 +9,8 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from mcpyard.jsontypes import JSONObject
+
 GROUP = "mcpyard.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -65,7 +67,8 @@ def check_glob(value: str) -> str:
 
 
 def _schema(pattern: re.Pattern[str], max_length: int | None = None) -> Any:
-    extra: dict[str, Any] = {"pattern": f"^{pattern.pattern}$"}
+    # Any: pydantic's Field() is typed Any (it stands for a field's default)
+    extra: JSONObject = {"pattern": f"^{pattern.pattern}$"}
     if max_length:
         extra["maxLength"] = max_length
     return Field(json_schema_extra=extra)
@@ -122,6 +125,7 @@ class Resource(Model):
     """Always mcpyard.io/v1alpha1."""
     kind: str
     metadata: ObjectMeta
+    # Any, not JSONObject: a pydantic field (the recursive alias is not a schema pydantic builds)
     status: dict[str, Any] | None = None
     """Written by the operator; ignored on input."""
 

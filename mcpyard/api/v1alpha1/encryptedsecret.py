@@ -51,5 +51,6 @@ class EncryptedSecret(Resource):
 
     kind: Literal["EncryptedSecret"] = "EncryptedSecret"
     spec: EncryptedSecretSpec
+    # Any, not JSONObject: a pydantic field (the recursive alias is not a schema pydantic builds)
     sops: dict[str, Any] | None = None
     """The metadata block sops writes; kept as-is."""
