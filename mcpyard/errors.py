@@ -49,10 +49,11 @@ Authlib.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from mcpyard.api._problem import Problem
+    from mcpyard.jsontypes import JSONValue
 
 
 class MCPyardError(Exception):
@@ -186,8 +187,8 @@ class UnavailableError(MCPyardError):
 class UpstreamRPCError(UpstreamError):
     """The upstream answered with a JSON-RPC error; passed through to the client as is."""
 
-    # data: the JSON an upstream sent (untyped: JSONValue lives in mcpyard.mcp, above here)
-    def __init__(self, code: int, message: str, data: Any = None) -> None:
+    # data: the JSON an upstream sent with its error, as it was sent
+    def __init__(self, code: int, message: str, data: JSONValue = None) -> None:
         super().__init__(message)
         self.code = code
         self.rpc_message = message
