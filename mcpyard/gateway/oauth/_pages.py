@@ -371,9 +371,12 @@ class Pages:
 
     # -- OpenID Connect sign-in ------------------------------------------------------------------
 
-    def _relying_party(self, live: Live) -> OidcSignIn | HTMLResponse:
-        config = live.config.sign_in.oidc
-        if config is None:
+    def _relying_party(self, request: Request) -> tuple[Live, OidcSignIn] | HTMLResponse:
+        """The request's workspace and its OpenID Connect relying party, or the page saying
+        why there is none."""
+        live = self._live(request)
+        config = live.config.sign_in.oidc if live is not None else None
+        if live is None or config is None:
             return self.error("This workspace does not take OpenID Connect sign-in.", 404)
         try:
             secret = self.runtime.secrets.reveal(config.client_secret)
@@ -381,15 +384,13 @@ class Pages:
             log.warning("workspace %s: OpenID Connect client secret: %s", live.config.name, exc)
             return self.error("OpenID Connect sign-in is not ready: its client secret cannot be "
                               "unsealed. Tell the workspace's administrators.", 503)
-        return self.oauth.oidc.get(config.issuer, config.client_id, secret, config.claim)
+        return live, self.oauth.oidc.get(config.issuer, config.client_id, secret, config.claim)
 
     async def oidc_start(self, request: Request) -> Response:
-        live = self._live(request)
-        if live is None:
-            return self.error("This workspace does not take OpenID Connect sign-in.", 404)
-        rp = self._relying_party(live)
-        if isinstance(rp, Response):
-            return rp
+        found = self._relying_party(request)
+        if isinstance(found, Response):
+            return found
+        live, rp = found
         headers = {k.lower(): v for k, v in request.headers.items()}
         form = await request.form()
         flow = self._flow(request, live, str(form.get("flow") or ""))
@@ -409,12 +410,10 @@ class Pages:
         return RedirectResponse(url, 303, headers=HEADERS)
 
     async def oidc_callback(self, request: Request) -> Response:
-        live = self._live(request)
-        if live is None:
-            return self.error("This workspace does not take OpenID Connect sign-in.", 404)
-        rp = self._relying_party(live)
-        if isinstance(rp, Response):
-            return rp
+        found = self._relying_party(request)
+        if isinstance(found, Response):
+            return found
+        live, rp = found
         flow = self._flow(request, live, request.query_params.get("state"))
         if flow is None or "on" not in flow:
             return self.error("This sign-in expired or did not start in this browser; start "
