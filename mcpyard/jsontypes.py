@@ -21,3 +21,47 @@ JSONLike: TypeAlias = (
 )
 """A JSON value to send: read-only containers, so that a ``dict[str, str]`` or a pydantic dump
 fits where the parsed ``JSONValue`` (invariant ``dict``/``list``) would not."""
+
+
+# -- readers: narrow what arrived where it is read ------------------------------------------
+# A missing field and a field of the wrong type read alike (as absent): what validates a
+# document says so by name; a reader only must not raise. What they return for an absent
+# object or list is a new empty one, to read, never to write into.
+
+
+def at(value: JSONValue, *path: str) -> JSONValue:
+    """The value at ``path`` below ``value``; None where a step is missing or not an object."""
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def obj(value: JSONValue, *path: str) -> JSONObject:
+    """The object at ``path`` below ``value`` (``value`` itself without one), else ``{}``."""
+    found = at(value, *path)
+    return found if isinstance(found, dict) else {}
+
+
+def seq(value: JSONValue, *path: str) -> list[JSONValue]:
+    """The list at ``path`` below ``value``, else ``[]``."""
+    found = at(value, *path)
+    return found if isinstance(found, list) else []
+
+
+def objects(value: JSONValue, *path: str) -> list[JSONObject]:
+    """The objects in the list at ``path`` below ``value`` (other items skipped)."""
+    return [item for item in seq(value, *path) if isinstance(item, dict)]
+
+
+def text(value: JSONValue, *path: str, default: str = "") -> str:
+    """The string at ``path`` below ``value``, else ``default``."""
+    found = at(value, *path)
+    return found if isinstance(found, str) else default
+
+
+def integer(value: JSONValue, *path: str, default: int = 0) -> int:
+    """The integer at ``path`` below ``value`` (not a bool), else ``default``."""
+    found = at(value, *path)
+    return found if isinstance(found, int) and not isinstance(found, bool) else default
