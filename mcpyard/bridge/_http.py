@@ -6,11 +6,13 @@
   so the client re-initializes). Every other message is forwarded to the child's one session.
   GET opens the session's stream (list_changed, logs, server requests with no caller in
   flight); DELETE ends the session.
-- modern era (2026-07-28, a request whose ``MCP-Protocol-Version`` header or ``_meta`` names
-  it, or ``server/discover``): no session. ``server/discover`` is answered from the child's
+- modern era (2026-07-28; :func:`mcpyard.mcp.protocol.is_modern` tells, as in the gateway):
+  no session. A request is checked as the gateway checks it (:func:`mcpyard.mcp.protocol.
+  check_modern`: envelope, headers, version). ``server/discover`` is answered from the child's
   initialize result; other requests are forwarded with the per-request ``_meta`` envelope
-  removed (the child speaks the handshake era), results get ``resultType`` (and ``ttlMs`` /
-  ``cacheScope: private`` on lists). A server request of the child (sampling, elicitation,
+  removed (the child speaks the handshake era), results completed by
+  :func:`mcpyard.mcp.protocol.complete` (``resultType``; ``ttlMs`` and ``cacheScope: private``
+  on lists and reads). A server request of the child (sampling, elicitation,
   roots) becomes an ``input_required`` result whose ``requestState`` parks the child's request;
   the client's retry carries the answers and resumes it. Closing the response stream cancels
   the request in the child.
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import orjson
+from mcp.shared import inbound
 
 from mcpyard.bridge import _child
 from mcpyard.mcp import asgi, jsonrpc, protocol
@@ -197,8 +200,11 @@ class BridgeApp:
             )
             return
         sse = "text/event-stream" in (asgi.header(scope, b"accept") or "")
-        if _modern(scope, message):
-            await self._modern(message, receive, send, sse)
+        version = asgi.header(scope, b"mcp-protocol-version")
+        has_session = asgi.header(scope, b"mcp-session-id") is not None
+        if protocol.is_modern(None if version is None else version.strip(" \t"), message,
+                              has_session):
+            await self._modern(scope, message, receive, send, sse)
         else:
             await self._handshake(scope, message, receive, send, sse)
 
@@ -242,9 +248,11 @@ class BridgeApp:
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
         result = dict(self.child.init_result or {})
-        result["protocolVersion"] = _negotiate(
-            params.get("protocolVersion"), self.child.protocol_version
-        )
+        child = self.child.protocol_version
+        offered = ([v for v in protocol.HANDSHAKE_VERSIONS if v <= child]
+                   if child in protocol.HANDSHAKE_VERSIONS else [child])
+        # The client's version if the child's is not older, else the child's.
+        result["protocolVersion"] = protocol.negotiate(params.get("protocolVersion"), offered)
         now = time.monotonic()
         if len(self.sessions) >= MAX_SESSIONS:
             for stale in [s for s in self.sessions.values() if now - s.last_seen > SESSION_IDLE]:
@@ -260,12 +268,18 @@ class BridgeApp:
     # -- modern era ------------------------------------------------------------------------
 
     async def _modern(
-        self, message: jsonrpc.JSONObject, receive: Receive, send: Send, sse: bool
+        self, scope: Scope, message: jsonrpc.JSONObject, receive: Receive, send: Send, sse: bool
     ) -> None:
         method = message.get("method")
         rid = message.get("id")
         if method is None or "id" not in message:
             await asgi.respond(send, 202, b"")  # no client notifications on this wire
+            return
+        verdict = protocol.check_modern(message, scope["headers"])
+        if isinstance(verdict, inbound.InboundLadderRejection):
+            body = jsonrpc.error(rid if jsonrpc.valid_id(rid) else None, verdict.code,
+                                 verdict.message, verdict.data)
+            await asgi.respond_json(send, protocol.HTTP_STATUS.get(verdict.code, 400), body)
             return
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
@@ -299,13 +313,10 @@ class BridgeApp:
         init = self.child.init_result or {}
         child_version = self.child.protocol_version
         versions = [v for v in protocol.STREAMABLE_VERSIONS if v <= child_version]
-        result: jsonrpc.JSONObject = {
+        result: jsonrpc.JSONObject = protocol.complete({
             "supportedVersions": [*versions, *protocol.MODERN_VERSIONS],
             "capabilities": init.get("capabilities") or {},
-            "resultType": "complete",
-            "ttlMs": 0,
-            "cacheScope": "private",
-        }
+        }, protocol.DISCOVER)
         if init.get("instructions") is not None:
             result["instructions"] = init["instructions"]
         if isinstance(init.get("serverInfo"), dict):
@@ -421,8 +432,8 @@ class BridgeApp:
                         },
                     }
                     final = True
-                elif final and modern:
-                    event = _modern_result(event, method)
+                elif final and modern and isinstance(result := event.get("result"), dict):
+                    protocol.complete(result, method)
                 if final and not streaming:
                     await asgi.respond(send, 200, orjson.dumps(event), _JSON)
                     return
@@ -460,7 +471,8 @@ class BridgeApp:
             await asgi.plain(send, 406, "Accept: text/event-stream required")
             return
         if not asgi.header(scope, b"mcp-session-id"):
-            status = 405 if _modern(scope, {}) else 400
+            modern = asgi.header(scope, b"mcp-protocol-version") in protocol.MODERN_VERSIONS
+            status = 405 if modern else 400  # the modern era has no GET stream
             await asgi.plain(send, status, "Mcp-Session-Id header required")
             return
         session = self._session(scope)
@@ -502,36 +514,6 @@ class BridgeApp:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _modern(scope: Scope, message: jsonrpc.JSONObject) -> bool:
-    if asgi.header(scope, b"mcp-protocol-version") in protocol.MODERN_VERSIONS:
-        return True
-    if message.get("method") == protocol.DISCOVER and not asgi.header(scope, b"mcp-session-id"):
-        return True
-    params = message.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and (
-        meta.get(protocol.VERSION_KEY) in protocol.MODERN_VERSIONS
-    )
-
-
-def _negotiate(requested: jsonrpc.JSONValue, child: str) -> str:
-    known = protocol.HANDSHAKE_VERSIONS
-    if isinstance(requested, str) and requested in known and child in known and requested <= child:
-        return str(requested)
-    return child
-
-
-def _modern_result(message: jsonrpc.JSONObject, method: jsonrpc.JSONValue) -> jsonrpc.JSONObject:
-    result = message.get("result")
-    if not isinstance(result, dict):
-        return message
-    result = {"resultType": "complete", **result}
-    if method in protocol.LISTS:
-        result.setdefault("ttlMs", 0)
-        result.setdefault("cacheScope", "private")
-    return {**message, "result": result}
 
 
 async def _next(call: _child.Call, disconnected: asyncio.Task[None]) -> jsonrpc.JSONObject | None:

@@ -52,11 +52,6 @@ RECORDED = frozenset({"tools/call", "resources/read", "prompts/get", "tools/list
 it was refused or failed (a rate-limited ping, an unknown method). Metrics count them all."""
 
 
-def negotiate(requested: object, supported: tuple[str, ...]) -> str:
-    """The client's version when supported, else the latest one (the client decides)."""
-    return requested if isinstance(requested, str) and requested in supported else supported[-1]
-
-
 def initialize_result(live: Live, version: str) -> rpc.JSONObject:
     return {
         "protocolVersion": version,
@@ -311,12 +306,12 @@ class Router:
             requested = params.get("protocolVersion") if isinstance(params, dict) else None
             if era == "legacy-sse" and session is not None:
                 # The legacy transport opens its session with the stream, before initialize.
-                session.protocol = negotiate(requested, protocol.SSE_VERSIONS)
+                session.protocol = protocol.negotiate(requested, protocol.SSE_VERSIONS)
                 session.capabilities = client_capabilities(params)
                 return rpc.result(id_, initialize_result(live, session.protocol))
             if session is None:
                 return rpc.result(id_, initialize_result(
-                    live, negotiate(requested, protocol.STREAMABLE_VERSIONS)))
+                    live, protocol.negotiate(requested, protocol.STREAMABLE_VERSIONS)))
             call.fail("invalid_request", "the session is already initialized")
             return rpc.error(id_, rpc.INVALID_REQUEST, "the session is already initialized")
         handler = self.methods.handlers.get(method)

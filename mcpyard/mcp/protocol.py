@@ -1,4 +1,7 @@
-"""MCP protocol constants: versions, method names, ``_meta`` keys, protocol error codes.
+"""MCP protocol constants and the rules every server here follows (the gateway and the bridge).
+
+Constants: versions, method names, ``_meta`` keys, protocol error codes. Rules: which era a
+request speaks, version negotiation, the modern era's request checks and result fields.
 
 Taken from the SDK's types (``mcp_types``) where it defines them, so a version or method the
 SDK adds or renames shows here first; what it does not define is written here, once. No I/O.
@@ -6,12 +9,16 @@ SDK adds or renames shows here first; what it does not define is written here, o
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import mcp_types
+from mcp.shared import inbound
 from mcp_types import methods as _methods
 from mcp_types import version as _versions
 from pydantic import BaseModel
+
+from mcpyard.jsontypes import JSONObject
 
 
 def _method(model: type[BaseModel]) -> str:
@@ -113,3 +120,67 @@ def can_answer(capabilities: object, method: str) -> bool:
     """Whether a client that declared ``capabilities`` answers the server request ``method``."""
     name = CAPABILITY_OF.get(method)
     return name is not None and isinstance(capabilities, dict) and name in capabilities
+
+
+# -- rules both servers follow (the gateway downstream, the bridge) ---------------------------
+
+HTTP_STATUS: Final[dict[int, int]] = dict(inbound.ERROR_CODE_HTTP_STATUS)
+"""A modern-era error code -> the HTTP status the specification gives its response."""
+
+
+def is_modern(version: str | None, message: object, has_session: bool) -> bool:
+    """Whether a POST speaks 2026-07-28, by the rule the official SDK server follows.
+
+    An ``MCP-Protocol-Version`` header (``version``) naming no handshake-era version (a
+    modern one, or one nobody knows: the modern checks refuse it with the supported list) is
+    the modern era, whatever the body. Otherwise ``initialize`` or a session is the handshake
+    era, and ``server/discover`` or a body whose ``params._meta`` carries the protocol version
+    is the modern era. Anything else is the handshake era (which answers a request without a
+    session with 400).
+    """
+    if version is not None and version not in HANDSHAKE_VERSIONS:
+        return True
+    if has_session or not isinstance(message, dict) or message.get("method") == INITIALIZE:
+        return False
+    if message.get("method") == DISCOVER:
+        return True
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    return isinstance(meta, dict) and VERSION_KEY in meta
+
+
+def check_modern(message: JSONObject, headers: Iterable[tuple[bytes, bytes]]
+                 ) -> inbound.InboundModernRoute | inbound.InboundLadderRejection:
+    """The official SDK's checks of a modern request: its ``_meta`` envelope, the
+    ``MCP-Protocol-Version`` / ``Mcp-Method`` / ``Mcp-Name`` headers against the body (names
+    case-insensitive, values trimmed of the whitespace around them, RFC 9110 5.5), and its
+    version (-32022 with ``data.supported`` and ``data.requested`` when unsupported)."""
+    folded: dict[str, str] = {}
+    for key, value in headers:
+        name = key.decode("latin-1").lower()
+        if name in ("mcp-protocol-version", "mcp-method", "mcp-name"):
+            if name in folded:
+                return inbound.InboundLadderRejection(HEADER_MISMATCH,
+                                                      f"{name} header appears more than once")
+            folded[name] = value.decode("latin-1").strip(" \t")
+    return inbound.classify_inbound_request(message, headers=folded,
+                                            supported_modern_versions=MODERN_VERSIONS)
+
+
+def negotiate(requested: object, supported: Sequence[str]) -> str:
+    """The handshake's version: the client's when supported, else the latest supported one
+    (which the client accepts or not)."""
+    return requested if isinstance(requested, str) and requested in supported else supported[-1]
+
+
+def complete(result: JSONObject, method: object, ttl_ms: int = 0) -> JSONObject:
+    """A modern-era result as the client reads it (changed in place, and returned):
+    ``resultType`` is ``complete`` unless it says otherwise, and a complete result of a
+    cacheable method (lists, reads, discover) gets ``ttlMs`` (unless set) and ``cacheScope:
+    private`` (what is served here may be filtered per caller: never shared)."""
+    if "resultType" not in result:
+        result["resultType"] = "complete"
+    if method in CACHEABLE and result["resultType"] == "complete":
+        result.setdefault("ttlMs", ttl_ms)
+        result["cacheScope"] = "private"
+    return result

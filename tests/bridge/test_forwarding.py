@@ -147,3 +147,30 @@ async def test_unknown_session_and_plain_http(bridge_for: Make) -> None:
         assert r.status_code == 400 and r.json()["error"]["code"] == -32700
         assert (await http.get("/healthz")).status_code == 200
         assert (await http.get("/readyz")).text == "ready"
+
+
+async def test_modern_requests_are_checked_as_the_gateway_checks_them(bridge_for: Make) -> None:
+    bridge = bridge_for(DEMO)
+    meta = {"io.modelcontextprotocol/protocolVersion": "2099-01-01",
+            "io.modelcontextprotocol/clientCapabilities": {}}
+    listing = {"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": meta}}
+    headers = {"accept": "application/json, text/event-stream",
+               "mcp-protocol-version": "2099-01-01", "mcp-method": "tools/list"}
+    async with httpx.AsyncClient(base_url=bridge.base) as http:
+        r = await http.post("/mcp", json=listing, headers=headers)
+        assert r.status_code == 400
+        assert r.json()["error"]["code"] == -32022
+        assert r.json()["error"]["data"] == {"supported": ["2026-07-28"],
+                                             "requested": "2099-01-01"}
+        no_envelope = {"jsonrpc": "2.0", "id": 8, "method": "tools/list"}
+        r = await http.post("/mcp", json=no_envelope,
+                            headers={**headers, "mcp-protocol-version": "2026-07-28"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == -32602
+        meta["io.modelcontextprotocol/protocolVersion"] = "2026-07-28"
+        r = await http.post("/mcp", json=listing,
+                            headers={**headers, "mcp-protocol-version": "2026-07-28"})
+        assert r.status_code == 200
+        result = r.json()["result"]
+        assert (result["resultType"], result["ttlMs"], result["cacheScope"]) == (
+            "complete", 0, "private")
+        assert result["tools"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mcp_types
+from mcp.shared import inbound
 
 from mcpyard.mcp import jsonrpc, protocol
 
@@ -63,3 +64,63 @@ def test_builders() -> None:
     assert not jsonrpc.valid_id(True) and not jsonrpc.valid_id(None)
     assert jsonrpc.error_text({"error": {"code": 1, "message": "why"}}) == "why"
     assert jsonrpc.error_text({"result": {}}) is None
+
+
+# -- the rules the gateway and the bridge both follow -----------------------------------------
+
+ENVELOPE = {"_meta": {protocol.VERSION_KEY: "2026-07-28", protocol.CAPABILITIES_KEY: {}}}
+
+
+def test_which_era_a_post_speaks() -> None:
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    modern_call = {**call, "params": ENVELOPE}
+    # The header decides, whatever the body; an unknown version is the modern era's to refuse.
+    assert protocol.is_modern("2026-07-28", {"method": "initialize"}, False)
+    assert protocol.is_modern("2099-01-01", call, True)
+    assert not protocol.is_modern("2025-06-18", modern_call, True)
+    # Without a header: a session or initialize is the handshake era; discover or an envelope
+    # is the modern one; anything else the handshake era (its 400 names the missing session).
+    assert not protocol.is_modern(None, modern_call, True)
+    assert not protocol.is_modern(None, {"method": "initialize", "params": ENVELOPE}, False)
+    assert protocol.is_modern(None, {"method": "server/discover"}, False)
+    assert protocol.is_modern(None, modern_call, False)
+    assert not protocol.is_modern(None, call, False)
+    assert not protocol.is_modern(None, [call], False)
+
+
+def test_the_modern_checks_name_what_is_wrong() -> None:
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    missing = protocol.check_modern(call, [])
+    assert isinstance(missing, inbound.InboundLadderRejection)
+    assert missing.code == jsonrpc.INVALID_PARAMS and protocol.HTTP_STATUS[missing.code] == 400
+    twice = protocol.check_modern({**call, "params": ENVELOPE}, [
+        (b"mcp-protocol-version", b"2026-07-28"), (b"mcp-protocol-version", b"2026-07-28")])
+    assert isinstance(twice, inbound.InboundLadderRejection)
+    assert twice.code == protocol.HEADER_MISMATCH
+    old = {"_meta": {**ENVELOPE["_meta"], protocol.VERSION_KEY: "2099-01-01"}}
+    unknown = protocol.check_modern({**call, "params": old},
+                                    [(b"mcp-protocol-version", b"2099-01-01"),
+                                     (b"mcp-method", b"tools/list")])
+    assert isinstance(unknown, inbound.InboundLadderRejection)
+    assert unknown.code == protocol.UNSUPPORTED_VERSION
+    assert unknown.data == {"supported": ["2026-07-28"], "requested": "2099-01-01"}
+    fine = protocol.check_modern({**call, "params": ENVELOPE}, [
+        (b"mcp-protocol-version", b" 2026-07-28\t"), (b"mcp-method", b"tools/list")])
+    assert isinstance(fine, inbound.InboundModernRoute)
+
+
+def test_negotiation_takes_the_clients_version_when_offered() -> None:
+    assert protocol.negotiate("2025-06-18", protocol.STREAMABLE_VERSIONS) == "2025-06-18"
+    assert protocol.negotiate("2099-01-01", protocol.STREAMABLE_VERSIONS) == "2025-11-25"
+    assert protocol.negotiate(None, ("2024-11-05",)) == "2024-11-05"
+
+
+def test_a_modern_result_is_completed_and_never_shared() -> None:
+    listed = protocol.complete({"tools": [], "cacheScope": "public"}, "tools/list")
+    assert listed == {"tools": [], "resultType": "complete", "ttlMs": 0,
+                      "cacheScope": "private"}
+    assert protocol.complete({"ttlMs": 5000}, "resources/read", 0)["ttlMs"] == 5000
+    assert protocol.complete({"content": []}, "tools/call") == {"content": [],
+                                                               "resultType": "complete"}
+    waiting = {"resultType": "input_required"}
+    assert protocol.complete(dict(waiting), "tools/list") == waiting

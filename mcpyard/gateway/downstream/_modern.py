@@ -1,18 +1,13 @@
 """The sessionless era (protocol 2026-07-28) on ``/ws/<workspace>/mcp``.
 
-Which era a POST speaks is decided per request (:func:`is_modern`), by the rule the official
-SDK server follows, then the body: an ``MCP-Protocol-Version`` header naming no handshake-era
-version (a modern one, or one nobody knows: it is refused here with the supported list) is the
-modern era, whatever the body (so a modern ``initialize`` is a method this era does not have);
-otherwise ``initialize`` or an ``Mcp-Session-Id`` is the handshake era, and ``server/discover``
-or a body whose ``params._meta`` carries the protocol version is the modern era. Anything else
-is the handshake era (whose rules answer a request without a session with 400).
+Which era a POST speaks is decided per request (:func:`mcpyard.mcp.protocol.is_modern`, the
+official SDK server's rule; a modern ``initialize`` is a method this era does not have).
 
 A modern request carries everything in itself: its version, the client's capabilities and
 (optionally) its identity in ``params._meta``, mirrored in the ``MCP-Protocol-Version``,
 ``Mcp-Method`` and ``Mcp-Name`` headers. The envelope and the headers are checked by the
-official SDK's own validation ladder (``mcp.shared.inbound``): a missing envelope is -32602, a
-header that disagrees with the body -32020, an unsupported version -32022 with
+official SDK's own validation ladder (:func:`mcpyard.mcp.protocol.check_modern`): a missing
+envelope is -32602, a header that disagrees with the body -32020, an unsupported version -32022 with
 ``data.supported`` and ``data.requested``; header names are case-insensitive, values are
 compared exactly after trimming the optional whitespace around them (RFC 9110 5.5). Errors
 carry the HTTP status the specification assigns (400, 404 for a method this era does not
@@ -61,21 +56,6 @@ PARK_KEY = "mcpyard"
 LIST_TTL_MS = 0
 """Lists change with the configuration and the upstreams at any moment; subscriptions/listen
 says when. A client may cache, but must ask again."""
-_STATUS = dict(inbound.ERROR_CODE_HTTP_STATUS)
-
-
-def is_modern(version: bytes | None, payload: rpc.JSONValue, has_session: bool) -> bool:
-    """Whether a POST speaks 2026-07-28 (see the module docstring)."""
-    if (version is not None
-            and version.decode("latin-1").strip(" \t") not in protocol.HANDSHAKE_VERSIONS):
-        return True
-    if has_session or not isinstance(payload, dict) or payload.get("method") == "initialize":
-        return False
-    if payload.get("method") == "server/discover":
-        return True
-    params = payload.get("params")
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and protocol.VERSION_KEY in meta
 
 
 def server_info(live: Live) -> rpc.JSONObject:
@@ -183,7 +163,7 @@ class Modern:
         if params is not None and not isinstance(params, dict):
             await self._error(send, id_, rpc.INVALID_PARAMS, "params must be an object")
             return
-        verdict = _classify(payload, headers)
+        verdict = protocol.check_modern(payload, headers)
         if isinstance(verdict, inbound.InboundLadderRejection):
             await self._error(send, id_, verdict.code, verdict.message, verdict.data)
             return
@@ -292,7 +272,8 @@ class Modern:
             await reply.finish(answer)
         else:
             code = answer.get("error", {}).get("code")
-            await reply.finish(answer, 200 if reply.streaming else _STATUS.get(code, 200))
+            status = 200 if reply.streaming else protocol.HTTP_STATUS.get(code, 200)
+            await reply.finish(answer, status)
 
     def _sweep(self) -> None:
         """Forget the parked calls whose client never came back (their upstream call ended
@@ -302,12 +283,8 @@ class Modern:
             self._parked.pop(token).work.cancel()
 
     def _decorate(self, live: Live, method: str, result: rpc.JSONObject) -> rpc.JSONObject:
-        if "resultType" not in result:
-            result["resultType"] = "complete"
-        if method in protocol.CACHEABLE and result["resultType"] == "complete":
-            result.setdefault("ttlMs", LIST_TTL_MS)
-            # Filtered per member (and behind the member's token): never shared.
-            result["cacheScope"] = "private"
+        # Lists are filtered per member (and behind the member's token): never shared.
+        protocol.complete(result, method, LIST_TTL_MS)
         meta = result.get("_meta")
         stamp: rpc.JSONObject = {protocol.SERVER_INFO_KEY: server_info(live)}
         result["_meta"] = {**meta, **stamp} if isinstance(meta, dict) else stamp
@@ -320,8 +297,8 @@ class Modern:
 
     async def _error(self, send: Send, id_: rpc.Id, code: int, message: str,
                      data: rpc.JSONLike = None) -> None:
-        await asgi.respond_json(send, _STATUS.get(code, 400), rpc.error(id_, code, message,
-                                                                        data))
+        await asgi.respond_json(send, protocol.HTTP_STATUS.get(code, 400),
+                                rpc.error(id_, code, message, data))
 
     async def _unsupported(self, send: Send, id_: rpc.Id, version: str) -> None:
         await self._error(send, id_, protocol.UNSUPPORTED_VERSION, "Unsupported protocol version",
@@ -385,21 +362,6 @@ def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
         if key == name:
             return value.decode("latin-1").strip(" \t")
     return None
-
-
-def _classify(payload: rpc.JSONObject, headers: list[tuple[bytes, bytes]]
-              ) -> inbound.InboundModernRoute | inbound.InboundLadderRejection:
-    folded: dict[str, str] = {}
-    for key, value in headers:
-        name = key.decode("latin-1")
-        if name in ("mcp-protocol-version", "mcp-method", "mcp-name"):
-            if name in folded:
-                return inbound.InboundLadderRejection(protocol.HEADER_MISMATCH,
-                                                      f"{name} header appears more than once")
-            # RFC 9110 5.5: the whitespace around a field value is not part of it.
-            folded[name] = value.decode("latin-1").strip(" \t")
-    return inbound.classify_inbound_request(payload, headers=folded,
-                                            supported_modern_versions=protocol.MODERN_VERSIONS)
 
 
 def _param_headers(live: Live, member: Member, params: rpc.JSONObject,

@@ -1,7 +1,7 @@
 """The streamable HTTP transport at ``/ws/<workspace>/mcp``, both eras.
 
-Each POST is first given its era (:func:`_modern.is_modern`); a 2026-07-28 request goes to
-``_modern``, everything else is the handshake era described here.
+Each POST is first given its era (:func:`mcpyard.mcp.protocol.is_modern`); a 2026-07-28
+request goes to ``_modern``, everything else is the handshake era described here.
 
 POST carries JSON-RPC messages (a batch only under 2025-03-26) and is answered with JSON;
 GET opens the session's stream of server notifications (``notifications/tools/list_changed``);
@@ -130,7 +130,8 @@ class StreamableHTTP:
         except orjson.JSONDecodeError:
             await asgi.respond_error(send, 400, rpc.PARSE_ERROR, "Parse error")
             return
-        modern = _modern.is_modern(version, payload, sid is not None)
+        era = None if version is None else version.decode("latin-1").strip(" \t")
+        modern = protocol.is_modern(era, payload, sid is not None)
         if _http.too_deep(body, payload, self.max_depth):
             # Refused here, never forwarded: an upstream's encoder (and ours) would recurse
             # into a 500 or a hung call.
