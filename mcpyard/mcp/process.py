@@ -25,13 +25,12 @@ from pathlib import Path
 from typing import Final
 
 from mcpyard import errors
+from mcpyard.mcp.backoff import Backoff
 
 log = logging.getLogger("mcpyard.mcp.process")
 
 STREAM_LIMIT: Final = 64 * 1024 * 1024
 """Longest line read from a process: a stdio message is one line and may be large."""
-BACKOFF_MIN: Final = 0.5
-BACKOFF_MAX: Final = 30.0
 STABLE_AFTER: Final = 60.0
 """A process that stayed up this long resets the backoff."""
 GRACE: Final = 3.0
@@ -133,7 +132,7 @@ class Supervisor:
 
     async def _supervise(self) -> None:
         loop = asyncio.get_running_loop()
-        delay = BACKOFF_MIN
+        delay = Backoff()
         while not self._closing:
             started = loop.time()
             try:
@@ -160,15 +159,14 @@ class Supervisor:
                     self._on_exit(code)
                 self._signal()
                 if loop.time() - started >= STABLE_AFTER:
-                    delay = BACKOFF_MIN
+                    delay.reset()
             if self._closing:
                 return
             self.restarts += 1
             log.warning("%s%s; restarting in %.1fs (backoff)",
                         "" if self.state.startswith(self._prefix) else self._prefix,
-                        self.state, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, BACKOFF_MAX)
+                        self.state, delay.delay)
+            await delay.sleep()
 
     def _spawn_message(self, exc: BaseException) -> str:
         if isinstance(exc, errors.MCPyardError):

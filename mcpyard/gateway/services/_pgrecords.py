@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from mcpyard import errors
 from mcpyard.gateway.oauth import _schema as _oauth_schema
 from mcpyard.gateway.services import _records
+from mcpyard.mcp.backoff import Backoff
 
 if TYPE_CHECKING:  # psycopg is the postgres extra's: imported when a URL asks for it
     import psycopg
@@ -191,7 +192,7 @@ class PostgresSink:
         if not records:
             return
         batch = uuid.uuid4()
-        delay = 0.05
+        delay = Backoff(0.05, self.retry_max)
         loop = asyncio.get_running_loop()
         while True:
             try:
@@ -204,9 +205,8 @@ class PostgresSink:
                         f"{safe_url(self.url)}: gave up at shutdown: {_clean(exc, self.url)}"
                     ) from None
                 log.warning("call records: %s: %s; %d records wait, retrying in %.1fs",
-                            safe_url(self.url), _clean(exc, self.url), len(records), delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.retry_max)
+                            safe_url(self.url), _clean(exc, self.url), len(records), delay.delay)
+                await delay.sleep()
 
     async def _write(self, batch: uuid.UUID, records: Sequence[_records.CallRecord]) -> None:
         conn = await self._connection()

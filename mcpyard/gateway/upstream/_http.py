@@ -52,6 +52,7 @@ from mcpyard.gateway.upstream._transport import (
     Session,
 )
 from mcpyard.mcp import protocol, sse
+from mcpyard.mcp.backoff import Backoff
 from mcpyard.mcp.jsonrpc import JSONObject
 
 MEMBER_STREAMS = 50
@@ -354,7 +355,7 @@ class StreamableHTTPUpstream(ModernEra):
 
     async def _listen(self) -> None:
         """Keep the GET stream of the gateway's session open; reconnect with backoff."""
-        delay = 0.5
+        delay = Backoff(cap=LISTEN_BACKOFF_MAX)
         while not self._closed:
             session = self._sessions.get(None)
             if session is None or session.id is None:
@@ -362,7 +363,7 @@ class StreamableHTTPUpstream(ModernEra):
             try:
                 if await self._listen_once(session):
                     return
-                delay = 0.5
+                delay.reset()
             except errors.SessionExpired:
                 self._forget(None, session)
                 try:
@@ -374,8 +375,7 @@ class StreamableHTTPUpstream(ModernEra):
                 log.debug("%s: GET stream: %s", self._slug, type(exc).__name__)
             finally:
                 self.listening.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, LISTEN_BACKOFF_MAX)
+            await delay.sleep()
 
     def _listen_for(self, owner: Owner, session: Session, standing: Relay) -> None:
         old = self._member_streams.pop(owner, None)
@@ -400,19 +400,18 @@ class StreamableHTTPUpstream(ModernEra):
             else:
                 self._incoming_notification(message, standing)
 
-        delay = 0.5
+        delay = Backoff(cap=LISTEN_BACKOFF_MAX)
         try:
             while not self._closed and self._sessions.get(owner) is session:
                 try:
                     if await self._listen_once(session, heard):
                         return
-                    delay = 0.5
+                    delay.reset()
                 except errors.SessionExpired:
                     return  # the owner's next request opens a new session, and its stream
                 except (aiohttp.ClientError, OSError, errors.UpstreamError) as exc:
                     log.debug("%s: GET stream of a member: %s", self._slug, type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, LISTEN_BACKOFF_MAX)
+                await delay.sleep()
         finally:
             if self._member_streams.get(owner) is asyncio.current_task():
                 del self._member_streams[owner]

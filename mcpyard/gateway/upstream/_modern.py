@@ -33,6 +33,7 @@ from mcpyard.gateway.upstream._transport import (
 )
 from mcpyard.mcp import jsonrpc as rpc
 from mcpyard.mcp import protocol, sse
+from mcpyard.mcp.backoff import Backoff
 
 _SUBSCRIPTION_METHODS = frozenset({"resources/subscribe", "resources/unsubscribe"})
 """Handshake-era methods that a 2026-07-28 server serves as its listen stream's filter."""
@@ -193,17 +194,16 @@ class ModernEra(HTTPTransport):
     async def _listen_modern(self) -> None:
         """Keep a ``subscriptions/listen`` stream open on a modern server (its list_changed
         notifications); reconnect with backoff."""
-        delay = 0.5
+        delay = Backoff(cap=LISTEN_BACKOFF_MAX)
         while not self._closed and self._era == "modern":
             try:
                 await self._listen_modern_once()
-                delay = 0.5
+                delay.reset()
             except (aiohttp.ClientError, OSError, errors.UpstreamError) as exc:
                 log.debug("%s: listen stream: %s", self._slug, type(exc).__name__)
             finally:
                 self.listening.clear()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, LISTEN_BACKOFF_MAX)
+            await delay.sleep()
 
     async def _listen_modern_once(self) -> None:
         http = self._http or self._open_http()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from yarl import URL
 
 from mcpyard import errors
+from mcpyard.mcp.backoff import Backoff
 from mcpyard.mcp.process import Supervisor
 
 
@@ -29,7 +30,7 @@ class PortWaiter:
     async def wait(self) -> None:
         """Wait (within the caller's timeout) until the spawned server accepts connections."""
         supervisor = self._supervisor
-        delay = 0.01
+        delay = Backoff(0.01, 0.25)
         while not self.open:
             self._check_open()
             if supervisor.spawn_error is not None:
@@ -45,7 +46,6 @@ class PortWaiter:
                     self.open = True
                     return
                 # Polling is the only way to learn a port opened; it stops at the first accept.
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 0.25)
+                await delay.sleep()
             else:
                 await supervisor.changed.wait()
