@@ -8,6 +8,11 @@ from typing import Literal
 from pydantic import ValidationError
 
 
+def resource_ref(namespace: str, kind: str, name: str) -> str:
+    """``namespace/Kind/name``: how problems, statuses and logs name a resource."""
+    return f"{namespace}/{kind}/{name}"
+
+
 @dataclass(frozen=True, order=True)
 class Problem:
     """A problem, reported as ``<namespace>/<Kind>/<name>: <field path>: <message>``.
@@ -27,7 +32,7 @@ class Problem:
     """The name of the workspace the resource belongs to, when known."""
 
     def __str__(self) -> str:
-        where = f"{self.namespace}/{self.kind}/{self.name}"
+        where = resource_ref(self.namespace, self.kind, self.name)
         if not self.field:
             return f"{where}: {self.message}"
         return f"{where}: {self.field}: {self.message}"

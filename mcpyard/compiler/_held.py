@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from mcpyard.api._problem import resource_ref
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.api.v1alpha1.workspace import PLAN_REQUESTS_PER_MINUTE, Workspace
 from mcpyard.compiler._status import Report as Report
@@ -54,9 +55,13 @@ class Held:
     def key(self) -> Key:
         return (self.namespace, self.kind, self.name)
 
+    @property
+    def ref(self) -> str:
+        return resource_ref(self.namespace, self.kind, self.name)
+
     def __str__(self) -> str:
         what = "its last good version serves" if self.serving else "left out"
-        return f"{self.namespace}/{self.kind}/{self.name}: {what}: {self.message}"
+        return f"{self.ref}: {what}: {self.message}"
 
 
 def _say(rep: Report) -> str:

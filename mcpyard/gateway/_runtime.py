@@ -363,7 +363,7 @@ class Runtime:
 
 
 def _held(h: compiler.Held) -> dict[str, str]:
-    return {"resource": f"{h.namespace}/{h.kind}/{h.name}",
+    return {"resource": h.ref,
             "serving": "last good version" if h.serving else "left out",
             "reason": h.reason, "message": h.message}
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from mcpyard.api._problem import resource_ref
 from mcpyard.jsontypes import JSONObject
 
 GROUP = "mcpyard.io"
@@ -137,4 +138,4 @@ class Resource(Model):
     @property
     def ref(self) -> str:
         """``namespace/Kind/name``, how problems name a resource."""
-        return f"{self.metadata.namespace}/{self.kind}/{self.metadata.name}"
+        return resource_ref(self.metadata.namespace, self.kind, self.metadata.name)
