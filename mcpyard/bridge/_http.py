@@ -47,8 +47,6 @@ PARK_TTL = 300.0
 """How long a modern request's pending input request waits for the client's retry."""
 KEEPALIVE = 15.0
 
-_JSON = [asgi.JSON]
-
 
 @dataclass(eq=False)
 class Session:
@@ -262,8 +260,8 @@ class BridgeApp:
             return
         session = Session(secrets.token_urlsafe(24), params.get("capabilities"), now)
         self.sessions[session.id] = session
-        body = orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
-        await asgi.respond(send, 200, body, [*_JSON, (b"mcp-session-id", session.id.encode())])
+        await asgi.respond_json(send, 200, {"jsonrpc": "2.0", "id": rid, "result": result},
+                                [(b"mcp-session-id", session.id.encode())])
 
     # -- modern era ------------------------------------------------------------------------
 
@@ -321,8 +319,7 @@ class BridgeApp:
             result["instructions"] = init["instructions"]
         if isinstance(init.get("serverInfo"), dict):
             result["_meta"] = {protocol.SERVER_INFO_KEY: init["serverInfo"]}
-        body = orjson.dumps({"jsonrpc": "2.0", "id": rid, "result": result})
-        await asgi.respond(send, 200, body, _JSON)
+        await asgi.respond_json(send, 200, {"jsonrpc": "2.0", "id": rid, "result": result})
 
     async def _resume(
         self,
@@ -398,7 +395,7 @@ class BridgeApp:
     ) -> None:
         """Answer one POST with the call's events: JSON if the response comes first, else SSE."""
         disconnected = asyncio.get_running_loop().create_task(asgi.disconnected(receive))
-        streaming = False
+        response = events.Response(send)
         parked = False
         self._active += 1
         self._idle.clear()
@@ -434,28 +431,13 @@ class BridgeApp:
                     final = True
                 elif final and modern and isinstance(result := event.get("result"), dict):
                     protocol.complete(result, method)
-                if final and not streaming:
-                    await asgi.respond(send, 200, orjson.dumps(event), _JSON)
-                    return
-                if not final and not sse:
-                    if "id" in event:
-                        self.child.refuse(cast(int, event["id"]),
-                                          "the client takes no event stream")
-                    continue  # a JSON-only client gets no notifications
-                if not streaming:
-                    await send(
-                        {"type": "http.response.start", "status": 200, "headers": events.HEADERS}
-                    )
-                    streaming = True
-                await send(
-                    {
-                        "type": "http.response.body",
-                        "body": events.event(jsonrpc.encode(event)),
-                        "more_body": not final,
-                    }
-                )
                 if final:
+                    await response.finish(jsonrpc.encode(event))
                     return
+                if sse:
+                    await response.event(jsonrpc.encode(event))
+                elif "id" in event:  # a JSON-only client gets no notifications
+                    self.child.refuse(cast(int, event["id"]), "the client takes no event stream")
         finally:
             if not parked:
                 self.child.finish(call)

@@ -1,7 +1,7 @@
 """Server-sent events (``text/event-stream``) as MCP uses them: parse, emit, serve a stream.
 
-The parser is what the upstream clients read with; ``event`` and ``serve`` what the
-gateway's and the bridge's endpoints write with.
+The parser is what the upstream clients read with; ``event``, ``Response`` (a POST's answer)
+and ``serve`` (a GET stream) what the gateway's and the bridge's endpoints write with.
 """
 
 from __future__ import annotations
@@ -102,6 +102,36 @@ def event(data: bytes, name: bytes = b"message") -> bytes:
         data = data.replace(b"\xe2\x80\xa8", b"\\u2028").replace(
             b"\xe2\x80\xa9", b"\\u2029").replace(b"\xc2\x85", b"\\u0085")
     return b"event: " + name + b"\ndata: " + data + b"\n\n"
+
+
+class Response:
+    """A streamable HTTP POST's response: JSON when the answer comes first; an event stream
+    from the first message that must reach the client before it (progress, a log message, a
+    server-to-client request), ending with the answer as its last event."""
+
+    __slots__ = ("headers", "send", "streaming")
+
+    def __init__(self, send: asgi.Send, headers: list[tuple[bytes, bytes]] | None = None
+                 ) -> None:
+        self.send = send
+        self.headers = headers
+        """Extra headers of the HTTP response."""
+        self.streaming = False
+
+    async def event(self, data: bytes) -> None:
+        """Send ``data`` (encoded JSON) before the answer: the response becomes a stream."""
+        if not self.streaming:
+            self.streaming = True
+            await self.send({"type": "http.response.start", "status": 200,
+                             "headers": [*HEADERS, *(self.headers or ())]})
+        await self.send({"type": "http.response.body", "body": event(data), "more_body": True})
+
+    async def finish(self, data: bytes, status: int = 200) -> None:
+        """Send the answer (encoded JSON): the stream's last event, or the JSON response."""
+        if not self.streaming:
+            await asgi.respond(self.send, status, data, [asgi.JSON, *(self.headers or ())])
+            return
+        await self.send({"type": "http.response.body", "body": event(data), "more_body": False})
 
 
 async def serve(receive: asgi.Receive, send: asgi.Send, first: bytes | None,

@@ -46,3 +46,35 @@ def test_an_event_escapes_the_line_separators_that_splitlines_takes_for_line_end
     assert len(framed.decode().splitlines()) == 3  # event, data, the blank line
     ((name, got),) = sse.Parser().feed(framed)
     assert name == b"message" and orjson.loads(got) == orjson.loads(data)
+
+
+async def _sent(steps: list[tuple[str, bytes]]) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+
+    async def send(message: dict[str, object]) -> None:
+        out.append(message)
+
+    response = sse.Response(send, [(b"x-extra", b"1")])
+    for kind, data in steps:
+        if kind == "event":
+            await response.event(data)
+        else:
+            await response.finish(data, 404)
+    return out
+
+
+@pytest.mark.anyio
+async def test_a_post_response_is_json_until_something_goes_before_the_answer() -> None:
+    plain = await _sent([("finish", b'{"id":1}')])
+    assert plain[0]["status"] == 404
+    assert (b"content-type", b"application/json") in plain[0]["headers"]
+    assert plain[1]["body"] == b'{"id":1}'
+
+    streamed = await _sent([("event", b'{"n":1}'), ("event", b'{"n":2}'), ("finish", b'{"id":1}')])
+    start, *bodies = streamed
+    assert start["status"] == 200  # the status of an answer that ends a stream is the stream's
+    assert (b"content-type", b"text/event-stream") in start["headers"]
+    assert (b"x-extra", b"1") in start["headers"]
+    assert [b["body"] for b in bodies] == [sse.event(b'{"n":1}'), sse.event(b'{"n":2}'),
+                                           sse.event(b'{"id":1}')]
+    assert [b["more_body"] for b in bodies] == [True, True, False]

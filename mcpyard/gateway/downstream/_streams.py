@@ -78,7 +78,7 @@ class PostStream:
         self.forward_headers = forward_headers
         self._queue: asyncio.Queue[bytes | None] | None = None
         """Encoded events, then None at the end."""
-        self._writer: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[sse.Response] | None = None
 
     @property
     def streaming(self) -> bool:
@@ -107,25 +107,20 @@ class PostStream:
         if self._queue is None or self._writer is None:
             await asgi.respond_json(self.send, status, reply, self.headers)
             return
-        self._queue.put_nowait(orjson.dumps(reply))
         self._queue.put_nowait(None)
         with contextlib.suppress(OSError):
-            await self._writer
+            response = await self._writer
+            await response.finish(orjson.dumps(reply))
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
 
-    async def _write(self, queue: asyncio.Queue[bytes | None]) -> None:
-        await self.send({"type": "http.response.start", "status": 200,
-                         "headers": [*sse.HEADERS, *(self.headers or ())]})
-        while True:
-            data = await queue.get()
-            if data is None:
-                await self.send({"type": "http.response.body", "body": b"", "more_body": False})
-                return
-            await self.send({"type": "http.response.body", "body": sse.event(data),
-                             "more_body": True})
+    async def _write(self, queue: asyncio.Queue[bytes | None]) -> sse.Response:
+        response = sse.Response(self.send, self.headers)
+        while (data := await queue.get()) is not None:
+            await response.event(data)
+        return response
 
 
 class SessionStream:
