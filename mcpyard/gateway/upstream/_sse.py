@@ -19,7 +19,7 @@ from yarl import URL
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
-from mcpyard.gateway.upstream import _pool, _wire
+from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
@@ -27,7 +27,8 @@ from mcpyard.gateway.upstream._base import (
     SecretSource,
     UpstreamRPCError,
 )
-from mcpyard.gateway.upstream._common import UpstreamBase, log, quiet
+from mcpyard.gateway.upstream._common import log, quiet
+from mcpyard.gateway.upstream._httpbase import HTTPUpstream
 from mcpyard.mcp import correlator, protocol, sse
 from mcpyard.mcp.jsonrpc import JSONObject
 
@@ -48,7 +49,9 @@ class _Stream:
         self.version = protocol.LEGACY_VERSION
 
 
-class LegacySSEUpstream(UpstreamBase):
+class LegacySSEUpstream(HTTPUpstream):
+    transport = "an sse server"
+
     def __init__(
         self,
         server: ServerConfig,
@@ -57,11 +60,6 @@ class LegacySSEUpstream(UpstreamBase):
         on_notification: NotificationHandler,
     ) -> None:
         super().__init__(server, secrets=secrets, on_notification=on_notification)
-        if not server.url:
-            raise ValueError(f"{server.slug}: an sse server needs a url")
-        self._url = URL(server.url)
-        self._where = _wire.where(self._url)
-        self._http: _pool.Client | None = None
         self._streams: dict[Owner | None, tuple[_Stream, URL]] = {}
         self._ids = itertools.count(1)
 
@@ -328,31 +326,10 @@ class LegacySSEUpstream(UpstreamBase):
 
     # -- errors and plumbing -----------------------------------------------------------------
 
-    def _open_http(self) -> _pool.Client:
-        self._check_open()
-        self._http = _pool.client(self._url)
-        return self._http
-
     def _refusal(self, status: int) -> errors.UpstreamError:
-        if status in (401, 403):
-            text = (
-                f"{self._slug}: the upstream refused the gateway's credentials "
-                f"(HTTP {status}); check the secret configured for this server"
-                if self._inject
-                else f"{self._slug}: the upstream requires credentials (HTTP {status}) "
-                "and none are configured for this server"
-            )
-        else:
-            text = f"{self._slug}: the upstream answered HTTP {status}"
-        self._fail(text)
-        return errors.UpstreamError(text)
-
-    def _broken(self, exc: BaseException) -> errors.UpstreamError:
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            reason = _wire.os_reason(exc.os_error)
-            text = f"{self._slug}: cannot connect to {self._where}: {reason}"
-        else:
-            reason = _wire.os_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
-            text = f"{self._slug}: request to {self._where} failed ({reason})"
+        refused = self._credentials_refused(status)
+        if refused is not None:
+            return refused
+        text = f"{self._slug}: the upstream answered HTTP {status}"
         self._fail(text)
         return errors.UpstreamError(text)

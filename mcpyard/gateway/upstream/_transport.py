@@ -15,18 +15,18 @@ import itertools
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
-from mcpyard.gateway.upstream import _pool, _wire
+from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     NotificationHandler,
     Owner,
     Relay,
     SecretSource,
 )
-from mcpyard.gateway.upstream._common import UpstreamBase, log
+from mcpyard.gateway.upstream._common import log
+from mcpyard.gateway.upstream._httpbase import HTTPUpstream
 from mcpyard.mcp import jsonrpc, process, sse
 from mcpyard.mcp.jsonrpc import JSONObject
 
@@ -73,8 +73,10 @@ class Session:
         self.get_headers["Accept"] = _SSE
 
 
-class HTTPTransport(UpstreamBase):
+class HTTPTransport(HTTPUpstream):
     """The HTTP hop of one streamable-HTTP upstream (see the module docstring)."""
+
+    transport = "a streamable-http server"
 
     def __init__(
         self,
@@ -84,15 +86,8 @@ class HTTPTransport(UpstreamBase):
         on_notification: NotificationHandler,
     ) -> None:
         super().__init__(server, secrets=secrets, on_notification=on_notification)
-        if not server.url:
-            raise ValueError(f"{server.slug}: a streamable-http server needs a url")
-        self._url = URL(server.url)
-        self._where = _wire.where(self._url)
         self._supervisor: process.Supervisor | None = None
         """The process of a hosted server the gateway spawns (None: a server elsewhere)."""
-        self._http: _pool.Client | None = None
-        """This upstream's view of the gateway's one connection pool (``_pool``), taken at
-        the first request: a server nobody has asked holds none."""
         self._sessions: dict[Owner | None, Session] = {}
         self._shared: Session | None = None
         """The one session of a server that issued no session id (stateless)."""
@@ -247,27 +242,12 @@ class HTTPTransport(UpstreamBase):
         if self._shared is session:
             self._shared = None
 
-    def _open_http(self) -> _pool.Client:
-        self._check_open()
-        self._http = _pool.client(self._url)
-        return self._http
-
     async def _refusal(self, resp: aiohttp.ClientResponse) -> errors.UpstreamError:
         """The error for an HTTP status other than success."""
         status = resp.status
-        if status in (401, 403):
-            if self._inject:
-                text = (
-                    f"{self._slug}: the upstream refused the gateway's credentials "
-                    f"(HTTP {status}); check the secret configured for this server"
-                )
-            else:
-                text = (
-                    f"{self._slug}: the upstream requires credentials (HTTP {status}) "
-                    "and none are configured for this server"
-                )
-            self._fail(text)
-            return errors.UpstreamError(text)
+        refused = self._credentials_refused(status)
+        if refused is not None:
+            return refused
         detail = ""
         try:
             raw = await resp.content.read(65536)
@@ -282,19 +262,4 @@ class HTTPTransport(UpstreamBase):
         text = f"{self._slug}: the upstream answered HTTP {status}{detail}"
         if status >= 500:
             self._fail(text)
-        return errors.UpstreamError(text)
-
-    def _broken(self, exc: BaseException) -> errors.UpstreamError:
-        """A transport failure as a message without URL query or secret."""
-        if isinstance(exc, aiohttp.ClientConnectorError):
-            reason = _wire.os_reason(exc.os_error)
-            text = f"{self._slug}: cannot connect to {self._where}: {reason}"
-        elif isinstance(exc, aiohttp.ServerDisconnectedError):
-            text = f"{self._slug}: {self._where} closed the connection"
-        elif isinstance(exc, aiohttp.ClientPayloadError):
-            text = f"{self._slug}: {self._where} sent a broken response"
-        else:
-            reason = _wire.os_reason(exc) if isinstance(exc, OSError) else type(exc).__name__
-            text = f"{self._slug}: request to {self._where} failed ({reason})"
-        self._fail(text)
         return errors.UpstreamError(text)
