@@ -38,14 +38,21 @@ from mcpyard.mcp import jsonrpc as rpc
 log = logging.getLogger("mcpyard.gateway")
 
 
-def _headers(scope: Scope) -> tuple[bytes | None, bytes | None]:
+async def _admit(runtime: Runtime, router: Router, scope: Scope, receive: Receive, send: Send,
+                 method: str) -> tuple[Live, _auth.Member, bytes | None] | None:
+    """How both endpoints start: the HTTP method (else 405), then :func:`admit`; the
+    workspace, the member and the Accept header, or None after answering."""
+    if scope["method"] != method:
+        await asgi.respond(send, 405, b"", [(b"allow", method.encode())])
+        return None
     auth = accept = None
     for key, value in scope["headers"]:
         if key == b"authorization":
             auth = value
         elif key == b"accept":
             accept = value
-    return auth, accept
+    admitted = await admit(runtime, router, scope, receive, send, auth, "legacy-sse")
+    return None if admitted is None else (*admitted, accept)
 
 
 class SSEStream:
@@ -56,15 +63,10 @@ class SSEStream:
         self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "GET":
-            await asgi.respond(send, 405, b"", [(b"allow", b"GET")])
-            return
-        auth, accept = _headers(scope)
-        admitted = await admit(self.runtime, self.router, scope, receive, send, auth,
-                               "legacy-sse")
+        admitted = await _admit(self.runtime, self.router, scope, receive, send, "GET")
         if admitted is None:
             return
-        live, member = admitted
+        live, member, accept = admitted
         name = live.config.name
         if not asgi.accepts(accept, b"text/event-stream"):
             await asgi.respond_error(send, 406, rpc.INVALID_REQUEST,
@@ -91,15 +93,10 @@ class SSEMessages:
         self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "POST":
-            await asgi.respond(send, 405, b"", [(b"allow", b"POST")])
-            return
-        auth, _ = _headers(scope)
-        admitted = await admit(self.runtime, self.router, scope, receive, send, auth,
-                               "legacy-sse")
+        admitted = await _admit(self.runtime, self.router, scope, receive, send, "POST")
         if admitted is None:
             return
-        live, member = admitted
+        live, member, _ = admitted
         name = live.config.name
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         sid = (query.get("sessionId") or query.get("session_id") or [""])[0]
