@@ -55,6 +55,11 @@ def objects(value: JSONValue, *path: str) -> list[JSONObject]:
     return [item for item in seq(value, *path) if isinstance(item, dict)]
 
 
+def texts(value: JSONValue, *path: str) -> list[str]:
+    """The strings in the list at ``path`` below ``value`` (other items skipped)."""
+    return [item for item in seq(value, *path) if isinstance(item, str)]
+
+
 def text(value: JSONValue, *path: str, default: str = "") -> str:
     """The string at ``path`` below ``value``, else ``default``."""
     found = at(value, *path)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mcpyard.jsontypes import JSONObject, at, integer, obj, objects, seq, text
+from mcpyard.jsontypes import JSONObject, at, integer, obj, objects, seq, text, texts
 
 DOC: JSONObject = {
     "metadata": {"name": "docs", "labels": {"team": "a"}},
@@ -25,6 +25,8 @@ def test_obj_and_seq_read_absent_or_mistyped_as_empty() -> None:
     assert seq(DOC, "spec", "servers") == [{"slug": "gh"}, "stray", 3]
     assert seq(DOC, "metadata") == []
     assert objects(DOC, "spec", "servers") == [{"slug": "gh"}]
+    assert texts(DOC, "spec", "servers") == ["stray"]
+    assert texts(DOC, "metadata", "name") == []  # a string is no list of them
 
 
 def test_scalars_take_their_default_when_mistyped() -> None:

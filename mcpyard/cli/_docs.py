@@ -17,13 +17,13 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx2
 
 from mcpyard.cli import _discover
 from mcpyard.discovery import docs, manifest
 from mcpyard.gateway import _docs
+from mcpyard.jsontypes import text
 
 log = logging.getLogger("mcpyard.cli")
 KEY_ENV = "MCPYARD_SUMMARIZER_API_KEY"
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write(out: Path, display_name: str, built: list[dict[str, Any]], mcp_path: str) -> Path:
+def write(out: Path, display_name: str, built: list[manifest.Manifest], mcp_path: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     title = f"{display_name}: MCP servers"
     (out / "manifest.json").write_text(json.dumps(
@@ -68,14 +68,14 @@ def write(out: Path, display_name: str, built: list[dict[str, Any]], mcp_path: s
                                                     mcp_url=mcp_path))
     (out / "index.md").write_text(docs.index_markdown(title, built, mcp_path))
     for m in built:
-        slug = m["server"]["slug"]
+        slug = text(m, "server", "slug")
         (out / f"{slug}.json").write_text(json.dumps(m, indent=2) + "\n")
         (out / f"{slug}.html").write_text(docs.server_html(m))
         (out / f"{slug}.md").write_text(docs.server_markdown(m))
     return out
 
 
-def _summarized(m: dict[str, Any], url: str, model: str) -> dict[str, Any]:
+def _summarized(m: manifest.Manifest, url: str, model: str) -> manifest.Manifest:
     """The manifest with the summarizer's paragraph, or unchanged when it cannot give one."""
     key = os.environ.get(KEY_ENV)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -86,10 +86,10 @@ def _summarized(m: dict[str, Any], url: str, model: str) -> dict[str, Any]:
         r = httpx2.post(url.rstrip("/") + "/chat/completions", json=body, headers=headers,
                        timeout=60)
         r.raise_for_status()
-        text = r.json()["choices"][0]["message"]["content"]
+        said = r.json()["choices"][0]["message"]["content"]
     except (httpx2.HTTPError, ValueError, KeyError, IndexError, TypeError) as exc:
         # The status line only: an error body might echo the request's key.
-        print(f"warning: {m['server']['slug']}: summarizer failed "
+        print(f"warning: {text(m, 'server', 'slug')}: summarizer failed "
               f"({type(exc).__name__}); keeping the generated summary", file=sys.stderr)
         return m
-    return manifest.enrich(m, text) if isinstance(text, str) else m
+    return manifest.enrich(m, said) if isinstance(said, str) else m

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import html as html_
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+
+from mcpyard.jsontypes import JSONObject, obj, objects, text, texts
 
 EFFECT_WORDS = {"read-only": "read-only", "destructive": "destructive",
                 "additive": "writes (not destructive)", "unknown": "effect not declared"}
@@ -70,116 +71,128 @@ def anchor(name: str) -> str:
     return "tool-" + "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
 
 
-def _setup(m: Mapping[str, Any]) -> list[Block]:
-    needs = m["needs"]
+def _setup(m: JSONObject) -> list[Block]:
+    needs = obj(m, "needs")
+    namespace = text(m, "server", "namespace")
     blocks: list[Block] = [Heading(2, "Setup")]
-    lines = [f"Transport: {needs['transport']}."]
-    if needs.get("command"):
-        lines.append("Command: " + " ".join(needs["command"]))
-    if needs.get("url"):
-        lines.append(f"Upstream URL: {needs['url']}")
-    if m["server"].get("hub"):
-        lines.append(f"Hub entry: {m['server']['hub']}")
-    if needs.get("env"):
-        lines.append("Plain environment variables: " + ", ".join(needs["env"]))
+    lines = [f"Transport: {text(needs, 'transport')}."]
+    if command := texts(needs, "command"):
+        lines.append("Command: " + " ".join(command))
+    if url := text(needs, "url"):
+        lines.append(f"Upstream URL: {url}")
+    if hub := text(m, "server", "hub"):
+        lines.append(f"Hub entry: {hub}")
+    if env := texts(needs, "env"):
+        lines.append("Plain environment variables: " + ", ".join(env))
     blocks.append(Bullets(tuple(lines)))
-    secrets = needs.get("secrets") or []
+    secrets = objects(needs, "secrets")
     if secrets:
         blocks.append(Para("Secrets the gateway injects on every call (members never see "
                            "them; each is an EncryptedSecret in the server's namespace):"))
         blocks.append(Table(("EncryptedSecret", "key", "injected as", "where"), tuple(
-            (s["secret"], s["key"], s["as"], s["target"]) for s in secrets)))
+            (text(s, "secret"), text(s, "key"), text(s, "as"), text(s, "target"))
+            for s in secrets)))
     else:
         blocks.append(Para("No secret is injected: the server runs without credentials."))
-    hub_secrets = needs.get("hubSecrets") or []
+    hub_secrets = objects(needs, "hubSecrets")
     if hub_secrets:
         blocks.append(Para("The hub entry expects:"))
         blocks.append(Table(("name", "as", "what"), tuple(
-            (s.get("name", ""), s.get("as", ""), s.get("description", "")) for s in hub_secrets)))
+            (text(s, "name"), text(s, "as"), text(s, "description")) for s in hub_secrets)))
     if secrets or hub_secrets:
-        first = secrets[0] if secrets else {"secret": "NAME", "key": "token"}
+        first: JSONObject = secrets[0] if secrets else {"secret": "NAME", "key": "token"}
+        secret = text(first, "secret")
         blocks.append(Para("Create an encrypted secret with:"))
-        blocks.append(Code(f"mcpyard secret encrypt {first['secret']} --from-literal "
-                           f"{first['key']}=VALUE --age AGE_RECIPIENT -n "
-                           f"{m['server']['namespace']} > {first['secret']}.yaml", "sh"))
+        blocks.append(Code(f"mcpyard secret encrypt {secret} --from-literal "
+                           f"{text(first, 'key')}=VALUE --age AGE_RECIPIENT -n "
+                           f"{namespace} > {secret}.yaml", "sh"))
     return blocks
 
 
-def _tool(t: Mapping[str, Any]) -> list[Block]:
-    blocks: list[Block] = [Heading(3, t["name"], anchor(t["name"]))]
-    facts = [EFFECT_WORDS.get(t["effect"], t["effect"])]
-    if t.get("reads"):
-        facts.append("reads " + ", ".join(t["reads"]))
-    if t.get("writes"):
-        facts.append("writes " + ", ".join(t["writes"]))
-    blocks.append(Para(" · ".join(facts), css=f"effect {t['effect']}"))
-    if t.get("description"):
-        blocks.append(Para(t["description"]))
-    if t["arguments"]:
+def _effect(t: JSONObject) -> tuple[str, str]:
+    """A tool's effect and the words that say it."""
+    effect = text(t, "effect")
+    return effect, EFFECT_WORDS.get(effect, effect)
+
+
+def _tool(t: JSONObject) -> list[Block]:
+    name = text(t, "name")
+    effect, words = _effect(t)
+    blocks: list[Block] = [Heading(3, name, anchor(name))]
+    facts = [words]
+    if reads := texts(t, "reads"):
+        facts.append("reads " + ", ".join(reads))
+    if writes := texts(t, "writes"):
+        facts.append("writes " + ", ".join(writes))
+    blocks.append(Para(" · ".join(facts), css=f"effect {effect}"))
+    if description := text(t, "description"):
+        blocks.append(Para(description))
+    if args := objects(t, "arguments"):
         blocks.append(Table(("argument", "type", "required", "description"), tuple(
-            (a["name"], a["type"], "yes" if a["required"] else "no",
-             a["description"] + (f" (default: {json.dumps(a['default'])})"
-                                 if "default" in a else ""))
-            for a in t["arguments"])))
+            (text(a, "name"), text(a, "type"), "yes" if a.get("required") else "no",
+             text(a, "description") + (f" (default: {json.dumps(a['default'])})"
+                                       if "default" in a else ""))
+            for a in args)))
     else:
         blocks.append(Para("No arguments."))
     blocks.append(Para("Example call:"))
-    blocks.append(Code(_json(t["example"]), "json"))
+    blocks.append(Code(_json(t.get("example")), "json"))
     return blocks
 
 
-def server_page(m: Mapping[str, Any]) -> list[Block]:
+def server_page(m: JSONObject) -> list[Block]:
     """The blocks of one server's docs page."""
-    server = m["server"]
-    blocks: list[Block] = [Heading(1, f"{server['title']} ({server['slug']})"),
-                           Para(m["summary"]), Para(m["whenToUse"])]
-    if server.get("homepage"):
-        blocks.append(Link("Homepage", server["homepage"]))
-    if m.get("pairsWith"):
+    server = obj(m, "server")
+    blocks: list[Block] = [Heading(1, f"{text(server, 'title')} ({text(server, 'slug')})"),
+                           Para(text(m, "summary")), Para(text(m, "whenToUse"))]
+    if homepage := text(server, "homepage"):
+        blocks.append(Link("Homepage", homepage))
+    if pairs := objects(m, "pairsWith"):
         blocks.append(Para("Pairs well with: " + "; ".join(
-            f"{p['server']} (shares {', '.join(p['shared'])})" for p in m["pairsWith"])))
+            f"{text(p, 'server')} (shares {', '.join(texts(p, 'shared'))})" for p in pairs)))
     blocks += _setup(m)
-    blocks.append(Heading(2, f"Tools ({len(m['tools'])})"))
-    if m["tools"]:
+    tools = objects(m, "tools")
+    blocks.append(Heading(2, f"Tools ({len(tools)})"))
+    if tools:
         blocks.append(Table(("tool", "effect", "purpose"), tuple(
-            (t["name"], EFFECT_WORDS.get(t["effect"], t["effect"]), t["purpose"])
-            for t in m["tools"])))
-    for t in m["tools"]:
+            (text(t, "name"), _effect(t)[1], text(t, "purpose")) for t in tools)))
+    for t in tools:
         blocks += _tool(t)
-    if m["prompts"]:
-        blocks.append(Heading(2, f"Prompts ({len(m['prompts'])})"))
-        for p in m["prompts"]:
-            blocks.append(Heading(3, p["name"]))
-            if p["description"]:
-                blocks.append(Para(p["description"]))
-            if p["arguments"]:
+    if prompts := objects(m, "prompts"):
+        blocks.append(Heading(2, f"Prompts ({len(prompts)})"))
+        for p in prompts:
+            blocks.append(Heading(3, text(p, "name")))
+            if description := text(p, "description"):
+                blocks.append(Para(description))
+            if args := objects(p, "arguments"):
                 blocks.append(Table(("argument", "required", "description"), tuple(
-                    (a["name"], "yes" if a["required"] else "no", a["description"])
-                    for a in p["arguments"])))
-    resources = [(r.get("uri") or r.get("uriTemplate", ""), r) for r in
-                 [*m["resources"], *m["resourceTemplates"]]]
+                    (text(a, "name"), "yes" if a.get("required") else "no",
+                     text(a, "description"))
+                    for a in args)))
+    resources = [(text(r, "uri") or text(r, "uriTemplate"), r) for r in
+                 [*objects(m, "resources"), *objects(m, "resourceTemplates")]]
     if resources:
         blocks.append(Heading(2, f"Resources ({len(resources)})"))
         blocks.append(Table(("URI", "name", "description"), tuple(
-            (uri, r["name"], r["description"]) for uri, r in resources)))
+            (uri, text(r, "name"), text(r, "description")) for uri, r in resources)))
     return blocks
 
 
-def index_page(title: str, manifests: Sequence[Mapping[str, Any]], *, link_suffix: str,
+def index_page(title: str, manifests: Sequence[JSONObject], *, link_suffix: str,
                link_prefix: str = "", mcp_url: str | None = None) -> list[Block]:
     """The blocks of a workspace's index: each server, its summary, a link to its page."""
-    tools = sum(len(m["tools"]) for m in manifests)
+    tools = sum(len(objects(m, "tools")) for m in manifests)
     blocks: list[Block] = [Heading(1, title), Para(
         f"{len(manifests)} servers, {tools} tools.")]
     if mcp_url:
         blocks.append(Para(f"Connect your MCP client to {mcp_url} with your personal token "
                            "(Authorization: Bearer mwt_...)."))
     for m in manifests:
-        s = m["server"]
-        blocks.append(Heading(2, f"{s['title']} ({s['slug']})"))
-        blocks.append(Para(m["summary"]))
-        blocks.append(Link(f"{len(m['tools'])} tools: docs of {s['slug']}",
-                           f"{link_prefix}{s['slug']}{link_suffix}"))
+        slug = text(m, "server", "slug")
+        blocks.append(Heading(2, f"{text(m, 'server', 'title')} ({slug})"))
+        blocks.append(Para(text(m, "summary")))
+        blocks.append(Link(f"{len(objects(m, 'tools'))} tools: docs of {slug}",
+                           f"{link_prefix}{slug}{link_suffix}"))
     return blocks
 
 
@@ -271,22 +284,23 @@ def _safe_href(href: str) -> str:
     return href
 
 
-def server_markdown(m: Mapping[str, Any]) -> str:
+def server_markdown(m: JSONObject) -> str:
     return markdown(server_page(m))
 
 
-def server_html(m: Mapping[str, Any], *, index_href: str = "index.html") -> str:
-    return html(server_page(m), f"{m['server']['title']} — {m['workspace']}",
-                nav=f"← {m['workspace']}", nav_href=index_href)
+def server_html(m: JSONObject, *, index_href: str = "index.html") -> str:
+    workspace = text(m, "workspace")
+    return html(server_page(m), f"{text(m, 'server', 'title')} — {workspace}",
+                nav=f"← {workspace}", nav_href=index_href)
 
 
-def index_markdown(title: str, manifests: Sequence[Mapping[str, Any]],
+def index_markdown(title: str, manifests: Sequence[JSONObject],
                    mcp_url: str | None = None, *, link_prefix: str = "") -> str:
     return markdown(index_page(title, manifests, link_suffix=".md", link_prefix=link_prefix,
                                mcp_url=mcp_url))
 
 
-def index_html(title: str, manifests: Sequence[Mapping[str, Any]], *, link_suffix: str,
+def index_html(title: str, manifests: Sequence[JSONObject], *, link_suffix: str,
                link_prefix: str = "", mcp_url: str | None = None) -> str:
     return html(index_page(title, manifests, link_suffix=link_suffix, link_prefix=link_prefix,
                            mcp_url=mcp_url), title)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 from mcpyard.api.hub import HubEntry
 from mcpyard.compiler import access, naming
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import pins, search
-from mcpyard.jsontypes import JSONObject, JSONValue
+from mcpyard.jsontypes import JSONObject, JSONValue, obj, objects, seq, text
 
 SCHEMA_VERSION = "mcpyard.io/manifest/v1"
 
@@ -60,21 +60,20 @@ _UNCOUNTABLE = frozenset({"json", "yaml", "markdown", "html", "code", "content",
 _SENTENCE_END = (". ", ".\n", "! ", "? ")
 
 
-Manifest: TypeAlias = dict[str, Any]
-"""A capability manifest (and its tool entries) as built and stored. Its values stay ``Any``:
-its readers here, in docs and in the gateway's console index nested fields directly
-(``m["server"]["slug"]``); a TypedDict once those readers take one."""
+Manifest: TypeAlias = JSONObject
+"""A capability manifest (and its tool entries) as built and stored: read with the readers of
+:mod:`mcpyard.jsontypes` (a stored one is whatever JSON was stored)."""
 
 
 @dataclass(frozen=True)
 class Reported:
     """What a server reported about itself (its lists as it sent them)."""
 
-    tools: Sequence[Mapping[str, object]] = ()
-    prompts: Sequence[Mapping[str, object]] = ()
-    resources: Sequence[Mapping[str, object]] = ()
-    resource_templates: Sequence[Mapping[str, object]] = ()
-    server_info: Mapping[str, object] = field(default_factory=dict)
+    tools: Sequence[JSONObject] = ()
+    prompts: Sequence[JSONObject] = ()
+    resources: Sequence[JSONObject] = ()
+    resource_templates: Sequence[JSONObject] = ()
+    server_info: JSONObject = field(default_factory=dict)
     """initialize's serverInfo (name, title, version), when known."""
     instructions: str | None = None
 
@@ -297,17 +296,16 @@ def example_arguments(schema: object, depth: int = 0) -> JSONObject:
     return {str(n): example_value(props[n], str(n), depth) for n in chosen}
 
 
-def _tool(server: ServerConfig, tool: Mapping[str, object], prefix: str | None
-          ) -> Manifest:
+def _tool(server: ServerConfig, tool: JSONObject, prefix: str | None) -> Manifest:
     original = str(tool["name"])
-    verb, obj = verb_and_object(original, prefix)
-    if obj == server.slug:
-        obj = None  # mongodb-logs: the server itself is no kind of data it holds
+    verb, noun = verb_and_object(original, prefix)
+    if noun == server.slug:
+        noun = None  # mongodb-logs: the server itself is no kind of data it holds
     # the server's own annotations say whether it reads or writes; the verb only guesses
     how = effect(tool)
-    reads = [obj] if obj and verb and (
+    reads: list[JSONValue] = [noun] if noun and verb and (
         how == "read-only" or (how == "unknown" and verb in READ_VERBS)) else []
-    writes = [obj] if obj and verb and (
+    writes: list[JSONValue] = [noun] if noun and verb and (
         how in ("destructive", "additive") or (how == "unknown" and verb in WRITE_VERBS)) else []
     out: Manifest = {
         "name": naming.namespaced(server.slug, original),
@@ -317,7 +315,7 @@ def _tool(server: ServerConfig, tool: Mapping[str, object], prefix: str | None
         "effect": how,
         "reads": reads,
         "writes": writes,
-        "arguments": arguments(tool.get("inputSchema")),
+        "arguments": list(arguments(tool.get("inputSchema"))),
         "example": {"name": naming.namespaced(server.slug, original),
                     "arguments": example_arguments(tool.get("inputSchema"))},
         "inputSchema": tool.get("inputSchema") or {"type": "object"},
@@ -350,7 +348,7 @@ def _plain_url(url: str | None) -> str:
 
 
 def _count(tools: Iterable[Manifest], value: str) -> int:
-    return sum(1 for t in tools if t["effect"] == value)
+    return sum(1 for t in tools if t.get("effect") == value)
 
 
 def _plural(n: int, word: str) -> str:
@@ -434,7 +432,7 @@ def _when(slug: str, reads: list[str], writes: list[str], tools: list[Manifest])
         kinds = _listing([_plural_noun(k) for k in sorted(set(reads) | set(writes))],
                          conjunction="or")
         return f"Use {slug} when a task involves {kinds}."
-    purposes = [t["purpose"].rstrip(".") for t in tools if t["purpose"]][:3]
+    purposes = [p.rstrip(".") for p in (text(t, "purpose") for t in tools) if p][:3]
     if purposes:
         said = []
         for p in purposes:
@@ -451,22 +449,29 @@ def build(workspace: str, server: ServerConfig, reported: Reported,
                and access.server_exposes(server.tools, str(t["name"]))]
     prefix = tool_prefix(str(t["name"]) for t in exposed)
     tools = [_tool(server, t, prefix) for t in sorted(exposed, key=lambda t: str(t["name"]))]
-    reads = sorted({r for t in tools for r in t["reads"]})
-    writes = sorted({w for t in tools for w in t["writes"]})
+    reads = sorted({r for t in tools for r in seq(t, "reads") if isinstance(r, str)})
+    writes = sorted({w for t in tools for w in seq(t, "writes") if isinstance(w, str)})
     info = reported.server_info
     title = str(info.get("title") or (hub.title if hub is not None else "") or server.slug)
-    out: Manifest = {
+    about: JSONObject = {"name": server.name, "namespace": server.namespace, "slug": server.slug,
+                         "title": title, "mode": server.mode, "transport": server.transport,
+                         "hub": server.hub_entry}
+    if hub is not None:
+        about["homepage"] = hub.homepage
+        about["license"] = hub.license
+    version = info.get("version")
+    if isinstance(version, str):
+        about["version"] = version
+    return {
         "schemaVersion": SCHEMA_VERSION,
         "workspace": workspace,
-        "server": {"name": server.name, "namespace": server.namespace, "slug": server.slug,
-                   "title": title, "mode": server.mode, "transport": server.transport,
-                   "hub": server.hub_entry},
+        "server": about,
         "summary": _summary(title, server, tools, reported, reads, writes, hub),
         "summarySource": "generated",
         "whenToUse": _when(server.slug, reads, writes, tools),
-        "dataTypes": {"reads": reads, "writes": writes},
+        "dataTypes": {"reads": list(reads), "writes": list(writes)},
         "needs": _needs(server, hub),
-        "tools": tools,
+        "tools": list(tools),
         "prompts": [_prompt(server, p) for p in reported.prompts if isinstance(p.get("name"), str)],
         "resources": [_resource(server, r, "uri") for r in reported.resources
                       if isinstance(r.get("uri"), str)],
@@ -475,12 +480,6 @@ def build(workspace: str, server: ServerConfig, reported: Reported,
                               if isinstance(r.get("uriTemplate"), str)],
         "pairsWith": [],
     }
-    if hub is not None:
-        out["server"]["homepage"] = hub.homepage
-        out["server"]["license"] = hub.license
-    if isinstance(info, Mapping) and isinstance(info.get("version"), str):
-        out["server"]["version"] = info["version"]
-    return out
 
 
 def _prompt(server: ServerConfig, prompt: Mapping[str, object]) -> JSONObject:
@@ -506,16 +505,21 @@ def _resource(server: ServerConfig, item: Mapping[str, object], key: str) -> JSO
 def link(manifests: Sequence[Manifest]) -> list[Manifest]:
     """The manifests of one workspace, each with ``pairsWith``: the other servers that work
     on a data type it works on (one writes what the other reads, or both touch it)."""
-    types = {m["server"]["slug"]: set(m["dataTypes"]["reads"]) | set(m["dataTypes"]["writes"])
-             for m in manifests}
-    out = []
+    types = {text(m, "server", "slug"): _data_types(m) for m in manifests}
+    out: list[Manifest] = []
     for m in manifests:
-        slug = m["server"]["slug"]
-        pairs = [{"server": other, "shared": sorted(types[slug] & theirs)}
-                 for other, theirs in sorted(types.items())
-                 if other != slug and types[slug] & theirs]
+        slug = text(m, "server", "slug")
+        pairs: list[JSONValue] = [{"server": other, "shared": list(sorted(types[slug] & theirs))}
+                                  for other, theirs in sorted(types.items())
+                                  if other != slug and types[slug] & theirs]
         out.append({**m, "pairsWith": pairs})
     return out
+
+
+def _data_types(manifest: Manifest) -> set[str]:
+    """The data types a server reads or writes."""
+    return {t for key in ("reads", "writes") for t in seq(manifest, "dataTypes", key)
+            if isinstance(t, str)}
 
 
 def enrich(manifest: Manifest, summary: str) -> Manifest:
@@ -529,10 +533,13 @@ def enrich(manifest: Manifest, summary: str) -> Manifest:
 def visible(manifest: Manifest, may_use: Callable[[str], bool]) -> Manifest | None:
     """The manifest as a member sees it: only the tools and prompts ``may_use(name)`` admits,
     the resources whose URIs it admits; None when nothing is left."""
-    tools = [t for t in manifest["tools"] if may_use(t["name"])]
-    prompts = [p for p in manifest["prompts"] if may_use(p["name"])]
-    resources = [r for r in manifest["resources"] if may_use(r["uri"])]
-    templates = [r for r in manifest["resourceTemplates"] if may_use(r["uriTemplate"])]
+    tools: list[JSONValue] = [t for t in objects(manifest, "tools") if may_use(text(t, "name"))]
+    prompts: list[JSONValue] = [p for p in objects(manifest, "prompts")
+                                if may_use(text(p, "name"))]
+    resources: list[JSONValue] = [r for r in objects(manifest, "resources")
+                                  if may_use(text(r, "uri"))]
+    templates: list[JSONValue] = [r for r in objects(manifest, "resourceTemplates")
+                                  if may_use(text(r, "uriTemplate"))]
     if not (tools or prompts or resources or templates):
         return None
     return {**manifest, "tools": tools, "prompts": prompts, "resources": resources,
@@ -541,9 +548,10 @@ def visible(manifest: Manifest, may_use: Callable[[str], bool]) -> Manifest | No
 
 def prompt_for_summary(manifest: Manifest) -> str:
     """What a summarizer is asked (the facts it may use, nothing secret: no URL, no env)."""
-    lines = [f"Server {manifest['server']['slug']} ({manifest['server']['title']}).",
-             "Tools:"]
-    lines += [f"- {t['originalName']}: {t['purpose']} ({t['effect']})" for t in manifest["tools"]]
+    server = obj(manifest, "server")
+    lines = [f"Server {text(server, 'slug')} ({text(server, 'title')}).", "Tools:"]
+    lines += [f"- {text(t, 'originalName')}: {text(t, 'purpose')} ({text(t, 'effect')})"
+              for t in objects(manifest, "tools")]
     lines.append("Write one paragraph (at most 80 words) saying what this MCP server does "
                  "and when an agent should use it. Plain text, no lists.")
     return "\n".join(lines)

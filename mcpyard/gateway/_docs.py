@@ -13,8 +13,6 @@ the live upstreams' own lists.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
@@ -25,6 +23,7 @@ from mcpyard.gateway import _catalog
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway._upstreams import Handle
 from mcpyard.gateway.downstream import _auth
+from mcpyard.jsontypes import text
 
 
 def hub_info(name: str | None) -> manifest.HubInfo | None:
@@ -41,7 +40,7 @@ def reported(handle: Handle) -> manifest.Reported:
         resource_templates=handle.lists.get("resourceTemplates", ()))
 
 
-def manifests(live: Live) -> list[dict[str, Any]]:
+def manifests(live: Live) -> list[manifest.Manifest]:
     """Every server's manifest (servers whose tools are known), linked across the workspace."""
     built = [manifest.build(live.config.name, h.server, reported(h), hub_info(h.server.hub_entry))
              for _, h in sorted(live.handles.items()) if h.tools is not None]
@@ -53,9 +52,9 @@ class Docs:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._cache: dict[str, tuple[Live, list[dict[str, Any]]]] = {}
+        self._cache: dict[str, tuple[Live, list[manifest.Manifest]]] = {}
 
-    def _for(self, request: Request) -> tuple[Live, list[dict[str, Any]]] | Response:
+    def _for(self, request: Request) -> tuple[Live, list[manifest.Manifest]] | Response:
         name = request.path_params["workspace"]
         live = self.runtime.live.get(name)
         if live is None:
@@ -106,7 +105,7 @@ class Docs:
         as_markdown = slug.endswith(".md")
         slug = slug.removesuffix(".md")
         for m in mine:
-            if m["server"]["slug"] == slug:
+            if text(m, "server", "slug") == slug:
                 if as_markdown:
                     return PlainTextResponse(docs.server_markdown(m), media_type="text/markdown")
                 return HTMLResponse(docs.server_html(m, index_href="../docs"))

@@ -7,9 +7,9 @@ Codes and message builders are the protocol layer's (``mcpyard.mcp.jsonrpc``);
 from __future__ import annotations
 
 import errno
-from typing import Any
 
 from mcpyard import errors
+from mcpyard.jsontypes import at
 from mcpyard.mcp import jsonrpc
 
 RATE_LIMITED = -32029
@@ -19,23 +19,23 @@ message names the limit, ``data`` is ``{"retryAfter": seconds, "scope": "workspa
 "member", "limit": requests per minute}``. The 29 echoes HTTP 429."""
 
 
-def rate_limited(id_: jsonrpc.Id, refusal: errors.RateLimited) -> dict[str, Any]:
+def rate_limited(id_: jsonrpc.Id, refusal: errors.RateLimited) -> jsonrpc.Message:
     return jsonrpc.error(id_, RATE_LIMITED, refusal.message, {
         "retryAfter": refusal.retry_after, "scope": refusal.scope, "limit": refusal.limit})
 
 
-def retry_after(reply: Any) -> int | None:
+def retry_after(reply: jsonrpc.Response) -> int | None:
     """The seconds of a rate-limit refusal's ``Retry-After``, or None for any other reply."""
-    err = reply.get("error") if isinstance(reply, dict) else None
+    err = reply.get("error")
     if isinstance(err, dict) and err.get("code") == RATE_LIMITED:
-        data = err.get("data")
-        if isinstance(data, dict) and isinstance(data.get("retryAfter"), int):
-            return int(data["retryAfter"])
+        wait = at(err, "data", "retryAfter")
+        if isinstance(wait, int):
+            return int(wait)
     return None
 
 
 def error_from(id_: jsonrpc.Id, exc: errors.MCPyardError | OSError | TimeoutError, *,
-               slug: str) -> dict[str, Any]:
+               slug: str) -> jsonrpc.Message:
     """The JSON-RPC error for a failure on the upstream hop of server ``slug``: the one place
     the gateway maps errors (by class, never by message) to JSON-RPC.
 

@@ -125,8 +125,9 @@ class Methods:
             return rpc.error(id_, rpc.INVALID_PARAMS, f"Unknown prompt: {params['name']}")
         outcome = await self.forward(live, member, session, id_, entry.slug, "prompts/get",
                                      {**params, "name": entry.original}, reply)
-        if "result" in outcome:
-            _catalog.prompt_result(entry.slug, outcome["result"])
+        result = outcome.get("result")
+        if isinstance(result, dict):
+            _catalog.prompt_result(entry.slug, result)
         return outcome
 
     # -- resources -----------------------------------------------------------------------
@@ -158,8 +159,9 @@ class Methods:
         slug, original = parts
         outcome = await self.forward(live, member, session, id_, slug, "resources/read",
                                      {**params, "uri": original}, reply)
-        if "result" in outcome:
-            _catalog.read_result(slug, outcome["result"])
+        result = outcome.get("result")
+        if isinstance(result, dict):
+            _catalog.read_result(slug, result)
         else:
             _error_uri(outcome, slug, original, uri)
         return outcome
@@ -267,6 +269,9 @@ def _failure(id_: rpc.Id, exc: errors.MCPyardError | OSError | TimeoutError,
 
 def _error_uri(outcome: rpc.Message, slug: str, original: str, uri: str) -> None:
     """An upstream's "resource not found" names the URI the client asked for, not its own."""
-    data = outcome.get("error", {}).get("data")
+    err = outcome.get("error")
+    if not isinstance(err, dict):
+        return
+    data = err.get("data")
     if isinstance(data, dict) and data.get("uri") == original:
-        outcome["error"]["data"] = {**data, "uri": uri}
+        err["data"] = {**data, "uri": uri}

@@ -133,8 +133,9 @@ class Router:
                       msg: rpc.Message, *, era: _records.Era, size: int = 0,
                       way_back: _relay.Reply | None = None,
                       finish: Callable[[rpc.JSONObject], rpc.JSONObject] | None = None
-                      ) -> rpc.Message:
-        """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record).
+                      ) -> rpc.Response:
+        """Answer one JSON-RPC request (``size``: its bytes on the wire, for the record),
+        which its transport checked: a method and an id (``_invalid``, ``Modern.post``).
 
         ``finish`` completes a result before it is encoded (the 2026-07-28 transport adds
         ``resultType`` and its ``_meta``), so that a result is encoded once.
@@ -147,9 +148,10 @@ class Router:
         re-initializing in a loop must not escape its plan.
         """
         started, t0 = time.time(), time.perf_counter()
-        method = msg["method"]
+        method, id_ = cast(str, msg["method"]), cast(rpc.Id, msg["id"])  # the transport checked
+        params = msg.get("params")
         call = _Call()
-        call.target = _target(method, msg.get("params"))
+        call.target = _target(method, params)
         if self.draining:
             refusal = None
         else:
@@ -157,11 +159,11 @@ class Router:
                 refusal = await self.limiter.hit(live.config, member.config)
         if self.draining:
             call.fail("upstream_error", SHUTTING_DOWN)
-            reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
+            answer: rpc.Response = rpc.error(id_, rpc.UPSTREAM_UNAVAILABLE, SHUTTING_DOWN)
         elif refusal is not None:
             call.fail("rate_limited", refusal.message)
             call.scope = refusal.scope
-            reply = _jsonrpc.rate_limited(msg["id"], refusal)
+            answer = _jsonrpc.rate_limited(id_, refusal)
         else:
             redactor = self.runtime.redactor
             if way_back is not None and redactor.size:
@@ -170,14 +172,15 @@ class Router:
             if task is not None:
                 self._inflight.add(task)
             try:
-                reply = await self._answer(live, member, session, msg, call, era, way_back)
+                reply = await self._answer(live, member, session, method, id_, params, call,
+                                           era, way_back)
             except asyncio.CancelledError:
                 if not self._cut or task is None:
                     raise
                 task.uncancel()  # cut by the drain: answered, not cancelled
                 message = f"{CUT} ({self.drain_seconds:g} s)"
                 call.fail("upstream_error", message)
-                reply = rpc.error(msg["id"], rpc.UPSTREAM_UNAVAILABLE, message)
+                reply = rpc.error(id_, rpc.UPSTREAM_UNAVAILABLE, message)
             finally:
                 if task is not None:
                     self._inflight.discard(task)
@@ -185,15 +188,20 @@ class Router:
                         self._idle.set()
             # What an upstream said may quote a key the gateway injected: blanked here, once,
             # for every era and transport (``_redact``).
-            if finish is not None and "result" in reply:
-                reply["result"] = finish(reply["result"])
+            if finish is not None:
+                result = reply.get("result")
+                if isinstance(result, dict):
+                    reply["result"] = finish(result)
             if method in RECORDED and "result" in reply:
-                reply["result"] = orjson.Fragment(redactor.encode(reply["result"]))
+                # The reply is the router's alone: its result becomes its encoding.
+                encoded = cast(rpc.EncodedResponse, reply)
+                encoded["result"] = orjson.Fragment(redactor.encode(reply["result"]))
+                answer = encoded
             else:
-                reply = redactor.message(reply)
+                answer = redactor.message(reply)
         self._account(live, member, method, call, era, started, t0, size,
-                      len(orjson.dumps(reply)))
-        return reply
+                      len(orjson.dumps(answer)))
+        return answer
 
     async def drain(self, grace: float) -> None:
         """Shut down gracefully: refuse new requests, let those in flight finish for up to
@@ -290,19 +298,16 @@ class Router:
             self.recorder.record(record)
 
     async def _answer(self, live: Live, member: Member, session: Session | None,
-                      msg: rpc.Message, call: _Call, era: _records.Era,
-                      way_back: _relay.Reply | None) -> rpc.Message:
-        method, id_ = msg["method"], msg["id"]
+                      method: str, id_: rpc.Id, params: rpc.JSONValue, call: _Call,
+                      era: _records.Era, way_back: _relay.Reply | None) -> rpc.Message:
         if method == "tools/call":
             assert session is not None, "only initialize comes without a session"
-            return await self._call(live, member, session, id_, msg.get("params"), call,
-                                    way_back)
+            return await self._call(live, member, session, id_, params, call, way_back)
         if method == "tools/list":
-            return self._list(live, member, id_, msg.get("params"), call)
+            return self._list(live, member, id_, params, call)
         if method == "ping":
             return rpc.result(id_, {})
         if method == "initialize":
-            params = msg.get("params")
             requested = params.get("protocolVersion") if isinstance(params, dict) else None
             if era == "legacy-sse" and session is not None:
                 # The legacy transport opens its session with the stream, before initialize.
@@ -316,9 +321,9 @@ class Router:
             return rpc.error(id_, rpc.INVALID_REQUEST, "the session is already initialized")
         handler = self.methods.handlers.get(method)
         if handler is not None and session is not None:
-            reply = await handler(live, member, session, id_, msg.get("params"), way_back)
+            reply = await handler(live, member, session, id_, params, way_back)
             if method in _SERVED:
-                call.server = self.methods.server_of(live, member, method, msg.get("params"))
+                call.server = self.methods.server_of(live, member, method, params)
             error = reply.get("error")
             if isinstance(error, dict):
                 call.fail("invalid_request" if error.get("code") in _CLIENT_FAULTS
@@ -343,13 +348,15 @@ class Router:
         if method != "notifications/cancelled":
             return
         rid = params.get("requestId") if isinstance(params, dict) else None
-        task = session.inflight.get(rid) if rpc.valid_id(rid) else None
+        if not rpc.valid_id(rid):
+            return
+        task = session.inflight.get(rid)
         if task is not None:
             session.inflight[rid] = None
             task.cancel()
 
     async def tracked(self, session: Session, id_: rpc.Id,
-                      work: asyncio.Future[rpc.Message]) -> rpc.Message | None:
+                      work: asyncio.Future[rpc.Response]) -> rpc.Response | None:
         """Await a request's answer; None when the client cancelled it (no answer is due)."""
         session.inflight[id_] = work  # type: ignore[assignment]
         try:
@@ -411,7 +418,7 @@ class Router:
         except (errors.MCPyardError, TimeoutError, OSError) as exc:
             log.warning("member %s: %s failed: %s", member.key, name, exc)
             reply = _jsonrpc.error_from(id_, exc, slug=entry.slug)
-            call.fail("upstream_error", reply["error"]["message"])
+            call.fail("upstream_error", rpc.error_text(reply))
             return reply
         if result.get("isError") is True:
             call.fail("tool_error", None)  # the tool's own words are a result: not recorded

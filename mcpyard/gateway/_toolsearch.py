@@ -10,7 +10,6 @@ plain ``tools/call`` it stands for; the router then answers it exactly like a di
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import orjson
 
@@ -27,13 +26,13 @@ def handles(live: Live, name: str) -> bool:
                                                       _catalog.CALL_TOOL_NAME)
 
 
-def _tool_error(id_: rpc.Id, message: str) -> dict[str, Any]:
+def _tool_error(id_: rpc.Id, message: str) -> rpc.Message:
     # Bad arguments are the model's to fix: a tool result with isError, as the spec asks.
     return rpc.result(id_, {"content": [{"type": "text", "text": message}], "isError": True})
 
 
-async def find(live: Live, view: _catalog.View, id_: rpc.Id, arguments: Any
-               ) -> dict[str, Any]:
+async def find(live: Live, view: _catalog.View, id_: rpc.Id, arguments: rpc.JSONValue
+               ) -> rpc.Message:
     """The answer to ``find_tools``. The table's index is built on first use, in a thread:
     a workspace of a thousand tools takes a few hundred ms to index, which must not stall
     every other request of the gateway."""
@@ -57,7 +56,7 @@ async def find(live: Live, view: _catalog.View, id_: rpc.Id, arguments: Any
     return rpc.result(id_, {"content": [{"type": "text", "text": text}]})
 
 
-def unwrap(id_: rpc.Id, params: dict[str, Any]) -> dict[str, Any]:
+def unwrap(id_: rpc.Id, params: rpc.JSONObject) -> rpc.Message:
     """The ``tools/call`` params a ``call_tool`` stands for, or (under ``"error"`` /
     ``"result"``) the reply to send instead when its arguments are unusable."""
     args = params.get("arguments")

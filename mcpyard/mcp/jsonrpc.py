@@ -1,13 +1,14 @@
 """JSON-RPC 2.0 as MCP uses it: JSON types, error codes, message builders. No I/O.
 
 Messages are plain dicts (parsed with orjson); builders return dicts, the transports encode
-them. What arrives from the wire is typed ``JSONObject`` until it is checked. The codes are
+them. What arrives from the wire is typed ``JSONObject`` until it is checked; the gateway's
+answer to a request is a :data:`Response`, whose result may be encoded already. The codes are
 the SDK's (``mcp_types``), plus the ones it does not name.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, TypeAlias, TypeGuard
+from typing import Final, TypeAlias, TypeGuard
 
 import mcp_types
 import orjson
@@ -24,10 +25,14 @@ from mcpyard.jsontypes import JSONLike as JSONLike
 from mcpyard.jsontypes import JSONObject as JSONObject
 from mcpyard.jsontypes import JSONValue as JSONValue
 
-Message: TypeAlias = dict[str, Any]
-"""A JSON-RPC message the builders return, to be encoded. Its values stay ``Any``: the router
-rewrites a reply's ``result`` in place before encoding it (an ``orjson.Fragment``, the era's
-``finish`` callback typed on ``dict``); ``dict[str, JSONLike]`` once those take ``JSONLike``."""
+Message: TypeAlias = JSONObject
+"""A JSON-RPC message: as it arrived (checked where it is read) or as a builder made it."""
+EncodedResponse: TypeAlias = "dict[str, JSONValue | orjson.Fragment]"
+"""A response whose ``result`` is already encoded (an ``orjson.Fragment``, embedded as is when
+the response is: the gateway encodes a result once, where it measures it)."""
+Response: TypeAlias = "Message | EncodedResponse"
+"""The gateway's answer to a request, for its transport to encode (a ``JSONLike``: orjson's
+stub types a ``Fragment`` as a tuple)."""
 Id: TypeAlias = str | int | None
 """A JSON-RPC id (null only in an error answering a message whose id could not be read)."""
 
@@ -39,25 +44,25 @@ REQUEST_CANCELLED: Final[int] = -32800
 """The client cancelled the request (the code the MCP SDKs use); it ignores the answer."""
 
 
-def result(id_: Id, value: JSONLike) -> Message:
+def result(id_: Id, value: JSONValue) -> Message:
     return {"jsonrpc": "2.0", "id": id_, "result": value}
 
 
-def error(id_: Id, code: int, message: str, data: JSONLike = None) -> Message:
-    err: dict[str, JSONLike] = {"code": code, "message": message}
+def error(id_: Id, code: int, message: str, data: JSONValue = None) -> Message:
+    err: JSONObject = {"code": code, "message": message}
     if data is not None:
         err["data"] = data
     return {"jsonrpc": "2.0", "id": id_, "error": err}
 
 
-def request(id_: Id, method: str, params: JSONLike = None) -> Message:
+def request(id_: Id, method: str, params: JSONValue = None) -> Message:
     msg: Message = {"jsonrpc": "2.0", "id": id_, "method": method}
     if params is not None:
         msg["params"] = params
     return msg
 
 
-def notification(method: str, params: JSONLike = None) -> Message:
+def notification(method: str, params: JSONValue = None) -> Message:
     msg: Message = {"jsonrpc": "2.0", "method": method}
     if params is not None:
         msg["params"] = params

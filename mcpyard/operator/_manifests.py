@@ -21,6 +21,7 @@ from mcpyard import compiler, kube
 from mcpyard.compiler import children
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
+from mcpyard.jsontypes import text
 from mcpyard.operator._runtime import Entry, Runtime, Tools
 
 KEY = "manifest.json"
@@ -54,7 +55,8 @@ def build(
         )
         entry = rt.catalog.get(server.hub_entry) if server.hub_entry is not None else None
         built.append(manifest.build(ws, server, reported, manifest.hub_info(entry)))
-    return {(m["server"]["namespace"], m["server"]["name"]): m for m in manifest.link(built)}
+    return {(text(m, "server", "namespace"), text(m, "server", "name")): m
+            for m in manifest.link(built)}
 
 
 async def store(

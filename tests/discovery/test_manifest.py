@@ -202,3 +202,21 @@ def test_when_to_use_names_the_data_or_says_what_the_tools_do() -> None:
     assert fetch["whenToUse"] == "Use fetch to fetch a URL from the internet."
     gh, _ = built()
     assert gh["whenToUse"] == "Use github when a task involves branches or issues."
+
+
+def test_a_malformed_stored_manifest_reads_with_its_fields_absent() -> None:
+    # A stored manifest is whatever JSON was stored: a field missing or of the wrong type
+    # reads as absent, never as a TypeError in the middle of a docs page.
+    gh, _ = built()
+    broken: dict[str, Any] = {"server": "github", "tools": [{"name": 3}, "stray"],
+                              "needs": None, "dataTypes": {"reads": ["issue", 7]}}
+    md = docs.server_markdown(broken)
+    assert "## Tools (1)" in md and "No secret is injected" in md
+    assert "## Prompts" not in md and "## Resources" not in md
+    index = docs.index_markdown("eng", [gh, broken])
+    assert "2 servers, 5 tools." in index
+    assert "Server  ().\nTools:\n- :  ()\n" in manifest.prompt_for_summary(broken)
+    cut = manifest.visible(broken, lambda name: True)
+    assert cut is not None and cut["tools"] == [{"name": 3}]
+    linked = manifest.link([gh, broken])
+    assert linked[1]["pairsWith"] == [{"server": "github", "shared": ["issue"]}]

@@ -10,15 +10,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import markupsafe
 
 from mcpyard.compiler.config import MemberConfig, ServerConfig
 from mcpyard.discovery import docs
+from mcpyard.discovery.manifest import Manifest
 from mcpyard.gateway import _docs
 from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.services import _calllog, _pgrecords, _records
+from mcpyard.jsontypes import text
 
 PERIODS = {"1h": (3600.0, 60.0), "24h": (86400.0, 900.0), "7d": (7 * 86400.0, 3 * 3600.0),
            "30d": (30 * 86400.0, 12 * 3600.0)}
@@ -117,17 +119,17 @@ class Manifests:
     An admin sees a server's whole manifest, not one member's cut of it."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[Live, list[dict[str, Any]]]] = {}
+        self._cache: dict[str, tuple[Live, list[Manifest]]] = {}
 
-    def of(self, live: Live, slug: str) -> dict[str, Any] | None:
+    def of(self, live: Live, slug: str) -> Manifest | None:
         """The manifest of server ``slug``; None until its tools are known."""
         cached = self._cache.get(live.config.name)
         if cached is None or cached[0] is not live:
             cached = self._cache[live.config.name] = (live, _docs.manifests(live))
-        return next((m for m in cached[1] if m["server"]["slug"] == slug), None)
+        return next((m for m in cached[1] if text(m, "server", "slug") == slug), None)
 
 
-def docs_body(manifest: dict[str, Any]) -> markupsafe.Markup:
+def docs_body(manifest: Manifest) -> markupsafe.Markup:
     """The generated docs page of a server, as the gateway serves it at ``/ws/<w>/docs/<slug>``
     (:func:`mcpyard.discovery.docs.server_html`), without its document shell and inline style:
     the console's stylesheet dresses it (its CSP allows no inline style). Every text from the

@@ -42,6 +42,7 @@ from mcpyard.gateway._runtime import Live, Runtime
 from mcpyard.gateway.downstream import _streams
 from mcpyard.gateway.downstream._auth import Member
 from mcpyard.gateway.downstream._sessions import Session
+from mcpyard.jsontypes import integer
 from mcpyard.mcp import asgi, protocol, sse
 from mcpyard.mcp import jsonrpc as rpc
 
@@ -117,7 +118,7 @@ class _Parked:
     __slots__ = ("expires", "live", "member", "method", "reply", "work")
 
     def __init__(self, member: str, method: str, live: Live, reply: _ModernReply,
-                 work: asyncio.Future[rpc.Message]) -> None:
+                 work: asyncio.Future[rpc.Response]) -> None:
         self.member = member
         self.method = method
         self.live = live
@@ -236,11 +237,11 @@ class Modern:
 
     async def _serve(self, live: Live, member: Member, receive: Receive, id_: rpc.Id,
                      method: str, reply: _ModernReply,
-                     work: asyncio.Future[rpc.Message]) -> None:
+                     work: asyncio.Future[rpc.Response]) -> None:
         gone = asyncio.ensure_future(asgi.disconnected(receive))
         parked = asyncio.ensure_future(reply.parked.wait())
         try:
-            waiters: set[asyncio.Future[rpc.Message] | asyncio.Task[bool | None]] = {
+            waiters: set[asyncio.Future[rpc.Response] | asyncio.Task[bool | None]] = {
                 work, gone, parked}
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             if not work.done() and reply.parked.is_set() and reply.question is not None:
@@ -271,7 +272,8 @@ class Modern:
         if "result" in answer:  # completed by _decorate in the router, before its one encode
             await reply.finish(answer)
         else:
-            code = answer.get("error", {}).get("code")
+            error = answer.get("error")
+            code = integer(error, "code") if isinstance(error, dict) else 0
             status = 200 if reply.streaming else protocol.HTTP_STATUS.get(code, 200)
             await reply.finish(answer, status)
 
@@ -296,7 +298,7 @@ class Modern:
                                                                           result)))
 
     async def _error(self, send: Send, id_: rpc.Id, code: int, message: str,
-                     data: rpc.JSONLike = None) -> None:
+                     data: rpc.JSONValue = None) -> None:
         await asgi.respond_json(send, protocol.HTTP_STATUS.get(code, 400),
                                 rpc.error(id_, code, message, data))
 
@@ -313,16 +315,16 @@ class Modern:
             await self._error(send, id_, rpc.INVALID_PARAMS,
                               "Invalid params: subscriptions/listen needs notifications")
             return
-        honored: dict[str, rpc.JSONLike] = {k: True for k in protocol.LIST_CHANGED.values()
-                                   if wanted.get(k)}
+        honored: rpc.JSONObject = {k: True for k in protocol.LIST_CHANGED.values()
+                                  if wanted.get(k)}
         uris = wanted.get("resourceSubscriptions")
-        meta = {protocol.SUBSCRIPTION_KEY: id_}
+        meta: rpc.JSONObject = {protocol.SUBSCRIPTION_KEY: id_}
         session = self.runtime.sessions.open(live.config.name, member.name, member.key,
                                              protocol.MODERN_VERSIONS[-1], "listen")
         session.streams += 1
         if isinstance(uris, list) and uris:
             subscribed = [u for u in uris if isinstance(u, str)]
-            honored["resourceSubscriptions"] = subscribed
+            honored["resourceSubscriptions"] = list(subscribed)
             for uri in subscribed:
                 parts = naming.split_uri(uri)
                 if (parts is None or parts[0] not in live.handles

@@ -59,7 +59,7 @@ class Session:
         self.capabilities: rpc.JSONObject | None = None
         """What the client declared at initialize (it decides what it may be asked)."""
         """The lowest log level (index in ``_relay.LOG_LEVELS``) relayed; logging/setLevel."""
-        self.inflight: dict[rpc.Id, asyncio.Task[rpc.Message] | None] = {}
+        self.inflight: dict[rpc.Id, asyncio.Task[rpc.Response] | None] = {}
         """The tasks answering the client's requests that may be cancelled, by request id
         (None once the client cancelled it)."""
         self.pending: dict[str, asyncio.Future[rpc.JSONObject]] = {}

@@ -143,7 +143,7 @@ class SSEMessages:
             session.push(reply)
 
     async def _one(self, live: Live, member: _auth.Member, session: Session,
-                   msg: rpc.JSONValue, size: int) -> rpc.Message | None:
+                   msg: rpc.JSONValue, size: int) -> rpc.Response | None:
         problem = _invalid(msg)
         if problem is not None:
             return problem

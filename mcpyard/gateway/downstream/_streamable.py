@@ -199,7 +199,7 @@ class StreamableHTTP:
 
     async def _batch(self, live: Live, member: _auth.Member, session: Session, send: Send,
                      batch: list[rpc.JSONValue]) -> None:
-        replies: list[rpc.Message] = []
+        replies: list[rpc.Response] = []
         calls = []
         for msg in batch:
             problem = _invalid(msg)
@@ -237,7 +237,7 @@ class StreamableHTTP:
         if not isinstance(result, dict):
             await respond(send, reply)
             return
-        version = result["protocolVersion"]
+        version = cast(str, result["protocolVersion"])  # initialize_result's
         session = self.runtime.sessions.open(live.config.name, member.name, member.key,
                                              version, "streamable-http")
         session.capabilities = client_capabilities(msg.get("params"))
@@ -269,7 +269,7 @@ def _retry_after(seconds: int) -> tuple[bytes, bytes]:
     return (b"retry-after", str(seconds).encode())
 
 
-async def respond(send: Send, reply: rpc.Message) -> None:
+async def respond(send: Send, reply: rpc.Response) -> None:
     """Send one reply: 429 with ``Retry-After`` for a rate-limit refusal, else 200."""
     wait = _jsonrpc.retry_after(reply)
     if wait is None:
