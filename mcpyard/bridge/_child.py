@@ -27,7 +27,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Protocol, cast
 
 from mcpyard.errors import UnavailableError as UnavailableError
 from mcpyard.mcp import correlator, jsonrpc, process, protocol, stdio
@@ -51,7 +51,7 @@ class Call:
     """One request forwarded to the child; ``events`` ends with the response."""
 
     caller: Caller
-    request_id: Any  # the client's id, echoed as it came: the bridge does not check ids
+    request_id: jsonrpc.JSONValue  # the client's id, echoed as it came: the bridge checks none
     bid: int
     token: jsonrpc.JSONValue = None
     method: jsonrpc.JSONValue = None

@@ -28,7 +28,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import orjson
 from mcp.shared import inbound
@@ -275,8 +275,7 @@ class BridgeApp:
             return
         verdict = protocol.check_modern(message, scope["headers"])
         if isinstance(verdict, inbound.InboundLadderRejection):
-            body = jsonrpc.error(rid if jsonrpc.valid_id(rid) else None, verdict.code,
-                                 verdict.message, verdict.data)
+            body = jsonrpc.error(rid, verdict.code, verdict.message, verdict.data)
             await asgi.respond_json(send, protocol.HTTP_STATUS.get(verdict.code, 400), body)
             return
         params = message.get("params")
@@ -302,7 +301,7 @@ class BridgeApp:
             forwarded = {**message, "params": clean}
         await self._forward(forwarded, caller, receive, send, sse, modern=True)
 
-    async def _discover(self, rid: Any, send: Send) -> None:  # ids echoed unchecked
+    async def _discover(self, rid: jsonrpc.JSONValue, send: Send) -> None:
         try:
             await self.child.wait_ready()
         except _child.UnavailableError as exc:
@@ -509,5 +508,6 @@ async def _next(call: _child.Call, disconnected: asyncio.Task[None]) -> jsonrpc.
     return None
 
 
-async def _rpc_error(send: Send, status: int, rid: Any, code: int, message: str) -> None:
+async def _rpc_error(send: Send, status: int, rid: jsonrpc.JSONValue, code: int,
+                     message: str) -> None:
     await asgi.respond_error(send, status, code, message, id_=rid)

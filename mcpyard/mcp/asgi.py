@@ -74,7 +74,7 @@ async def respond_json(send: Send, status: int, message: jsonrpc.JSONLike,
 
 async def respond_error(send: Send, status: int, code: int, text: str,
                         headers: list[tuple[bytes, bytes]] | None = None,
-                        id_: jsonrpc.Id = None) -> None:
+                        id_: jsonrpc.JSONValue = None) -> None:
     """An HTTP error with a JSON-RPC error body (id null unless known), as MCP clients expect."""
     await respond_json(send, status, jsonrpc.error(id_, code, text), headers)
 

@@ -48,7 +48,9 @@ def result(id_: Id, value: JSONValue) -> Message:
     return {"jsonrpc": "2.0", "id": id_, "result": value}
 
 
-def error(id_: Id, code: int, message: str, data: JSONValue = None) -> Message:
+def error(id_: JSONValue, code: int, message: str, data: JSONValue = None) -> Message:
+    """An error answer; ``id_`` is the request's as it came (the bridge echoes ids unchecked;
+    the gateway checked them: :func:`valid_id`)."""
     err: JSONObject = {"code": code, "message": message}
     if data is not None:
         err["data"] = data
