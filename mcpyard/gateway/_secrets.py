@@ -13,10 +13,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import orjson
 
@@ -73,7 +72,8 @@ class Decryptor:
             del self._done[gone]
         return SecretState(failures=failures, digests=digests)
 
-    def _decrypt_one(self, nsname: NsName, document: dict[str, Any], fingerprint: bytes) -> _Done:
+    def _decrypt_one(self, nsname: NsName, document: Mapping[str, object], fingerprint: bytes
+                     ) -> _Done:
         from mcpyard.crypto import unseal  # sops and age load with the first secret
 
         try:

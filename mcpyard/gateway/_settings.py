@@ -6,11 +6,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mcpyard.compiler.config import WorkspaceConfig
 
 if TYPE_CHECKING:
+    from mcpyard.gateway._upstreams import Factory
     from mcpyard.gateway.sources import Source
 
 
@@ -104,7 +105,7 @@ class Settings:
     """How long a replica trusts what it read of an OAuth grant: a revocation made on
     another replica (or by `mcpyard token revoke`) bites within this. Member changes bite at
     once."""
-    upstream_factory: Callable[..., Any] | None = None
+    upstream_factory: Factory | None = None
     """``create(server, *, secrets, on_notification, workdir) -> Upstream``; the default is
     :func:`mcpyard.gateway.upstream.create`."""
 
