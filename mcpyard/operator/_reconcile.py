@@ -277,7 +277,7 @@ def orphans(rt: Runtime) -> list[str]:
     return gone
 
 
-def _remember_served(rt: Runtime, ws: str, secret: Mapping[str, Any]) -> None:
+def _remember_served(rt: Runtime, ws: str, secret: kube.KubeObject) -> None:
     try:
         rt.served[ws] = kube.read_config(secret).config
     except errors.MCPyardError as exc:  # unreadable: nothing to keep
