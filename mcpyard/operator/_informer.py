@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from mcpyard import kube
+from mcpyard import jsontypes, kube
 from mcpyard.api import v1alpha1
 from mcpyard.operator._runtime import Stored, stored
 
@@ -87,17 +87,17 @@ class Indexes:
             if not bucket:
                 del self._buckets[name][key]
 
-    def update(self, kind: str, body: dict[str, Any] | None, key: Key) -> None:
+    def update(self, kind: str, body: kube.KubeObject | None, key: Key) -> None:
         """Index ``body`` as the object ``key`` now is (None: it is gone)."""
         _, ns, name = key
         self._remove(key)
         if body is None:
             return
         if kind == "Deployment":
-            labels = (body.get("metadata") or {}).get("labels") or {}
-            server = labels.get(SERVER_LABEL)
-            ws = labels.get(kube.WORKSPACE_LABEL)
-            replicas = int((body.get("status") or {}).get("availableReplicas") or 0)
+            labels = jsontypes.obj(body, "metadata", "labels")
+            server = jsontypes.text(labels, SERVER_LABEL) or None
+            ws = jsontypes.text(labels, kube.WORKSPACE_LABEL) or None
+            replicas = jsontypes.integer(body, "status", "availableReplicas")
             self._objects[key] = (ws, server, replicas)
             if server is not None:
                 self._put("available", (ns, server), key, replicas)
@@ -142,7 +142,7 @@ class Indexes:
             self._drop("secrets", (ns, name), key)
 
 
-Handler = Callable[[str, str, dict[str, Any], bool], None]
+Handler = Callable[[str, str, kube.KubeObject, bool], None]
 """(kind, event type, body, deleted) -> None: told after the indexes are updated."""
 
 
@@ -177,9 +177,9 @@ class Informers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _event(self, kind: str, type_: str, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    def _event(self, kind: str, type_: str, body: kube.KubeObject) -> None:
+        meta = jsontypes.obj(body, "metadata")
+        key = (kind, jsontypes.text(meta, "namespace"), jsontypes.text(meta, "name"))
         deleted = type_ == "DELETED"
         self._indexes.update(kind, None if deleted else body, key)
         self._handle(kind, type_, body, deleted)
@@ -198,21 +198,18 @@ class Informers:
         listed: set[Key] = set()
         version: str | None = None
         while True:
-            page = await asyncio.to_thread(self._client.request, "GET", url, query=query) or {}
-            for item in page.get("items") or []:
-                if not isinstance(item, dict):
-                    continue
+            page = await asyncio.to_thread(self._client.request, "GET", url, query=query)
+            for item in jsontypes.objects(page, "items"):
                 item.setdefault("apiVersion", api)
                 item.setdefault("kind", kind)
-                meta = item.get("metadata") or {}
-                listed.add((kind, str(meta.get("namespace") or ""), str(meta.get("name"))))
+                meta = jsontypes.obj(item, "metadata")
+                listed.add((kind, jsontypes.text(meta, "namespace"), jsontypes.text(meta, "name")))
                 self._event(kind, "ADDED", item)
-            meta = page.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or "") or version
-            token = meta.get("continue")
+            version = jsontypes.text(page, "metadata", "resourceVersion") or version
+            token = jsontypes.text(page, "metadata", "continue")
             if not token:
                 break
-            query = {"limit": str(PAGE), "continue": str(token), **query_labels(labels)}
+            query = {"limit": str(PAGE), "continue": token, **query_labels(labels)}
         for gone in [k for k in self._indexes.known(kind) if k[1] == ns or ns is None]:
             if gone not in listed:
                 self._event(kind, "DELETED", _stub(api, gone))
@@ -243,7 +240,7 @@ class Informers:
                     timeout_seconds=self._watch_timeout,
                 ):
                     delay = MIN_BACKOFF
-                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    version = jsontypes.text(obj, "metadata", "resourceVersion") or version
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         obj.setdefault("apiVersion", api)
                         obj.setdefault("kind", kind)
@@ -270,6 +267,6 @@ def query_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     return {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
 
 
-def _stub(api: str, key: Key) -> dict[str, Any]:
+def _stub(api: str, key: Key) -> kube.KubeObject:
     kind, ns, name = key
     return {"apiVersion": api, "kind": kind, "metadata": {"namespace": ns, "name": name}}

@@ -21,7 +21,7 @@ from typing import Any
 
 import kopf
 
-from mcpyard import hub, kube
+from mcpyard import hub, jsontypes, kube
 from mcpyard.api import v1alpha1
 from mcpyard.operator import (
     _discovery,
@@ -143,8 +143,8 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
 def _observe(runtime: Runtime, kind: str, type_: str, body: kube.KubeObject, deleted: bool) -> None:
     """A list or watch event, once the indexes hold it."""
     if kind == "Deployment":
-        meta = body.get("metadata") or {}
-        server = (meta.get("labels") or {}).get(_informer.SERVER_LABEL)
+        meta = jsontypes.obj(body, "metadata")
+        server = jsontypes.at(meta, "labels", _informer.SERVER_LABEL)
         if server is not None:  # a hosted server's replicas moved: discover it when available
             runtime.wake((str(meta.get("namespace")), str(server)))
         return
@@ -187,9 +187,9 @@ async def sweep(runtime: Runtime) -> list[str]:
     for namespace in settings.namespaces or (None,):
         found += await runtime.client.list(v1alpha1.API_VERSION, "Workspace", namespace)
     existing = {
-        str(w["metadata"]["name"])
+        jsontypes.text(w, "metadata", "name")
         for w in found
-        if not (w.get("metadata") or {}).get("deletionTimestamp")
+        if not jsontypes.at(w, "metadata", "deletionTimestamp")
     }
     gone = []
     for secret in await runtime.client.list(
@@ -197,7 +197,7 @@ async def sweep(runtime: Runtime) -> list[str]:
     ):
         ws = kube.config_workspace(secret)
         if ws and ws not in existing:
-            name = str(secret["metadata"]["name"])
+            name = jsontypes.text(secret, "metadata", "name")
             await runtime.client.delete("v1", "Secret", settings.operator_namespace, name)
             gone.append(ws)
     if gone:
