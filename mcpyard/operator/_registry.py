@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import Any
 
 import kopf
 
@@ -42,7 +41,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    def login(memo: kopf.Memo, **_: object) -> kopf.ConnectionInfo:
         client: kube.Client = memo.connect()
         try:
             c = client.connection
@@ -58,7 +57,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
         )
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: object) -> None:
         options: Settings = memo.options
         configure(settings, options)
         client: kube.Client = memo.connect()
@@ -121,7 +120,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
             )
 
     @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    async def cleanup(memo: kopf.Memo, **_: object) -> None:
         for loop in getattr(memo, "loops", []):
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
