@@ -26,7 +26,7 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import kubernetes.client
 import kubernetes.config
@@ -36,7 +36,7 @@ import urllib3.exceptions
 
 from mcpyard import __version__, errors, jsontypes
 from mcpyard.errors import ApiError as ApiError
-from mcpyard.jsontypes import JSONValue
+from mcpyard.jsontypes import JSONLike, JSONObject, JSONValue
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -62,11 +62,11 @@ PLURALS: dict[tuple[str, str], str] = {
 }
 
 
-KubeObject: TypeAlias = dict[str, Any]
-"""A Kubernetes object as the API server sends it (decoded JSON). Its values stay untyped for
-now: the operator reads nested fields directly (``obj["metadata"]["name"]``); it becomes
-``dict[str, JSONValue]`` once those readers narrow what they read."""
-Body: TypeAlias = Mapping[str, object]
+KubeObject: TypeAlias = JSONObject
+"""A Kubernetes object as the API server sends it (decoded JSON), or as mcpyard builds one to
+apply. Readers narrow what they read (:mod:`mcpyard.jsontypes`: ``text(obj, "metadata",
+"name")``)."""
+Body: TypeAlias = Mapping[str, JSONLike]
 """What is sent and only encoded: a merge patch, a status."""
 
 
