@@ -215,7 +215,7 @@ def _ready(rt: Runtime, key: NsName, server: ServerConfig) -> bool:
         and "svc.cluster.local" not in (server.url or "")
     ):
         return True
-    available = rt.index("available", key)
+    available = rt.indexes.available.get(key)
     return bool(available and max(available) > 0)
 
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Generic, TypeVar
 
 from mcpyard import jsontypes, kube
 from mcpyard.api import v1alpha1
-from mcpyard.operator._runtime import Stored, stored
+from mcpyard.operator._runtime import NsName, Stored, stored
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -42,50 +42,59 @@ Key = tuple[str, str, str]
 """(kind, namespace, name)."""
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Index(Generic[K, V]):
+    """One index, as kopf's were: key -> a value per object filed under it."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[K, dict[Key, V]] = {}
+
+    def get(self, key: K) -> list[V]:
+        return list(self._buckets.get(key, {}).values())
+
+    def keys(self) -> list[K]:
+        return list(self._buckets)
+
+    def put(self, key: K, member: Key, value: V) -> None:
+        self._buckets.setdefault(key, {})[member] = value
+
+    def drop(self, key: K, member: Key) -> None:
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.pop(member, None)
+            if not bucket:
+                del self._buckets[key]
+
+
 class Indexes:
     """Every watched object, keyed so that one workspace's resources are one lookup away.
 
-    ``get(name, key)`` answers as kopf's indexes did (a list of values): ``workspaces`` by
-    name, ``servers`` and ``members`` by workspace, ``secrets`` by (namespace, name),
-    ``servers_by_secret`` by (namespace, secret) -> workspaces, ``deployments`` by workspace
-    -> (namespace, server), ``available`` by (namespace, server) -> available replicas."""
+    Each :class:`Index` answers ``get(key)`` as kopf's indexes did, with a list of values.
+    :attr:`resources`: ``workspaces`` by name, ``servers`` and ``members`` by workspace,
+    ``secrets`` by (namespace, name); :attr:`servers_by_secret`: (namespace, secret) ->
+    workspaces; :attr:`deployments`: workspace -> (namespace, server); :attr:`available`:
+    (namespace, server) -> available replicas."""
 
     def __init__(self) -> None:
         self._objects: dict[Key, Stored | tuple[str | None, str | None, int]] = {}
-        self._buckets: dict[str, dict[Any, dict[Any, Any]]] = {
-            name: {}
-            for name in (
-                "workspaces",
-                "servers",
-                "members",
-                "secrets",
-                "servers_by_secret",
-                "deployments",
-                "available",
-            )
+        self.resources: dict[str, Index[Hashable, Stored]] = {
+            name: Index() for name in ("workspaces", "servers", "members", "secrets")
         }
+        self.servers_by_secret: Index[NsName, str | None] = Index()
+        self.deployments: Index[str, NsName] = Index()
+        self.available: Index[NsName, int] = Index()
 
-    def get(self, name: str, key: Any) -> list[Any]:
-        return list(self._buckets[name].get(key, {}).values())
-
-    def keys(self, name: str) -> list[Any]:
-        return list(self._buckets[name])
+    def keys(self, name: str) -> list[Hashable]:
+        return self.resources[name].keys()
 
     def __len__(self) -> int:
         return len(self._objects)
 
     def known(self, kind: str) -> Iterator[Key]:
         return (k for k in self._objects if k[0] == kind)
-
-    def _put(self, name: str, key: Any, member: Any, value: Any) -> None:
-        self._buckets[name].setdefault(key, {})[member] = value
-
-    def _drop(self, name: str, key: Any, member: Any) -> None:
-        bucket = self._buckets[name].get(key)
-        if bucket is not None:
-            bucket.pop(member, None)
-            if not bucket:
-                del self._buckets[name][key]
 
     def update(self, kind: str, body: kube.KubeObject | None, key: Key) -> None:
         """Index ``body`` as the object ``key`` now is (None: it is gone)."""
@@ -100,23 +109,23 @@ class Indexes:
             replicas = jsontypes.integer(body, "status", "availableReplicas")
             self._objects[key] = (ws, server, replicas)
             if server is not None:
-                self._put("available", (ns, server), key, replicas)
+                self.available.put((ns, server), key, replicas)
                 if ws is not None:
-                    self._put("deployments", ws, key, (ns, server))
+                    self.deployments.put(ws, key, (ns, server))
             return
         item = stored(body)
         self._objects[key] = item
         ws = item.workspace
         if kind == "Workspace":
-            self._put("workspaces", name, key, item)
+            self.resources["workspaces"].put(name, key, item)
         elif kind == "MCPServer":
-            self._put("servers", ws, key, item)
+            self.resources["servers"].put(ws, key, item)
             for secret in item.secrets:
-                self._put("servers_by_secret", (ns, secret), key, ws)
+                self.servers_by_secret.put((ns, secret), key, ws)
         elif kind == "Member":
-            self._put("members", ws, key, item)
+            self.resources["members"].put(ws, key, item)
         elif kind == "EncryptedSecret":
-            self._put("secrets", (ns, name), key, item)
+            self.resources["secrets"].put((ns, name), key, item)
 
     def _remove(self, key: Key) -> None:
         kind, ns, name = key
@@ -126,20 +135,20 @@ class Indexes:
         if isinstance(old, tuple):
             ws, server, _ = old
             if server is not None:
-                self._drop("available", (ns, server), key)
+                self.available.drop((ns, server), key)
                 if ws is not None:
-                    self._drop("deployments", ws, key)
+                    self.deployments.drop(ws, key)
             return
         if kind == "Workspace":
-            self._drop("workspaces", name, key)
+            self.resources["workspaces"].drop(name, key)
         elif kind == "MCPServer":
-            self._drop("servers", old.workspace, key)
+            self.resources["servers"].drop(old.workspace, key)
             for secret in old.secrets:
-                self._drop("servers_by_secret", (ns, secret), key)
+                self.servers_by_secret.drop((ns, secret), key)
         elif kind == "Member":
-            self._drop("members", old.workspace, key)
+            self.resources["members"].drop(old.workspace, key)
         elif kind == "EncryptedSecret":
-            self._drop("secrets", (ns, name), key)
+            self.resources["secrets"].drop((ns, name), key)
 
 
 Handler = Callable[[str, str, kube.KubeObject, bool], None]

@@ -471,7 +471,7 @@ async def _apply_children(
     stale = {i for i in rt.children_of.pop(ws, set()) if i not in wanted}
     if wanted:
         rt.children_of[ws] = set(wanted)
-    for ns, server in rt.index("deployments", ws):
+    for ns, server in rt.indexes.deployments.get(ws):
         if (ns, server) not in hosted:
             stale.add(("apps/v1/Deployment", ns, children.object_name(server), ws))
             stale.add(("v1/Service", ns, children.object_name(server), ws))

@@ -15,11 +15,11 @@ import itertools
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx2
 
@@ -381,10 +381,9 @@ class Runtime:
             self._tls = httpx2.create_ssl_context()
         return self._tls
 
-    def index(self, name: str, key: Any) -> list[Any]:
-        """What index ``name`` holds under ``key``; resources parsed (one reconcile's view)."""
-        found = self.indexes.get(name, key)
-        return [s.load() if isinstance(s, Stored) else s for s in found]
+    def index(self, name: str, key: Hashable) -> list[Entry]:
+        """The resources index ``name`` holds under ``key``, parsed (one reconcile's view)."""
+        return [s.load() for s in self.indexes.resources[name].get(key)]
 
     def request(
         self, key: WorkKey, *, force: bool = False, urgent: bool = False, priority: int = ROUTINE
@@ -425,7 +424,7 @@ class Runtime:
     def workspaces_using(self, secrets: Iterable[NsName]) -> set[str]:
         out: set[str] = set()
         for key in secrets:
-            out.update(str(ws) for ws in self.index("servers_by_secret", key))
+            out.update(str(ws) for ws in self.indexes.servers_by_secret.get(key))
         return out
 
 
