@@ -28,6 +28,7 @@ import json
 import logging
 from collections.abc import Mapping
 
+from mcpyard import jsontypes
 from mcpyard.kube._client import FIELD_MANAGER, ApiError, Client, KubeObject
 
 log = logging.getLogger("mcpyard.kube")
@@ -41,12 +42,11 @@ class Outcome(enum.Enum):
 
 def owner_reference(owner: KubeObject) -> KubeObject:
     """A controller owner reference to ``owner`` (a body with apiVersion, kind, metadata)."""
-    meta = owner["metadata"]
     return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": meta["name"],
-        "uid": meta["uid"],
+        "apiVersion": jsontypes.text(owner, "apiVersion"),
+        "kind": jsontypes.text(owner, "kind"),
+        "name": jsontypes.text(owner, "metadata", "name"),
+        "uid": jsontypes.text(owner, "metadata", "uid"),
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -75,16 +75,19 @@ def owned(current: KubeObject, manager: str = FIELD_MANAGER) -> KubeObject:
     """The fields ``manager`` applied (its ``Apply`` entries of ``metadata.managedFields``,
     in the API server's ``FieldsV1`` form), merged."""
     out: KubeObject = {}
-    for entry in (current.get("metadata") or {}).get("managedFields") or []:
+    for entry in jsontypes.objects(current, "metadata", "managedFields"):
         if entry.get("manager") == manager and entry.get("operation") == "Apply":
-            _merge(out, entry.get("fieldsV1") or {})
+            _merge(out, jsontypes.obj(entry, "fieldsV1"))
     return out
 
 
-def _merge(into: KubeObject, more: Mapping[str, object]) -> None:
+def _merge(into: KubeObject, more: KubeObject) -> None:
     for k, v in more.items():
-        if isinstance(v, Mapping):
-            _merge(into.setdefault(k, {}), v)
+        if isinstance(v, dict):
+            sub = into.get(k)
+            if not isinstance(sub, dict):  # absent: ``into`` holds only what this put there
+                sub = into[k] = {}
+            _merge(sub, v)
 
 
 def stale(fields: Mapping[str, object], desired: object) -> bool:
@@ -132,8 +135,8 @@ def _adopted(current: KubeObject) -> KubeObject | None:
     ``Apply`` entry, so that a field only they owned is removed once no longer applied;
     None when there is none. It carries the object's resourceVersion: a write in between
     fails it (409) instead of losing someone's entry."""
-    meta = current.get("metadata") or {}
-    entries = list(meta.get("managedFields") or [])
+    meta = jsontypes.obj(current, "metadata")
+    entries = jsontypes.objects(meta, "managedFields")
 
     def ours(e: KubeObject, operation: str) -> bool:
         return (
@@ -149,9 +152,9 @@ def _adopted(current: KubeObject) -> KubeObject | None:
     applied = [e for e in entries if ours(e, "Apply")]
     fields: KubeObject = {}
     for e in applied + legacy:
-        _merge(fields, e.get("fieldsV1") or {})
+        _merge(fields, jsontypes.obj(e, "fieldsV1"))
     first = (applied or legacy)[0]
-    entry = {
+    entry: KubeObject = {
         "manager": FIELD_MANAGER,
         "operation": "Apply",
         "apiVersion": first.get("apiVersion") or current.get("apiVersion"),
@@ -177,15 +180,13 @@ async def apply(
 ) -> tuple[Outcome, KubeObject]:
     """Make the cluster hold ``desired``; ``current`` when the caller has just read it
     (``known=True`` also when it knows the object is absent)."""
-    meta = desired["metadata"]
+    api_version, kind = jsontypes.text(desired, "apiVersion"), jsontypes.text(desired, "kind")
+    namespace = jsontypes.text(desired, "metadata", "namespace")
+    name = jsontypes.text(desired, "metadata", "name")
     if not known:
-        current = await client.get(
-            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"]
-        )
+        current = await client.get(api_version, kind, namespace, name)
     if current is not None and (legacy := _adopted(current)) is not None:
-        current = await client.patch(
-            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"], legacy
-        )
+        current = await client.patch(api_version, kind, namespace, name, legacy)
     if current is not None and covers(current, desired) and not stale(owned(current), desired):
         return Outcome.UNCHANGED, dict(current)
     try:
@@ -197,17 +198,12 @@ async def apply(
         # server-side apply keeps as their item beside ours (two ports named alike). The
         # object is mcpyard's: a merge patch replaces its lists whole, as the spec says.
         body = {k: v for k, v in desired.items() if k not in ("apiVersion", "kind")}
-        patched = await client.patch(
-            desired["apiVersion"], desired["kind"], meta["namespace"], meta["name"], body
-        )
+        patched = await client.patch(api_version, kind, namespace, name, body)
         if patched is None:
             raise
         log.info(
             "%s %s/%s: apply refused (%s); lists replaced by a merge patch",
-            desired["kind"],
-            meta["namespace"],
-            meta["name"],
-            exc,
+            kind, namespace, name, exc,
         )
         return Outcome.UPDATED, patched
     return (Outcome.CREATED if created else Outcome.UPDATED), applied

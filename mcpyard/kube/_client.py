@@ -26,15 +26,17 @@ import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import kubernetes.client
 import kubernetes.config
 import kubernetes.watch.watch
+import urllib3
 import urllib3.exceptions
 
-from mcpyard import __version__, errors
+from mcpyard import __version__, errors, jsontypes
 from mcpyard.errors import ApiError as ApiError
+from mcpyard.jsontypes import JSONLike, JSONObject, JSONValue
 
 MERGE_PATCH = "application/merge-patch+json"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -60,11 +62,11 @@ PLURALS: dict[tuple[str, str], str] = {
 }
 
 
-KubeObject: TypeAlias = dict[str, Any]
-"""A Kubernetes object as the API server sends it (decoded JSON). Its values stay untyped for
-now: the operator reads nested fields directly (``obj["metadata"]["name"]``); it becomes
-``dict[str, JSONValue]`` once those readers narrow what they read."""
-Body: TypeAlias = Mapping[str, object]
+KubeObject: TypeAlias = JSONObject
+"""A Kubernetes object as the API server sends it (decoded JSON), or as mcpyard builds one to
+apply. Readers narrow what they read (:mod:`mcpyard.jsontypes`: ``text(obj, "metadata",
+"name")``)."""
+Body: TypeAlias = Mapping[str, JSONLike]
 """What is sent and only encoded: a merge patch, a status."""
 
 
@@ -224,7 +226,7 @@ class Client:
         if not 200 <= status < 300:
             raise ApiError(status, f"{method} {url}: HTTP {status}: {_message(text)}")
         try:
-            data = json.loads(text) if text else {}
+            data: JSONValue = json.loads(text) if text else {}
         except ValueError:
             raise ApiError(status, f"{method} {url}: the answer is not JSON") from None
         return status, data if isinstance(data, dict) else {}
@@ -252,10 +254,8 @@ class Client:
     ) -> tuple[list[KubeObject], str | None]:
         """The items and the list's resourceVersion (where a watch of the kind resumes)."""
         data = self.request("GET", path(api_version, kind, namespace), query=_selector(labels))
-        data = data or {}
-        items = [i for i in data.get("items") or [] if isinstance(i, dict) and _has(i, labels)]
-        version = (data.get("metadata") or {}).get("resourceVersion")
-        return items, str(version) if version else None
+        items = [i for i in jsontypes.objects(data, "items") if _has(i, labels)]
+        return items, jsontypes.text(data, "metadata", "resourceVersion") or None
 
     def watch(
         self,
@@ -280,8 +280,7 @@ class Client:
         return Watch(self, path(api_version, kind, namespace), query, labels)
 
     def create_sync(self, obj: KubeObject) -> KubeObject:
-        meta = obj["metadata"]
-        url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"))
+        url = _path_of(obj, named=False)
         created = self.request("POST", url, dict(obj), query=self._manager)
         if created is None:
             raise ApiError(404, f"POST {url}: HTTP 404: the namespace or kind does not exist")
@@ -309,8 +308,7 @@ class Client:
     def apply_sync(self, obj: KubeObject) -> tuple[bool, KubeObject]:
         """Server-side apply of ``obj`` (the whole desired object) as the field manager, with
         ``force``: a field another manager changed is taken back. (created, the object)."""
-        meta = obj["metadata"]
-        url = path(obj["apiVersion"], obj["kind"], meta.get("namespace"), meta["name"])
+        url = _path_of(obj, named=True)
         # JSON is YAML: the body goes as a string, so that no client layer re-encodes it.
         status, applied = self._call(
             "PATCH",
@@ -409,7 +407,7 @@ class Watch:
         self._url = url
         self._query = dict(query)
         self._labels = labels
-        self._response: Any = None  # untyped: the kubernetes client's urllib3 response
+        self._response: urllib3.HTTPResponse | None = None
         self._stopped = threading.Event()
 
     def __iter__(self) -> Iterator[tuple[str, KubeObject]]:
@@ -441,7 +439,8 @@ class Watch:
             kubernetes.client.exceptions.OpenApiException,
         ) as exc:
             raise ApiError(0, f"GET {self._url} (watch): {type(exc).__name__}") from None
-        response = self._response = rest.response
+        response: urllib3.HTTPResponse = rest.response  # untyped in the kubernetes client
+        self._response = response
         ended = False  # the server ended the stream: the connection may serve another request
         try:
             status = int(response.status)
@@ -511,19 +510,31 @@ class Watch:
                 response.shutdown()
 
 
+def _path_of(obj: KubeObject, *, named: bool) -> str:
+    """The REST path of ``obj`` (of its namespace's collection when not ``named``)."""
+    meta = jsontypes.obj(obj, "metadata")
+    return path(
+        jsontypes.text(obj, "apiVersion"),
+        jsontypes.text(obj, "kind"),
+        jsontypes.text(meta, "namespace") or None,
+        jsontypes.text(meta, "name") if named else None,
+    )
+
+
 def _event(line: str, url: str) -> tuple[str, KubeObject] | None:
     if not line.strip():
         return None
     try:
-        data = json.loads(line)
+        data: JSONValue = json.loads(line)
     except ValueError:
         raise ApiError(0, f"GET {url} (watch): an event is not JSON") from None
-    kind, obj = data.get("type"), data.get("object")
+    kind, obj = jsontypes.at(data, "type"), jsontypes.at(data, "object")
     if not isinstance(obj, dict):
         return None
     if kind == "ERROR":
-        code = int(obj.get("code") or 500)
-        raise ApiError(code, f"GET {url} (watch): HTTP {code}: {obj.get('message', '')}"[:300])
+        code = jsontypes.integer(obj, "code") or 500
+        message = jsontypes.text(obj, "message")
+        raise ApiError(code, f"GET {url} (watch): HTTP {code}: {message}"[:300])
     return str(kind), obj
 
 
@@ -537,14 +548,14 @@ def _has(obj: KubeObject, labels: Mapping[str, str] | None) -> bool:
     # Filtered here too: a selector is a request, not a promise.
     if not labels:
         return True
-    have = (obj.get("metadata") or {}).get("labels") or {}
+    have = jsontypes.obj(obj, "metadata", "labels")
     return all(have.get(k) == v for k, v in labels.items())
 
 
 def _message(text: str) -> str:
     try:
-        data = json.loads(text)
+        data: JSONValue = json.loads(text)
     except ValueError:
         return text[:200]
-    message = data.get("message") if isinstance(data, dict) else None
+    message = jsontypes.at(data, "message")
     return str(message)[:300] if message else text[:200]

@@ -14,11 +14,10 @@ import binascii
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 import pydantic
 
-from mcpyard import errors
+from mcpyard import errors, jsontypes
 from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.kube._client import KubeObject
 
@@ -69,22 +68,19 @@ class ConfigSecret:
     sealed: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
-def workspace_of(secret: Mapping[str, Any]) -> str:
+def workspace_of(secret: KubeObject) -> str:
     """The workspace a config Secret is for: its label, else its name without the prefix."""
-    meta = secret.get("metadata") or {}
-    label = (meta.get("labels") or {}).get(WORKSPACE_LABEL)
-    if isinstance(label, str) and label:
-        return label
-    return str(meta.get("name") or "").removeprefix(CONFIG_PREFIX)
+    label = jsontypes.text(secret, "metadata", "labels", WORKSPACE_LABEL)
+    return label or jsontypes.text(secret, "metadata", "name").removeprefix(CONFIG_PREFIX)
 
 
-def read(secret: Mapping[str, Any]) -> ConfigSecret:
+def read(secret: KubeObject) -> ConfigSecret:
     """Parse a config Secret; :class:`~mcpyard.errors.ManifestError` (naming the Secret and
     the entry at fault, never quoting a value) when it cannot be read."""
-    meta = secret.get("metadata") or {}
+    meta = jsontypes.obj(secret, "metadata")
     where = f"Secret {meta.get('namespace')}/{meta.get('name')}"
     workspace = workspace_of(secret)
-    data = secret.get("data") or {}
+    data = jsontypes.obj(secret, "data")
     raw: dict[str, bytes] = {}
     for key in (CONFIG_KEY, SECRETS_KEY):
         if key not in data:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import kopf
 
@@ -34,18 +33,18 @@ def run(
     """Run the operator until stopped (blocking: kopf gets this thread and a new loop)."""
     registry = build_registry(settings)
     memo = kopf.Memo(options=settings, connect=connect)
-    kwargs: dict[str, Any] = {
-        "registry": registry,
-        "memo": memo,
-        "clusterwide": not settings.namespaces,
-        "namespaces": list(settings.namespaces),
-        "standalone": settings.peering is None,
-        "stop_flag": stop_flag,
-        "ready_flag": ready_flag,
-    }
-    if settings.peering is not None:
-        kwargs["peering_name"] = settings.peering
-    asyncio.run(kopf.operator(**kwargs))
+    asyncio.run(
+        kopf.operator(
+            registry=registry,
+            memo=memo,
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=settings.peering is None,
+            peering_name=settings.peering,  # None: kopf's default, as when not given
+            stop_flag=stop_flag,
+            ready_flag=ready_flag,
+        )
+    )
 
 
 __all__ = ["Settings", "build_registry", "peering_absence", "run", "sweep"]

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from mcp.client.session import ClientSession
+    from mcp.types import PaginatedResult
     from pydantic import BaseModel
 
 log = logging.getLogger("mcpyard.operator")
@@ -77,9 +78,11 @@ def _dump(item: BaseModel) -> JSONObject:
     return dict(item.model_dump(mode="json", by_alias=True, exclude_none=True))
 
 
-async def _pages(fetch: Callable[[str | None], Awaitable[Any]], attr: str) -> list[JSONObject]:
-    """Every item of a paginated list (a server that pages forever is cut off at 100)."""
-    # Any: each list has its own SDK result type; ``attr`` names the field read
+async def _pages(
+    fetch: Callable[[str | None], Awaitable[PaginatedResult]], attr: str
+) -> list[JSONObject]:
+    """Every item of a paginated list (a server that pages forever is cut off at 100); each
+    list has its own result type, ``attr`` names the field of its items."""
     found: list[JSONObject] = []
     cursor: str | None = None
     for _ in range(100):
@@ -146,8 +149,8 @@ async def list_tools(
             session = await stack.enter_async_context(ClientSession(streams[0], streams[1]))
             protocol = await negotiate(session, server)
 
-            def paged(method: Callable[..., Awaitable[Any]]
-                      ) -> Callable[[str | None], Awaitable[Any]]:
+            def paged(method: Callable[..., Awaitable[PaginatedResult]]
+                      ) -> Callable[[str | None], Awaitable[PaginatedResult]]:
                 return lambda cursor: method(params={"cursor": cursor} if cursor else None)
 
             tools = await _pages(paged(session.list_tools), "tools")
@@ -215,7 +218,7 @@ def _ready(rt: Runtime, key: NsName, server: ServerConfig) -> bool:
         and "svc.cluster.local" not in (server.url or "")
     ):
         return True
-    available = rt.index("available", key)
+    available = rt.indexes.available.get(key)
     return bool(available and max(available) > 0)
 
 

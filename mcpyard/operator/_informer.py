@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from typing import Generic, TypeVar
 
-from mcpyard import kube
+from mcpyard import jsontypes, kube
 from mcpyard.api import v1alpha1
-from mcpyard.operator._runtime import Stored, stored
+from mcpyard.operator._runtime import NsName, Stored, stored
 
 log = logging.getLogger("mcpyard.operator")
 
@@ -42,34 +42,53 @@ Key = tuple[str, str, str]
 """(kind, namespace, name)."""
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Index(Generic[K, V]):
+    """One index, as kopf's were: key -> a value per object filed under it."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[K, dict[Key, V]] = {}
+
+    def get(self, key: K) -> list[V]:
+        return list(self._buckets.get(key, {}).values())
+
+    def keys(self) -> list[K]:
+        return list(self._buckets)
+
+    def put(self, key: K, member: Key, value: V) -> None:
+        self._buckets.setdefault(key, {})[member] = value
+
+    def drop(self, key: K, member: Key) -> None:
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.pop(member, None)
+            if not bucket:
+                del self._buckets[key]
+
+
 class Indexes:
     """Every watched object, keyed so that one workspace's resources are one lookup away.
 
-    ``get(name, key)`` answers as kopf's indexes did (a list of values): ``workspaces`` by
-    name, ``servers`` and ``members`` by workspace, ``secrets`` by (namespace, name),
-    ``servers_by_secret`` by (namespace, secret) -> workspaces, ``deployments`` by workspace
-    -> (namespace, server), ``available`` by (namespace, server) -> available replicas."""
+    Each :class:`Index` answers ``get(key)`` as kopf's indexes did, with a list of values.
+    :attr:`resources`: ``workspaces`` by name, ``servers`` and ``members`` by workspace,
+    ``secrets`` by (namespace, name); :attr:`servers_by_secret`: (namespace, secret) ->
+    workspaces; :attr:`deployments`: workspace -> (namespace, server); :attr:`available`:
+    (namespace, server) -> available replicas."""
 
     def __init__(self) -> None:
         self._objects: dict[Key, Stored | tuple[str | None, str | None, int]] = {}
-        self._buckets: dict[str, dict[Any, dict[Any, Any]]] = {
-            name: {}
-            for name in (
-                "workspaces",
-                "servers",
-                "members",
-                "secrets",
-                "servers_by_secret",
-                "deployments",
-                "available",
-            )
+        self.resources: dict[str, Index[Hashable, Stored]] = {
+            name: Index() for name in ("workspaces", "servers", "members", "secrets")
         }
+        self.servers_by_secret: Index[NsName, str | None] = Index()
+        self.deployments: Index[str, NsName] = Index()
+        self.available: Index[NsName, int] = Index()
 
-    def get(self, name: str, key: Any) -> list[Any]:
-        return list(self._buckets[name].get(key, {}).values())
-
-    def keys(self, name: str) -> list[Any]:
-        return list(self._buckets[name])
+    def keys(self, name: str) -> list[Hashable]:
+        return self.resources[name].keys()
 
     def __len__(self) -> int:
         return len(self._objects)
@@ -77,46 +96,36 @@ class Indexes:
     def known(self, kind: str) -> Iterator[Key]:
         return (k for k in self._objects if k[0] == kind)
 
-    def _put(self, name: str, key: Any, member: Any, value: Any) -> None:
-        self._buckets[name].setdefault(key, {})[member] = value
-
-    def _drop(self, name: str, key: Any, member: Any) -> None:
-        bucket = self._buckets[name].get(key)
-        if bucket is not None:
-            bucket.pop(member, None)
-            if not bucket:
-                del self._buckets[name][key]
-
-    def update(self, kind: str, body: dict[str, Any] | None, key: Key) -> None:
+    def update(self, kind: str, body: kube.KubeObject | None, key: Key) -> None:
         """Index ``body`` as the object ``key`` now is (None: it is gone)."""
         _, ns, name = key
         self._remove(key)
         if body is None:
             return
         if kind == "Deployment":
-            labels = (body.get("metadata") or {}).get("labels") or {}
-            server = labels.get(SERVER_LABEL)
-            ws = labels.get(kube.WORKSPACE_LABEL)
-            replicas = int((body.get("status") or {}).get("availableReplicas") or 0)
+            labels = jsontypes.obj(body, "metadata", "labels")
+            server = jsontypes.text(labels, SERVER_LABEL) or None
+            ws = jsontypes.text(labels, kube.WORKSPACE_LABEL) or None
+            replicas = jsontypes.integer(body, "status", "availableReplicas")
             self._objects[key] = (ws, server, replicas)
             if server is not None:
-                self._put("available", (ns, server), key, replicas)
+                self.available.put((ns, server), key, replicas)
                 if ws is not None:
-                    self._put("deployments", ws, key, (ns, server))
+                    self.deployments.put(ws, key, (ns, server))
             return
         item = stored(body)
         self._objects[key] = item
         ws = item.workspace
         if kind == "Workspace":
-            self._put("workspaces", name, key, item)
+            self.resources["workspaces"].put(name, key, item)
         elif kind == "MCPServer":
-            self._put("servers", ws, key, item)
+            self.resources["servers"].put(ws, key, item)
             for secret in item.secrets:
-                self._put("servers_by_secret", (ns, secret), key, ws)
+                self.servers_by_secret.put((ns, secret), key, ws)
         elif kind == "Member":
-            self._put("members", ws, key, item)
+            self.resources["members"].put(ws, key, item)
         elif kind == "EncryptedSecret":
-            self._put("secrets", (ns, name), key, item)
+            self.resources["secrets"].put((ns, name), key, item)
 
     def _remove(self, key: Key) -> None:
         kind, ns, name = key
@@ -126,23 +135,23 @@ class Indexes:
         if isinstance(old, tuple):
             ws, server, _ = old
             if server is not None:
-                self._drop("available", (ns, server), key)
+                self.available.drop((ns, server), key)
                 if ws is not None:
-                    self._drop("deployments", ws, key)
+                    self.deployments.drop(ws, key)
             return
         if kind == "Workspace":
-            self._drop("workspaces", name, key)
+            self.resources["workspaces"].drop(name, key)
         elif kind == "MCPServer":
-            self._drop("servers", old.workspace, key)
+            self.resources["servers"].drop(old.workspace, key)
             for secret in old.secrets:
-                self._drop("servers_by_secret", (ns, secret), key)
+                self.servers_by_secret.drop((ns, secret), key)
         elif kind == "Member":
-            self._drop("members", old.workspace, key)
+            self.resources["members"].drop(old.workspace, key)
         elif kind == "EncryptedSecret":
-            self._drop("secrets", (ns, name), key)
+            self.resources["secrets"].drop((ns, name), key)
 
 
-Handler = Callable[[str, str, dict[str, Any], bool], None]
+Handler = Callable[[str, str, kube.KubeObject, bool], None]
 """(kind, event type, body, deleted) -> None: told after the indexes are updated."""
 
 
@@ -177,9 +186,9 @@ class Informers:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _event(self, kind: str, type_: str, body: dict[str, Any]) -> None:
-        meta = body.get("metadata") or {}
-        key = (kind, str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+    def _event(self, kind: str, type_: str, body: kube.KubeObject) -> None:
+        meta = jsontypes.obj(body, "metadata")
+        key = (kind, jsontypes.text(meta, "namespace"), jsontypes.text(meta, "name"))
         deleted = type_ == "DELETED"
         self._indexes.update(kind, None if deleted else body, key)
         self._handle(kind, type_, body, deleted)
@@ -198,21 +207,18 @@ class Informers:
         listed: set[Key] = set()
         version: str | None = None
         while True:
-            page = await asyncio.to_thread(self._client.request, "GET", url, query=query) or {}
-            for item in page.get("items") or []:
-                if not isinstance(item, dict):
-                    continue
+            page = await asyncio.to_thread(self._client.request, "GET", url, query=query)
+            for item in jsontypes.objects(page, "items"):
                 item.setdefault("apiVersion", api)
                 item.setdefault("kind", kind)
-                meta = item.get("metadata") or {}
-                listed.add((kind, str(meta.get("namespace") or ""), str(meta.get("name"))))
+                meta = jsontypes.obj(item, "metadata")
+                listed.add((kind, jsontypes.text(meta, "namespace"), jsontypes.text(meta, "name")))
                 self._event(kind, "ADDED", item)
-            meta = page.get("metadata") or {}
-            version = str(meta.get("resourceVersion") or "") or version
-            token = meta.get("continue")
+            version = jsontypes.text(page, "metadata", "resourceVersion") or version
+            token = jsontypes.text(page, "metadata", "continue")
             if not token:
                 break
-            query = {"limit": str(PAGE), "continue": str(token), **query_labels(labels)}
+            query = {"limit": str(PAGE), "continue": token, **query_labels(labels)}
         for gone in [k for k in self._indexes.known(kind) if k[1] == ns or ns is None]:
             if gone not in listed:
                 self._event(kind, "DELETED", _stub(api, gone))
@@ -243,7 +249,7 @@ class Informers:
                     timeout_seconds=self._watch_timeout,
                 ):
                     delay = MIN_BACKOFF
-                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    version = jsontypes.text(obj, "metadata", "resourceVersion") or version
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         obj.setdefault("apiVersion", api)
                         obj.setdefault("kind", kind)
@@ -270,6 +276,6 @@ def query_labels(labels: Mapping[str, str] | None) -> dict[str, str]:
     return {"labelSelector": ",".join(f"{k}={v}" for k, v in labels.items())}
 
 
-def _stub(api: str, key: Key) -> dict[str, Any]:
+def _stub(api: str, key: Key) -> kube.KubeObject:
     kind, ns, name = key
     return {"apiVersion": api, "kind": kind, "metadata": {"namespace": ns, "name": name}}

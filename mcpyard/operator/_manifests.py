@@ -15,13 +15,12 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
-from mcpyard import compiler, kube
+from mcpyard import compiler, jsontypes, kube
 from mcpyard.compiler import children
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.discovery import manifest, pins
-from mcpyard.jsontypes import text
+from mcpyard.jsontypes import JSONObject
 from mcpyard.operator._runtime import Entry, Runtime, Tools
 
 KEY = "manifest.json"
@@ -37,7 +36,7 @@ def config_map_name(server: str) -> str:
 
 def build(
     rt: Runtime, ws: str, servers: Mapping[tuple[str, str], ServerConfig]
-) -> dict[tuple[str, str], dict[str, Any]]:
+) -> dict[tuple[str, str], manifest.Manifest]:
     """The manifest of each server of ``ws`` whose tools were discovered, linked across them."""
     built = []
     for key, server in sorted(servers.items()):
@@ -55,12 +54,14 @@ def build(
         )
         entry = rt.catalog.get(server.hub_entry) if server.hub_entry is not None else None
         built.append(manifest.build(ws, server, reported, manifest.hub_info(entry)))
-    return {(text(m, "server", "namespace"), text(m, "server", "name")): m
-            for m in manifest.link(built)}
+    return {
+        (jsontypes.text(m, "server", "namespace"), jsontypes.text(m, "server", "name")): m
+        for m in manifest.link(built)
+    }
 
 
 async def store(
-    rt: Runtime, owner: Entry, ws: str, built: Mapping[str, Any], *, force: bool
+    rt: Runtime, owner: Entry, ws: str, built: manifest.Manifest, *, force: bool
 ) -> dict[str, str] | None:
     """Write the server's manifest ConfigMap when its content changed (or on a resync, which
     repairs drift); its status reference. None when it cannot be stored (too large, or
@@ -78,14 +79,13 @@ async def store(
             MAX_BYTES,
         )
         return None
-    labels = {**children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws}
-    obj = {
+    obj: kube.KubeObject = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
             "name": name,
             "namespace": owner.namespace,
-            "labels": labels,
+            "labels": {**children.child_labels(owner.name), kube.WORKSPACE_LABEL: ws},
             "annotations": {"mcpyard.io/manifest-digest": digest},
             "ownerReferences": [kube.owner_reference(owner.body)],
         },
@@ -112,12 +112,10 @@ async def store(
 
 def pinned_condition(
     e: Entry, server: ServerConfig, discovered: Tools, now: datetime
-) -> dict[str, Any] | None:
+) -> JSONObject | None:
     """``ToolsPinned`` for a server that pins its tools (None when it pins none), by the
     compiler's rule, from the tools the last refresh found."""
     if server.tools.pin is None:
         return None
     _, held = pins.split(server, discovered.reported.tools)
-    return compiler.tools_pinned_condition(
-        len(server.tools.pin), held, now, e.body["metadata"].get("generation")
-    )
+    return compiler.tools_pinned_condition(len(server.tools.pin), held, now, e.generation)

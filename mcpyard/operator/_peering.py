@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from mcpyard import kube
+from mcpyard import jsontypes, kube
 from mcpyard.operator._settings import Settings
 
 PEERING_API = "kopf.dev/v1"
@@ -76,8 +76,8 @@ def absence(client: kube.Client, settings: Settings) -> str | None:
         if settings.namespaces
         else ("ClusterKopfPeering", "clusterkopfpeerings")
     )
-    discovery = client.request("GET", f"/apis/{PEERING_API}") or {}
-    served = {r.get("name") for r in discovery.get("resources") or [] if isinstance(r, dict)}
+    discovery = client.request("GET", f"/apis/{PEERING_API}")
+    served = {r.get("name") for r in jsontypes.objects(discovery, "resources")}
     if plural not in served:
         return f"kopf's peering CRD {plural}.kopf.dev is not installed"
     missing = [

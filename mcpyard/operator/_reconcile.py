@@ -19,9 +19,9 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import cast
 
-from mcpyard import compiler, errors, kube
+from mcpyard import compiler, errors, jsontypes, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api.v1alpha1 import conditions as c
 from mcpyard.compiler import children
@@ -212,7 +212,7 @@ async def workspace(rt: Runtime, ws: str, *, force: bool, statuses: bool = False
                         len(discovered.tools),
                         discovered.changed,
                         discovered.first,
-                        e.body["metadata"].get("generation"),
+                        e.generation,
                     ),
                 ]
                 server = compiled.get((e.namespace, e.name))
@@ -237,7 +237,7 @@ async def _release(rt: Runtime, e: Entry) -> None:
     """Remove the finalizer older versions put on MCPServers and Workspaces (kopf guarded
     its discovery daemons and its Workspace deletion handler with it; neither exists now,
     and kopf watches neither kind to take it off): without this, deleting one would hang."""
-    finalizers = e.body["metadata"].get("finalizers") or []
+    finalizers = jsontypes.seq(e.body, "metadata", "finalizers")
     if FINALIZER in finalizers:
         kept = [f for f in finalizers if f != FINALIZER]
         patch = {"metadata": {"finalizers": kept}}
@@ -277,11 +277,11 @@ def orphans(rt: Runtime) -> list[str]:
     return gone
 
 
-def _remember_served(rt: Runtime, ws: str, secret: Mapping[str, Any]) -> None:
+def _remember_served(rt: Runtime, ws: str, secret: kube.KubeObject) -> None:
     try:
         rt.served[ws] = kube.read_config(secret).config
     except errors.MCPyardError as exc:  # unreadable: nothing to keep
-        name = secret["metadata"]["name"]
+        name = jsontypes.text(secret, "metadata", "name")
         log.warning(
             "workspace %s: config Secret %s/%s: %s", ws, rt.settings.operator_namespace, name, exc
         )
@@ -329,9 +329,8 @@ def _remember_servers(
 
 
 def _invalid_status(e: Entry) -> JSONObject:
-    generation = e.body["metadata"].get("generation")
     return compiler.invalid_status(
-        e.namespace, e.kind, e.name, generation, e.problems, _now(), workspace=e.workspace
+        e.namespace, e.kind, e.name, e.generation, e.problems, _now(), workspace=e.workspace
     )
 
 
@@ -348,9 +347,10 @@ def config_secret(rt: Runtime, ws: str, out: compiler.Compilation) -> kube.KubeO
     return kube.config_secret(rt.settings.operator_namespace, cfg, rt.store.sealed(identities))
 
 
-def data_size(secret: Mapping[str, Any]) -> int:
+def data_size(secret: kube.KubeObject) -> int:
     """Bytes of a Secret's data as the API server counts them (decoded)."""
-    return sum(len(base64.b64decode(v)) for v in (secret.get("data") or {}).values())
+    data = jsontypes.obj(secret, "data").values()
+    return sum(len(base64.b64decode(v)) for v in data if isinstance(v, str))
 
 
 async def _apply_config(
@@ -428,7 +428,9 @@ async def _apply_children(
         obj: kube.KubeObject = child.object
         if obj["kind"] != "Secret":
             continue
-        refs = json.loads(obj["metadata"]["annotations"][children.SECRET_REFS_ANNOTATION])
+        refs: dict[str, str] = json.loads(  # variable -> identity, as the compiler wrote it
+            jsontypes.text(obj, "metadata", "annotations", children.SECRET_REFS_ANNOTATION)
+        )
         values = {
             var: v for var, identity in refs.items() if (v := rt.store.reveal(identity)) is not None
         }
@@ -437,9 +439,11 @@ async def _apply_children(
         owner = owners.get((child.owner[0], child.owner[2]))
         if owner is None:
             continue
-        obj = copy.deepcopy(child.object)  # a kube.KubeObject (typed above)
-        meta = obj["metadata"]
-        meta["labels"][WORKSPACE_LABEL] = ws
+        obj = copy.deepcopy(child.object)
+        # Built by the compiler (compiler.children.hosted): its metadata and labels, and a
+        # Deployment's pod template annotations, are objects to write into.
+        meta = cast(JSONObject, obj["metadata"])
+        cast(JSONObject, meta["labels"])[WORKSPACE_LABEL] = ws
         meta["ownerReferences"] = [kube.owner_reference(owner.body)]
         values = env_values.get((owner.namespace, owner.name), {})
         if obj["kind"] == "Secret":
@@ -449,10 +453,10 @@ async def _apply_children(
         elif obj["kind"] == "Deployment":
             hosted.add((owner.namespace, owner.name))
             if values:
-                obj["spec"]["template"]["metadata"]["annotations"][ENV_HASH_ANNOTATION] = (
-                    rt.store.digest(values)
-                )
-        ident = (f"{obj['apiVersion']}/{obj['kind']}", meta["namespace"], meta["name"], ws)
+                template = jsontypes.at(obj, "spec", "template", "metadata", "annotations")
+                cast(JSONObject, template)[ENV_HASH_ANNOTATION] = rt.store.digest(values)
+        namespace, name = jsontypes.text(meta, "namespace"), jsontypes.text(meta, "name")
+        ident = (f"{obj['apiVersion']}/{obj['kind']}", namespace, name, ws)
         wanted.add(ident)
         digest = _digest(obj)
         if force or rt.applied.get(ident) != digest:
@@ -460,14 +464,14 @@ async def _apply_children(
             rt.applied[ident] = digest
             rt.children_of.setdefault(ws, set()).add(ident)
             if outcome is not kube.Outcome.UNCHANGED:
-                log.info("%s %s/%s %s", obj["kind"], meta["namespace"], meta["name"], outcome.value)
+                log.info("%s %s/%s %s", obj["kind"], namespace, name, outcome.value)
     # What this workspace applied before and wants no more: servers deleted, or no longer
     # hosted, or without env secrets. (Owner references let a real cluster collect the first
     # kind too; deleting here also covers the others.)
     stale = {i for i in rt.children_of.pop(ws, set()) if i not in wanted}
     if wanted:
         rt.children_of[ws] = set(wanted)
-    for ns, server in rt.index("deployments", ws):
+    for ns, server in rt.indexes.deployments.get(ws):
         if (ns, server) not in hosted:
             stale.add(("apps/v1/Deployment", ns, children.object_name(server), ws))
             stale.add(("v1/Service", ns, children.object_name(server), ws))
@@ -482,23 +486,27 @@ async def _apply_children(
 # -- statuses ---------------------------------------------------------------------------------
 
 
-async def _patch_status(rt: Runtime, e: Entry, status: dict[str, Any], *, force: bool) -> None:
+async def _patch_status(rt: Runtime, e: Entry, status: JSONObject, *, force: bool) -> None:
     key = e.key
-    indexed = e.body.get("status") if isinstance(e.body.get("status"), dict) else None
     written = None if force else rt.written.get(key)
-    previous = (json.loads(written) if written is not None else indexed) or {}
+    # What this wrote (compact JSON of a status), else what the index holds.
+    previous: JSONObject = (
+        json.loads(written) if written is not None else jsontypes.obj(e.body, "status")
+    )
     # A null is how a merge patch removes a field: the stored status never holds one, so
     # one kept here (a Member's `expires: null`) made every resync patch every status.
     status = {
         **{k: v for k, v in status.items() if v is not None},
-        "conditions": compiler.merge_conditions(
-            previous.get("conditions"), status.get("conditions") or []
-        ),
+        "conditions": [
+            *compiler.merge_conditions(
+                jsontypes.objects(previous, "conditions"), jsontypes.objects(status, "conditions")
+            )
+        ],
     }
     if status == previous:
         return
-    patch: dict[str, Any] = {k: None for k in previous if k not in status}
+    patch: JSONObject = {k: None for k in previous if k not in status}
     patch.update(status)
-    api_version = str(e.body.get("apiVersion") or v1alpha1.API_VERSION)
+    api_version = jsontypes.text(e.body, "apiVersion") or v1alpha1.API_VERSION
     if await rt.client.patch_status(api_version, e.kind, e.namespace, e.name, patch):
         rt.written[key] = json.dumps(status, separators=(",", ":")).encode()

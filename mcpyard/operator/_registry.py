@@ -17,11 +17,10 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import Any
 
 import kopf
 
-from mcpyard import hub, kube
+from mcpyard import hub, jsontypes, kube
 from mcpyard.api import v1alpha1
 from mcpyard.operator import (
     _discovery,
@@ -42,7 +41,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
-    def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    def login(memo: kopf.Memo, **_: object) -> kopf.ConnectionInfo:
         client: kube.Client = memo.connect()
         try:
             c = client.connection
@@ -58,7 +57,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
         )
 
     @kopf.on.startup(registry=registry)
-    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: object) -> None:
         options: Settings = memo.options
         configure(settings, options)
         client: kube.Client = memo.connect()
@@ -121,7 +120,7 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
             )
 
     @kopf.on.cleanup(registry=registry)
-    async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    async def cleanup(memo: kopf.Memo, **_: object) -> None:
         for loop in getattr(memo, "loops", []):
             loop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -143,8 +142,8 @@ def build(settings: Settings) -> kopf.OperatorRegistry:
 def _observe(runtime: Runtime, kind: str, type_: str, body: kube.KubeObject, deleted: bool) -> None:
     """A list or watch event, once the indexes hold it."""
     if kind == "Deployment":
-        meta = body.get("metadata") or {}
-        server = (meta.get("labels") or {}).get(_informer.SERVER_LABEL)
+        meta = jsontypes.obj(body, "metadata")
+        server = jsontypes.at(meta, "labels", _informer.SERVER_LABEL)
         if server is not None:  # a hosted server's replicas moved: discover it when available
             runtime.wake((str(meta.get("namespace")), str(server)))
         return
@@ -187,9 +186,9 @@ async def sweep(runtime: Runtime) -> list[str]:
     for namespace in settings.namespaces or (None,):
         found += await runtime.client.list(v1alpha1.API_VERSION, "Workspace", namespace)
     existing = {
-        str(w["metadata"]["name"])
+        jsontypes.text(w, "metadata", "name")
         for w in found
-        if not (w.get("metadata") or {}).get("deletionTimestamp")
+        if not jsontypes.at(w, "metadata", "deletionTimestamp")
     }
     gone = []
     for secret in await runtime.client.list(
@@ -197,7 +196,7 @@ async def sweep(runtime: Runtime) -> list[str]:
     ):
         ws = kube.config_workspace(secret)
         if ws and ws not in existing:
-            name = str(secret["metadata"]["name"])
+            name = jsontypes.text(secret, "metadata", "name")
             await runtime.client.delete("v1", "Secret", settings.operator_namespace, name)
             gone.append(ws)
     if gone:

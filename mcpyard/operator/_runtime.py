@@ -15,15 +15,15 @@ import itertools
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Mapping
 from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx2
 
-from mcpyard import errors, kube
+from mcpyard import errors, jsontypes, kube
 from mcpyard.api import v1alpha1
 from mcpyard.api._problem import Problem
 from mcpyard.api.hub import HubEntry
@@ -49,21 +49,21 @@ DISCOVERY_CONCURRENCY = 8
 class Entry:
     """One resource as the indexes keep it: its body, and its model or why it has none."""
 
-    body: dict[str, Any]
+    body: kube.KubeObject
     resource: v1alpha1.Resource | None
     problems: tuple[Problem, ...] = ()
 
     @property
     def namespace(self) -> str:
-        return str(self.body["metadata"].get("namespace") or "default")
+        return jsontypes.text(self.body, "metadata", "namespace") or "default"
 
     @property
     def name(self) -> str:
-        return str(self.body["metadata"]["name"])
+        return jsontypes.text(self.body, "metadata", "name")
 
     @property
     def kind(self) -> str:
-        return str(self.body.get("kind"))
+        return jsontypes.text(self.body, "kind")
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -71,42 +71,44 @@ class Entry:
 
     @property
     def deleting(self) -> bool:
-        return bool(self.body["metadata"].get("deletionTimestamp"))
+        return bool(jsontypes.at(self.body, "metadata", "deletionTimestamp"))
+
+    @property
+    def generation(self) -> int | None:
+        """``metadata.generation``: what its conditions' ``observedGeneration`` says."""
+        value = jsontypes.at(self.body, "metadata", "generation")
+        return value if isinstance(value, int) else None
 
     @property
     def workspace(self) -> str | None:
-        if self.kind == "Workspace":
-            return self.name
-        spec = self.body.get("spec")
-        value = spec.get("workspace") if isinstance(spec, dict) else None
-        return value if isinstance(value, str) else None
+        return entry_workspace(self.body)
 
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
-def _trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
+def _trimmed(body: kube.KubeObject) -> kube.KubeObject:
     # Without what no reconcile reads and what can dwarf the object (``managedFields``,
     # kubectl's copy of the whole object); a shallow copy, the rest shared with ``body``.
     raw = dict(body)
-    if isinstance(raw.get("metadata"), dict):
-        meta = raw["metadata"] = dict(raw["metadata"])
+    meta = raw.get("metadata")
+    if isinstance(meta, dict):
+        meta = raw["metadata"] = dict(meta)
         meta.pop("managedFields", None)
-        if isinstance(meta.get("annotations"), dict):
-            meta["annotations"] = {
-                k: v for k, v in meta["annotations"].items() if k != LAST_APPLIED
-            }
+        annotations = meta.get("annotations")
+        if isinstance(annotations, dict):
+            meta["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
     return raw
 
 
-def _parsed(raw: dict[str, Any]) -> Entry:
+def _parsed(raw: kube.KubeObject) -> Entry:
     try:
         return Entry(raw, v1alpha1.parse(raw))
     except errors.InvalidResource as exc:
         return Entry(raw, None, tuple(exc.problems))
 
 
-def entry(body: Mapping[str, Any]) -> Entry:
+def entry(body: kube.KubeObject) -> Entry:
     """A resource as a reconcile reads it: a copy of its body without ``managedFields`` and
     kubectl's last-applied copy, and its model (or why it has none)."""
     return _parsed(deepcopy(_trimmed(body)))
@@ -129,30 +131,27 @@ class Stored:
         return _parsed(json.loads(self.raw))
 
 
-def stored(body: Mapping[str, Any]) -> Stored:
+def stored(body: kube.KubeObject) -> Stored:
     raw = _trimmed(body)
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec")
     secrets: set[str] = set()
-    if raw.get("kind") == "MCPServer" and isinstance(spec, dict):
-        for item in spec.get("secrets") or []:
-            ref = item.get("secretRef") if isinstance(item, dict) else None
-            if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-                secrets.add(ref["name"])
+    if raw.get("kind") == "MCPServer":
+        for item in jsontypes.objects(raw, "spec", "secrets"):
+            if isinstance(name := jsontypes.at(item, "secretRef", "name"), str):
+                secrets.add(name)
     return Stored(
         json.dumps(raw, separators=(",", ":"), default=str).encode(),
-        str(meta.get("namespace") or "default"),
-        str(meta.get("name")),
+        jsontypes.text(raw, "metadata", "namespace") or "default",
+        jsontypes.text(raw, "metadata", "name"),
         entry_workspace(raw),
         tuple(sorted(secrets)),
     )
 
 
-def fingerprint(body: Mapping[str, Any]) -> str:
+def fingerprint(body: kube.KubeObject) -> str:
     """What a reconcile depends on; status and kopf's own annotations are left out, so the
     events our own writes cause do not trigger another reconcile."""
-    meta = body.get("metadata") or {}
-    annotations = meta.get("annotations") or {}
+    meta = jsontypes.obj(body, "metadata")
+    annotations = jsontypes.obj(meta, "annotations")
     essence = [
         body.get("spec"),
         body.get("sops"),
@@ -365,7 +364,7 @@ class Runtime:
     """Workspaces whose config Secret was read at start (one GET each, found or not)."""
     served_listed: bool = False
     """Every config Secret was read at start, with one list: no GET per workspace."""
-    listed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    listed: dict[str, kube.KubeObject] = field(default_factory=dict)
     """Workspace -> its config Secret as that list found it, until this operator first
     writes it: the read that write compares with (no GET per workspace at a cold start,
     and no write when it already holds what is wanted)."""
@@ -382,10 +381,9 @@ class Runtime:
             self._tls = httpx2.create_ssl_context()
         return self._tls
 
-    def index(self, name: str, key: Any) -> list[Any]:
-        """What index ``name`` holds under ``key``; resources parsed (one reconcile's view)."""
-        found = self.indexes.get(name, key)
-        return [s.load() if isinstance(s, Stored) else s for s in found]
+    def index(self, name: str, key: Hashable) -> list[Entry]:
+        """The resources index ``name`` holds under ``key``, parsed (one reconcile's view)."""
+        return [s.load() for s in self.indexes.resources[name].get(key)]
 
     def request(
         self, key: WorkKey, *, force: bool = False, urgent: bool = False, priority: int = ROUTINE
@@ -397,9 +395,9 @@ class Runtime:
         if self.waker is not None:
             self.waker(server)
 
-    def observe(self, body: Mapping[str, Any], *, deleted: bool) -> None:
+    def observe(self, body: kube.KubeObject, *, deleted: bool) -> None:
         """A watch event: request the reconciles it calls for, nothing when nothing changed."""
-        meta = body.get("metadata") or {}
+        meta = jsontypes.obj(body, "metadata")
         kind, ns, name = str(body.get("kind")), str(meta.get("namespace")), str(meta.get("name"))
         key = (kind, ns, name)
         before = self.seen.get(key)
@@ -426,13 +424,12 @@ class Runtime:
     def workspaces_using(self, secrets: Iterable[NsName]) -> set[str]:
         out: set[str] = set()
         for key in secrets:
-            out.update(str(ws) for ws in self.index("servers_by_secret", key))
+            out.update(str(ws) for ws in self.indexes.servers_by_secret.get(key))
         return out
 
 
-def entry_workspace(body: Mapping[str, Any]) -> str | None:
+def entry_workspace(body: kube.KubeObject) -> str | None:
     if body.get("kind") == "Workspace":
-        return str((body.get("metadata") or {}).get("name"))
-    spec = body.get("spec")
-    value = spec.get("workspace") if isinstance(spec, dict) else None
+        return jsontypes.text(body, "metadata", "name")
+    value = jsontypes.at(body, "spec", "workspace")
     return value if isinstance(value, str) else None

@@ -21,9 +21,8 @@ import secrets
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
-from mcpyard import errors, kube
+from mcpyard import errors, jsontypes, kube
 from mcpyard.compiler import config
 from mcpyard.crypto import unseal
 from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
@@ -44,12 +43,10 @@ class Decrypted:
     """identity -> sealed text (AES-GCM under the master key), stable between decryptions."""
 
 
-def fingerprint(body: Mapping[str, Any]) -> str:
+def fingerprint(body: kube.KubeObject) -> str:
     """What decryption depends on: the encrypted values and the sops block."""
-    spec = body.get("spec") or {}
-    return hashlib.sha256(
-        json.dumps([spec.get("stringData"), body.get("sops")], sort_keys=True, default=str).encode()
-    ).hexdigest()
+    essence = [jsontypes.at(body, "spec", "stringData"), body.get("sops")]
+    return hashlib.sha256(json.dumps(essence, sort_keys=True, default=str).encode()).hexdigest()
 
 
 async def load_or_create_master_key(client: kube.Client, settings: Settings) -> bytes:
@@ -58,9 +55,9 @@ async def load_or_create_master_key(client: kube.Client, settings: Settings) -> 
     for _ in range(3):
         current = await client.get("v1", "Secret", ns, name)
         if current is not None:
-            raw = (current.get("data") or {}).get(KEY_FILE)
+            raw = jsontypes.text(current, "data", KEY_FILE)
             try:
-                key = base64.b64decode(raw or "", validate=True)
+                key = base64.b64decode(raw, validate=True)
             except ValueError:
                 key = b""
             if len(key) != KEY_BYTES:
@@ -69,7 +66,7 @@ async def load_or_create_master_key(client: kube.Client, settings: Settings) -> 
                     "delete the Secret to let the operator create a new key"
                 )
             return key
-        body = {
+        body: kube.KubeObject = {
             "apiVersion": "v1",
             "kind": "Secret",
             "type": "Opaque",
@@ -131,8 +128,8 @@ class SecretStore:
             found, problem = None, f"cannot read Secret {ns}/{name} (HTTP {exc.status})"
         if found is None and problem is None:
             problem = f"no age identities: Secret {ns}/{name} does not exist"
-        for entry, value in sorted(((found or {}).get("data") or {}).items()):
-            if entry.endswith(AGE_SUFFIX):
+        for entry, value in sorted(jsontypes.obj(found, "data").items()):
+            if entry.endswith(AGE_SUFFIX) and isinstance(value, str):
                 try:
                     keys.append(base64.b64decode(value, validate=True).decode("utf-8"))
                 except (ValueError, UnicodeDecodeError):
@@ -142,9 +139,9 @@ class SecretStore:
         self._identities = (now, keys, problem)
         return keys, problem
 
-    async def sync(self, body: Mapping[str, Any], *, force: bool = False) -> Decrypted:
+    async def sync(self, body: kube.KubeObject, *, force: bool = False) -> Decrypted:
         """Decrypt ``body`` unless its content was decrypted before; never raises."""
-        meta = body.get("metadata") or {}
+        meta = jsontypes.obj(body, "metadata")
         key = (str(meta.get("namespace")), str(meta.get("name")))
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -159,7 +156,7 @@ class SecretStore:
             self._entries[key] = entry
             return entry
 
-    async def _decrypt(self, key: NsName, body: Mapping[str, Any], fp: str) -> Decrypted:
+    async def _decrypt(self, key: NsName, body: kube.KubeObject, fp: str) -> Decrypted:
         identities, problem = await self._age_identities()
         if problem is not None:
             return Decrypted(fp, failure=problem)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from mcpyard import kube
+from mcpyard import jsontypes, kube
 from mcpyard.crypto import tokens
 from mcpyard.operator._runtime import ROTATE_ANNOTATION, Entry, Runtime
 
@@ -27,9 +27,9 @@ def secret_name(member: str) -> str:
 
 
 def _token_of(secret: kube.KubeObject) -> str | None:
-    raw = (secret.get("data") or {}).get("token")
+    raw = jsontypes.text(secret, "data", "token")
     try:
-        token = base64.b64decode(raw or "", validate=True).decode("utf-8")
+        token = base64.b64decode(raw, validate=True).decode("utf-8")
     except (ValueError, UnicodeDecodeError):
         return None
     return token if tokens.is_well_formed(token) else None
@@ -37,28 +37,24 @@ def _token_of(secret: kube.KubeObject) -> str | None:
 
 async def ensure(rt: Runtime, member: Entry) -> str:
     """The hash of the member's minted token, minting (or rotating) it when needed."""
-    meta = member.body["metadata"]
-    ns, name, uid = member.namespace, member.name, str(meta.get("uid") or "")
-    rotation = str((meta.get("annotations") or {}).get(ROTATE_ANNOTATION) or "")
+    meta = jsontypes.obj(member.body, "metadata")
+    ns, name, uid = member.namespace, member.name, jsontypes.text(meta, "uid")
+    rotation = jsontypes.text(meta, "annotations", ROTATE_ANNOTATION)
     cached = rt.tokens.get((ns, name))
     if cached is not None and cached[1:] == (rotation, uid):
         return cached[0]
     sname = secret_name(name)
     current = await rt.client.get("v1", "Secret", ns, sname)
     if current is not None:
-        recorded = ((current.get("metadata") or {}).get("annotations") or {}).get(
-            ROTATE_ANNOTATION, ""
-        )
-        owners = {
-            r.get("uid") for r in (current.get("metadata") or {}).get("ownerReferences") or []
-        }
+        recorded = jsontypes.text(current, "metadata", "annotations", ROTATE_ANNOTATION)
+        owners = {r.get("uid") for r in jsontypes.objects(current, "metadata", "ownerReferences")}
         token = _token_of(current)
         if token is not None and recorded == rotation and uid in owners:
             token_hash = tokens.hash(token)
             rt.tokens[(ns, name)] = (token_hash, rotation, uid)
             return token_hash
     token = tokens.new()
-    desired = {
+    desired: kube.KubeObject = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",

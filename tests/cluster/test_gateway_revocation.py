@@ -48,7 +48,7 @@ def admin(apiserver: ApiServer, chart: Rendered) -> Iterator[kube.Client]:
     finally:  # the journey expects the operator's config Secrets only
         for secret in client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"}):
             name = str(secret["metadata"]["name"])
-            if name.startswith(("mcpyard-config-busy", "mcpyard-config-burst",
+            if name.startswith((kube.config_secret_name("busy"), kube.config_secret_name("burst"),
                                 kube.config_secret_name(WS))):
                 client.delete_sync("v1", "Secret", OPERATOR_NS, name)
         client.close()

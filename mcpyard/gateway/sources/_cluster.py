@@ -27,7 +27,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from mcpyard import errors, kube
+from mcpyard import errors, jsontypes, kube
 from mcpyard.compiler.config import SecretRef, WorkspaceConfig
 from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
 from mcpyard.gateway._runtime import Runtime, SecretState, digest_value
@@ -135,9 +135,9 @@ class ClusterSource:
                 if found is None:
                     problem = f"{where} does not exist yet (the chart or the operator makes it)"
                 else:
-                    raw = (found.get("data") or {}).get(KEY_FILE) or ""
+                    raw = jsontypes.text(found, "data", KEY_FILE)
                     try:
-                        key = base64.b64decode(str(raw), validate=True)
+                        key = base64.b64decode(raw, validate=True)
                     except (binascii.Error, ValueError):
                         key = b""
                     if len(key) == KEY_BYTES:
@@ -162,7 +162,7 @@ class ClusterSource:
                     items, version = await client.list_versioned(
                         "v1", "Secret", self.namespace, labels
                     )
-                    self._secrets = {str(i["metadata"]["name"]): i for i in items}
+                    self._secrets = {jsontypes.text(i, "metadata", "name"): i for i in items}
                     self._changed.set()
                     log.info("listed %d config Secrets in %s", len(items), self.namespace)
                 async for kind, obj in client.watch(
@@ -174,9 +174,9 @@ class ClusterSource:
                     timeout_seconds=self.watch_timeout,
                 ):
                     delay = MIN_BACKOFF
-                    meta = obj.get("metadata") or {}
-                    version = str(meta.get("resourceVersion") or "") or version
-                    name = str(meta.get("name") or "")
+                    meta = jsontypes.obj(obj, "metadata")
+                    version = jsontypes.text(meta, "resourceVersion") or version
+                    name = jsontypes.text(meta, "name")
                     if kind in ("ADDED", "MODIFIED") and name:
                         self._secrets[name] = obj
                     elif kind == "DELETED" and name in self._secrets:
@@ -201,9 +201,8 @@ class ClusterSource:
 
     def _parse(self, name: str, secret: kube.KubeObject) -> _Parsed:
         data = secret.get("data") or {}
-        meta = secret.get("metadata")
-        meta = meta if isinstance(meta, dict) else {}
-        version = str(meta.get("resourceVersion") or "")
+        meta = jsontypes.obj(secret, "metadata")
+        version = jsontypes.text(meta, "resourceVersion")
         known = self._parsed.get(name)
         if known is not None and version and known.version == version:
             return known
