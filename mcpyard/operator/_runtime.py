@@ -196,7 +196,8 @@ URGENT, ROUTINE, STATUS = 0, 1, 2
 """Reconcile priorities: a change to a resource already seen (an edit or a deletion: how
 access is removed) goes before routine work (a cold start's first sightings, resyncs,
 discovery results), and both before status patches (a workspace's statuses are written by a
-run of its own, once every configuration in front of it is out)."""
+run of its own, once every configuration in front of it is out: a status run starts only
+when no pressing run is queued or running)."""
 
 
 class Reconciler:
@@ -274,6 +275,12 @@ class Reconciler:
                 continue
             if key in self._running or self._queued.get(key) != priority:
                 continue  # an entry left behind by a promotion, or re-queued when done
+            if priority >= STATUS and not self.calm.is_set():
+                # Pressing work still runs on another worker (none is queued: it would have
+                # come first). A status waits until it is out, not only until it has started.
+                self._queue.put_nowait((priority, order, key))
+                await self.calm.wait()
+                continue
             del self._queued[key]
             self._running[key] = priority  # still counted as pressing while it runs
             force = key in self._force

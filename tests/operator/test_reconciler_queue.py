@@ -148,3 +148,25 @@ async def test_calm_once_only_statuses_are_left() -> None:
     finally:
         await reconciler.close()
     assert work.runs == [("status", "a"), ws("b")]
+
+
+async def test_a_status_waits_for_a_configuration_still_running_on_another_worker() -> None:
+    """With several workers a status run must not start beside a configuration run: started
+    first is not finished first (a cold-start CI run wrote a status before a configuration)."""
+    work = Recorder()
+    reconciler = Reconciler(work, workers=3)
+    try:
+        reconciler.request(ws("config"))
+        with anyio.fail_after(30):
+            await work.started.wait()  # one worker holds the configuration run
+        reconciler.request(("status", "a"), priority=STATUS)
+        reconciler.request(("status", "b"), priority=STATUS)
+        # Two workers are free; let them take what they may before the configuration ends.
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert work.runs == [ws("config")]
+        work.release.set()
+        await _drain(reconciler)
+    finally:
+        await reconciler.close()
+    assert work.runs == [ws("config"), ("status", "a"), ("status", "b")]
