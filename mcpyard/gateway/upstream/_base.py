@@ -17,7 +17,7 @@ carried ``Mcp-Session-Id``) is re-established and the request retried once, tran
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypedDict
 
 from mcpyard.compiler.config import SecretRef, ServerConfig
 from mcpyard.errors import UpstreamRPCError as UpstreamRPCError  # where clients import it
@@ -46,6 +46,14 @@ the server's process was started again: what it serves may have changed with it.
 # (server slug, JSON-RPC notification message) for notifications the upstream sends outside a
 # request, e.g. notifications/tools/list_changed.
 NotificationHandler = Callable[[str, JSONObject], Awaitable[None]]
+
+
+class Wiring(TypedDict):
+    """What every upstream client is given besides its server: the gateway's parts it uses
+    (a client's constructor takes them as keywords, ``**wiring: Unpack[Wiring]``)."""
+
+    secrets: SecretSource
+    on_notification: NotificationHandler
 
 
 class Relay(Protocol):

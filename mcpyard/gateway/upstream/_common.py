@@ -8,7 +8,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Hashable
-from typing import TypeVar, cast
+from typing import TypeVar, Unpack, cast
 
 from mcpyard import errors
 from mcpyard.compiler.config import SecretRef, ServerConfig
@@ -16,10 +16,9 @@ from mcpyard.gateway.services import _tracing
 from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
     RESTARTED,
-    NotificationHandler,
     Owner,
     Relay,
-    SecretSource,
+    Wiring,
 )
 from mcpyard.mcp import jsonrpc
 from mcpyard.mcp.jsonrpc import JSONObject
@@ -35,17 +34,11 @@ _ABOUT_A_REQUEST = frozenset({"notifications/progress", "notifications/message"}
 class UpstreamBase:
     """Health, tasks and notifications of one upstream; the transports subclass it."""
 
-    def __init__(
-        self,
-        server: ServerConfig,
-        *,
-        secrets: SecretSource,
-        on_notification: NotificationHandler,
-    ) -> None:
+    def __init__(self, server: ServerConfig, **wiring: Unpack[Wiring]) -> None:
         self.server = server
         self._slug = server.slug
-        self._secrets = secrets
-        self._on_notification = on_notification
+        self._secrets = wiring["secrets"]
+        self._on_notification = wiring["on_notification"]
         self._last_error: str | None = "not started"
         """None while the server serves; why not otherwise. The :class:`Handle` owns up/down
         (it reads this after each request); a client keeps no flag of its own."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Unpack
 
 import aiohttp
 
@@ -36,11 +37,10 @@ from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.gateway.upstream import _port, _process, _wire
 from mcpyard.gateway.upstream._base import (
-    NotificationHandler,
     Owner,
     Relay,
-    SecretSource,
     UpstreamRPCError,
+    Wiring,
 )
 from mcpyard.gateway.upstream._common import log
 from mcpyard.gateway.upstream._modern import _SUBSCRIPTION_METHODS, ModernEra
@@ -69,22 +69,16 @@ class StreamableHTTPUpstream(ModernEra):
     """The streamable HTTP client: the handshake era's sessions, and the 2026-07-28 era when
     the server speaks it (:class:`~mcpyard.gateway.upstream._modern.ModernEra`)."""
 
-    def __init__(
-        self,
-        server: ServerConfig,
-        *,
-        secrets: SecretSource,
-        on_notification: NotificationHandler,
-        workdir: Path | None = None,
-    ) -> None:
-        super().__init__(server, secrets=secrets, on_notification=on_notification)
+    def __init__(self, server: ServerConfig, *, workdir: Path | None = None,
+                 **wiring: Unpack[Wiring]) -> None:
+        super().__init__(server, **wiring)
         self._port: _port.PortWaiter | None = None
         self._member_streams: dict[Owner, asyncio.Task[None]] = {}
         """The GET streams of members' sessions (see the module docstring)."""
         if server.command:
             self._supervisor = _process.supervisor(
                 server,
-                secrets=secrets,
+                secrets=wiring["secrets"],
                 workdir=workdir,
                 stdio=False,
                 on_spawn=self._spawned,

@@ -4,7 +4,7 @@ free of URL queries and secrets."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Unpack
 
 import aiohttp
 from yarl import URL
@@ -12,7 +12,7 @@ from yarl import URL
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.gateway.upstream import _pool, _wire
-from mcpyard.gateway.upstream._base import NotificationHandler, SecretSource
+from mcpyard.gateway.upstream._base import Wiring
 from mcpyard.gateway.upstream._common import UpstreamBase
 
 
@@ -20,14 +20,8 @@ class HTTPUpstream(UpstreamBase):
     transport: ClassVar[str]
     """How a configuration error names the server's transport ("an sse server")."""
 
-    def __init__(
-        self,
-        server: ServerConfig,
-        *,
-        secrets: SecretSource,
-        on_notification: NotificationHandler,
-    ) -> None:
-        super().__init__(server, secrets=secrets, on_notification=on_notification)
+    def __init__(self, server: ServerConfig, **wiring: Unpack[Wiring]) -> None:
+        super().__init__(server, **wiring)
         if not server.url:
             raise ValueError(f"{server.slug}: {self.transport} needs a url")
         self._url = URL(server.url)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Unpack
 
 import aiohttp
 import orjson
@@ -21,11 +22,10 @@ from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
-    NotificationHandler,
     Owner,
     Relay,
-    SecretSource,
     UpstreamRPCError,
+    Wiring,
 )
 from mcpyard.gateway.upstream._common import log, quiet
 from mcpyard.gateway.upstream._httpbase import HTTPUpstream
@@ -52,14 +52,8 @@ class _Stream:
 class LegacySSEUpstream(HTTPUpstream):
     transport = "an sse server"
 
-    def __init__(
-        self,
-        server: ServerConfig,
-        *,
-        secrets: SecretSource,
-        on_notification: NotificationHandler,
-    ) -> None:
-        super().__init__(server, secrets=secrets, on_notification=on_notification)
+    def __init__(self, server: ServerConfig, **wiring: Unpack[Wiring]) -> None:
+        super().__init__(server, **wiring)
         self._streams: dict[Owner | None, tuple[_Stream, URL]] = {}
         self._ids = itertools.count(1)
 

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Unpack
 
 from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.gateway.upstream import _process, _wire
 from mcpyard.gateway.upstream._base import (
-    NotificationHandler,
     Owner,
     Relay,
-    SecretSource,
     UpstreamRPCError,
+    Wiring,
 )
 from mcpyard.gateway.upstream._common import UpstreamBase, log
 from mcpyard.mcp import correlator, protocol, stdio
@@ -34,18 +34,12 @@ from mcpyard.mcp.jsonrpc import JSONObject
 
 
 class StdioUpstream(UpstreamBase):
-    def __init__(
-        self,
-        server: ServerConfig,
-        *,
-        secrets: SecretSource,
-        on_notification: NotificationHandler,
-        workdir: Path | None = None,
-    ) -> None:
-        super().__init__(server, secrets=secrets, on_notification=on_notification)
+    def __init__(self, server: ServerConfig, *, workdir: Path | None = None,
+                 **wiring: Unpack[Wiring]) -> None:
+        super().__init__(server, **wiring)
         self._supervisor = _process.supervisor(
             server,
-            secrets=secrets,
+            secrets=wiring["secrets"],
             workdir=workdir,
             stdio=True,
             on_spawn=self._handshake,

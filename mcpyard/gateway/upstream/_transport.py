@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+from typing import Unpack
 
 import aiohttp
 import orjson
@@ -20,10 +21,9 @@ from mcpyard import errors
 from mcpyard.compiler.config import ServerConfig
 from mcpyard.gateway.upstream import _wire
 from mcpyard.gateway.upstream._base import (
-    NotificationHandler,
     Owner,
     Relay,
-    SecretSource,
+    Wiring,
 )
 from mcpyard.gateway.upstream._common import log
 from mcpyard.gateway.upstream._httpbase import HTTPUpstream
@@ -78,14 +78,8 @@ class HTTPTransport(HTTPUpstream):
 
     transport = "a streamable-http server"
 
-    def __init__(
-        self,
-        server: ServerConfig,
-        *,
-        secrets: SecretSource,
-        on_notification: NotificationHandler,
-    ) -> None:
-        super().__init__(server, secrets=secrets, on_notification=on_notification)
+    def __init__(self, server: ServerConfig, **wiring: Unpack[Wiring]) -> None:
+        super().__init__(server, **wiring)
         self._supervisor: process.Supervisor | None = None
         """The process of a hosted server the gateway spawns (None: a server elsewhere)."""
         self._sessions: dict[Owner | None, Session] = {}
