@@ -32,14 +32,19 @@ def _live(peer: Mapping[object, object], now: datetime) -> bool:
 
 
 def leads(peerings: list[Mapping[str, object]], priority: int, now: datetime) -> bool:
-    """True unless a live peer outranks ``priority`` or shares it with another live one."""
+    """True when this replica is in every peering object (a live peer of its ``priority``:
+    kopf's keep-alive writes it at start) and no live peer outranks it or shares its
+    priority. Until its own record shows, a replica does not know who else is starting: two
+    replicas started together would both write (one listing an empty peering each)."""
+    if not peerings:
+        return False
     for peering in peerings:
         status = peering.get("status") or {}
         peers = status.values() if isinstance(status, Mapping) else ()
         live = [p for p in peers if isinstance(p, Mapping) and _live(p, now)]
         if any(_priority(p) > priority for p in live):
             return False
-        if sum(1 for p in live if _priority(p) == priority) > 1:
+        if sum(1 for p in live if _priority(p) == priority) != 1:
             return False
     return True
 

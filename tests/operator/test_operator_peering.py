@@ -3,8 +3,10 @@ it stops, the other takes over."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from mcpyard.operator._peering import leads
 from tests.conftest import manifest
 from tests.operator.conftest import (
     OPERATOR_NS,
@@ -40,6 +42,24 @@ def _peers(cluster: Cluster) -> dict[str, Any]:
     return dict((found or {}).get("status") or {})
 
 
+def _peering(*peers: tuple[int, datetime]) -> dict[str, Any]:
+    return {"status": {f"peer-{i}": {"priority": priority, "lastseen": seen.isoformat(),
+                                     "lifetime": 60}
+                       for i, (priority, seen) in enumerate(peers)}}
+
+
+def test_a_replica_leads_once_it_is_in_the_peering_and_nobody_outranks_it() -> None:
+    now = datetime.now(UTC)
+    stale = now - timedelta(minutes=5)
+    assert not leads([], 10, now)  # no peering object: kopf waits for it, so does the writer
+    assert not leads([_peering()], 10, now)  # itself not written yet: others may be starting
+    assert leads([_peering((10, now))], 10, now)
+    assert leads([_peering((10, now), (100, stale))], 10, now)  # the higher one is dead
+    assert not leads([_peering((10, now), (100, now))], 10, now)
+    assert not leads([_peering((10, now), (10, now))], 10, now)  # a tie pauses both, as kopf
+    assert not leads([_peering((10, now)), _peering()], 10, now)  # every namespace's object
+
+
 def test_only_the_highest_priority_replica_writes(cluster: Cluster) -> None:
     cluster.seed_age_key()
     cluster.client.request(
@@ -68,6 +88,9 @@ def test_only_the_highest_priority_replica_writes(cluster: Cluster) -> None:
     first = cluster.start(
         peering="mcpyard", priority=100, user_agent="replica-a", resync_interval=1.0
     )
+    # The second replica starts while the first leads: once the first is in the peering
+    # (kopf's keep-alive writes it after the watches start; before, neither knows the other).
+    wait_for(lambda: len(_peers(cluster)) == 1, what="replica-a in the peering")
     cluster.start(
         peering="mcpyard", priority=10, user_agent="replica-b", wait=False, resync_interval=1.0
     )
