@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.jsontypes import JSONObject
 
 _SEP = "\x1f"
+_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -37,7 +39,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                     "itself); only commits that touched it are read.")
     log.add_argument("path", metavar="DIR|REPO", type=Path)
     log.add_argument("--since", metavar="DATE",
-                     help="only commits since DATE (what `git log --since` accepts)")
+                     help="only commits since DATE (what `git log --since` accepts; a bare "
+                          "YYYY-MM-DD is that day's start, UTC)")
     log.add_argument("--member", metavar="NAME",
                      help="only changes of this member (its name or its user)")
     log.add_argument("--workspace", metavar="W", help="only changes of this workspace")
@@ -93,6 +96,10 @@ class History:
 
     def commits(self, since: str | None) -> list[Commit]:
         fmt = _SEP.join(("%H", "%P", "%an <%ae>", "%aI", "%cI", "%s"))
+        if since is not None and _BARE_DATE.fullmatch(since):
+            # git reads a bare date at the current time of day; meant is the day's start
+            # (UTC, as `analytics --since` reads a date alone).
+            since += "T00:00:00+00:00"
         args = ["log", "--reverse", f"--format={fmt}", *([f"--since={since}"] if since else []),
                 "--", self.rel]
         out = []

@@ -232,3 +232,16 @@ def test_branch_commits_and_merges(tmp_path: Path, capsys: pytest.CaptureFixture
         == [(yan, ["yan"]), (pro, ["plan: free -> pro",
                                    "workspace rate limit: 60 -> 1200 requests/min"]),
             (merge, ["yan"])]
+
+
+def test_since_a_bare_date_is_that_days_start(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """git reads ``--since 2026-02-05`` at the current time of that day: a commit made that
+    morning came and went with the clock (this test's sibling failed after 10:00 UTC)."""
+    repo = Repo(tmp_path / "repo")
+    repo.write("w/eng.yaml", _ws("free"))
+    repo.commit("base", date="2026-02-04T23:59:59+00:00")
+    repo.write("w/zed.yaml", _member("zed"))
+    early = repo.commit("add zed", date="2026-02-05T00:00:01+00:00")
+    entries = _json(capsys, str(repo.path / "w"), "--since", "2026-02-05")
+    assert [e["commit"] for e in entries] == [early]
