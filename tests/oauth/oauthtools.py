@@ -220,5 +220,8 @@ class Person:
     async def callback_handler(self) -> AuthorizationCodeResult:
         with anyio.fail_after(60):
             await self._arrived.wait()
+        # The page is done with the callback before anyone uses it again: a goto while its
+        # navigation still loads is "interrupted by another navigation" (failed a CI run).
+        await self.page.wait_for_url(f"{self.callback}**", wait_until="load", timeout=60_000)
         assert self._result is not None
         return self._result
