@@ -23,6 +23,7 @@ import yaml
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
+from mcpyard import kube
 from tests.chart.helmrender import Rendered, render
 from tests.cluster.apiserver import ROOT, ApiServer, start
 from tests.conftest import DEMO_AGE_KEY
@@ -45,6 +46,22 @@ INSTALLED_KINDS = (
     "Secret",
 )
 T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def admin_client(apiserver: ApiServer, *workspaces: str) -> Iterator[kube.Client]:
+    """An admin client that deletes, when done, the config Secrets a test wrote for
+    ``workspaces`` (each name a prefix): the journey expects the operator's config Secrets only."""
+    client = apiserver.client()
+    prefixes = tuple(kube.config_secret_name(ws) for ws in workspaces)
+    try:
+        yield client
+    finally:
+        for secret in client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"}):
+            name = str(secret["metadata"]["name"])
+            if name.startswith(prefixes):
+                client.delete_sync("v1", "Secret", OPERATOR_NS, name)
+        client.close()
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 60.0, what: str = "condition") -> T:

@@ -25,6 +25,7 @@ from tests.cluster.conftest import (
     GATEWAY_SA,
     OPERATOR_NS,
     Process,
+    admin_client,
     call_tool,
     initialize,
     spawn_gateway,
@@ -47,12 +48,8 @@ def _config(*servers: str, bob: bool = True) -> WorkspaceConfig:
 
 @pytest.fixture
 def admin(apiserver: ApiServer, chart: Rendered) -> Iterator[kube.Client]:
-    client = apiserver.client()
-    try:
+    with admin_client(apiserver, WS) as client:
         yield client
-    finally:  # the journey expects the operator's config Secrets only
-        client.delete_sync("v1", "Secret", OPERATOR_NS, kube.config_secret_name(WS))
-        client.close()
 
 
 @pytest.fixture

@@ -19,7 +19,14 @@ from mcpyard.compiler.config import WorkspaceConfig
 from mcpyard.crypto import tokens
 from tests.chart.helmrender import Rendered
 from tests.cluster.apiserver import ApiServer
-from tests.cluster.conftest import GATEWAY_SA, OPERATOR_NS, initialize, spawn_gateway, wait_for
+from tests.cluster.conftest import (
+    GATEWAY_SA,
+    OPERATOR_NS,
+    admin_client,
+    initialize,
+    spawn_gateway,
+    wait_for,
+)
 from tests.gateway.gwtools import member, server, workspace
 from tests.proctools import free_port
 
@@ -42,16 +49,8 @@ def _busy(name: str, dead: str) -> dict[str, object]:
 
 @pytest.fixture
 def admin(apiserver: ApiServer, chart: Rendered) -> Iterator[kube.Client]:
-    client = apiserver.client()
-    try:
+    with admin_client(apiserver, "busy", "burst", WS) as client:
         yield client
-    finally:  # the journey expects the operator's config Secrets only
-        for secret in client.list_sync("v1", "Secret", OPERATOR_NS, {kube.CONFIG_LABEL: "true"}):
-            name = str(secret["metadata"]["name"])
-            if name.startswith((kube.config_secret_name("busy"), kube.config_secret_name("burst"),
-                                kube.config_secret_name(WS))):
-                client.delete_sync("v1", "Secret", OPERATOR_NS, name)
-        client.close()
 
 
 def _serving(base: str, count: int) -> bool:
