@@ -437,9 +437,6 @@ class Upstreams:
         if not task.cancelled() and task.exception() is not None:
             log.error("background task failed", exc_info=task.exception())
 
-    def background(self, coro: Coroutine[object, object, T]) -> asyncio.Task[T]:
-        return self.spawn(coro)
-
     async def close(self, handles: Iterable[Handle]) -> None:
         """Close ``handles`` and every handle ever started, and cancel the tasks left; leaves
         no process behind."""
