@@ -23,12 +23,12 @@ from typing import Generic, TypeVar
 
 from mcpyard import jsontypes, kube
 from mcpyard.api import v1alpha1
+from mcpyard.mcp.backoff import Backoff
 from mcpyard.operator._runtime import NsName, Stored, stored
 
 log = logging.getLogger("mcpyard.operator")
 
 PAGE = 500
-MIN_BACKOFF, MAX_BACKOFF = 0.5, 30.0
 MANAGED = {"app.kubernetes.io/managed-by": "mcpyard"}
 SERVER_LABEL = "mcpyard.io/server"
 KINDS: tuple[tuple[str, str, Mapping[str, str] | None], ...] = (
@@ -228,7 +228,7 @@ class Informers:
         self, api: str, kind: str, ns: str | None, labels: Mapping[str, str] | None
     ) -> None:
         version: str | None = None
-        delay = MIN_BACKOFF
+        delay = Backoff()
         first = True
         while True:
             try:
@@ -248,7 +248,7 @@ class Informers:
                     resource_version=version,
                     timeout_seconds=self._watch_timeout,
                 ):
-                    delay = MIN_BACKOFF
+                    delay.reset()
                     version = jsontypes.text(obj, "metadata", "resourceVersion") or version
                     if type_ in ("ADDED", "MODIFIED", "DELETED"):
                         obj.setdefault("apiVersion", api)
@@ -260,14 +260,13 @@ class Informers:
                     log.info("%s: resourceVersion expired (410 Gone), listing again", kind)
                     version = None
                     continue
-                log.warning("%s: %s; reconnecting in %.1fs", kind, exc, delay)
+                log.warning("%s: %s; reconnecting in %.1fs", kind, exc, delay.delay)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let a kind go unwatched
-                log.exception("%s: unexpected failure; listing again in %.1fs", kind, delay)
+                log.exception("%s: unexpected failure; listing again in %.1fs", kind, delay.delay)
                 version = None
-            await asyncio.sleep(delay)
-            delay = min(MAX_BACKOFF, delay * 2)
+            await delay.sleep()
 
 
 def query_labels(labels: Mapping[str, str] | None) -> dict[str, str]:

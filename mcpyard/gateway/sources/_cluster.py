@@ -32,11 +32,10 @@ from mcpyard.compiler.config import SecretRef, WorkspaceConfig
 from mcpyard.crypto.vault import KEY_BYTES, KEY_FILE, Vault
 from mcpyard.gateway._runtime import Runtime, SecretState, digest_value
 from mcpyard.gateway.services._metrics import Metrics
+from mcpyard.mcp.backoff import Backoff
 
 log = logging.getLogger("mcpyard.gateway")
 
-MIN_BACKOFF = 0.5
-MAX_BACKOFF = 30.0
 CHUNK = 25
 """Workspaces applied per step of a publication (see ``ClusterSource._publish``)."""
 
@@ -125,7 +124,7 @@ class ClusterSource:
     async def _master_key(self, client: kube.Client, runtime: Runtime) -> bytes:
         """The master key from its Secret; waits (with backoff) until it is there and good."""
         where = f"Secret {self.namespace}/{self.master_key_secret}"
-        delay = MIN_BACKOFF
+        delay = Backoff()
         while True:
             try:
                 found = await client.get("v1", "Secret", self.namespace, self.master_key_secret)
@@ -147,15 +146,14 @@ class ClusterSource:
             if runtime.reload_errors != [problem]:
                 log.warning("%s; retrying", problem)
                 runtime.note_problems([problem])
-            await asyncio.sleep(delay)
-            delay = min(MAX_BACKOFF, delay * 2)
+            await delay.sleep()
 
     # -- list, then watch ---------------------------------------------------------------------
 
     async def _follow(self, client: kube.Client, runtime: Runtime, metrics: Metrics) -> None:
         labels = {kube.CONFIG_LABEL: "true"}
         version: str | None = None
-        delay = MIN_BACKOFF
+        delay = Backoff()
         while True:
             try:
                 if version is None:
@@ -173,7 +171,7 @@ class ClusterSource:
                     resource_version=version,
                     timeout_seconds=self.watch_timeout,
                 ):
-                    delay = MIN_BACKOFF
+                    delay.reset()
                     meta = jsontypes.obj(obj, "metadata")
                     version = jsontypes.text(meta, "resourceVersion") or version
                     name = jsontypes.text(meta, "name")
@@ -190,12 +188,12 @@ class ClusterSource:
                     log.info("config Secrets: resourceVersion expired (410 Gone), listing again")
                     version = None
                     continue
-                log.warning("config Secrets: %s; reconnecting in %.1fs", exc, delay)
+                log.warning("config Secrets: %s; reconnecting in %.1fs", exc, delay.delay)
             except Exception:  # never let the source die: the gateway would serve stale config
-                log.exception("config Secrets: unexpected failure; listing again in %.1fs", delay)
+                log.exception("config Secrets: unexpected failure; listing again in %.1fs",
+                              delay.delay)
                 version = None
-            await asyncio.sleep(delay)
-            delay = min(MAX_BACKOFF, delay * 2)
+            await delay.sleep()
 
     # -- from Secrets to the runtime ----------------------------------------------------------
 
